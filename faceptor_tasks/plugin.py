@@ -1,0 +1,16 @@
+"""The ``faceptor`` entry point of the built-in tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from faceptor_core.hookspecs import hookimpl
+from faceptor_core.spec import TaskSpec
+
+from .builtin import builtin_tasks
+
+
+@hookimpl
+def register_tasks(register: Callable[[TaskSpec], None]) -> None:
+    for spec in builtin_tasks():
+        register(spec)
