@@ -1,2 +1,34 @@
-"""Faceptor: one shared encoder for every face task; tasks come from plugins."""
+"""Faceptor: one shared encoder for every face task; tasks come from plugins.
+
+>>> import faceptor_core
+>>> model = faceptor_core.build(tasks=["landmarks_300w", "age_morph2"], encoder="vit_t16")
+>>> results = model.predict(images)  # {"landmarks_300w": LandmarkPrediction, "age_morph2": AgePrediction}
+"""
+
 __version__ = "0.1.0"
+
+from .build import build, from_config, load  # noqa: E402
+from .checkpoint import CheckpointError  # noqa: E402
+from .hookspecs import hookimpl  # noqa: E402
+from .model.base import FaceptorBase, WeightsMismatchError  # noqa: E402
+from .model.config import DecoderConfig, EncoderConfig, ModelConfig, NaiveConfig  # noqa: E402
+from .model.faceptor import Faceptor  # noqa: E402
+from .model.naive import NaiveFaceptor  # noqa: E402
+from .registry import (  # noqa: E402
+    DuplicateTaskError,
+    PluginInfo,
+    TaskNotFoundError,
+    TaskRegistry,
+    default_registry,
+    get_task,
+    list_plugins,
+    list_tasks,
+)
+from .spec import TaskHead, TaskSpec  # noqa: E402
+
+__all__ = [
+    "CheckpointError", "DecoderConfig", "DuplicateTaskError", "EncoderConfig", "Faceptor", "FaceptorBase",
+    "ModelConfig", "NaiveConfig", "NaiveFaceptor", "PluginInfo", "TaskHead", "TaskNotFoundError",
+    "TaskRegistry", "TaskSpec", "WeightsMismatchError", "__version__", "build", "default_registry",
+    "from_config", "get_task", "hookimpl", "list_plugins", "list_tasks", "load",
+]

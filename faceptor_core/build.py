@@ -1,0 +1,102 @@
+"""``build`` and ``load``: the entry points that turn task names or a checkpoint into a model."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from .checkpoint import WEIGHTS, read_manifest, read_weights
+from .model.base import FaceptorBase
+from .model.config import DecoderConfig, EncoderConfig, ModelConfig, NaiveConfig
+from .model.faceptor import Faceptor
+from .model.naive import NaiveFaceptor
+from .registry import TaskRegistry, default_registry
+from .spec import TaskHead, TaskSpec
+
+VARIANTS = {"faceptor": Faceptor, "naive": NaiveFaceptor}
+
+
+def from_config(config: ModelConfig, registry: TaskRegistry | None = None) -> FaceptorBase:
+    """Instantiate the model a config describes (random weights)."""
+    model = VARIANTS[config.variant](config)
+    _attach_decoders(model, registry)
+    return model
+
+
+def _attach_decoders(model: FaceptorBase, registry: TaskRegistry | None) -> None:
+    reg = registry or default_registry()
+    known = set(reg.task_names())
+    for name in model.task_names:
+        if name in known:
+            spec = reg.get_task(name)
+            if spec.decode is not None:
+                model.decoders[name] = spec.decode
+
+
+def build(
+    tasks: Sequence[str | TaskSpec],
+    variant: str = "faceptor",
+    encoder: str | EncoderConfig = "farl_vit_b16",
+    input_sizes: int | Mapping[str, int] | None = None,
+    decoder: DecoderConfig | Mapping | None = None,
+    memory_layers: Sequence[int] = (-1,),
+    naive: NaiveConfig | Mapping | None = None,
+    encoder_weights: str | os.PathLike | None = None,
+    registry: TaskRegistry | None = None,
+) -> FaceptorBase:
+    """Build a model for ``tasks`` (registered names or TaskSpecs).
+
+    ``input_sizes`` overrides each task's input size: one int for every task, or ``{task: size}``.
+    ``memory_layers`` are the encoder layers of Layer-Attention (-1 = last; Stage 1 default).
+    ``encoder_weights`` loads a pretrained encoder (timm or OpenAI-CLIP/FaRL layout).
+    """
+    if isinstance(tasks, (str, TaskSpec)):
+        tasks = [tasks]
+    if not tasks:
+        raise ValueError("build() needs at least one task")
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose one of {sorted(VARIANTS)}")
+    reg = registry or default_registry()
+    heads: list[TaskHead] = []
+    for t in tasks:
+        spec = t if isinstance(t, TaskSpec) else reg.get_task(t)
+        head = spec.head_config()
+        size = input_sizes if isinstance(input_sizes, int) else (input_sizes or {}).get(spec.name)
+        if size is not None:
+            head = head.model_copy(update={"input_size": int(size)})
+        heads.append(head)
+    if isinstance(input_sizes, Mapping):
+        unknown = sorted(set(input_sizes) - {h.name for h in heads})
+        if unknown:
+            raise ValueError(f"input_sizes names tasks that are not built: {unknown}")
+    enc = encoder if isinstance(encoder, EncoderConfig) else EncoderConfig(name=encoder)
+    config = ModelConfig(
+        variant=variant,
+        encoder=enc,
+        decoder=DecoderConfig.model_validate(decoder or {}),
+        naive=NaiveConfig.model_validate(naive or {}),
+        memory_layers=tuple(memory_layers),
+        tasks=tuple(heads),
+    )
+    model = VARIANTS[variant](config)
+    for t in tasks:
+        if isinstance(t, TaskSpec) and t.decode is not None:
+            model.decoders[t.name] = t.decode
+    _attach_decoders(model, registry)
+    if encoder_weights is not None:
+        from .pretrained import load_encoder_weights
+
+        load_encoder_weights(model.encoder, encoder_weights)
+    return model
+
+
+def load(
+    directory: str | os.PathLike, map_location: str = "cpu", registry: TaskRegistry | None = None
+) -> FaceptorBase:
+    """Rebuild a model saved with ``save_pretrained`` (structure from the manifest, weights from safetensors)."""
+    config, _ = read_manifest(directory)
+    model = from_config(config, registry)
+    state = read_weights(Path(directory) / WEIGHTS)
+    model.load_weights(state, strict=True)
+    return model.to(map_location)

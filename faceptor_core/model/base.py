@@ -1,0 +1,245 @@
+"""What every Faceptor model shares: input handling, size groups, prediction, parameters, weights I/O.
+
+A forward pass runs the encoder once per input size for all requested tasks. Work is described by
+*jobs*: a job is (input size, tasks, image rows); inference has one job per size covering every image,
+multi-task training one job per task covering that task's rows of the concatenated batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import predictions as P
+from ..registry import TaskNotFoundError
+from ..spec import TaskHead
+from .config import ModelConfig
+from .decode import expected_age, age_distribution, normalised_to_pixels, soft_argmax, upsample_logits
+from .encoder import ViTEncoder
+
+Images = torch.Tensor | np.ndarray | Sequence[np.ndarray] | Mapping[int, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Job:
+    """Decode ``tasks`` for rows ``rows`` (a slice of the size group's batch) of input size ``size``."""
+
+    size: int
+    tasks: tuple[TaskHead, ...]
+    rows: slice
+
+
+class WeightsMismatchError(RuntimeError):
+    """Weights that do not fit the model; the message names tasks and keys."""
+
+
+def to_float_images(images: torch.Tensor | np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
+    """uint8 / float images (``B x 3 x H x W``, ``B x H x W x 3``, ``H x W x 3`` or a list) -> float [0, 1]."""
+    if isinstance(images, (list, tuple)):
+        arrays = [np.asarray(a) for a in images]
+        if len({a.shape for a in arrays}) != 1:
+            raise ValueError(f"images in one batch must share a size, got {sorted({a.shape for a in arrays})}")
+        images = np.stack(arrays)
+    if isinstance(images, np.ndarray):
+        if images.ndim == 3:
+            images = images[None]
+        if images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"numpy images must be (B x) H x W x 3, got shape {images.shape}")
+        images = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a tensor, a numpy array or a list of arrays, got {type(images).__name__}")
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must be B x 3 x H x W, got shape {tuple(images.shape)}")
+    if images.dtype == torch.uint8:
+        return images.float() / 255.0
+    return images.float() if not images.is_floating_point() else images
+
+
+def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize a ``B x 3 x H x W`` batch to ``size x size`` (bilinear, antialiased when shrinking)."""
+    if images.shape[-2:] == (size, size):
+        return images
+    shrink = images.shape[-1] > size or images.shape[-2] > size
+    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink)
+
+
+class FaceptorBase(nn.Module):
+    """Shared machinery of :class:`Faceptor` and :class:`NaiveFaceptor`."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = ViTEncoder(config.encoder)
+        self.register_buffer("pixel_mean", torch.tensor(config.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(config.std).view(1, 3, 1, 1), persistent=False)
+        self.decoders: dict[str, Callable] = {}
+
+    # -- tasks ---------------------------------------------------------------------------------------
+    @property
+    def tasks(self) -> dict[str, TaskHead]:
+        return {t.name: t for t in self.config.tasks}
+
+    @property
+    def task_names(self) -> list[str]:
+        return [t.name for t in self.config.tasks]
+
+    def select(self, tasks: str | Sequence[str] | None) -> list[TaskHead]:
+        known = self.tasks
+        if tasks is None:
+            return list(known.values())
+        names = [tasks] if isinstance(tasks, str) else list(tasks)
+        out = []
+        for name in names:
+            if name not in known:
+                raise TaskNotFoundError(name, known)
+            out.append(known[name])
+        return out
+
+    @staticmethod
+    def size_groups(heads: Sequence[TaskHead]) -> dict[int, list[TaskHead]]:
+        groups: dict[int, list[TaskHead]] = {}
+        for h in heads:
+            groups.setdefault(h.input_size, []).append(h)
+        return groups
+
+    # -- forward -------------------------------------------------------------------------------------
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        return (images - self.pixel_mean) / self.pixel_std
+
+    def encode(self, batches: Mapping[int, torch.Tensor]) -> dict[int, list[torch.Tensor]]:
+        """One encoder pass per input size: ``{size: [B x C x S x S] * depth}``."""
+        return {size: self.encoder(self.normalise(x)) for size, x in batches.items()}
+
+    def prepare(self, images: Images, sizes: Sequence[int]) -> dict[int, torch.Tensor]:
+        """Images (any size, resized per group) or ``{size: batch}`` -> ``{size: float batch}``."""
+        if isinstance(images, Mapping):
+            missing = sorted(set(sizes) - set(images))
+            if missing:
+                raise ValueError(f"no batch given for input size(s) {missing}; got sizes {sorted(images)}")
+            out = {}
+            for s in sizes:
+                x = to_float_images(images[s])
+                if x.shape[-2:] != (s, s):
+                    raise ValueError(f"batch for input size {s} has shape {tuple(x.shape)}")
+                out[s] = x
+            return out
+        x = to_float_images(images).to(self.pixel_mean.device)
+        return {s: resize_images(x, s) for s in sizes}
+
+    def forward(self, images: Images, tasks: str | Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """Raw outputs of ``tasks`` (default: all) for every image of the batch."""
+        groups = self.size_groups(self.select(tasks))
+        batches = self.prepare(images, list(groups))
+        feats = self.encode(batches)
+        jobs = [Job(size, tuple(heads), slice(None)) for size, heads in groups.items()]
+        return self.run_jobs(feats, jobs)
+
+    def forward_multitask(
+        self, batches: Mapping[int, torch.Tensor], rows: Mapping[str, slice]
+    ) -> dict[str, torch.Tensor]:
+        """Training pass: ``batches`` concatenates each size group's task batches; task ``t``'s output
+        covers only ``rows[t]`` of its group. One encoder pass per size, one decoder pass in all."""
+        heads = self.select(list(rows))
+        sizes = sorted({h.input_size for h in heads})
+        feats = self.encode(self.prepare(batches, sizes))
+        jobs = [Job(h.input_size, (h,), rows[h.name]) for h in heads]
+        return self.run_jobs(feats, jobs)
+
+    def run_jobs(self, feats: dict[int, list[torch.Tensor]], jobs: Sequence[Job]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    # -- prediction ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, images: Images, tasks: str | Sequence[str] | None = None) -> dict[str, P.Prediction]:
+        """Decoded predictions in the geometry of the given images (eval mode, no gradients)."""
+        was_training = self.training
+        self.eval()
+        try:
+            if isinstance(images, Mapping):
+                raise TypeError("predict takes images of one size; use forward() for pre-sized batches")
+            x = to_float_images(images).to(self.pixel_mean.device)
+            raw = self(x, tasks)
+        finally:
+            self.train(was_training)
+        h, w = x.shape[-2:]
+        return {name: self.decode(name, out, (h, w)) for name, out in raw.items()}
+
+    def decode(self, task: str, raw: torch.Tensor, image_hw: tuple[int, int]) -> P.Prediction:
+        """Decode one task's raw output for images of size ``image_hw``."""
+        if task in self.decoders:
+            return self.decoders[task](raw, image_hw)
+        head = self.tasks[task]
+        h, w = image_hw
+        kind = head.output
+        if kind == "landmarks":
+            return P.LandmarkPrediction(task, normalised_to_pixels(soft_argmax(raw), h, w))
+        if kind == "segmentation":
+            return P.ParsingPrediction(task, upsample_logits(raw, h, w).argmax(dim=1), head.label_names)
+        if kind == "age_distribution":
+            return P.AgePrediction(task, expected_age(raw), age_distribution(raw))
+        if kind == "classification":
+            return P.ClassificationPrediction(task, raw.float().softmax(dim=-1), head.label_names)
+        if kind == "multilabel":
+            return P.MultilabelPrediction(task, raw.float().sigmoid(), head.label_names)
+        if kind == "regression":
+            return P.RegressionPrediction(task, raw.float(), head.label_names)
+        if kind == "embedding":
+            return P.EmbeddingPrediction(task, F.normalize(raw.float(), dim=-1))
+        raise ValueError(f"task {task!r}: no decoder for output kind {kind!r}")
+
+    # -- parameters and weights ----------------------------------------------------------------------
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        """Parameters of the model (training-only ones, like a margin classifier, live in the losses)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def task_of_key(self, key: str) -> str | None:
+        """The task a state-dict key belongs to, or ``None`` for shared parameters."""
+        raise NotImplementedError
+
+    def load_weights(self, state: Mapping[str, torch.Tensor], strict: bool = True) -> list[str]:
+        """Load a state dict; on mismatch, name the missing and unexpected tasks (and other keys).
+
+        Returns the list of keys left out when ``strict=False``.
+        """
+        own = self.state_dict()
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        shapes = [
+            f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+            for k in own
+            if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+        ]
+        problems = []
+        missing_tasks = sorted({t for k in missing if (t := self.task_of_key(k))})
+        unexpected_tasks = sorted({t for k in unexpected if (t := self.task_of_key(k))})
+        if missing_tasks:
+            problems.append(f"tasks missing from the weights: {', '.join(missing_tasks)}")
+        if unexpected_tasks:
+            problems.append(f"tasks in the weights but not in the model: {', '.join(unexpected_tasks)}")
+        other_missing = [k for k in missing if not self.task_of_key(k)]
+        other_unexpected = [k for k in unexpected if not self.task_of_key(k)]
+        if other_missing:
+            problems.append(f"missing keys: {', '.join(other_missing[:10])}" + (" ..." if len(other_missing) > 10 else ""))
+        if other_unexpected:
+            problems.append(
+                f"unexpected keys: {', '.join(other_unexpected[:10])}" + (" ..." if len(other_unexpected) > 10 else "")
+            )
+        if shapes:
+            problems.append("shape mismatches: " + "; ".join(shapes[:10]))
+        if shapes or (strict and problems):
+            raise WeightsMismatchError("weights do not fit this model: " + " | ".join(problems))
+        self.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+        return missing + unexpected
+
+    def save_pretrained(self, directory) -> None:
+        """Write ``model.safetensors`` and the ``faceptor.json`` manifest."""
+        from ..checkpoint import save_pretrained
+
+        save_pretrained(self, directory)

@@ -1,0 +1,79 @@
+"""Pydantic configuration of a model: enough to rebuild it exactly from a checkpoint manifest."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..spec import TaskHead
+
+#: OpenAI-CLIP normalisation, used by FaRL.
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+class EncoderConfig(BaseModel):
+    """A ViT encoder: a preset name (``farl_vit_b16``, ``vit_s16``, ``vit_t16``) or any timm ViT name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "farl_vit_b16"
+    drop_path_rate: float = Field(default=0.2, ge=0.0, lt=1.0)
+    pos_grid: int = Field(default=32, ge=1, description="Side of the trained position-embedding grid.")
+
+
+class DecoderConfig(BaseModel):
+    """The transformer decoder (reference: 256 hidden, 8 heads, FFN 2048, 9 layers, post-norm)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hidden_dim: int = Field(default=256, ge=8)
+    num_heads: int = Field(default=8, ge=1)
+    ffn_dim: int = Field(default=2048, ge=8)
+    num_layers: int = Field(default=9, ge=1)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> DecoderConfig:
+        if self.hidden_dim % self.num_heads:
+            raise ValueError(f"hidden_dim {self.hidden_dim} is not divisible by num_heads {self.num_heads}")
+        return self
+
+
+class NaiveConfig(BaseModel):
+    """Naive Faceptor's standardized heads (reference layer choices, 0-based)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    attribute_layers: tuple[int, ...] = (5, 7, 9, 11)
+    attribute_channels: int = 128
+    dense_layers: tuple[int, ...] = (3, 5, 7, 11)
+    dense_channels: int = 512
+
+
+class ModelConfig(BaseModel):
+    """Everything that decides a model's structure."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    variant: Literal["faceptor", "naive"] = "faceptor"
+    encoder: EncoderConfig = Field(default_factory=EncoderConfig)
+    decoder: DecoderConfig = Field(default_factory=DecoderConfig)
+    naive: NaiveConfig = Field(default_factory=NaiveConfig)
+    memory_layers: tuple[int, ...] = Field(
+        default=(-1,), description="Encoder layers the decoder attends to (Layer-Attention); -1 = last."
+    )
+    tasks: tuple[TaskHead, ...]
+    mean: tuple[float, float, float] = CLIP_MEAN
+    std: tuple[float, float, float] = CLIP_STD
+
+    @model_validator(mode="after")
+    def _unique_tasks(self) -> ModelConfig:
+        names = [t.name for t in self.tasks]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"tasks listed twice: {dupes}")
+        if not names:
+            raise ValueError("a model needs at least one task")
+        return self

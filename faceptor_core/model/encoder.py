@@ -1,0 +1,101 @@
+"""The shared ViT encoder: a timm VisionTransformer that returns every block's output as B x C x S x S.
+
+Position embeddings follow the reference: a trained ``pos_grid x pos_grid`` table (32 x 32 for
+FaRL at 512 px), resized at run time to the actual token grid with bicubic interpolation and no antialias.
+"""
+
+from __future__ import annotations
+
+import timm
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from .config import EncoderConfig
+
+
+class EncoderPreset(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    timm_name: str
+    kwargs: dict = {}
+    clip_proj_dim: int = 0  # CLIP's ln_post + proj, kept (frozen, unused) for checkpoint parity
+
+
+_CLIP = "vit_base_patch16_clip_quickgelu_224"
+PRESETS: dict[str, EncoderPreset] = {
+    "farl_vit_b16": EncoderPreset(timm_name=_CLIP, clip_proj_dim=512),
+    "vit_s16": EncoderPreset(timm_name=_CLIP, kwargs={"embed_dim": 384, "num_heads": 6}),
+    "vit_t16": EncoderPreset(timm_name=_CLIP, kwargs={"embed_dim": 192, "num_heads": 3}),
+}
+
+
+def resize_pos_grid(pos: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Resize a ``1 x (G*G) x C`` grid of position embeddings to ``size`` (bicubic, no antialias)."""
+    n, c = pos.shape[-2:]
+    g = int(round(n**0.5))
+    if g * g != n:
+        raise ValueError(f"position grid of {n} tokens is not square")
+    h, w = (size, size) if isinstance(size, int) else size
+    if (h, w) == (g, g):
+        return pos
+    grid = pos.reshape(1, g, g, c).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid.float(), size=(h, w), mode="bicubic", align_corners=False, antialias=False)
+    return grid.permute(0, 2, 3, 1).reshape(1, h * w, c).to(pos.dtype)
+
+
+class ViTEncoder(nn.Module):
+    """Patch embedding, position embedding, pre-norm and the transformer blocks of a timm ViT."""
+
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.config = config
+        preset = PRESETS.get(config.name, EncoderPreset(timm_name=config.name))
+        vit = timm.create_model(
+            preset.timm_name,
+            pretrained=False,
+            num_classes=0,
+            drop_path_rate=config.drop_path_rate,
+            **{"img_size": config.pos_grid * 16, **preset.kwargs},
+        )
+        if getattr(vit, "cls_token", None) is None or getattr(vit, "reg_token", None) is not None:
+            raise ValueError(f"encoder {config.name!r}: only ViTs with a class token and no registers")
+        if getattr(vit, "no_embed_class", False):
+            raise ValueError(f"encoder {config.name!r}: position embeddings must include the class token")
+        self.patch_size = vit.patch_embed.patch_size[0]
+        if vit.patch_embed.patch_size[0] * config.pos_grid != vit.patch_embed.img_size[0]:
+            vit = timm.create_model(
+                preset.timm_name, pretrained=False, num_classes=0, drop_path_rate=config.drop_path_rate,
+                **{**preset.kwargs, "img_size": config.pos_grid * self.patch_size},
+            )
+        self.patch_embed = vit.patch_embed.proj
+        self.cls_token = vit.cls_token
+        self.pos_embed = vit.pos_embed
+        self.norm_pre = vit.norm_pre
+        self.blocks = vit.blocks
+        self.embed_dim: int = vit.embed_dim
+        self.depth = len(vit.blocks)
+        self.ln_post: nn.Module | None = None
+        self.proj: nn.Linear | None = None
+        if preset.clip_proj_dim:
+            self.ln_post = vit.norm
+            self.proj = nn.Linear(self.embed_dim, preset.clip_proj_dim, bias=False)
+            for p in (*self.ln_post.parameters(), *self.proj.parameters()):
+                p.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor, layers: int | None = None) -> list[torch.Tensor]:
+        """``B x 3 x H x W`` normalised images -> the outputs of the first ``layers`` blocks (default all)."""
+        if x.shape[-1] % self.patch_size or x.shape[-2] % self.patch_size:
+            raise ValueError(f"input {tuple(x.shape[-2:])} is not a multiple of the patch size {self.patch_size}")
+        tokens = self.patch_embed(x)
+        b, c, h, w = tokens.shape
+        tokens = tokens.flatten(2).transpose(1, 2)
+        pos = torch.cat((self.pos_embed[:, :1], resize_pos_grid(self.pos_embed[:, 1:], (h, w))), dim=1)
+        tokens = torch.cat((self.cls_token.expand(b, -1, -1), tokens), dim=1) + pos
+        tokens = self.norm_pre(tokens)
+        outs = []
+        for block in self.blocks[: layers or self.depth]:
+            tokens = block(tokens)
+            outs.append(tokens[:, 1:].transpose(1, 2).reshape(b, c, h, w))
+        return outs

@@ -1,0 +1,218 @@
+"""Faceptor: shared encoder, dual decoder (transformer decoder + pixel decoder), task queries,
+Layer-Attention and the value / map / feature interpreters.
+
+All requested tasks' queries are decoded in one batched decoder pass: every job's queries become rows,
+padded to a common length, with a block-diagonal self-attention mask so that tasks never see each
+other, and padded memory masked out of the cross-attention.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ..spec import TaskHead
+from .base import FaceptorBase, Job
+from .config import ModelConfig
+from .interpreters import FeatureInterpreter, MapInterpreter, ValueInterpreter
+from .layer_attention import LayerAttention
+from .pixel_decoder import PixelDecoder
+from .queries import TaskQueries
+from .transformer_decoder import TransformerDecoder
+
+
+def resolve_layers(layers: Sequence[int], depth: int) -> list[int]:
+    out = []
+    for layer in layers:
+        idx = layer + depth if layer < 0 else layer
+        if not 0 <= idx < depth:
+            raise ValueError(f"encoder layer {layer} out of range for an encoder of depth {depth}")
+        if idx not in out:
+            out.append(idx)
+    return out
+
+
+class Faceptor(FaceptorBase):
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        dim = config.decoder.hidden_dim
+        depth = self.encoder.depth
+        self.last_layer = depth - 1
+        layers = resolve_layers(config.memory_layers, depth)
+        if self.last_layer not in layers:
+            raise ValueError(f"memory_layers must include the last encoder layer ({self.last_layer})")
+        layers = [self.last_layer] + [x for x in layers if x != self.last_layer]
+        self.layer_attention = LayerAttention(self.encoder.embed_dim, dim, layers)
+        self.decoder = TransformerDecoder(config.decoder)
+        self.queries = nn.ModuleDict()
+        self.pixel_decoder: PixelDecoder | None = None
+        self.map_interpreter: MapInterpreter | None = None
+        self.value_interpreter: ValueInterpreter | None = None
+        self.feature_interpreter: FeatureInterpreter | None = None
+        for head in config.tasks:
+            self._add_head_modules(head)
+
+    def _add_head_modules(self, head: TaskHead) -> None:
+        dim = self.config.decoder.hidden_dim
+        if head.head == "identity":
+            if self.feature_interpreter is None:
+                self.feature_interpreter = FeatureInterpreter(self.encoder.embed_dim, head.embedding_dim)
+            elif self.feature_interpreter.bn2.num_features != head.embedding_dim:
+                raise ValueError(
+                    f"task {head.name!r}: identity tasks share one feature interpreter of dimension "
+                    f"{self.feature_interpreter.bn2.num_features}, got embedding_dim {head.embedding_dim}"
+                )
+            return
+        self.queries[head.name] = TaskQueries(head.num_queries, dim)
+        if head.head == "dense" and self.pixel_decoder is None:
+            self.pixel_decoder = PixelDecoder(dim)
+            self.map_interpreter = MapInterpreter(dim)
+        if head.head == "attribute" and self.value_interpreter is None:
+            self.value_interpreter = ValueInterpreter(dim)
+
+    def add_task(self, head: TaskHead) -> list[str]:
+        """Add a task (for prompt tuning); returns the names of the new parameters."""
+        if head.name in self.tasks:
+            raise ValueError(f"the model already has a task {head.name!r}")
+        before = set(dict(self.named_parameters()))
+        self._add_head_modules(head)
+        self.config = self.config.model_copy(update={"tasks": (*self.config.tasks, head)})
+        device = self.pixel_mean.device
+        self.to(device)
+        return [n for n in dict(self.named_parameters()) if n not in before]
+
+    def add_memory_layers(self, layers: Sequence[int]) -> list[str]:
+        """Stage 2: add Layer-Attention layers; returns the names of the new parameters."""
+        new = resolve_layers(layers, self.encoder.depth)
+        before = set(dict(self.named_parameters()))
+        self.layer_attention.add_layers(new)
+        self.layer_attention.to(self.pixel_mean.device)
+        self.config = self.config.model_copy(update={"memory_layers": tuple(self.layer_attention.layers)})
+        return [n for n in dict(self.named_parameters()) if n not in before]
+
+    @staticmethod
+    def task_of_key(key: str) -> str | None:
+        if key.startswith("queries."):
+            return key.split(".")[1]
+        return None
+
+    # -- decoding ------------------------------------------------------------------------------------
+    def run_jobs(
+        self, feats: dict[int, list[torch.Tensor]], jobs: Sequence[Job], need_weights: bool = False
+    ) -> dict[str, torch.Tensor]:
+        out, _ = self._run(feats, jobs, need_weights)
+        return out
+
+    def _run(self, feats, jobs, need_weights):
+        out: dict[str, torch.Tensor] = {}
+        projected: dict[int, torch.Tensor] = {}
+        memory: dict[int, tuple[torch.Tensor, torch.Tensor, list]] = {}
+        pixels: dict[int, torch.Tensor] = {}
+        identity_cache: dict[tuple[int, int | None, int | None], torch.Tensor] = {}
+        dec_jobs: list[tuple[Job, list[TaskHead]]] = []
+        for job in jobs:
+            f = feats[job.size]
+            for head in job.tasks:
+                if head.head == "identity":
+                    key = (job.size, job.rows.start, job.rows.stop)
+                    if key not in identity_cache:
+                        identity_cache[key] = self.feature_interpreter(f[-1][job.rows])
+                    out[head.name] = identity_cache[key]
+            heads = [h for h in job.tasks if h.head != "identity"]
+            if not heads:
+                continue
+            if job.size not in projected:
+                projected[job.size] = self.layer_attention.project(f[-1], self.last_layer)
+                memory[job.size] = self.layer_attention(f, projected[job.size])
+            dec_jobs.append((job, heads))
+        if not dec_jobs:
+            return out, None
+        rows, weights = self._decode(memory, dec_jobs, need_weights)
+        for (job, heads), q_out in zip(dec_jobs, rows, strict=True):
+            start = 0
+            for head in heads:
+                q = q_out[:, start : start + head.num_queries]
+                start += head.num_queries
+                if head.head == "attribute":
+                    out[head.name] = self.value_interpreter(q)
+                else:
+                    if job.size not in pixels:
+                        pixels[job.size] = self.pixel_decoder(projected[job.size])
+                    out[head.name] = self.map_interpreter(q, pixels[job.size][job.rows])
+        return out, (weights, memory, dec_jobs)
+
+    def _decode(self, memory, dec_jobs, need_weights):
+        """One decoder pass over all jobs; returns each job's ``B_j x Q_j x D`` query outputs."""
+        mems, poss, tgts, qposs, counts = [], [], [], [], []
+        for job, heads in dec_jobs:
+            mem, pos, _ = memory[job.size]
+            mem = mem[job.rows]
+            qf = torch.cat([self.queries[h.name].feat for h in heads])
+            qp = torch.cat([self.queries[h.name].pos for h in heads])
+            b = mem.shape[0]
+            mems.append(mem)
+            poss.append(pos.expand(b, -1, -1))
+            tgts.append(qf.unsqueeze(0).expand(b, -1, -1))
+            qposs.append(qp.unsqueeze(0).expand(b, -1, -1))
+            counts.append([h.num_queries for h in heads])
+        q_max = max(t.shape[1] for t in tgts)
+        l_max = max(m.shape[1] for m in mems)
+        single = len(dec_jobs) == 1
+        self_masks, mem_masks = [], []
+        for tgt, mem, cnt in zip(tgts, mems, counts, strict=True):
+            self_masks.append(_block_mask(cnt, q_max, tgt.device).expand(tgt.shape[0], -1, -1))
+            mm = torch.zeros(mem.shape[0], l_max, dtype=torch.bool, device=mem.device)
+            mm[:, : mem.shape[1]] = True
+            mem_masks.append(mm)
+        if single:
+            self_mask = None if len(counts[0]) == 1 else self_masks[0][:1].unsqueeze(1)
+            memory_mask = None
+            tgt, qpos, mem, pos = tgts[0], qposs[0], mems[0], poss[0][:1]
+        else:
+            tgt = torch.cat([_pad(t, q_max) for t in tgts])
+            qpos = torch.cat([_pad(t, q_max) for t in qposs])
+            mem = torch.cat([_pad(m, l_max) for m in mems])
+            pos = torch.cat([_pad(p, l_max) for p in poss])
+            self_mask = torch.cat(self_masks).unsqueeze(1)
+            memory_mask = torch.cat(mem_masks)[:, None, None, :]
+        hs, weights = self.decoder(tgt, mem, pos, qpos, self_mask, memory_mask, need_weights)
+        outs, start = [], 0
+        for t in tgts:
+            b, q = t.shape[:2]
+            outs.append(hs[start : start + b, :q])
+            start += b
+        return outs, weights
+
+    @torch.no_grad()
+    def layer_preference(self, images, task: str) -> dict[int, float]:
+        """Mean cross-attention mass the task's queries put on each memory layer (sums to 1)."""
+        head = self.select(task)[0]
+        if head.head == "identity":
+            raise ValueError(f"task {task!r} bypasses the decoder: it has no layer preference")
+        was_training = self.training
+        self.eval()
+        try:
+            batches = self.prepare(images, [head.input_size])
+            feats = self.encode(batches)
+            _, (weights, memory, _) = self._run(feats, [Job(head.input_size, (head,), slice(None))], True)
+        finally:
+            self.train(was_training)
+        w = torch.stack(weights).mean(dim=(0, 1, 2))  # over layers, batch, queries -> L
+        spans = memory[head.input_size][2]
+        return {layer: float(w[s:e].sum()) for layer, s, e in spans}
+
+
+def _pad(x: torch.Tensor, n: int) -> torch.Tensor:
+    if x.shape[1] == n:
+        return x
+    return torch.cat([x, x.new_zeros(x.shape[0], n - x.shape[1], *x.shape[2:])], dim=1)
+
+
+def _block_mask(counts: Sequence[int], total: int, device) -> torch.Tensor:
+    """``1 x total x total`` bool mask: queries attend within their task; padding attends to itself."""
+    ids = torch.repeat_interleave(torch.arange(len(counts), device=device), torch.tensor(counts, device=device))
+    pad = total - ids.numel()
+    ids = torch.cat([ids, torch.arange(len(counts), len(counts) + pad, device=device)])
+    return (ids[:, None] == ids[None, :]).unsqueeze(0)

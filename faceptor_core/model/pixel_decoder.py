@@ -1,0 +1,29 @@
+"""The pixel decoder of the dual decoder: last-layer features upsampled x4 to per-pixel embeddings."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channel dimension of a ``B x C x H x W`` tensor."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class PixelDecoder(nn.Module):
+    """ConvT(k2, s2) -> channel LayerNorm -> GELU -> ConvT(k2, s2): ``S x S`` -> ``4S x 4S``."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.up1 = nn.ConvTranspose2d(dim, dim, kernel_size=2, stride=2)
+        self.norm = LayerNorm2d(dim)
+        self.up2 = nn.ConvTranspose2d(dim, dim, kernel_size=2, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.up2(F.gelu(self.norm(self.up1(x))))
