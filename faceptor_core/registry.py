@@ -61,6 +61,7 @@ class PluginInfo:
     version: str = ""
     tasks: list[str] = field(default_factory=list)
     error: str | None = None
+    traceback: str | None = None
     disabled: bool = False
 
     @property
@@ -94,7 +95,7 @@ class TaskRegistry:
         self._plugins: dict[str, PluginInfo] = {}
         self._tasks: dict[str, TaskSpec] = {}
         self._owner: dict[str, str] = {}
-        self._conflicts: dict[str, list[str]] = {}
+        self._conflicts: dict[str, list[DuplicateTaskError]] = {}
         self._dirty = True
 
     # -- plugins -------------------------------------------------------------------------------------
@@ -125,7 +126,7 @@ class TaskRegistry:
                 self.pm.register(obj, name=ep.name)
             except Exception as exc:  # a broken plugin must not break the others
                 info.error = f"failed to load {ep.value!r}: {_format_error(exc)}"
-                info.traceback = traceback.format_exc()  # type: ignore[attr-defined]
+                info.traceback = traceback.format_exc()
         self._dirty = True
 
     def register_plugin(self, plugin: Any, name: str | None = None) -> str:
@@ -165,23 +166,29 @@ class TaskRegistry:
             pname = impl.plugin_name
             info = self._plugins.setdefault(pname, PluginInfo(name=pname))
             pending: dict[str, TaskSpec] = {}
+            errors: list[str] = []
 
-            def register(spec: TaskSpec | dict, _pname: str = pname, _pending: dict = pending) -> None:
+            def register(
+                spec: TaskSpec | dict, _pname: str = pname, _pending: dict = pending, _errors: list = errors
+            ) -> None:
                 if isinstance(spec, dict):
                     spec = TaskSpec(**spec)
                 if not isinstance(spec, TaskSpec):
                     raise PluginRegistrationError(f"register() takes a TaskSpec, got {type(spec).__name__}")
                 if spec.name in self._owner or spec.name in _pending:
-                    other = self._owner.get(spec.name, _pname)
-                    raise DuplicateTaskError(spec.name, other, _pname)
+                    # record the clash, keep going: the plugin's other tasks are not lost
+                    err = DuplicateTaskError(spec.name, self._owner.get(spec.name, _pname), _pname)
+                    self._conflicts.setdefault(spec.name, []).append(err)
+                    _errors.append(str(err))
+                    return
                 _pending[spec.name] = spec
 
             try:
                 impl.function(register=register)
             except Exception as exc:  # report the plugin by name, keep the others
-                info.error = f"failed to register tasks: {_format_error(exc)}"
-                if isinstance(exc, DuplicateTaskError):
-                    self._conflicts.setdefault(exc.task, []).append(str(exc))
+                errors.append(f"failed to register tasks: {_format_error(exc)}")
+            if errors:
+                info.error = "; ".join(errors)
             # tasks registered before a failure stay: nothing is silently lost
             for tname, spec in pending.items():
                 self._tasks[tname] = spec
@@ -209,7 +216,7 @@ class TaskRegistry:
     def get_task(self, name: str) -> TaskSpec:
         self._collect()
         if name in self._conflicts:
-            raise DuplicateTaskError("; ".join(self._conflicts[name]))
+            raise self._conflicts[name][0]
         try:
             return self._tasks[name]
         except KeyError:

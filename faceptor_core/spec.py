@@ -89,11 +89,9 @@ class TaskSpec(BaseModel):
             raise ValueError(f"{self.head} tasks need num_queries >= 1")
         if self.label_names and self.head != "identity":
             n_labels = len(self.label_names)
-            if self.output in ("classification", "multilabel", "segmentation", "regression", "landmarks"):
-                if n_labels != self.num_queries:
-                    raise ValueError(
-                        f"label_names has {n_labels} entries but num_queries is {self.num_queries}"
-                    )
+            per_query = ("classification", "multilabel", "segmentation", "regression", "landmarks")
+            if self.output in per_query and n_labels != self.num_queries:
+                raise ValueError(f"label_names has {n_labels} entries but num_queries is {self.num_queries}")
         if self.flip_permutation is not None:
             perm = self.flip_permutation
             if sorted(perm) != list(range(self.num_queries)):

@@ -19,7 +19,7 @@ from .. import predictions as P
 from ..registry import TaskNotFoundError
 from ..spec import TaskHead
 from .config import ModelConfig
-from .decode import expected_age, age_distribution, normalised_to_pixels, soft_argmax, upsample_logits
+from .decode import age_distribution, expected_age, normalised_to_pixels, soft_argmax, upsample_logits
 from .encoder import ViTEncoder
 
 Images = torch.Tensor | np.ndarray | Sequence[np.ndarray] | Mapping[int, torch.Tensor]
@@ -68,6 +68,10 @@ def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
         return images
     shrink = images.shape[-1] > size or images.shape[-2] > size
     return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink)
+
+
+def _some(keys: Sequence[str], n: int = 10) -> str:
+    return ", ".join(keys[:n]) + (f" ... ({len(keys)} in all)" if len(keys) > n else "")
 
 
 class FaceptorBase(nn.Module):
@@ -226,11 +230,9 @@ class FaceptorBase(nn.Module):
         other_missing = [k for k in missing if not self.task_of_key(k)]
         other_unexpected = [k for k in unexpected if not self.task_of_key(k)]
         if other_missing:
-            problems.append(f"missing keys: {', '.join(other_missing[:10])}" + (" ..." if len(other_missing) > 10 else ""))
+            problems.append(f"missing keys: {_some(other_missing)}")
         if other_unexpected:
-            problems.append(
-                f"unexpected keys: {', '.join(other_unexpected[:10])}" + (" ..." if len(other_unexpected) > 10 else "")
-            )
+            problems.append(f"unexpected keys: {_some(other_unexpected)}")
         if shapes:
             problems.append("shape mismatches: " + "; ".join(shapes[:10]))
         if shapes or (strict and problems):

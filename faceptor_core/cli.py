@@ -1,0 +1,85 @@
+"""The ``faceptor`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .registry import default_registry
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    specs = default_registry().list_tasks()
+    reg = default_registry()
+    rows = [("task", "family", "head", "output", "queries", "size", "plugin")]
+    for s in specs:
+        rows.append((s.name, s.family, s.head, s.output, str(s.num_queries), str(s.input_size), reg.owner(s.name)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    status = 0
+    for p in default_registry().list_plugins():
+        where = f" ({p.distribution} {p.version})" if p.distribution else ""
+        if p.disabled:
+            print(f"{p.name}{where}: disabled by FACEPTOR_DISABLE_PLUGINS")
+        elif p.error:
+            status = 1
+            print(f"{p.name}{where}: BROKEN: {p.error}")
+        else:
+            print(f"{p.name}{where}: {len(p.tasks)} tasks: {', '.join(p.tasks)}")
+    return status
+
+
+COMMANDS = {
+    "tasks": (cmd_tasks, "list the registered tasks"),
+    "plugins": (cmd_plugins, "list plugins, their tasks, and broken plugins with their errors"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="faceptor", description="Faceptor: one model for face perception.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (func, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_)
+        p.set_defaults(func=func)
+    _add_optional_commands(sub)
+    return parser
+
+
+COMMAND_MODULES = (
+    "faceptor_core.train.commands",
+    "faceptor_tasks.synthfaces.commands",
+    "faceptor_core.interop.commands",
+)
+
+
+def _add_optional_commands(sub) -> None:
+    """Commands that live in their own modules (training, SynthFaces, interop)."""
+    from importlib import import_module
+
+    for module in COMMAND_MODULES:
+        try:
+            mod = import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name and module.startswith(exc.name):
+                continue
+            raise
+        mod.add_commands(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

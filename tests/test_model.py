@@ -1,0 +1,193 @@
+"""Model behaviour: batched decoding, size groups, parameter counts, weights I/O, Layer-Attention."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import faceptor_core
+from faceptor_core import TaskNotFoundError, WeightsMismatchError
+from faceptor_core.model.config import EncoderConfig
+from faceptor_core.model.encoder import ViTEncoder, resize_pos_grid
+from tests.conftest import tiny_build
+
+PAPER_TASKS = ["landmarks_300w", "parsing_celebamask_hq", "age_morph2", "expression_rafdb",
+               "attributes_celeba", "recognition_ms1mv3"]
+
+
+@pytest.fixture(scope="module")
+def paper_model():
+    return tiny_build(PAPER_TASKS).eval()
+
+
+def test_paper_parameter_counts():
+    faceptor = faceptor_core.build(PAPER_TASKS)
+    assert abs(faceptor.num_parameters() / 1e6 - 103.2) <= 0.1
+    del faceptor
+    naive = faceptor_core.build(PAPER_TASKS, variant="naive")
+    assert abs(naive.num_parameters() / 1e6 - 178.9) / 178.9 <= 0.02
+
+
+def test_one_batched_pass_equals_each_task_alone(paper_model, images):
+    together = paper_model(images)
+    assert set(together) == set(PAPER_TASKS)
+    for task in PAPER_TASKS:
+        torch.testing.assert_close(paper_model(images, [task])[task], together[task], atol=1e-5, rtol=1e-5)
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.sets(st.sampled_from(PAPER_TASKS), min_size=1))
+def test_any_subset_decodes_like_each_task_alone(paper_model, subset):
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(2, 3, 40, 40, generator=g)
+    out = paper_model(x, sorted(subset))
+    assert set(out) == subset
+    for task in subset:
+        torch.testing.assert_close(paper_model(x, [task])[task], out[task], atol=1e-5, rtol=1e-5)
+
+
+def test_one_encoder_pass_per_input_size(paper_model, images, monkeypatch):
+    calls = []
+    original = paper_model.encoder.forward
+
+    def counting(x, layers=None):
+        calls.append(tuple(x.shape[-2:]))
+        return original(x, layers)
+
+    monkeypatch.setattr(paper_model.encoder, "forward", counting)
+    decoder_calls = []
+    original_dec = paper_model.decoder.forward
+    monkeypatch.setattr(
+        paper_model.decoder, "forward", lambda *a, **k: decoder_calls.append(1) or original_dec(*a, **k)
+    )
+    paper_model(images)
+    assert sorted(calls) == [(32, 32), (64, 64)]
+    assert len(decoder_calls) == 1
+
+
+def test_mapping_input_matches_resized_input(paper_model, images):
+    from faceptor_core.model.base import resize_images
+
+    direct = paper_model(images)
+    mapped = paper_model({32: resize_images(images, 32), 64: resize_images(images, 64)})
+    for task in PAPER_TASKS:
+        torch.testing.assert_close(mapped[task], direct[task])
+    with pytest.raises(ValueError, match="no batch given for input size"):
+        paper_model({32: resize_images(images, 32)})
+
+
+def test_forward_multitask_rows_match_full_batch(paper_model, images):
+    full = paper_model(images)
+    from faceptor_core.model.base import resize_images
+
+    x32, x64 = resize_images(images, 32), resize_images(images, 64)
+    rows = {"age_morph2": slice(0, 1), "expression_rafdb": slice(1, 2), "recognition_ms1mv3": slice(0, 2),
+            "landmarks_300w": slice(1, 2), "parsing_celebamask_hq": slice(0, 1), "attributes_celeba": slice(0, 2)}
+    out = paper_model.forward_multitask({32: x32, 64: x64}, rows)
+    for task, r in rows.items():
+        torch.testing.assert_close(out[task], full[task][r], atol=1e-5, rtol=1e-5)
+
+
+def test_unknown_task_in_forward(paper_model, images):
+    with pytest.raises(TaskNotFoundError, match="age_morph2"):
+        paper_model(images, ["age_morph"])
+
+
+def test_predict_accepts_numpy_uint8(paper_model):
+    import numpy as np
+
+    arr = (np.random.default_rng(0).random((2, 50, 60, 3)) * 255).astype(np.uint8)
+    pred = paper_model.predict(arr)
+    assert pred["parsing_celebamask_hq"].labels.shape == (2, 50, 60)
+    assert pred["landmarks_300w"].points.shape == (2, 68, 2)
+    age = pred["age_morph2"].age
+    assert ((age >= 0) & (age <= 100)).all()
+    torch.testing.assert_close(pred["expression_rafdb"].probabilities.sum(-1), torch.ones(2))
+
+
+def test_predict_in_image_geometry(paper_model, images):
+    """Landmarks come back in the pixel frame of the image given, whatever its size."""
+    small = paper_model.predict(images)["landmarks_300w"].points
+    big = paper_model.predict(torch.nn.functional.interpolate(images, scale_factor=2, mode="nearest"))
+    # same content at twice the size (resized to the same network input): coordinates scale by 2 (+0.5 shift)
+    torch.testing.assert_close(big["landmarks_300w"].points, (small + 0.5) * 2 - 0.5, atol=0.15, rtol=0)
+
+
+def test_load_into_model_with_other_tasks_names_them(tmp_path):
+    a = tiny_build(["age_morph2", "expression_rafdb"])
+    b = tiny_build(["age_morph2", "attributes_celeba"])
+    with pytest.raises(WeightsMismatchError) as info:
+        b.load_weights(a.state_dict())
+    msg = str(info.value)
+    assert "attributes_celeba" in msg and "expression_rafdb" in msg
+    left = b.load_weights(a.state_dict(), strict=False)
+    assert any("expression_rafdb" in k for k in left)
+    torch.testing.assert_close(b.queries["age_morph2"].feat, a.queries["age_morph2"].feat)
+
+
+def test_manifest_and_corrupt_checkpoint(tmp_path):
+    model = tiny_build(["age_morph2"])
+    model.save_pretrained(tmp_path)
+    manifest = json.loads((tmp_path / "faceptor.json").read_text())
+    assert manifest["config"]["tasks"][0]["name"] == "age_morph2"
+    assert manifest["library_version"] == faceptor_core.__version__
+    (tmp_path / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(faceptor_core.CheckpointError, match="model.safetensors"):
+        faceptor_core.load(tmp_path)
+    (tmp_path / "faceptor.json").write_text("{broken")
+    with pytest.raises(faceptor_core.CheckpointError, match="faceptor.json"):
+        faceptor_core.load(tmp_path)
+
+
+def test_encoder_returns_every_block_as_maps():
+    enc = ViTEncoder(EncoderConfig(name="vit_t16", drop_path_rate=0.0))
+    feats = enc(torch.rand(1, 3, 48, 32))
+    assert len(feats) == 12
+    assert all(f.shape == (1, 192, 3, 2) for f in feats)
+
+
+def test_position_grid_resize_is_bicubic_without_antialias():
+    pos = torch.randn(1, 32 * 32, 8)
+    out = resize_pos_grid(pos, 7)
+    grid = pos.reshape(1, 32, 32, 8).permute(0, 3, 1, 2)
+    ref = torch.nn.functional.interpolate(grid, size=(7, 7), mode="bicubic", align_corners=False)
+    torch.testing.assert_close(out, ref.permute(0, 2, 3, 1).reshape(1, 49, 8))
+    assert resize_pos_grid(pos, 32) is pos
+
+
+def test_stage2_layer_attention_and_preference(images):
+    model = tiny_build(["expression_rafdb", "landmarks_300w"])
+    new = model.add_memory_layers([1, 3, 5, 7, 9])
+    assert sorted(new) == sorted(
+        [f"layer_attention.proj.{i}.{p}" for i in (1, 3, 5, 7, 9) for p in ("weight", "bias")]
+        + [f"layer_attention.level_embed.{i}" for i in (1, 3, 5, 7, 9)]
+    )
+    assert model.config.memory_layers == (11, 1, 3, 5, 7, 9)
+    pref = model.layer_preference(images, "expression_rafdb")
+    assert list(pref) == [11, 1, 3, 5, 7, 9]
+    assert abs(sum(pref.values()) - 1) < 1e-5
+    out = model(images)
+    assert out["landmarks_300w"].shape[1] == 68
+
+
+def test_add_task_for_prompt_tuning(images):
+    model = tiny_build(["age_morph2"])
+    spec = faceptor_core.get_task("expression_rafdb")
+    names = model.add_task(spec.head_config().model_copy(update={"input_size": 32}))
+    assert names == ["queries.expression_rafdb.feat", "queries.expression_rafdb.pos"]
+    assert model(images)["expression_rafdb"].shape == (2, 7)
+    with pytest.raises(ValueError, match="already has"):
+        model.add_task(spec.head_config())
+
+
+def test_naive_add_task_and_key_ownership(images):
+    model = tiny_build(["age_morph2"], variant="naive")
+    names = model.add_task(faceptor_core.get_task("expression_rafdb").head_config().model_copy(
+        update={"input_size": 32}))
+    assert all(n.startswith("heads.expression.") for n in names)
+    assert model.task_of_key("heads.age.classifiers.age_morph2.weight") == "age_morph2"
+    assert model(images)["expression_rafdb"].shape == (2, 7)
