@@ -92,11 +92,21 @@ def build(
 
 
 def load(
-    directory: str | os.PathLike, map_location: str = "cpu", registry: TaskRegistry | None = None
+    directory: str | os.PathLike,
+    map_location: str = "cpu",
+    registry: TaskRegistry | None = None,
+    addons: Sequence[str | os.PathLike] = (),
 ) -> FaceptorBase:
-    """Rebuild a model saved with ``save_pretrained`` (structure from the manifest, weights from safetensors)."""
+    """Rebuild a model saved with ``save_pretrained`` (structure from the manifest, weights from safetensors),
+    then add the tasks of any prompt-tuning ``addons`` on top."""
     config, _ = read_manifest(directory)
     model = from_config(config, registry)
     state = read_weights(Path(directory) / WEIGHTS)
     model.load_weights(state, strict=True)
+    if addons:
+        from .train.addons import load_addon
+
+        for addon in addons:
+            load_addon(model, addon, base_dir=directory)
+        _attach_decoders(model, registry)
     return model.to(map_location)

@@ -1,0 +1,25 @@
+"""Per-size collation: one concatenated image batch per input size, and each task's rows in it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+
+def group_by_size(
+    images: Mapping[str, torch.Tensor], sizes: Mapping[str, int]
+) -> tuple[dict[int, torch.Tensor], dict[str, slice]]:
+    """``{task: B_t x 3 x S x S}`` -> ``({S: concatenated batch}, {task: its rows})``."""
+    parts: dict[int, list[torch.Tensor]] = {}
+    rows: dict[str, slice] = {}
+    offsets: dict[int, int] = {}
+    for task, batch in images.items():
+        size = sizes[task]
+        if tuple(batch.shape[-2:]) != (size, size):
+            raise ValueError(f"task {task!r}: batch has shape {tuple(batch.shape)}, expected images of {size} px")
+        start = offsets.get(size, 0)
+        rows[task] = slice(start, start + batch.shape[0])
+        offsets[size] = start + batch.shape[0]
+        parts.setdefault(size, []).append(batch)
+    return {s: torch.cat(p) if len(p) > 1 else p[0] for s, p in parts.items()}, rows

@@ -1,0 +1,122 @@
+"""Run configuration: pydantic models loaded from YAML; unknown keys and wrong types name the field path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..model.config import DecoderConfig, NaiveConfig
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSection(_Strict):
+    variant: Literal["faceptor", "naive"] = "faceptor"
+    encoder: str = "vit_t16"
+    drop_path_rate: float = Field(default=0.1, ge=0, lt=1)
+    decoder: DecoderConfig = Field(default_factory=DecoderConfig)
+    naive: NaiveConfig = Field(default_factory=NaiveConfig)
+    memory_layers: list[int] = Field(default_factory=lambda: [-1])
+    input_size: int | None = Field(default=None, ge=16, description="One input size for every task.")
+    input_sizes: dict[str, int] = Field(default_factory=dict)
+    encoder_weights: str | None = None
+
+
+class TaskEntry(_Strict):
+    name: str
+    root: str | None = None
+    batch_size: int = Field(default=16, ge=1)
+    loss_weight: float | None = Field(default=None, gt=0, description="Overrides the task's default weight.")
+    train_split: str = "train"
+    eval_split: str = "test"
+    eval_limit: int | None = Field(default=None, ge=1, description="Evaluate on the first N items only.")
+    train_limit: int | None = Field(default=None, ge=1, description="Train on the first N items only.")
+
+
+class OptimizerSection(_Strict):
+    lr: float = Field(default=5e-5, gt=0)
+    weight_decay: float = Field(default=0.05, ge=0)
+    head_lr_multiplier: float = Field(default=10.0, gt=0, description="Decoder, interpreters, queries, losses.")
+    grad_clip: float | None = Field(default=5.0, gt=0)
+
+
+class ScheduleSection(_Strict):
+    steps: int = Field(default=1000, ge=1)
+    warmup_steps: int = Field(default=100, ge=0)
+    warmup_start_lr: float = Field(default=1e-6, ge=0)
+
+
+class TrainSection(_Strict):
+    """What trains. ``full``: everything (Stage 1, multi-task, auxiliary). ``layer_attention``: Stage 2 on a
+    frozen model: new Layer-Attention layers (+ the tasks' queries). ``prompt``: only new tasks' queries."""
+
+    mode: Literal["full", "layer_attention", "prompt"] = "full"
+    add_memory_layers: list[int] = Field(default_factory=list)
+    train_queries: bool = True
+
+
+class RunConfig(_Strict):
+    output_dir: str = "runs/faceptor"
+    seed: int = 0
+    model: ModelSection = Field(default_factory=ModelSection)
+    init_from: str | None = Field(default=None, description="Checkpoint directory to start from.")
+    tasks: list[TaskEntry]
+    type_weights: dict[str, float] = Field(default_factory=dict)
+    main_task: str | None = Field(default=None, description="Model selection and report use this task.")
+    optimizer: OptimizerSection = Field(default_factory=OptimizerSection)
+    schedule: ScheduleSection = Field(default_factory=ScheduleSection)
+    train: TrainSection = Field(default_factory=TrainSection)
+    eval_every: int = Field(default=500, ge=1)
+    checkpoint_every: int = Field(default=500, ge=1)
+    log_every: int = Field(default=10, ge=1)
+    eval_batch_size: int = Field(default=32, ge=1)
+    num_workers: int = Field(default=0, ge=0)
+    progress: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> RunConfig:
+        names = [t.name for t in self.tasks]
+        if not names:
+            raise ValueError("tasks: at least one task is needed")
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"tasks: listed twice: {dupes}")
+        if self.main_task is not None and self.main_task not in names:
+            raise ValueError(f"main_task {self.main_task!r} is not one of the tasks {names}")
+        if self.train.mode != "full" and self.init_from is None:
+            raise ValueError(f"train.mode {self.train.mode!r} needs init_from (a trained checkpoint)")
+        return self
+
+
+class ConfigError(ValueError):
+    """A run configuration that cannot be used; names the file and the field path."""
+
+
+def load_run_config(path: str | os.PathLike, overrides: dict | None = None) -> RunConfig:
+    """Read a YAML run configuration; errors name the file and each bad field's path."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    data.update(overrides or {})
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            lines.append(f"  {loc}: {err['msg']}")
+        raise ConfigError(f"{path}: invalid run configuration:\n" + "\n".join(lines)) from None
