@@ -1,0 +1,179 @@
+"""CLI commands for training and using models: train, eval, predict, tune, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from ..registry import default_registry
+
+
+def _parse_pairs(values: list[str] | None, what: str) -> dict[str, str]:
+    out = {}
+    for v in values or []:
+        if "=" not in v:
+            raise SystemExit(f"{what} takes TASK=VALUE, got {v!r}")
+        k, val = v.split("=", 1)
+        out[k] = val
+    return out
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import ConfigError, load_run_config
+    from .engine import Trainer
+
+    overrides = {}
+    for item in args.set or []:
+        key, _, value = item.partition("=")
+        overrides[key] = yaml.safe_load(value)
+    try:
+        cfg = load_run_config(args.config, overrides)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    trainer = Trainer(cfg, resume=args.resume)
+    results = trainer.fit()
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+def _load_model(checkpoint: str, addons: list[str] | None):
+    from ..build import load
+
+    return load(checkpoint, addons=addons or ())
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_task
+
+    model = _load_model(args.checkpoint, args.addon)
+    roots = _parse_pairs(args.root, "--root")
+    tasks = args.tasks or model.task_names
+    reg = default_registry()
+    results = {}
+    for name in tasks:
+        spec = reg.get_task(name)
+        results[name] = evaluate_task(model, spec, roots.get(name), args.split, args.batch_size, args.limit,
+                                      progress=True)
+        print(f"{name}: " + ", ".join(f"{k}={v:.4f}" for k, v in results[name].items()))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def read_image(path: Path) -> np.ndarray:
+    """An RGB uint8 array; a clear error naming the file when it cannot be decoded."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such image") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"{path}: cannot decode image ({exc})") from exc
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..viz import prediction_card
+
+    model = _load_model(args.checkpoint, args.addon)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    status = 0
+    for path in map(Path, args.images):
+        try:
+            image = read_image(path)
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        with torch.inference_mode():
+            preds = model.predict(image, args.tasks)
+        record = {"image": str(path), "size": list(image.shape[:2]),
+                  "tasks": {name: p.item(0) for name, p in preds.items() if not args.no_embeddings
+                            or name not in {n for n, h in model.tasks.items() if h.head == "identity"}}}
+        (out / f"{path.stem}.json").write_text(json.dumps(record, indent=1))
+        scale = max(1, 256 // max(image.shape[:2]))
+        prediction_card(image, preds, scale=scale).save(out / f"{path.stem}.png")
+        print(f"{path} -> {out / (path.stem + '.json')}, {out / (path.stem + '.png')}")
+    return status
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from .engine import Trainer
+    from .prompt import prompt_tune_config
+
+    cfg = prompt_tune_config(args.checkpoint, args.task, out=args.out, root=args.root, steps=args.steps,
+                             batch_size=args.batch_size, lr=args.lr, eval_limit=args.eval_limit)
+    trainer = Trainer(cfg)
+    before = trainer.evaluate()
+    results = trainer.fit()
+    print(f"trainable parameters: {trainer.num_trainable_parameters():,} "
+          f"of {trainer.model.num_parameters():,}")
+    for name, metrics in results.items():
+        print(f"{name}: before " + ", ".join(f"{k}={v:.4f}" for k, v in before[name].items())
+              + " | after " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+    print(f"add-on written to {Path(cfg.output_dir) / 'addon'}; load it with "
+          f"faceptor_core.load({args.checkpoint!r}, addons=[{str(Path(cfg.output_dir) / 'addon')!r}])")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    report = run_demo(Path(args.out), quick=args.quick, steps=args.steps)
+    print(f"report: {report}")
+    return 0
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("train", help="train a model from a YAML run configuration")
+    p.add_argument("config")
+    p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/checkpoints/last")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a top-level key (YAML value)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint on tasks' evaluation splits")
+    p.add_argument("checkpoint")
+    p.add_argument("--tasks", nargs="+")
+    p.add_argument("--root", action="append", metavar="TASK=PATH", help="dataset root of a task")
+    p.add_argument("--split", default="test")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--addon", action="append", help="prompt-tuning add-on directory to load on top")
+    p.add_argument("--json", help="also write the metrics to this file")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("predict", help="predict images: a JSON file and an overlay picture per image")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--tasks", nargs="+")
+    p.add_argument("--addon", action="append")
+    p.add_argument("--out", default="predictions")
+    p.add_argument("--no-embeddings", action="store_true", help="leave identity embeddings out of the JSON")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("tune", help="prompt-tune a new task onto a trained checkpoint (only its queries train)")
+    p.add_argument("checkpoint")
+    p.add_argument("--task", required=True)
+    p.add_argument("--root")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--eval-limit", type=int, default=500)
+    p.add_argument("--out")
+    p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("demo", help="train a small Faceptor on SynthFaces and write a report")
+    p.add_argument("--quick", action="store_true", help="a short run (under 2 minutes) for CI")
+    p.add_argument("--out", default="faceptor-demo")
+    p.add_argument("--steps", type=int, help="training steps (default: 1500, or 60 with --quick)")
+    p.set_defaults(func=cmd_demo)
