@@ -1,0 +1,176 @@
+"""Contract tests for task plugins: one line in a plugin's test suite checks every task it registers.
+
+    # tests/test_contract.py of a plugin
+    from faceptor_core.testing import task_contract_tests
+
+    test_contract = task_contract_tests(["gaze_synth"])
+
+Each task is checked for: a valid spec, well-formed raw and transformed dataset items that collate,
+forward / predict shapes on a tiny model, a finite and differentiable loss, metrics that compute finite
+values (including the primary metric), and an exact save / load round trip.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import default_collate
+
+from . import predictions as P
+from .build import build, load
+from .registry import TaskRegistry, default_registry
+from .spec import TaskSpec
+
+TINY = {"hidden_dim": 32, "num_heads": 4, "ffn_dim": 64, "num_layers": 2}
+BATCH = 4
+
+_EXPECTED = {
+    "landmarks": P.LandmarkPrediction, "segmentation": P.ParsingPrediction, "age_distribution": P.AgePrediction,
+    "classification": P.ClassificationPrediction, "multilabel": P.MultilabelPrediction,
+    "regression": P.RegressionPrediction, "embedding": P.EmbeddingPrediction,
+}
+
+
+class ContractError(AssertionError):
+    """A task breaks the plugin contract; the message names the task and the check."""
+
+
+def _fail(spec: TaskSpec, check: str, msg: str) -> None:
+    raise ContractError(f"task {spec.name!r}, {check}: {msg}")
+
+
+def _tiny_size(spec: TaskSpec) -> int:
+    return 64 if spec.head == "dense" else 32
+
+
+def _batch(spec: TaskSpec, root: str | None, split: str = "train") -> dict:
+    size = _tiny_size(spec)
+    transform = spec.transforms(split, size) if spec.transforms else None
+    ds = spec.dataset(root, split, transform=transform)
+    return default_collate([ds[i] for i in range(min(BATCH, len(ds)))])
+
+
+def check_spec(spec: TaskSpec, root: str | None, tmp: Path) -> None:
+    TaskSpec.model_validate(spec.model_dump())
+    for field in ("dataset", "transforms", "loss", "metrics"):
+        if getattr(spec, field) is None:
+            _fail(spec, "spec", f"supplies no {field}")
+    if not spec.primary_metric:
+        _fail(spec, "spec", "declares no primary_metric")
+
+
+def check_dataset(spec: TaskSpec, root: str | None, tmp: Path) -> None:
+    ds = spec.dataset(root, "train", transform=None)
+    if len(ds) < BATCH:
+        _fail(spec, "dataset", f"only {len(ds)} training items")
+    item = ds[0]
+    img = item.get("image")
+    if not (isinstance(img, np.ndarray) and img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3):
+        _fail(spec, "dataset", f"raw item image must be uint8 H x W x 3, got {getattr(img, 'shape', type(img))}")
+    if "target" not in item:
+        _fail(spec, "dataset", "raw item has no 'target'")
+    batch = _batch(spec, root)
+    size = _tiny_size(spec)
+    x = batch["image"]
+    if tuple(x.shape[1:]) != (3, size, size) or not x.is_floating_point():
+        _fail(spec, "dataset", f"transformed images must be float 3 x {size} x {size}, got {tuple(x.shape)}")
+    if float(x.min()) < -1e-6 or float(x.max()) > 1 + 1e-6:
+        _fail(spec, "dataset", "transformed images must lie in [0, 1] (the model normalises)")
+
+
+def _model(spec: TaskSpec, registry: TaskRegistry | None):
+    torch.manual_seed(0)
+    return build([spec], encoder="vit_t16", input_sizes=_tiny_size(spec), decoder=TINY, registry=registry)
+
+
+def check_forward(spec: TaskSpec, root: str | None, tmp: Path, registry: TaskRegistry | None = None) -> None:
+    model = _model(spec, registry).eval()
+    x = torch.rand(2, 3, 48, 48)
+    raw = model(x)[spec.name]
+    s = _tiny_size(spec) // 4
+    want = {"dense": (2, spec.num_queries, s, s), "attribute": (2, spec.num_queries),
+            "identity": (2, spec.embedding_dim)}[spec.head]
+    if tuple(raw.shape) != want:
+        _fail(spec, "forward", f"raw output shape {tuple(raw.shape)}, expected {want}")
+    pred = model.predict(x)[spec.name]
+    expected = _EXPECTED[spec.output]
+    if spec.decode is None and not isinstance(pred, expected):
+        _fail(spec, "predict", f"returned {type(pred).__name__}, expected {expected.__name__}")
+    if not isinstance(pred.item(0), Mapping):
+        _fail(spec, "predict", "item(0) must be a JSON-ready dict")
+
+
+def check_loss(spec: TaskSpec, root: str | None, tmp: Path, registry: TaskRegistry | None = None) -> None:
+    model = _model(spec, registry).train()
+    batch = _batch(spec, root)
+    loss_fn = spec.loss(spec)
+    raw = model({_tiny_size(spec): batch["image"]})[spec.name]
+    loss = loss_fn(raw, batch["target"])
+    if loss.ndim != 0 or not torch.isfinite(loss):
+        _fail(spec, "loss", f"must be a finite scalar, got {loss}")
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad and p.grad is not None]
+    if not grads or not all(torch.isfinite(g).all() for g in grads):
+        _fail(spec, "loss", "gradients are missing or not finite")
+
+
+def check_metrics(spec: TaskSpec, root: str | None, tmp: Path, registry: TaskRegistry | None = None) -> None:
+    from .train.evaluate import evaluate_task
+
+    model = _model(spec, registry)
+    values = evaluate_task(model, spec, root, "test", batch_size=BATCH, limit=2 * BATCH)
+    if not values or not all(math.isfinite(v) for v in values.values()):
+        _fail(spec, "metrics", f"must compute finite values, got {values}")
+    if spec.primary_metric not in values:
+        _fail(spec, "metrics", f"primary metric {spec.primary_metric!r} not among {sorted(values)}")
+    for name, v in values.items():
+        if any(k in name for k in ("accuracy", "acc", "f1", "auc")) and not 0 <= v <= 1 + 1e-9:
+            _fail(spec, "metrics", f"{name}={v} outside [0, 1]")
+
+
+def check_save_load(spec: TaskSpec, root: str | None, tmp: Path, registry: TaskRegistry | None = None) -> None:
+    model = _model(spec, registry).eval()
+    model.save_pretrained(tmp / "ckpt")
+    again = load(tmp / "ckpt", registry=registry).eval()
+    x = torch.rand(2, 3, 40, 40)
+    if not torch.equal(model(x)[spec.name], again(x)[spec.name]):
+        _fail(spec, "save/load", "outputs differ after a round trip")
+
+
+CHECKS: dict[str, Callable] = {
+    "spec": check_spec, "dataset": check_dataset, "forward": check_forward, "loss": check_loss,
+    "metrics": check_metrics, "save_load": check_save_load,
+}
+
+
+def run_contract(task: str | TaskSpec, root: str | None = None, tmp: Path | None = None,
+                 registry: TaskRegistry | None = None, checks: Sequence[str] = tuple(CHECKS)) -> None:
+    """Run the contract checks on one task; raises :class:`ContractError` naming the failing check."""
+    import tempfile
+
+    spec = task if isinstance(task, TaskSpec) else (registry or default_registry()).get_task(task)
+    with tempfile.TemporaryDirectory() as d:
+        for name in checks:
+            fn = CHECKS[name]
+            if name in ("spec", "dataset"):
+                fn(spec, root, Path(tmp or d))
+            else:
+                fn(spec, root, Path(tmp or d), registry)
+
+
+def task_contract_tests(tasks: Sequence[str], roots: Mapping[str, str] | None = None):
+    """A pytest test function parametrized over ``tasks`` x every contract check."""
+    import pytest
+
+    roots = dict(roots or {})
+
+    @pytest.mark.parametrize("check", list(CHECKS))
+    @pytest.mark.parametrize("task", list(tasks))
+    def test_task_contract(task: str, check: str, tmp_path: Path) -> None:
+        run_contract(task, roots.get(task), tmp_path, checks=[check])
+
+    return test_task_contract

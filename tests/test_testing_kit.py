@@ -1,0 +1,38 @@
+"""The plugin authors' contract kit passes good tasks and names the check a bad task fails."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from faceptor_core import TaskRegistry
+from faceptor_core.testing import ContractError, run_contract
+from tests.toytasks import ToyPlugin, toy_specs
+
+
+@pytest.fixture
+def registry():
+    reg = TaskRegistry(load_entry_points=False)
+    reg.register_plugin(ToyPlugin(), name="toy")
+    return reg
+
+
+@pytest.mark.parametrize("task", ["toy_channel", "toy_brightness"])
+def test_good_tasks_pass(task, registry, tmp_path):
+    run_contract(task, registry=registry, tmp=tmp_path)
+
+
+def test_nan_loss_is_caught(registry, tmp_path):
+    spec = toy_specs()[0].model_copy(
+        update={"loss": lambda s: (lambda raw, target: raw.sum() * torch.tensor(float("nan")))}
+    )
+    with pytest.raises(ContractError, match=r"toy_channel.*loss"):
+        run_contract(spec, registry=registry, tmp=tmp_path, checks=["loss"])
+
+
+def test_out_of_range_images_are_caught(registry, tmp_path):
+    base = toy_specs()[0]
+    bad = base.model_copy(update={"transforms": lambda split, size: (
+        lambda item: {**base.transforms(split, size)(item), "image": torch.full((3, size, size), 255.0)})})
+    with pytest.raises(ContractError, match=r"dataset: transformed images must lie in \[0, 1\]"):
+        run_contract(bad, registry=registry, tmp=tmp_path, checks=["dataset"])
