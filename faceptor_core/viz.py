@@ -44,7 +44,7 @@ def prediction_card(image: np.ndarray, preds: Mapping[str, P.Prediction], index:
     """One image with every task's prediction drawn: parsing colours, landmarks, and text lines."""
     canvas = image
     lines = []
-    for name, pred in preds.items():
+    for pred in preds.values():
         if isinstance(pred, P.ParsingPrediction):
             canvas = overlay_parsing(canvas, pred.labels[index].cpu().numpy(), len(pred.label_names) or None)
     img = Image.fromarray(canvas)
