@@ -143,3 +143,44 @@ def test_yaml_errors_name_the_field(tmp_path):
     path.write_text("tasks: [\n")
     with pytest.raises(ConfigError, match="line"):
         load_run_config(path)
+
+
+def test_killed_run_resumes_to_the_same_weights(registry, tmp_path):
+    """A real SIGKILL in the middle of a run (maybe mid-checkpoint); --resume continues exactly."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from faceptor_core.checkpoint import WEIGHTS, read_weights
+
+    steps = 14
+    cfg = run_config(tmp_path / "killed", schedule={"steps": steps, "warmup_steps": 2}, checkpoint_every=1,
+                     eval_every=1000)
+    path = tmp_path / "cfg.json"
+    path.write_text(cfg.model_dump_json())
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "tests.train_toy_script", str(path)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "killed" / "run" / "log.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if log.exists() and len(log.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    last = tmp_path / "killed" / "run" / "checkpoints" / "last"
+    state = torch.load(last / "trainer.pt", weights_only=True)
+    assert 1 <= state["step"] < steps, "the run must be killed before it finishes"
+    resumed = Trainer(cfg, registry=registry, resume=True)
+    resumed.fit()
+    full = Trainer(run_config(tmp_path / "full", schedule={"steps": steps, "warmup_steps": 2},
+                              checkpoint_every=1, eval_every=1000), registry=registry)
+    full.fit()
+    a = read_weights(tmp_path / "full" / "run" / "checkpoints" / "last" / WEIGHTS)
+    b = read_weights(last / WEIGHTS)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k

@@ -44,11 +44,17 @@ class SeededItems(Dataset):
         if self.transform is None:
             return item
         s = seed_for(self.seed, self.name, epoch, index)
-        random.seed(s)
-        np.random.seed(s)
-        torch.manual_seed(s)
-        _set_transform_seed(self.transform, s)
-        return self.transform(item)
+        py_state, np_state = random.getstate(), np.random.get_state()
+        try:  # the caller's random streams (dropout, stochastic depth) are left as they were
+            with torch.random.fork_rng(devices=[]):
+                random.seed(s)
+                np.random.seed(s)
+                torch.manual_seed(s)
+                _set_transform_seed(self.transform, s)
+                return self.transform(item)
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
 
 
 class EpochBatchSampler(Sampler):

@@ -93,6 +93,7 @@ class Trainer:
         self.step = 0
         self.best: float | None = None
         self.consumed = {n: 0 for n in self.specs}
+        self._rng_to_restore: torch.Tensor | None = None
         if resume:
             self._restore(self.out / "checkpoints" / "last")
         self.forward = _MultitaskForward(self.model)
@@ -102,6 +103,8 @@ class Trainer:
                 find_unused_parameters=True,
             )
         self.streams = self._make_streams()
+        if self._rng_to_restore is not None:  # after the loaders, whose creation draws from the RNG
+            torch.set_rng_state(self._rng_to_restore)
 
     # -- set-up --------------------------------------------------------------------------------------
     def _build_model(self) -> tuple[FaceptorBase, list[str] | None]:
@@ -304,4 +307,4 @@ class Trainer:
         best = float(state["best"])
         self.best = None if math.isnan(best) else best
         self.consumed = {n: int(state["consumed"].get(n, 0)) for n in self.specs}
-        torch.set_rng_state(state["torch_rng"])
+        self._rng_to_restore = state["torch_rng"]
