@@ -4,6 +4,19 @@ from __future__ import annotations
 
 from faceptor_core.spec import TaskSpec
 
+from .families.age import age_task
+from .families.attributes import attribute_task
+from .families.expression import expression_task
+from .families.landmarks import BOX_NORM, DIAG_NORM, inter_points, landmark_task, permutation_from_pairs
+from .families.parsing import parsing_task
+from .families.readers.age import read_morph2, read_utkface
+from .families.readers.attributes import CELEBA_ATTRIBUTES, read_celeba_attributes
+from .families.readers.expression import EXPRESSIONS as _EXPRESSIONS
+from .families.readers.expression import read_affectnet, read_ferplus, read_rafdb
+from .families.readers.landmarks import WFLW_SPLITS, read_300w, read_aflw19, read_cofw, read_wflw
+from .families.readers.parsing import CELEBAMASK_LABELS, LAPA_LABELS, read_celebamask_hq, read_lapa
+from .families.recognition import VERIFICATION_SETS, recognition_task
+
 # Landmark flip permutation of the iBUG 300-W 68-point layout (0-based).
 FLIP_68 = (
     16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0,
@@ -13,41 +26,86 @@ FLIP_68 = (
     54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65,
 )
 
-EXPRESSIONS = ("surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral")
+# Flip permutations of the other layouts, from the mirrored pairs of HRNet-Facial-Landmark-Detection
+# (lib/utils/transforms.py, MATCHED_PARTS; 300W, AFLW and COFW 1-based there, WFLW 0-based).
+# WFLW 98: contour 0-32, brows 33-50, nose 51-59, eyes 60-75, mouth 76-95, pupils 96/97.
+FLIP_98 = permutation_from_pairs(98, (
+    (0, 32), (1, 31), (2, 30), (3, 29), (4, 28), (5, 27), (6, 26), (7, 25), (8, 24), (9, 23), (10, 22),
+    (11, 21), (12, 20), (13, 19), (14, 18), (15, 17),
+    (33, 46), (34, 45), (35, 44), (36, 43), (37, 42), (38, 50), (39, 49), (40, 48), (41, 47),
+    (60, 72), (61, 71), (62, 70), (63, 69), (64, 68), (65, 75), (66, 74), (67, 73),
+    (55, 59), (56, 58), (76, 82), (77, 81), (78, 80), (87, 83), (86, 84), (88, 92), (89, 91), (95, 93), (96, 97),
+))
+# COFW 29 (Burgos-Artizzu et al.): brows 1-8, eyes 9-16, pupils 17/18, nose 19-22, mouth 23-28, chin 29.
+FLIP_29 = permutation_from_pairs(29, (
+    (1, 2), (5, 7), (3, 4), (6, 8), (9, 10), (11, 12), (13, 15), (17, 18), (14, 16), (19, 20), (23, 24),
+), one_based=True)
+# AFLW 19 (Zhu et al.): brows 1-6, eyes 7-12, nose 13-15, mouth 16-18, chin 19.
+FLIP_19 = permutation_from_pairs(19, ((1, 6), (2, 5), (3, 4), (7, 12), (8, 11), (9, 10), (13, 15), (16, 18)),
+                                 one_based=True)
+
+EXPRESSIONS = _EXPRESSIONS
 
 
 def builtin_tasks() -> list[TaskSpec]:
-    """The paper's six tasks (structural declarations)."""
+    """The paper's tasks and their sibling datasets, declared on the families."""
     return [
-        TaskSpec(
-            name="landmarks_300w", family="landmarks", head="dense", output="landmarks",
-            num_queries=68, input_size=512, flip_permutation=FLIP_68, loss_weight=1000.0,
-            primary_metric="nme", higher_is_better=False,
+        # -- landmarks -----------------------------------------------------------------------------------
+        landmark_task(
+            "landmarks_300w", 68, FLIP_68, reader=read_300w, loss_weight=1000.0,
+            norms={"inter_ocular": inter_points(36, 45),
+                   "inter_pupil": inter_points(range(36, 42), range(42, 48))},
             description="300W, 68 points (HRNet CSV layout).",
+            extra={"splits": ("train", "valid", "valid_common", "valid_challenge", "test")},
         ),
-        TaskSpec(
-            name="parsing_celebamask_hq", family="parsing", head="dense", output="segmentation",
-            num_queries=19, input_size=512, loss_weight=100.0, primary_metric="f1",
-            description="CelebAMask-HQ, 19 classes.",
+        landmark_task(
+            "landmarks_wflw", 98, FLIP_98, reader=read_wflw, loss_weight=1000.0,
+            norms={"inter_ocular": inter_points(60, 72), "inter_pupil": inter_points(96, 97)},
+            auc=(("inter_ocular", 0.1),), description="WFLW, 98 points.", extra={"splits": WFLW_SPLITS},
         ),
-        TaskSpec(
-            name="age_morph2", family="age", head="attribute", output="age_distribution",
-            num_queries=101, input_size=112, loss_weight=6.0, primary_metric="mae",
-            higher_is_better=False, description="MORPH II, ages 0..100.",
+        landmark_task(
+            "landmarks_cofw", 29, FLIP_29, reader=read_cofw, loss_weight=1000.0,
+            norms={"inter_ocular": inter_points(8, 9)}, auc=(("inter_ocular", 0.1),),
+            description="COFW, 29 points (COFW_{train,test}_color.mat).", extra={"splits": ("train", "test")},
         ),
-        TaskSpec(
-            name="expression_rafdb", family="expression", head="attribute", output="classification",
-            num_queries=7, input_size=112, label_names=EXPRESSIONS, loss_weight=1.0,
-            primary_metric="accuracy", description="RAF-DB basic, 7 expressions.",
+        landmark_task(
+            "landmarks_aflw19", 19, FLIP_19, reader=read_aflw19, loss_weight=1000.0, face_scale=1.0,
+            norms={"diag": DIAG_NORM, "box": BOX_NORM, "inter_ocular": inter_points(6, 11),
+                   "inter_pupil": inter_points(7, 10)},
+            auc=(("box", 0.07),), description="AFLW-19, 19 points (AFLWinfo_release.mat).",
+            extra={"splits": ("train", "test", "test_frontal")},
         ),
-        TaskSpec(
-            name="attributes_celeba", family="attributes", head="attribute", output="multilabel",
-            num_queries=40, input_size=112, loss_weight=2.0, primary_metric="macc",
-            description="CelebA, 40 binary attributes.",
+        # -- parsing -------------------------------------------------------------------------------------
+        parsing_task(
+            "parsing_celebamask_hq", CELEBAMASK_LABELS, reader=read_celebamask_hq, loss_weight=100.0,
+            description="CelebAMask-HQ, 19 classes.", extra={"splits": ("train", "val", "test", "train_val")},
         ),
-        TaskSpec(
-            name="recognition_ms1mv3", family="recognition", head="identity", output="embedding",
-            num_queries=0, input_size=112, embedding_dim=512, num_identities=93431, loss_weight=5.0,
-            primary_metric="verification_accuracy", description="MS1MV3, CosFace.",
+        parsing_task(
+            "parsing_lapa", LAPA_LABELS, reader=read_lapa, loss_weight=100.0,
+            description="LaPa, 11 classes (crops aligned on 5 landmarks).",
+            extra={"splits": ("train", "val", "test", "train_val")},
+        ),
+        # -- age -----------------------------------------------------------------------------------------
+        age_task("age_morph2", reader=read_morph2, loss_weight=6.0, description="MORPH II, ages 0..100.",
+                 extra={"splits": ("train", "test")}),
+        age_task("age_utkface", reader=read_utkface, loss_weight=1.5, description="UTKFace, ages 0..100.",
+                 extra={"splits": ("train", "test", "all")}),
+        # -- expression ----------------------------------------------------------------------------------
+        expression_task("expression_rafdb", reader=read_rafdb, loss_weight=1.0,
+                        description="RAF-DB basic, 7 expressions.", extra={"splits": ("train", "test")}),
+        expression_task("expression_affectnet", reader=read_affectnet, loss_weight=4.0,
+                        description="AffectNet, 7 expressions (contempt excluded).",
+                        extra={"splits": ("train", "val", "test")}),
+        expression_task("expression_ferplus", reader=read_ferplus, loss_weight=1.0,
+                        description="FERPlus (majority vote), 7 expressions.",
+                        extra={"splits": ("train", "val", "test", "train_val")}),
+        # -- attributes ----------------------------------------------------------------------------------
+        attribute_task("attributes_celeba", CELEBA_ATTRIBUTES, reader=read_celeba_attributes, loss_weight=2.0,
+                       description="CelebA, 40 binary attributes.",
+                       extra={"splits": ("train", "val", "test", "trainval")}),
+        # -- recognition ---------------------------------------------------------------------------------
+        recognition_task(
+            "recognition_ms1mv3", 93431, loss_weight=5.0, verification=VERIFICATION_SETS,
+            description="MS1MV3, CosFace.", extra={"splits": ("train", *VERIFICATION_SETS)},
         ),
     ]

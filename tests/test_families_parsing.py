@@ -16,7 +16,15 @@ from faceptor_tasks.builtin import builtin_tasks
 from faceptor_tasks.families.common import DatasetFormatError
 from faceptor_tasks.families.geometry import FACE_TEMPLATE_5, apply_affine
 from faceptor_tasks.families.parsing import ParsingF1, ParsingLoss, ParsingTransform
-from faceptor_tasks.families.readers.parsing import CELEBAMASK_PARTS, read_celebamask_hq, read_lapa
+from faceptor_tasks.families.readers.parsing import (
+    CELEBAMASK_FLIP,
+    CELEBAMASK_LABELS,
+    CELEBAMASK_PARTS,
+    LAPA_FLIP,
+    LAPA_LABELS,
+    read_celebamask_hq,
+    read_lapa,
+)
 
 RNG = np.random.default_rng(1)
 
@@ -133,6 +141,17 @@ def test_flip_permutes_classes() -> None:
         seen.add(int(out[0, 0]))
         assert out[0, 0] == 1 or (out[0, 0] == 0 and out[0, 15] == 2)
     assert seen == {0, 1}
+
+
+@pytest.mark.parametrize(("names", "perm"), [(CELEBAMASK_LABELS, CELEBAMASK_FLIP), (LAPA_LABELS, LAPA_FLIP)])
+def test_class_flip_permutations(names: tuple[str, ...], perm: tuple[int, ...]) -> None:
+    assert sorted(perm) == list(range(len(names))) and all(perm[perm[i]] == i for i in perm)
+    for i, name in enumerate(names):
+        mirrored = names[perm[i]]
+        if len(name) == 2 and name[0] in "lr" and name not in ("ll", "ul"):  # lb/rb, le/re, lr/rr
+            assert mirrored == {"l": "r", "r": "l"}[name[0]] + name[1]
+        else:
+            assert mirrored == name
 
 
 def test_parsing_loss_upsamples() -> None:

@@ -183,7 +183,7 @@ class Trainer:
             loss = self.losses[name](outputs[name], _to(batch["target"], self.device))
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(
-                    f"task {name!r}: loss is {float(loss)} at step {self.step + 1}; stopping the run "
+                    f"task {name!r}: loss is {float(loss.detach())} at step {self.step + 1}; stopping the run "
                     f"(last checkpoint: {self.out / 'checkpoints' / 'last'})"
                 )
             losses[name] = loss

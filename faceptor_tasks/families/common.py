@@ -1,0 +1,301 @@
+"""Shared pieces of the task families: errors, image decoding, the dataset base and the metric base."""
+
+from __future__ import annotations
+
+import io
+import os
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+#: ``(file, line, reason)`` of an entry left out by ``skip_invalid=True``; line 0 when not line-based.
+Skip = tuple[str, int, str]
+
+
+class DatasetFormatError(ValueError):
+    """A malformed annotation, a missing file or an undecodable image, with the file (and line) named."""
+
+    def __init__(self, file: str | os.PathLike, line: int, reason: str):
+        self.file, self.line, self.reason = str(file), int(line), reason
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        super().__init__(f"{where}: {reason}")
+
+
+def decode_image(data: bytes, name: str = "<bytes>", backend: str = "auto") -> np.ndarray:
+    """Encoded image bytes -> ``H x W x 3`` uint8 RGB.
+
+    ``backend`` is ``"pil"``, ``"cv2"`` or ``"auto"`` (Pillow, and OpenCV only when Pillow is missing or
+    does not know the format: a corrupt file that Pillow rejects is an error, not a partial decode).
+    """
+    reason = "unknown image format"
+    if backend in ("auto", "pil"):
+        try:
+            from PIL import Image, UnidentifiedImageError
+        except ImportError:  # pragma: no cover - Pillow is a dependency
+            if backend == "pil":
+                raise
+        else:
+            try:
+                with Image.open(io.BytesIO(data)) as im:
+                    return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+            except UnidentifiedImageError:
+                reason = "unknown image format"
+            except Exception as exc:
+                raise DatasetFormatError(name, 0, f"cannot decode image ({exc})") from None
+            if backend == "pil":
+                raise DatasetFormatError(name, 0, f"cannot decode image ({reason})")
+    import cv2
+
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if arr is None or arr.size == 0:
+        raise DatasetFormatError(name, 0, f"cannot decode image ({reason})")
+    return np.ascontiguousarray(arr[:, :, ::-1])
+
+
+def load_image(path: str | os.PathLike, backend: str = "auto") -> np.ndarray:
+    """Read an image file as ``H x W x 3`` uint8 RGB (see :func:`decode_image`); errors name the file."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise DatasetFormatError(path, 0, f"cannot read image: {exc.strerror or exc}") from None
+    return decode_image(data, str(path), backend)
+
+
+def load_label_map(path: str | os.PathLike) -> np.ndarray:
+    """Read a label image (PNG) as ``H x W`` uint8 without any colour conversion."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            arr = np.asarray(im)
+    except FileNotFoundError:
+        raise DatasetFormatError(path, 0, "label map not found") from None
+    except Exception as exc:
+        raise DatasetFormatError(path, 0, f"cannot decode label map ({exc})") from None
+    if arr.ndim == 3:
+        arr = arr[..., 0]
+    return arr.astype(np.uint8, copy=False)
+
+
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """Grey ``H x W`` (or ``H x W x 1``) or RGB arrays -> contiguous ``H x W x 3`` uint8."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+        raise ValueError(f"expected an H x W (x 1|3|4) image, got shape {image.shape}")
+    if image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    return np.ascontiguousarray(image[:, :, :3].astype(np.uint8, copy=False))
+
+
+# -- annotation parsing ------------------------------------------------------------------------------
+class Collector:
+    """Collects parsed samples; a bad entry raises :class:`DatasetFormatError` or, when skipping, is recorded."""
+
+    def __init__(self, skip_invalid: bool = False):
+        self.skip_invalid = skip_invalid
+        self.samples: list[Sample] = []
+        self.skipped: list[Skip] = []
+        self.excluded: Counter[str] = Counter()
+
+    def reject(self, file: str | os.PathLike, line: int, reason: str) -> None:
+        if not self.skip_invalid:
+            raise DatasetFormatError(file, line, reason)
+        self.skipped.append((str(file), int(line), reason))
+
+    @contextmanager
+    def entry(self, file: str | os.PathLike, line: int = 0) -> Iterator[None]:
+        """Parse one entry: ``ValueError``/``IndexError``/``KeyError`` inside become a rejection of it."""
+        try:
+            yield
+        except DatasetFormatError as exc:
+            self.reject(exc.file, exc.line or line, exc.reason)
+        except (ValueError, IndexError, KeyError, TypeError) as exc:
+            self.reject(file, line, f"malformed entry ({type(exc).__name__}: {exc})")
+
+    def add(self, sample: Sample) -> None:
+        """Keep a sample whose image file exists; else raise, naming the image and its annotation line (inside
+        :meth:`entry` that rejects the entry)."""
+        if isinstance(sample.image, str) and not os.path.isfile(sample.image):
+            file, line = sample.source
+            raise DatasetFormatError(file, line, f"image file not found: {sample.image}")
+        self.samples.append(sample)
+
+    def exclude(self, reason: str) -> None:
+        """Count a well-formed entry that lies outside the task's label space (documented per reader)."""
+        self.excluded[reason] += 1
+
+
+def read_lines(path: str | os.PathLike) -> list[str]:
+    """The lines of an annotation file (error naming it when missing)."""
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        raise DatasetFormatError(path, 0, "annotation file not found") from None
+
+
+def first_existing(*paths: str | os.PathLike) -> Path | None:
+    """The first of ``paths`` that exists, else None."""
+    for p in paths:
+        if p and os.path.exists(p):
+            return Path(p)
+    return None
+
+
+def require(path: Path | None, root: str | os.PathLike, what: str) -> Path:
+    """``path`` or a :class:`DatasetFormatError` naming what was looked for under ``root``."""
+    if path is None:
+        raise DatasetFormatError(root, 0, f"no {what} found under this root")
+    return path
+
+
+def check_split(split: str, known: Sequence[str], root: str | os.PathLike) -> str:
+    if split not in known:
+        raise DatasetFormatError(root, 0, f"unknown split {split!r}; expected one of {', '.join(known)}")
+    return split
+
+
+# -- the dataset base --------------------------------------------------------------------------------
+class LazyTarget(ABC):
+    """A target read from its own file(s) when the item is loaded (e.g. a label map)."""
+
+    @abstractmethod
+    def load(self) -> Any:
+        """The target; raises :class:`DatasetFormatError` naming the file on failure."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One annotated image: an image path (or an in-memory array), its target and where it was declared."""
+
+    image: str | np.ndarray
+    target: Any
+    source: tuple[str, int]
+    box: tuple[float, float, float, float] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class FaceDataset(Dataset):
+    """A list of :class:`Sample` read into raw items, optionally transformed.
+
+    A raw item is ``{"image": uint8 H x W x 3, "target": ..., "box"?: float32 (x1, y1, x2, y2),
+    "meta": dict}`` plus any reader-specific keys. ``skipped`` lists entries left out by ``skip_invalid``
+    (with file, line and reason); ``excluded`` counts well-formed entries outside the label space.
+    An image that cannot be decoded raises (naming the image and its annotation line) or, when
+    skipping, is recorded in ``skipped`` and replaced by the next decodable item.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        transform: Callable[[dict[str, Any]], Any] | None = None,
+        skip_invalid: bool = False,
+        skipped: Sequence[Skip] = (),
+        excluded: Counter[str] | None = None,
+        image_loader: Callable[[str], np.ndarray] = load_image,
+        name: str = "",
+    ):
+        self.samples = list(samples)
+        self.transform = transform
+        self.skip_invalid = skip_invalid
+        self.skipped: list[Skip] = list(skipped)
+        self.excluded: Counter[str] = Counter(excluded or {})
+        self.image_loader = image_loader
+        self.name = name
+
+    @classmethod
+    def from_collector(cls, col: Collector, transform: Callable | None = None, **kw: Any) -> FaceDataset:
+        return cls(col.samples, transform, col.skip_invalid, col.skipped, col.excluded, **kw)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _image(self, s: Sample) -> np.ndarray:
+        if isinstance(s.image, np.ndarray):
+            return as_rgb(s.image)
+        try:
+            return self.image_loader(s.image)
+        except DatasetFormatError as exc:
+            file, line = s.source
+            raise DatasetFormatError(file, line, f"{exc.file}: {exc.reason}") from None
+
+    def raw(self, index: int) -> dict[str, Any]:
+        """The untransformed item ``index`` (no skipping)."""
+        s = self.samples[index]
+        target = s.target.load() if isinstance(s.target, LazyTarget) else _copy(s.target)
+        item: dict[str, Any] = {"image": self._image(s), "target": target, "meta": dict(s.meta)}
+        if s.box is not None:
+            item["box"] = np.asarray(s.box, dtype=np.float32)
+        item.update({k: _copy(v) for k, v in s.extra.items()})
+        return item
+
+    def finish(self, item: dict[str, Any]) -> Any:
+        """The returned item: the raw item through ``transform`` when there is one."""
+        return self.transform(item) if self.transform is not None else item
+
+    def __getitem__(self, index: int) -> Any:
+        if index < 0:
+            index += len(self)
+        for step in range(len(self)):
+            i = (index + step) % len(self)
+            try:
+                item = self.raw(i)
+            except DatasetFormatError as exc:
+                if not self.skip_invalid:
+                    raise
+                self.skipped.append((exc.file, exc.line, exc.reason))
+                continue
+            return self.finish(item)
+        raise DatasetFormatError(self.name or "dataset", 0, "no decodable item left")
+
+
+def build_dataset(
+    reader: Callable[..., FaceDataset],
+    root: str | os.PathLike,
+    split: str,
+    transform: Callable[[dict[str, Any]], Any] | None = None,
+    skip_invalid: bool = False,
+    **reader_kw: Any,
+) -> FaceDataset:
+    """``TaskSpec.dataset``: read ``split`` under ``root`` with ``reader`` and attach ``transform``."""
+    ds = reader(os.fspath(root), split, skip_invalid=skip_invalid, **reader_kw)
+    ds.transform = transform
+    return ds
+
+
+def _copy(v: Any) -> Any:
+    return v.copy() if isinstance(v, np.ndarray) else v
+
+
+# -- the metric base ---------------------------------------------------------------------------------
+class Metric(ABC):
+    """Accumulates over batches; :meth:`compute` is exact for the whole set, whatever the batching."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    @abstractmethod
+    def reset(self) -> None: ...
+
+    @abstractmethod
+    def update(self, prediction: Any, target: Any, meta: dict[str, Any] | None = None) -> None: ...
+
+    @abstractmethod
+    def compute(self) -> dict[str, float]: ...
+
+
+def as_tensor(x: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Tensor view of an array-like (kept on CPU), detached."""
+    t = x.detach() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+    t = t.cpu()
+    return t.to(dtype) if dtype is not None else t

@@ -1,0 +1,93 @@
+"""Expression family: softmax classification with cross-entropy, top-1 accuracy (and mean class accuracy)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from faceptor_core.spec import TaskSpec
+
+from .common import Metric, as_tensor, build_dataset
+from .crop import FaceCropTransform, long_target
+from .readers.expression import EXPRESSIONS
+
+
+class ClassificationLoss(nn.Module):
+    """Cross-entropy on ``B x K`` logits."""
+
+    def __init__(self, label_smoothing: float = 0.0):
+        super().__init__()
+        self.label_smoothing = label_smoothing
+
+    def forward(self, raw_output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(raw_output.float(), target.long().reshape(-1), label_smoothing=self.label_smoothing)
+
+
+def classification_loss(spec: TaskSpec, label_smoothing: float = 0.0) -> ClassificationLoss:
+    """``TaskSpec.loss`` for classification tasks."""
+    return ClassificationLoss(label_smoothing)
+
+
+class AccuracyMetric(Metric):
+    """Top-1 ``accuracy`` and ``mean_class_accuracy`` from a confusion matrix (rows: ground truth)."""
+
+    def __init__(self, num_classes: int):
+        self.k = num_classes
+        super().__init__()
+
+    def reset(self) -> None:
+        self.confusion = torch.zeros(self.k, self.k, dtype=torch.int64)
+
+    def update(self, prediction: Any, target: Any, meta: dict[str, Any] | None = None) -> None:
+        scores = as_tensor(prediction)
+        pred = scores.argmax(dim=-1) if scores.dim() == 2 else scores.long()
+        gt = as_tensor(target, torch.int64).reshape(-1)
+        if len(gt) and (gt.min() < 0 or gt.max() >= self.k):
+            raise ValueError(f"targets outside 0..{self.k - 1}")
+        self.confusion += torch.bincount(gt * self.k + pred.reshape(-1), minlength=self.k * self.k).view(self.k, self.k)
+
+    def compute(self) -> dict[str, float]:
+        c = self.confusion.double()
+        total = c.sum()
+        per_class = c.diagonal() / c.sum(1)
+        seen = c.sum(1) > 0
+        return {
+            "accuracy": float(c.diagonal().sum() / total) if total > 0 else float("nan"),
+            "mean_class_accuracy": float(per_class[seen].mean()) if seen.any() else float("nan"),
+        }
+
+
+def accuracy_metrics(spec: TaskSpec) -> AccuracyMetric:
+    """``TaskSpec.metrics`` for classification tasks."""
+    return AccuracyMetric(spec.num_queries)
+
+
+def expression_task(
+    name: str,
+    *,
+    reader: Callable[..., Any],
+    label_names: Sequence[str] = EXPRESSIONS,
+    input_size: int = 112,
+    loss_weight: float = 1.0,
+    **spec_fields: Any,
+) -> TaskSpec:
+    """An expression (or any single-label classification) task.
+
+    Args:
+        reader: ``reader(root, split, skip_invalid=False) -> FaceDataset`` with class indices in
+            ``label_names`` order as targets.
+    """
+    return TaskSpec(
+        name=name, family=spec_fields.pop("family", "expression"), head="attribute", output="classification",
+        num_queries=len(label_names), input_size=input_size, label_names=tuple(label_names),
+        loss_weight=loss_weight, primary_metric=spec_fields.pop("primary_metric", "accuracy"),
+        dataset=partial(build_dataset, reader),
+        transforms=partial(FaceCropTransform, target=long_target),
+        loss=classification_loss, metrics=accuracy_metrics,
+        **spec_fields,
+    )
