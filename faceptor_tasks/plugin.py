@@ -8,9 +8,10 @@ from faceptor_core.hookspecs import hookimpl
 from faceptor_core.spec import TaskSpec
 
 from .builtin import builtin_tasks
+from .synth_tasks import synth_tasks
 
 
 @hookimpl
 def register_tasks(register: Callable[[TaskSpec], None]) -> None:
-    for spec in builtin_tasks():
+    for spec in [*builtin_tasks(), *synth_tasks()]:
         register(spec)

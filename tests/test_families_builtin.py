@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
-from test_families_age import write_image as write_small_image
-from test_families_attributes import write_celeba
-from test_families_landmarks import random_points, write_300w_csv, write_aflw
-from test_families_parsing import write_celebamask, write_lapa
-from test_families_recognition import write_bin, write_recordio
+from tests.test_families_age import write_image as write_small_image
+from tests.test_families_attributes import write_celeba
+from tests.test_families_landmarks import random_points, write_300w_csv, write_aflw
+from tests.test_families_parsing import write_celebamask, write_lapa
+from tests.test_families_recognition import write_bin, write_recordio
 
 from faceptor_core import get_task
 from faceptor_core.spec import TaskSpec

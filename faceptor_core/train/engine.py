@@ -81,6 +81,9 @@ class Trainer:
         self.new_tasks: list[str] = []
         self.model, trainable = self._build_model()
         self.model.to(self.device)
+        # losses, transforms and metrics see the input size the model really uses
+        self.specs = {n: s.model_copy(update={"input_size": self.model.tasks[n].input_size})
+                      for n, s in self.specs.items()}
         self.losses = nn.ModuleDict({n: s.loss(s) for n, s in self.specs.items()}).to(self.device)
         self._freeze(trainable)
         self.weights = task_weights(list(self.specs.values()), config.type_weights)

@@ -1,0 +1,82 @@
+"""The SynthFaces tasks: every task family on the embedded procedural dataset (112 px, no download).
+
+Each is the real family's declaration with a SynthFaces dataset, so training, evaluation, the demo and the
+tests exercise the same transforms, losses and metrics as the real datasets.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from faceptor_core.spec import TaskSpec
+
+from .builtin import FLIP_68
+from .families import age_task, attribute_task, expression_task, inter_points, landmark_task, parsing_task
+from .families.recognition import recognition_task
+from .synthfaces.dataset import TRAIN_IDENTITIES, SynthFacesDataset, synth_verification_pairs
+from .synthfaces.labels import LAPA_CLASSES, SYNTH_ATTRIBUTES
+
+SIZE = 112
+#: LaPa's class flip: left/right brows (2, 3) and eyes (4, 5) swap.
+LAPA_FLIP = (0, 1, 3, 2, 5, 4, 6, 7, 8, 9, 10)
+VERIFICATION_PAIRS = 600
+NOTE = "SynthFaces (generated; a smoke dataset: scores say the machinery works, not how a model does on faces)."
+
+
+def _unused_reader(*args: Any, **kw: Any):  # the families' factories take a reader; SynthFaces replaces it
+    raise NotImplementedError
+
+
+def synth_dataset(root: Any, split: str, transform=None, skip_invalid: bool = False, *, target: str,
+                  length: int | None = None):
+    """``TaskSpec.dataset`` of a SynthFaces task (``root`` is unused: images are generated)."""
+    return SynthFacesDataset(split, size=SIZE, length=length, target=target, transform=transform)
+
+
+class SynthVerificationPairs:
+    """Verification pairs on unseen SynthFaces identities, as the evaluation loop scores them."""
+
+    def __init__(self, transform=None, count: int = VERIFICATION_PAIRS):
+        self.a, self.b, self.issame = synth_verification_pairs(count, SIZE)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.issame)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        same = bool(self.issame[i])
+        if self.transform is None:
+            return {"image": self.a[i], "image_b": self.b[i], "target": int(same)}
+        a = self.transform({"image": self.a[i], "target": int(same)})
+        b = self.transform({"image": self.b[i], "target": int(same)})
+        return {"image_a": a["image"], "image_b": b["image"], "issame": same, "target": a["target"],
+                "meta": {"pair": i}}
+
+
+def synth_identity_dataset(root: Any, split: str, transform=None, skip_invalid: bool = False):
+    if split == "train":
+        return synth_dataset(root, split, transform, target="identity")
+    return SynthVerificationPairs(transform)
+
+
+def _on_synth(spec: TaskSpec, target: str) -> TaskSpec:
+    return spec.model_copy(update={"dataset": partial(synth_dataset, target=target), "description": NOTE,
+                                   "license": "Apache-2.0 (generated data)"})
+
+
+def synth_tasks() -> list[TaskSpec]:
+    return [
+        _on_synth(landmark_task("synth_landmarks", 68, FLIP_68, reader=_unused_reader, input_size=SIZE,
+                                norms={"inter_ocular": inter_points(36, 45)}, auc=[("inter_ocular", 0.1)]),
+                  "landmarks"),
+        _on_synth(parsing_task("synth_parsing", LAPA_CLASSES, reader=_unused_reader, input_size=SIZE,
+                               label_flip=LAPA_FLIP), "parsing"),
+        _on_synth(age_task("synth_age", reader=_unused_reader, input_size=SIZE), "age"),
+        _on_synth(expression_task("synth_expression", reader=_unused_reader, input_size=SIZE), "expression"),
+        _on_synth(attribute_task("synth_attributes", SYNTH_ATTRIBUTES, reader=_unused_reader, input_size=SIZE),
+                  "attributes"),
+        recognition_task("synth_identity", TRAIN_IDENTITIES, reader=_unused_reader, input_size=SIZE,
+                         verification=("synth_pairs",), embedding_dim=512).model_copy(
+            update={"dataset": synth_identity_dataset, "description": NOTE, "license": "Apache-2.0 (generated data)"}),
+    ]
