@@ -54,7 +54,7 @@ def safe_torch_load(path: str | os.PathLike) -> object:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return _load(path)
     except pickle.UnpicklingError as exc:
         first = exc
     except Exception as exc:  # corrupt file, not a torch file at all, ...
@@ -73,7 +73,17 @@ def safe_torch_load(path: str | os.PathLike) -> object:
             f"{', '.join(sorted(SAFE_GLOBALS)[:2])}... are allowed)"
         )
     with torch.serialization.safe_globals([SAFE_GLOBALS[n] for n in names]):
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return _load(path)
+
+
+def _load(path: Path) -> object:
+    """``weights_only`` load, memory-mapped when the file allows it (optimizer state is then never read)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as exc:
+        if "mmap" not in str(exc) and "zip" not in str(exc):
+            raise
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def unwrap_state_dict(obj: object, path: str | os.PathLike = "<checkpoint>") -> dict[str, torch.Tensor]:

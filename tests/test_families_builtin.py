@@ -10,11 +10,6 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
-from tests.test_families_age import write_image as write_small_image
-from tests.test_families_attributes import write_celeba
-from tests.test_families_landmarks import random_points, write_300w_csv, write_aflw
-from tests.test_families_parsing import write_celebamask, write_lapa
-from tests.test_families_recognition import write_bin, write_recordio
 
 from faceptor_core import get_task
 from faceptor_core.spec import TaskSpec
@@ -28,6 +23,11 @@ from faceptor_tasks.families import (
     weighted_loss,
 )
 from faceptor_tasks.families.readers.landmarks import read_300w, read_aflw19
+from tests.test_families_age import write_image as write_small_image
+from tests.test_families_attributes import write_celeba
+from tests.test_families_landmarks import random_points, write_300w_csv, write_aflw
+from tests.test_families_parsing import write_celebamask, write_lapa
+from tests.test_families_recognition import write_bin, write_recordio
 
 TASKS = {
     "landmarks_300w": 68, "landmarks_wflw": 98, "landmarks_cofw": 29, "landmarks_aflw19": 19,

@@ -74,6 +74,7 @@ def test_different_indices_and_seeds_differ(gen: SynthFaces) -> None:
 def test_sample_types_shapes_and_ranges(seed: int, index: int, size: int) -> None:
     s = SynthFaces(seed, size).sample(index)
     assert s.image.shape == (size, size, 3) and s.image.dtype == np.uint8
+    assert s.image.flags.writeable and s.parsing.flags.writeable  # safe for torch.from_numpy and in-place ops
     assert s.parsing.shape == (size, size) and s.parsing.dtype == np.uint8
     assert s.parsing.max() < len(LAPA_CLASSES)
     assert s.landmarks.shape == (68, 2) and s.landmarks.dtype == np.float32

@@ -137,3 +137,7 @@ def export_dataset(fmt: str, out: Path, count: int = 64, seed: int = 0, size: in
     out.mkdir(parents=True, exist_ok=True)
     EXPORTERS[key](out, count, seed, size)
     return out
+
+
+#: Alias: ``export(format, out_dir, n, seed, size)``.
+export = export_dataset

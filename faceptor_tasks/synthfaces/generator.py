@@ -36,6 +36,8 @@ __all__ = ["EXPRESSIONS", "LAPA_CLASSES", "SYNTH_ATTRIBUTES", "SynthFaces", "Syn
 BLURRY_RADIUS = 1.0
 #: Canonical unit in image sides at pose scale 1 (the face is about 0.6 of the image wide).
 UNIT = 0.3
+#: Canonical y at the image centre (the face sits a little high, so that the chin keeps a margin).
+Y_OFFSET = 0.06
 _CIRCLE = np.linspace(0, 2 * np.pi, 12, endpoint=False)
 _SCENE_VALUES = 11 + 13 * 4  # background (7), clothes (3), clutter count (1), 4 clutter shapes (13 each)
 _LOWER_OUTER = [54, 55, 56, 57, 58, 59, 48]
@@ -155,7 +157,7 @@ class SynthFaces:
         gaze = (0.7 * u[4] - 0.35, u[5] - 0.5)
         roll = float(np.clip(0.15 * rng.standard_normal(), -0.4, 0.4)) * v
         scale = 1 + (0.25 * u[6] - 0.15) * v
-        shift = ((0.12 * u[7] - 0.06) * v, (0.12 * u[8] - 0.06) * v)
+        shift = ((0.1 * u[7] - 0.05) * v, (0.1 * u[8] - 0.05) * v)
         yaw = (0.9 * u[9] - 0.45) * v
         scene = int(u[10] * 2**31)
         if not self.effects:
@@ -190,7 +192,7 @@ class SynthFaces:
         scene = rng.random(_SCENE_VALUES)
         geo = face_geometry(ident, EXPRESSIONS[var.expression], var.intensity, var.gaze, var.open_scale)
         shift_px = (var.shift[0] * size, var.shift[1] * size)
-        tf = pose_transform(size, var.roll, var.scale, shift_px, var.yaw, UNIT, offset=PILLOW_OFFSET)
+        tf = pose_transform(size, var.roll, var.scale, shift_px, var.yaw, UNIT, Y_OFFSET, PILLOW_OFFSET)
         px = geo.transformed(tf)  # Pillow coordinates from here on
         unit_px = UNIT * size * var.scale
         lw = max(1, round(size / 112))
@@ -308,7 +310,7 @@ class SynthFaces:
             for g in (g0, g1):
                 cv.line(g, frame, width=lw + (self.size >= 160), closed=True)
             lm = px.landmarks
-            # rings start at angle 0 (the outer side of the right ring); index 10 is the inner side
+            # ring point 0 is the rightmost (angle 0), point 10 the leftmost: bridge, then the two temples
             cv.line(np.stack([g0[0], g1[10]]), frame, width=lw)
             cv.line(np.stack([g0[10], lm[0] * 0.85 + lm[36] * 0.15]), frame, width=lw)
             cv.line(np.stack([g1[0], lm[16] * 0.85 + lm[45] * 0.15]), frame, width=lw)
@@ -352,14 +354,16 @@ class SynthFaces:
         size = self.size
         gx, gy = grid(size, channels=3)
         f32 = np.float32
-        gain = (gx * f32(np.cos(var.gradient_angle) * var.gradient) + f32(var.brightness)) + \
-            gy * f32(np.sin(var.gradient_angle) * var.gradient)
-        if var.vignette > 0:
+        row = gx * f32(np.cos(var.gradient_angle) * var.gradient) + f32(var.brightness)
+        col = gy * f32(np.sin(var.gradient_angle) * var.gradient)
+        if var.vignette > 0:  # separable: a falloff in x times a falloff in y, around the face
             cx, cy = (centre[0] - (size - 1) / 2) / size, (centre[1] - (size - 1) / 2) / size
-            r2 = (gx - f32(cx)) ** 2 + (gy - f32(cy)) ** 2
-            strength = var.vignette * (size / (1.8 * unit_px)) ** 2
-            falloff = np.minimum(r2 * f32(strength), f32(1.5 * var.vignette))
-            gain *= f32(1) - falloff
+            k, cap = f32(var.vignette * (size / (1.8 * unit_px)) ** 2), f32(0.75 * var.vignette)
+            vx = f32(1) - np.minimum((gx - f32(cx)) ** 2 * k, cap)
+            vy = f32(1) - np.minimum((gy - f32(cy)) ** 2 * k, cap)
+            gain = (row * vx) * vy + (col * vy) * vx
+        else:
+            gain = row + col
         out = image.reshape(size, 3 * size) * gain
         if var.blur > 0:
             out = gaussian_blur(out.reshape(size, size, 3), var.blur * size / 112).reshape(size, 3 * size)

@@ -38,6 +38,8 @@ MOUTH_OPEN = 0.03
 #: Eye opening / eye width ratio under which Narrow_Eyes is set.
 NARROW_EYES = 0.3
 MOUTH_INNER_CORNER = 0.88
+#: How far the chin drops per unit of mouth opening.
+JAW_DROP = 0.45
 
 # curve parameters: landmark samples first, then the dense polygon samples
 _U_EYE_UP = np.concatenate([[-1.0, -1 / 3, 1 / 3, 1.0], np.linspace(-1, 1, 13)])
@@ -274,9 +276,9 @@ def face_geometry(ident: Identity, expression: str, intensity: float, gaze: Arra
     open_ = float(intensity) * e[6] * open_scale
     face = st["face"]
     if open_ > 0:  # an open mouth drops the chin
-        lm[0:17, 1] += 0.6 * open_ * st["jaw_drop"]
+        lm[0:17, 1] += JAW_DROP * open_ * st["jaw_drop"]
         face = face.copy()
-        face[:, 1] += 0.6 * open_ * st["face_drop"]
+        face[:, 1] += JAW_DROP * open_ * st["face_drop"]
     lm[27:36] = st["nose_lm"]
 
     # eyes 36-47: upper lid from the image-left corner, then the lower lid back
@@ -379,7 +381,7 @@ def depth(points: Array) -> Array:
 
 
 def pose_transform(size: int, roll: float, scale: float, shift: tuple[float, float], yaw: float,
-                   unit: float = 0.3, y_offset: float = -0.12, offset: float = 0.0):
+                   unit: float = 0.3, y_offset: float = 0.0, offset: float = 0.0):
     """The map canonical (N x 2) -> pixel coordinates (pixel centres at integers, plus ``offset``).
 
     Yaw-like squash: ``x' = x cos(yaw) + depth(x, y) sin(yaw)``; then scale, in-plane rotation by ``roll``

@@ -127,11 +127,12 @@ def make_identity(seed: int, identity: int) -> Identity:
     old = float(np.clip((age - 40.0) / 50.0, 0.0, 1.0))
 
     # proportions: identity variation, then sex, then age (children: big eyes low on a round face, small nose)
-    face_w = 1.0 + 0.06 * rng.standard_normal() + (0.03 if male else -0.02)
+    face_w = float(np.clip(1.0 + 0.06 * rng.standard_normal() + (0.03 if male else -0.02), 0.88, 1.12))
     jaw_n = 2.15 + 0.25 * rng.standard_normal() + (0.25 if male else 0.0) - 0.3 * child
     jaw_n = float(np.clip(jaw_n, 1.8, 2.8))
     jaw_top_y = -0.12 + 0.03 * rng.standard_normal()
     chin_y = 1.12 + 0.06 * rng.standard_normal() + (0.04 if male else 0.0) - 0.16 * child + 0.04 * old
+    chin_y = float(np.clip(chin_y, 0.85, 1.25))
     eye_y = -0.1 + 0.03 * rng.standard_normal() + 0.12 * child
     eye_dx = 0.42 + 0.03 * rng.standard_normal()
     eye_w = (0.18 + 0.015 * rng.standard_normal()) * (1 + 0.12 * child)
@@ -200,8 +201,7 @@ def make_identity(seed: int, identity: int) -> Identity:
         mouth_y=float(mouth_y), mouth_w=float(mouth_w), lip_up=lip_up, lip_lo=lip_lo,
         hairline_y=float(hairline_y), hair_len=hair_len, hair_kind=hair_kind, grey=grey, bald=bald,
         receding=receding, bangs=bangs, mustache=mustache, goatee=goatee, beard=beard, glasses=glasses,
-        hat=hat,
-        hat_style=hat_style, lipstick=lipstick, rosy=rosy, wrinkles=wrinkles, tone=tone,
+        hat=hat, hat_style=hat_style, lipstick=lipstick, rosy=rosy, wrinkles=wrinkles, tone=tone,
         skin_rgb=rgb(skin), hair_rgb=rgb(hair), iris_rgb=rgb(iris), lip_rgb=rgb(lip),
         glasses_rgb=rgb(rng.integers(0, 140, 3).astype(np.float32)),
         hat_rgb=rgb(rng.integers(0, 256, 3).astype(np.float32)),

@@ -15,7 +15,8 @@ from .labels import EXPRESSIONS, SYNTH_ATTRIBUTES
 CLASS_COLOURS = np.array([(0, 0, 0), (255, 200, 120), (0, 90, 255), (0, 200, 255), (40, 255, 40),
                           (180, 255, 0), (255, 255, 0), (255, 0, 120), (120, 0, 60), (255, 90, 0),
                           (160, 60, 255)], np.uint8)
-CAPTION = 26
+CAPTION_LINES = 3
+CAPTION = 12 * CAPTION_LINES + 2
 
 
 def overlay(sample: SynthSample, alpha: float = 0.55) -> np.ndarray:
@@ -26,10 +27,17 @@ def overlay(sample: SynthSample, alpha: float = 0.55) -> np.ndarray:
     return img.astype(np.uint8)
 
 
-def caption(sample: SynthSample) -> list[str]:
-    on = [a for a, v in zip(SYNTH_ATTRIBUTES, sample.attributes, strict=True) if v]
-    shown = [a for a in on if a not in ("No_Beard", "Young")][:3]
-    return [f"id {sample.identity} age {sample.age:.0f} {EXPRESSIONS[sample.expression]}", " ".join(shown)]
+def caption(sample: SynthSample, width: int = 40) -> list[str]:
+    """``id, age, expression`` then the attributes that are on (but No_Beard and Young), wrapped."""
+    hidden = ("No_Beard", "Young")
+    on = [a for a, v in zip(SYNTH_ATTRIBUTES, sample.attributes, strict=True) if v and a not in hidden]
+    lines, line = [f"id {sample.identity}, {sample.age:.0f} y, {EXPRESSIONS[sample.expression]}"], ""
+    for a in on:
+        if line and len(line) + 1 + len(a) > width:
+            lines.append(line)
+            line = ""
+        line = f"{line} {a}".strip()
+    return [*lines, line][:CAPTION_LINES]
 
 
 def card(sample: SynthSample, scale: int = 1) -> Image.Image:
@@ -44,14 +52,15 @@ def card(sample: SynthSample, scale: int = 1) -> Image.Image:
     r = max(1, scale)
     for (x, y), vis in zip((sample.landmarks + 0.5) * scale, sample.visible, strict=True):
         d.ellipse((x - r, y - r, x + r - 1, y + r - 1), fill=(0, 255, 0) if vis else (255, 0, 0))
-    for i, text in enumerate(caption(sample)):
+    for i, text in enumerate(caption(sample, width=2 * w * scale // 6)):
         d.text((3, h * scale + 1 + 12 * i), text, fill=(0, 0, 0))
     return out
 
 
 def make_preview(out_path: str | Path, count: int = 16, size: int = 112, seed: int = 0, columns: int = 4,
-                 scale: int = 1, split: str = "train") -> Path:
-    """Write a contact sheet of ``count`` faces (PNG, or any format Pillow infers from the suffix)."""
+                 scale: int = 1, split: str = "train", palette: bool = False) -> Path:
+    """Write a contact sheet of ``count`` faces (PNG, or any format Pillow infers from the suffix);
+    ``palette`` reduces it to 256 colours (a much smaller PNG, e.g. for documentation)."""
     gen, offset = split_generator(split, size, seed)
     cards = [card(gen.sample(offset + i), scale) for i in range(count)]
     cw, ch = cards[0].size
@@ -62,5 +71,7 @@ def make_preview(out_path: str | Path, count: int = 16, size: int = 112, seed: i
         sheet.paste(c, ((i % columns) * (cw + 4), (i // columns) * (ch + 4)))
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    if palette:
+        sheet = sheet.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG)
     sheet.save(out_path, optimize=True) if out_path.suffix.lower() == ".png" else sheet.save(out_path)
     return out_path

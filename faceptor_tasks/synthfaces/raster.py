@@ -145,6 +145,10 @@ def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
     """Encode and decode with Pillow's JPEG codec at ``quality`` (block and ringing artefacts)."""
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="JPEG", quality=quality)
-    buf.seek(0)
-    with Image.open(buf) as im:
-        return np.array(im.convert("RGB"))
+    data = buf.getvalue()
+    h, w = image.shape[:2]
+    try:  # the JPEG decoder on the bytes, without the file-format parsing of Image.open
+        return np.array(Image.frombytes("RGB", (w, h), data, "jpeg", "RGB", ""))
+    except (OSError, ValueError):
+        with Image.open(io.BytesIO(data)) as im:
+            return np.array(im.convert("RGB"))

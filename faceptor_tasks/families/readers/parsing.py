@@ -150,6 +150,16 @@ def read_lapa_landmarks(path: str | os.PathLike) -> np.ndarray:
     return pts.reshape(n, 2)
 
 
+def lapa_align_points(pts: np.ndarray, path: str | os.PathLike) -> np.ndarray:
+    """Eye centres, nose tip and mouth corners (5 x 2) from LaPa's 106 points, or from 68 iBUG points
+    (eye centres as the means of 36-41 and 42-47, nose tip 30, mouth corners 48 and 54)."""
+    if len(pts) == 106:
+        return pts[list(LAPA_ALIGN_POINTS)]
+    if len(pts) == 68:
+        return np.stack([pts[36:42].mean(0), pts[42:48].mean(0), pts[30], pts[48], pts[54]]).astype(np.float32)
+    raise DatasetFormatError(path, 1, f"expected 106 (LaPa) or 68 (iBUG) points, got {len(pts)}")
+
+
 def read_lapa(root: str, split: str, skip_invalid: bool = False) -> ParsingDataset:
     """LaPa: ``{train,val,test}/{images/<n>.jpg, labels/<n>.png, landmarks/<n>.txt}``, 11 classes.
     Splits: ``train``, ``val``, ``test``, ``train_val``."""
@@ -168,8 +178,6 @@ def read_lapa(root: str, split: str, skip_invalid: bool = False) -> ParsingDatas
                 if not label.is_file():
                     raise DatasetFormatError(label, 0, f"label map of {img.name} not found")
                 pts = read_lapa_landmarks(lm_path)
-                if len(pts) != 106:
-                    raise DatasetFormatError(lm_path, 1, f"expected 106 points, got {len(pts)}")
                 col.add(Sample(str(img), LabelFile(str(label)), (str(lm_path), 0),
-                               extra={"align_points": pts[list(LAPA_ALIGN_POINTS)]}))
+                               extra={"align_points": lapa_align_points(pts, lm_path)}))
     return ParsingDataset.from_collector(col, name=f"lapa/{split}")

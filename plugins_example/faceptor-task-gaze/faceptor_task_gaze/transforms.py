@@ -10,7 +10,14 @@ import torch
 
 from faceptor_tasks.families.augment import EVAL_RNG, is_train_split, to_tensor_image, torch_rng
 from faceptor_tasks.families.crop import base_meta
-from faceptor_tasks.families.geometry import box_to_crop, compose, hflip_matrix, random_affine, resize_matrix, warp_image
+from faceptor_tasks.families.geometry import (
+    box_to_crop,
+    compose,
+    hflip_matrix,
+    random_affine,
+    resize_matrix,
+    warp_image,
+)
 
 
 class GazeTransform:

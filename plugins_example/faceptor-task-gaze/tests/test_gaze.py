@@ -9,15 +9,15 @@ from importlib import metadata
 import numpy as np
 import pytest
 import torch
+from faceptor_task_gaze.angles import angles_to_vector, angular_error_degrees, vector_to_angles
+from faceptor_task_gaze.loss_metric import AngularError
+from faceptor_task_gaze.mpiifacegaze import read_mpiifacegaze
+from faceptor_task_gaze.transforms import GazeTransform
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import faceptor_core
 from faceptor_core import TaskRegistry
-from faceptor_task_gaze.angles import angles_to_vector, angular_error_degrees, vector_to_angles
-from faceptor_task_gaze.loss_metric import AngularError
-from faceptor_task_gaze.mpiifacegaze import read_mpiifacegaze
-from faceptor_task_gaze.transforms import GazeTransform
 from faceptor_tasks.families.common import DatasetFormatError
 
 angle = st.tuples(st.floats(-1.4, 1.4), st.floats(-3.0, 3.0))
@@ -44,7 +44,8 @@ def test_angular_error_is_a_symmetric_angle_in_range(a, b):
 def test_angular_error_known_cases():
     straight = torch.tensor([[0.0, 0.0]])
     assert float(angular_error_degrees(straight, torch.tensor([[0.0, math.pi / 2]]))) == pytest.approx(90, abs=1e-3)
-    assert float(angular_error_degrees(straight, torch.tensor([[math.radians(10), 0.0]]))) == pytest.approx(10, abs=1e-3)
+    down = torch.tensor([[math.radians(10), 0.0]])
+    assert float(angular_error_degrees(straight, down)) == pytest.approx(10, abs=1e-3)
 
 
 def test_metric_accumulates_exactly_over_batches():
