@@ -9,7 +9,9 @@ time vs Naive Faceptor. Random weights; CPU by default.
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import torch
 
@@ -36,6 +38,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--save", action="store_true", help="also write benchmarks/results/inference.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -54,11 +57,16 @@ def main() -> None:
         naive_t = timed(lambda: naive(images), args.repeats)
         rows.append(("Naive Faceptor, all tasks", naive_t, naive.num_parameters()))
     sizes = f"{args.size} px" if args.size else "112 / 512 px"
-    print(f"encoder {args.encoder}, {sizes}, batch {args.batch}, {args.threads} threads, best of {args.repeats}")
-    print(f"{'configuration':36s} {'ms/batch':>10s} {'images/s':>9s} {'params (M)':>11s} {'vs one pass':>12s}")
+    head = f"encoder {args.encoder}, {sizes}, batch {args.batch}, {args.threads} threads, best of {args.repeats}"
+    table = ["| configuration | ms / batch | images/s | parameters | time vs one pass |", "| --- | --- | --- | --- | --- |"]
     for name, t, n in rows:
-        print(f"{name:36s} {t * 1000:10.0f} {args.batch / t:9.2f} {n / 1e6:11.2f} {t / together:11.2f}x")
-    print(f"max |one pass - one task at a time| over raw outputs: {max_diff:.2e}")
+        table.append(f"| {name} | {t * 1000:.0f} | {args.batch / t:.2f} | {n / 1e6:.2f}M | {t / together:.2f}x |")
+    table += ["", f"{head}. Max difference between the one-pass and one-task-at-a-time raw outputs: {max_diff:.1e}."]
+    print("\n".join(table))
+    if args.save:
+        out = Path(__file__).resolve().parent / "results"
+        out.mkdir(exist_ok=True)
+        (out / "inference.json").write_text(json.dumps({"table": "\n".join(table)}, indent=2))
 
 
 if __name__ == "__main__":

@@ -14,12 +14,12 @@ from .engine import Trainer
 
 DEMO_TASKS = ("synth_landmarks", "synth_parsing", "synth_age", "synth_expression", "synth_attributes",
               "synth_identity")
-BATCH = {"synth_identity": 32}
+BATCH = {"synth_identity": 16}
 
 
 def demo_config(out: Path, quick: bool = False, steps: int | None = None) -> RunConfig:
     """The demo's run: CPU preset (ViT-T/16), 112 px, a small decoder, every SynthFaces task."""
-    steps = steps or (60 if quick else 1500)
+    steps = steps or (40 if quick else 500)
     eval_limit = 64 if quick else 500
     return RunConfig.model_validate({
         "output_dir": str(out),
@@ -28,7 +28,7 @@ def demo_config(out: Path, quick: bool = False, steps: int | None = None) -> Run
             "encoder": "vit_t16", "input_size": 112, "drop_path_rate": 0.05,
             "decoder": {"hidden_dim": 128, "num_heads": 4, "ffn_dim": 512, "num_layers": 3},
         },
-        "tasks": [{"name": t, "batch_size": BATCH.get(t, 16), "eval_limit": eval_limit} for t in DEMO_TASKS],
+        "tasks": [{"name": t, "batch_size": BATCH.get(t, 8), "eval_limit": eval_limit} for t in DEMO_TASKS],
         "optimizer": {"lr": 5e-4, "weight_decay": 0.05, "head_lr_multiplier": 2.0},
         "schedule": {"steps": steps, "warmup_steps": max(1, steps // 20), "warmup_start_lr": 1e-6},
         "eval_every": steps,

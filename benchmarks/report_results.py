@@ -1,0 +1,81 @@
+"""Render docs/results.md from benchmarks/results/*.json (written by experiments.py and bench scripts)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+LOWER_IS_BETTER = {"synth_landmarks": "NME (inter-ocular)", "synth_age": "MAE (years)",
+                   "gaze_synth": "angular error (deg)"}
+HIGHER = {"synth_parsing": "F1 (no background)", "synth_expression": "accuracy", "synth_attributes": "mAcc",
+          "synth_identity": "verification accuracy"}
+
+
+def _metric_name(task: str) -> str:
+    return LOWER_IS_BETTER.get(task) or HIGHER.get(task, "metric")
+
+
+def _better(task: str, a: float, b: float) -> bool:
+    return a < b if task in LOWER_IS_BETTER else a > b
+
+
+def _load(results: Path, name: str) -> dict | None:
+    path = results / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def render(results: Path, out: Path) -> None:
+    lines = ["# Results", "",
+             "Measured on this repository's CPU set-up (2 cores); produced by `benchmarks/experiments.py` and",
+             "rendered by `benchmarks/report_results.py`. SynthFaces is a smoke dataset: these numbers say whether",
+             "the machinery behaves as the paper claims on easy synthetic faces, not how a model does on real ones.",
+             ""]
+    inf = _load(results, "inference")
+    if inf:
+        lines += ["## All-task inference (paper's six tasks, random weights)", "", inf["table"], ""]
+    mt = _load(results, "multitask")
+    if mt:
+        lines += [f"## Faceptor multi-task vs one model per task ({mt['steps']} steps each, same batches per task)", "",
+                  "| task | metric | multi-task | single-task | multi-task better? |", "| --- | --- | --- | --- | --- |"]
+        wins = 0
+        for task, value in mt["multi"]["metrics"].items():
+            single = mt["single"][task]["metric"]
+            better = _better(task, value, single)
+            wins += better
+            lines.append(f"| {task} | {_metric_name(task)} | {value:.4f} | {single:.4f} | {'yes' if better else 'no'} |")
+        m, s = mt["multi"], mt["single_total"]
+        lines += ["", "| | one Faceptor | six single-task models |", "| --- | --- | --- |",
+                  f"| parameters | {m['parameters'] / 1e6:.2f}M | {s['parameters'] / 1e6:.2f}M |",
+                  f"| all-task inference, batch 8 at 112 px | {m['inference_ms_all_tasks']:.0f} ms | "
+                  f"{s['inference_ms_all_tasks']:.0f} ms |",
+                  f"| training time | {m['seconds'] / 60:.1f} min | {s['seconds'] / 60:.1f} min |", "",
+                  f"Multi-task is better on {wins} of {len(mt['multi']['metrics'])} tasks.", ""]
+    aux = _load(results, "auxiliary")
+    if aux:
+        a, b = aux["age_only"]["mae"], aux["age_with_auxiliary"]["mae"]
+        lines += [f"## Auxiliary supervised learning: age from {aux['labelled_age_images']} labelled images "
+                  f"({aux['steps']} steps)", "",
+                  "| training | age MAE (years) |", "| --- | --- |",
+                  f"| age only | {a:.2f} |",
+                  f"| age + {', '.join(aux['age_with_auxiliary']['tasks'][1:])} | {b:.2f} |", "",
+                  "The auxiliary tasks help." if b < a else "On this data the auxiliary tasks do not help age.", ""]
+    st = _load(results, "stage2")
+    if st:
+        s1, q, s2 = st["stage1_as_trained"], st["stage1_queries_only"], st["stage2_layer_attention"]
+        lines += [f"## Stage 2 (Layer-Attention) vs Stage 1 on {st['task']} ({st['steps']} more steps)", "",
+                  "| model | accuracy | trainable parameters |", "| --- | --- | --- |",
+                  f"| Stage 1 as trained | {s1:.4f} | - |",
+                  f"| Stage 1 + queries tuned | {q['metric']:.4f} | {q['trainable_parameters']:,} |",
+                  f"| Stage 2: Layer-Attention + queries | {s2['metric']:.4f} | {s2['trainable_parameters']:,} |", "",
+                  "Layer preference of the task (share of cross-attention mass per encoder layer): "
+                  + ", ".join(f"layer {k}: {v:.3f}" for k, v in s2.get("layer_preference", {}).items()), ""]
+    pr = _load(results, "prompt")
+    if pr:
+        p, f = pr["prompt_tuning"], pr["full_fine_tuning"]
+        lines += [f"## Prompt tuning vs full fine-tuning: new task {pr['task']} ({pr['steps']} steps)", "",
+                  "| method | angular error (deg) | trainable parameters |", "| --- | --- | --- |",
+                  f"| untrained queries | {pr['untrained']:.2f} | - |",
+                  f"| prompt tuning (queries only) | {p['metric']:.2f} | {p['trainable_parameters']:,} |",
+                  f"| full fine-tuning | {f['metric']:.2f} | {f['trainable_parameters']:,} |", ""]
+    out.write_text("\n".join(lines))
+    print(f"wrote {out}")
