@@ -44,12 +44,14 @@ def build(
     naive: NaiveConfig | Mapping | None = None,
     encoder_weights: str | os.PathLike | None = None,
     registry: TaskRegistry | None = None,
+    size_normalization: Mapping[int, tuple[Sequence[float], Sequence[float]]] | None = None,
 ) -> FaceptorBase:
     """Build a model for ``tasks`` (registered names or TaskSpecs).
 
     ``input_sizes`` overrides each task's input size: one int for every task, or ``{task: size}``.
     ``memory_layers`` are the encoder layers of Layer-Attention (-1 = last; Stage 1 default).
     ``encoder_weights`` loads a pretrained encoder (timm or OpenAI-CLIP/FaRL layout).
+    ``size_normalization`` sets ``{input size: (mean, std)}`` where it differs from CLIP's (default for all).
     """
     if isinstance(tasks, (str, TaskSpec)):
         tasks = [tasks]
@@ -78,6 +80,7 @@ def build(
         naive=NaiveConfig.model_validate(naive or {}),
         memory_layers=tuple(memory_layers),
         tasks=tuple(heads),
+        size_normalization={int(k): (tuple(m), tuple(s)) for k, (m, s) in (size_normalization or {}).items()},
     )
     model = VARIANTS[variant](config)
     for t in tasks:

@@ -139,6 +139,11 @@ _CLIP_BLOCK = {
 }
 
 
+#: Visual-tower keys FaRL may carry beyond CLIP's (its masked-image-modeling head, linear pooling): not encoder
+#: weights, ignored on load (the reference loads FaRL with ``strict=False`` for the same reason).
+CLIP_EXTRA_PREFIXES = ("mask_token", "lm_transformer.", "ln_lm.", "lm_head.", "conv_pool.")
+
+
 def clip_key(key: str) -> str | None:
     """One OpenAI-CLIP visual-tower key (without its ``visual.`` prefix) -> :class:`ViTEncoder` key, or None."""
     if key in _CLIP_SIMPLE:
@@ -167,12 +172,13 @@ def clip_value(target: str, value: torch.Tensor) -> torch.Tensor:
 def clip_to_encoder_keys(state: dict[str, torch.Tensor], prefix: str = "visual.") -> dict[str, torch.Tensor]:
     """OpenAI-CLIP visual-tower keys (``visual.conv1.weight`` ...) -> :class:`ViTEncoder` keys.
 
-    Keys outside ``prefix`` (the text tower) are ignored; unknown keys under it raise ``ValueError``.
+    Keys outside ``prefix`` (the text tower) and FaRL's extra heads (:data:`CLIP_EXTRA_PREFIXES`) are ignored;
+    any other unrecognised key under ``prefix`` is named in a warning.
     """
     out: dict[str, torch.Tensor] = {}
     unknown = []
     for key, value in state.items():
-        if not key.startswith(prefix):
+        if not key.startswith(prefix) or key[len(prefix):].startswith(CLIP_EXTRA_PREFIXES):
             continue
         target = clip_key(key[len(prefix):])
         if target is None:
@@ -180,7 +186,7 @@ def clip_to_encoder_keys(state: dict[str, torch.Tensor], prefix: str = "visual."
             continue
         out[target] = clip_value(target, value)
     if unknown:
-        raise ValueError(f"unrecognised OpenAI-CLIP visual keys: {unknown[:5]}")
+        warnings.warn(f"ignored unrecognised OpenAI-CLIP visual keys: {unknown[:10]}", stacklevel=3)
     return out
 
 

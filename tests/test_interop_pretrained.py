@@ -102,6 +102,8 @@ def clip_file(tmp_path_factory):
     state = {"visual." + k: v for k, v in clip.state_dict().items()}
     state["transformer.resblocks.0.attn.in_proj_weight"] = torch.zeros(3, 3)  # a text-tower key: ignored
     state["token_embedding.weight"] = torch.zeros(4, 3)
+    state["visual.mask_token"] = torch.zeros(WIDTH)  # FaRL's masked-image-modeling head: ignored
+    state["visual.lm_head.weight"] = torch.zeros(8, WIDTH)
     path = tmp_path_factory.mktemp("farl") / "FaRL-tiny.pth"
     torch.save({"state_dict": state, "epoch": 64}, path)
     return clip, path

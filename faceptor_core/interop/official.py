@@ -53,7 +53,14 @@ from torch import nn
 
 from ..model.base import FaceptorBase
 from ..model.config import CLIP_MEAN, CLIP_STD, DecoderConfig, EncoderConfig
-from ..pretrained import UNUSED_ENCODER_KEYS, clip_key, clip_value, read_state_dict, unwrap_state_dict
+from ..pretrained import (
+    CLIP_EXTRA_PREFIXES,
+    UNUSED_ENCODER_KEYS,
+    clip_key,
+    clip_value,
+    read_state_dict,
+    unwrap_state_dict,
+)
 from ..registry import TaskRegistry, default_registry
 
 #: The reference's task names -> this library's.
@@ -214,6 +221,7 @@ class ConversionReport:
     synthesized: dict[str, str] = field(default_factory=dict)
     adjusted: dict[str, str] = field(default_factory=dict)
     differences: list[str] = field(default_factory=list)
+    hints: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -235,6 +243,7 @@ class ConversionReport:
         reasons = sorted({why for why in self.skipped.values()})
         lines += [f"  skipped {sum(v == r for v in self.skipped.values())} keys: {r}" for r in reasons]
         lines += [f"  differs from the reference: {d}" for d in self.differences]
+        lines += [f"  hint: {h}" for h in self.hints]
         return "\n".join(lines)
 
     def to_json(self) -> str:
@@ -316,6 +325,7 @@ def _reference_structure(kwargs: dict) -> dict:
     """Config switches that make this library reproduce the reference, where the library has them."""
     if "decoder" in kwargs and "final_norm" in DecoderConfig.model_fields:
         kwargs["decoder"]["final_norm"] = False
+    kwargs["size_normalization"] = dict(REFERENCE_NORMALISATION)
     return kwargs
 
 
@@ -461,6 +471,9 @@ def convert_state(
         if rule.op == "skip":
             report.skipped[key] = rule.note
             continue
+        if rule.op == "clip" and match.group("rest").startswith(CLIP_EXTRA_PREFIXES):
+            report.skipped[key] = "FaRL's masked-image-modeling / pooling head: not part of the encoder"
+            continue
         if rule.op == "alias":
             aliases.append((key, rule.target.format(**match.groupdict())))
             continue
@@ -502,6 +515,11 @@ def convert_state(
         else:
             report.missing.append(target)
     report.differences = reference_differences(model)
+    empty = sorted({t for k in report.missing if (t := model.task_of_key(k))})
+    if empty:
+        others = [v for v in VARIANTS if v != variant.name and VARIANTS[v].model == variant.model]
+        report.hints.append(f"no weights for tasks {', '.join(empty)}: is this checkpoint another variant "
+                            f"({', '.join(others)})?")
     return out, report
 
 

@@ -95,7 +95,7 @@ class ExportWrapper(nn.Module):
     def forward(self, *images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out: dict[str, torch.Tensor] = {}
         for size, x in zip(self.sizes, images, strict=True):
-            feats = {size: self.encoder(self.model.normalise(x), size)}
+            feats = {size: self.encoder(self.model.normalise(x, size), size)}
             out.update(self.model.run_jobs(feats, [Job(size, self.groups[size], slice(None))]))
         return tuple(out[name] for name in self.task_names)
 

@@ -114,12 +114,16 @@ class FaceptorBase(nn.Module):
         return groups
 
     # -- forward -------------------------------------------------------------------------------------
-    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+    def normalise(self, images: torch.Tensor, size: int | None = None) -> torch.Tensor:
+        """``[0, 1]`` images -> the encoder's input (per-size mean / std where the config sets one)."""
+        if size is not None and size in self.config.size_normalization:
+            mean, std = self.config.size_normalization[size]
+            return (images - images.new_tensor(mean).view(1, 3, 1, 1)) / images.new_tensor(std).view(1, 3, 1, 1)
         return (images - self.pixel_mean) / self.pixel_std
 
     def encode(self, batches: Mapping[int, torch.Tensor]) -> dict[int, list[torch.Tensor]]:
         """One encoder pass per input size: ``{size: [B x C x S x S] * depth}``."""
-        return {size: self.encoder(self.normalise(x)) for size, x in batches.items()}
+        return {size: self.encoder(self.normalise(x, size)) for size, x in batches.items()}
 
     def prepare(self, images: Images, sizes: Sequence[int]) -> dict[int, torch.Tensor]:
         """Images (any size, resized per group) or ``{size: batch}`` -> ``{size: float batch}``."""

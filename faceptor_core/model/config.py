@@ -33,6 +33,7 @@ class DecoderConfig(BaseModel):
     ffn_dim: int = Field(default=2048, ge=8)
     num_layers: int = Field(default=9, ge=1)
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    final_norm: bool = Field(default=False, description="A LayerNorm after the last layer (the reference has none).")
 
     @model_validator(mode="after")
     def _heads_divide(self) -> DecoderConfig:
@@ -67,6 +68,10 @@ class ModelConfig(BaseModel):
     tasks: tuple[TaskHead, ...]
     mean: tuple[float, float, float] = CLIP_MEAN
     std: tuple[float, float, float] = CLIP_STD
+    size_normalization: dict[int, tuple[tuple[float, float, float], tuple[float, float, float]]] = Field(
+        default_factory=dict,
+        description="Per input size (mean, std) overriding mean/std; the reference uses 0.5/0.5 at 112 px.",
+    )
 
     @model_validator(mode="after")
     def _unique_tasks(self) -> ModelConfig:

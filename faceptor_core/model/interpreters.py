@@ -12,6 +12,10 @@ import torch
 from torch import nn
 
 
+#: BatchNorm eps of the reference's identity and Naive attribute heads.
+BN_EPS = 2e-5
+
+
 class ValueInterpreter(nn.Module):
     def __init__(self, dim: int):
         super().__init__()
@@ -39,9 +43,9 @@ class FeatureInterpreter(nn.Module):
         super().__init__()
         self.norm = nn.LayerNorm(in_dim)
         self.fc1 = nn.Linear(in_dim, in_dim, bias=False)
-        self.bn1 = nn.BatchNorm1d(in_dim)
+        self.bn1 = nn.BatchNorm1d(in_dim, eps=BN_EPS)
         self.fc2 = nn.Linear(in_dim, out_dim, bias=False)
-        self.bn2 = nn.BatchNorm1d(out_dim)
+        self.bn2 = nn.BatchNorm1d(out_dim, eps=BN_EPS)
 
     def forward(self, feature: torch.Tensor) -> torch.Tensor:
         """``B x C x S x S`` last encoder layer -> ``B x out_dim`` embedding (not normalised)."""

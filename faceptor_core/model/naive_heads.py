@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .interpreters import BN_EPS
+
 
 def conv_bn_relu(cin: int, cout: int, k: int) -> nn.Sequential:
     return nn.Sequential(
@@ -42,7 +44,7 @@ class AttributeHead(nn.Module):
         width = channels * len(self.layers)
         self.convs = nn.ModuleList(nn.Conv2d(in_dim, channels, 3, padding=1) for _ in self.layers)
         self.gate = ChannelGate(width)
-        self.bn = nn.BatchNorm1d(width)
+        self.bn = nn.BatchNorm1d(width, eps=BN_EPS)
         self.mlp = nn.Sequential(
             nn.Linear(width, width), nn.ReLU(inplace=True), nn.Dropout(0.5),
             nn.Linear(width, width), nn.ReLU(inplace=True), nn.Dropout(0.5),

@@ -22,7 +22,7 @@ class PixelDecoder(nn.Module):
     def __init__(self, dim: int):
         super().__init__()
         self.up1 = nn.ConvTranspose2d(dim, dim, kernel_size=2, stride=2)
-        self.norm = LayerNorm2d(dim)
+        self.norm = LayerNorm2d(dim, eps=1e-6)  # the reference's channel LayerNorm eps
         self.up2 = nn.ConvTranspose2d(dim, dim, kernel_size=2, stride=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """The transformer decoder of the dual decoder: task queries attend to encoder memory.
 
 Post-norm layers, each cross-attention -> self-attention -> FFN with residual + LayerNorm, as in the
-reference; a final LayerNorm. Values carry no position encoding.
+reference (no final LayerNorm unless ``final_norm``). Values carry no position encoding.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class TransformerDecoder(nn.Module):
             DecoderLayer(config.hidden_dim, config.num_heads, config.ffn_dim, config.dropout)
             for _ in range(config.num_layers)
         )
-        self.norm = nn.LayerNorm(config.hidden_dim)
+        self.norm = nn.LayerNorm(config.hidden_dim) if config.final_norm else nn.Identity()
 
     def forward(
         self,
