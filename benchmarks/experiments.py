@@ -131,8 +131,9 @@ def exp_prompt(steps: int, new_task: str = "gaze_synth") -> None:
     if not stage1.is_dir():
         raise SystemExit("run the multitask experiment first: its model is the base")
     out = {"steps": steps, "task": new_task}
-    for name, kw in (("prompt_tuning", {"train": {"mode": "prompt"}, "optimizer": {"lr": 1e-2, "head_lr_multiplier": 1.0}}),
-                     ("full_fine_tuning", {"train": {"mode": "full"}, "optimizer": {"lr": 5e-4}})):
+    runs = (("prompt_tuning", {"train": {"mode": "prompt"}, "optimizer": {"lr": 1e-2, "head_lr_multiplier": 1.0}}),
+            ("full_fine_tuning", {"train": {"mode": "full"}, "optimizer": {"lr": 5e-4}}))
+    for name, kw in runs:
         cfg = config(RUNS / f"prompt_{name}", [new_task], steps, init_from=str(stage1), **kw)
         tr = Trainer(cfg)
         if "untrained" not in out:

@@ -36,13 +36,15 @@ def render(results: Path, out: Path) -> None:
     mt = _load(results, "multitask")
     if mt:
         lines += [f"## Faceptor multi-task vs one model per task ({mt['steps']} steps each, same batches per task)", "",
-                  "| task | metric | multi-task | single-task | multi-task better? |", "| --- | --- | --- | --- | --- |"]
+                  "| task | metric | multi-task | single-task | multi-task better? |",
+                  "| --- | --- | --- | --- | --- |"]
         wins = 0
         for task, value in mt["multi"]["metrics"].items():
             single = mt["single"][task]["metric"]
             better = _better(task, value, single)
             wins += better
-            lines.append(f"| {task} | {_metric_name(task)} | {value:.4f} | {single:.4f} | {'yes' if better else 'no'} |")
+            verdict = "yes" if better else "no"
+            lines.append(f"| {task} | {_metric_name(task)} | {value:.4f} | {single:.4f} | {verdict} |")
         m, s = mt["multi"], mt["single_total"]
         lines += ["", "| | one Faceptor | six single-task models |", "| --- | --- | --- |",
                   f"| parameters | {m['parameters'] / 1e6:.2f}M | {s['parameters'] / 1e6:.2f}M |",

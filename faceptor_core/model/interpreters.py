@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
 #: BatchNorm eps of the reference's identity and Naive attribute heads.
 BN_EPS = 2e-5
 
