@@ -191,3 +191,12 @@ def test_naive_add_task_and_key_ownership(images):
     assert all(n.startswith("heads.expression.") for n in names)
     assert model.task_of_key("heads.age.classifiers.age_morph2.weight") == "age_morph2"
     assert model(images)["expression_rafdb"].shape == (2, 7)
+
+
+def test_any_timm_vit_name_is_accepted(images):
+    model = faceptor_core.build(["expression_rafdb"], encoder="vit_tiny_patch16_224", input_sizes=32,
+                                decoder={"hidden_dim": 32, "num_heads": 4, "ffn_dim": 64, "num_layers": 1})
+    assert model.encoder.embed_dim == 192 and model.encoder.depth == 12
+    assert model(images)["expression_rafdb"].shape == (2, 7)
+    with pytest.raises(Exception, match="vit_tiny_patch16_2244"):
+        faceptor_core.build(["expression_rafdb"], encoder="vit_tiny_patch16_2244")

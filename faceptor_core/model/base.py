@@ -50,7 +50,10 @@ def to_float_images(images: torch.Tensor | np.ndarray | Sequence[np.ndarray]) ->
             images = images[None]
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"numpy images must be (B x) H x W x 3, got shape {images.shape}")
-        images = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
+        images = np.ascontiguousarray(images)
+        if not images.flags.writeable:  # e.g. np.asarray(PIL image): torch wants writable memory
+            images = images.copy()
+        images = torch.from_numpy(images).permute(0, 3, 1, 2)
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"images must be a tensor, a numpy array or a list of arrays, got {type(images).__name__}")
     if images.ndim == 3:

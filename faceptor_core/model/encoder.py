@@ -51,7 +51,17 @@ class ViTEncoder(nn.Module):
     def __init__(self, config: EncoderConfig):
         super().__init__()
         self.config = config
-        preset = PRESETS.get(config.name, EncoderPreset(timm_name=config.name))
+        preset = PRESETS.get(config.name)
+        if preset is None:
+            if not timm.is_model(config.name):
+                import difflib
+
+                known = [*PRESETS, *timm.list_models("*vit*")]
+                close = difflib.get_close_matches(config.name, known, n=3, cutoff=0.6)
+                hint = f"; did you mean {', '.join(close)}?" if close else ""
+                raise ValueError(f"unknown encoder {config.name!r}: not a preset ({', '.join(PRESETS)}) "
+                                 f"nor a timm model{hint}")
+            preset = EncoderPreset(timm_name=config.name)
         vit = timm.create_model(
             preset.timm_name,
             pretrained=False,

@@ -72,7 +72,7 @@ def read_image(path: Path) -> np.ndarray:
 
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+            return np.array(im.convert("RGB"))
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such image") from None
     except (UnidentifiedImageError, OSError) as exc:
