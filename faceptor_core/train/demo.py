@@ -19,7 +19,7 @@ BATCH = {"synth_identity": 16}
 
 def demo_config(out: Path, quick: bool = False, steps: int | None = None) -> RunConfig:
     """The demo's run: CPU preset (ViT-T/16), 112 px, a small decoder, every SynthFaces task."""
-    steps = steps or (40 if quick else 500)
+    steps = steps or (40 if quick else 400)
     eval_limit = 64 if quick else 500
     return RunConfig.model_validate({
         "output_dir": str(out),
