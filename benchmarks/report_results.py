@@ -60,7 +60,9 @@ def render(results: Path, out: Path) -> None:
                   "| training | age MAE (years) |", "| --- | --- |",
                   f"| age only | {a:.2f} |",
                   f"| age + {', '.join(aux['age_with_auxiliary']['tasks'][1:])} | {b:.2f} |", "",
-                  "The auxiliary tasks help." if b < a else "On this data the auxiliary tasks do not help age.", ""]
+                  ("The auxiliary tasks help." if b < a - 0.5 else
+                   "No measurable effect: in this budget age does not learn in either run (an MAE near 25 is what "
+                   "predicting the middle of the 0-100 range gives), so the claim cannot be judged here."), ""]
     st = _load(results, "stage2")
     if st:
         s1, q, s2 = st["stage1_as_trained"], st["stage1_queries_only"], st["stage2_layer_attention"]
@@ -79,5 +81,17 @@ def render(results: Path, out: Path) -> None:
                   f"| untrained queries | {pr['untrained']:.2f} | - |",
                   f"| prompt tuning (queries only) | {p['metric']:.2f} | {p['trainable_parameters']:,} |",
                   f"| full fine-tuning | {f['metric']:.2f} | {f['trainable_parameters']:,} |", ""]
+    lines += ["## Reading these numbers", "",
+              "- Every model here trains from scratch on 2 CPU cores for a few hundred steps (no pretrained weights "
+              "are reachable offline). Landmarks, parsing and identity learn measurably in that budget; age and "
+              "expression stay near the trivial baselines (MAE about 25 years; accuracy about 1/7) in every "
+              "setting, so the comparisons involving them say nothing either way.",
+              "- At equal steps, the single-task models are better on landmarks and parsing: the paper's central "
+              "claim (multi-task at least as good as specialists) does not hold at this budget on this data. What "
+              "does hold is the cost side: one model with 5.8x fewer parameters serves all tasks, and all-task "
+              "inference is several times faster than six models, with outputs identical to decoding each task alone.",
+              "- Prompt tuning a new task (512 trainable parameters) reaches the error of full fine-tuning (all "
+              "6.9M parameters) and leaves the base model bit-identical.",
+              ""]
     out.write_text("\n".join(lines))
     print(f"wrote {out}")
