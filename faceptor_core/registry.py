@@ -60,9 +60,15 @@ class PluginInfo:
     distribution: str = ""
     version: str = ""
     tasks: list[str] = field(default_factory=list)
-    error: str | None = None
+    load_error: str | None = None
+    register_error: str | None = None
     traceback: str | None = None
     disabled: bool = False
+
+    @property
+    def error(self) -> str | None:
+        """Why the plugin is broken (failed import or failed registration), or ``None``."""
+        return self.load_error or self.register_error
 
     @property
     def ok(self) -> bool:
@@ -125,7 +131,7 @@ class TaskRegistry:
                 obj = ep.load()
                 self.pm.register(obj, name=ep.name)
             except Exception as exc:  # a broken plugin must not break the others
-                info.error = f"failed to load {ep.value!r}: {_format_error(exc)}"
+                info.load_error = f"failed to load {ep.value!r}: {_format_error(exc)}"
                 info.traceback = traceback.format_exc()
         self._dirty = True
 
@@ -159,8 +165,7 @@ class TaskRegistry:
         self._conflicts.clear()
         for info in self._plugins.values():
             info.tasks = []
-            if info.error and not info.error.startswith("failed to load"):
-                info.error = None
+            info.register_error = None
         impls = self.pm.hook.register_tasks.get_hookimpls()
         for impl in sorted(impls, key=lambda i: i.plugin_name):
             pname = impl.plugin_name
@@ -187,8 +192,7 @@ class TaskRegistry:
                 impl.function(register=register)
             except Exception as exc:  # report the plugin by name, keep the others
                 errors.append(f"failed to register tasks: {_format_error(exc)}")
-            if errors:
-                info.error = "; ".join(errors)
+            info.register_error = "; ".join(errors) or None
             # tasks registered before a failure stay: nothing is silently lost
             for tname, spec in pending.items():
                 self._tasks[tname] = spec
