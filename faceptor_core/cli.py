@@ -47,29 +47,19 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (func, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_)
         p.set_defaults(func=func)
-    _add_optional_commands(sub)
+    _add_module_commands(sub)
     return parser
 
 
-COMMAND_MODULES = (
-    "faceptor_core.train.commands",
-    "faceptor_tasks.synthfaces.commands",
-    "faceptor_core.interop.commands",
-)
-
-
-def _add_optional_commands(sub) -> None:
+def _add_module_commands(sub) -> None:
     """Commands that live in their own modules (training, SynthFaces, interop)."""
-    from importlib import import_module
+    from faceptor_tasks.synthfaces import commands as synth_commands
 
-    for module in COMMAND_MODULES:
-        try:
-            mod = import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name and module.startswith(exc.name):
-                continue
-            raise
-        mod.add_commands(sub)
+    from .interop import commands as interop_commands
+    from .train import commands as train_commands
+
+    for module in (train_commands, synth_commands, interop_commands):
+        module.add_commands(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
