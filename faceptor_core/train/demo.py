@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..registry import default_registry
@@ -84,14 +85,9 @@ def write_report(trainer: Trainer, results: dict, out: Path, seconds: float) -> 
     reg = default_registry()
     spec = reg.get_task("synth_landmarks")
     ds = spec.dataset(None, "test", transform=None)
-    images = [ds[i]["image"] for i in range(8)]
-    size = model.tasks["synth_landmarks"].input_size
-    batch = torch.stack([torch.from_numpy(im).permute(2, 0, 1) for im in images])
-    batch = torch.nn.functional.interpolate(batch.float() / 255, size=(size, size), mode="bilinear",
-                                            antialias=True, align_corners=False)
-    preds = model.predict(batch, [t for t in model.task_names if model.tasks[t].head != "identity"])
-    shown = (batch.permute(0, 2, 3, 1) * 255).round().byte().numpy()
-    cards = [prediction_card(shown[i], preds, index=i, scale=2) for i in range(len(images))]
+    images = np.stack([ds[i]["image"] for i in range(8)])  # predict() works in these images' own geometry
+    preds = model.predict(images, [t for t in model.task_names if model.tasks[t].head != "identity"])
+    cards = [prediction_card(images[i], preds, index=i, scale=2) for i in range(len(images))]
     contact_sheet(cards, columns=4).save(report / "predictions.png")
     return report / "metrics.md"
 
