@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import predictions as P
+from ..images import to_float_images
 from ..registry import TaskNotFoundError
 from ..spec import TaskHead
 from .config import ModelConfig
@@ -36,33 +37,6 @@ class Job:
 
 class WeightsMismatchError(RuntimeError):
     """Weights that do not fit the model; the message names tasks and keys."""
-
-
-def to_float_images(images: torch.Tensor | np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
-    """uint8 / float images (``B x 3 x H x W``, ``B x H x W x 3``, ``H x W x 3`` or a list) -> float [0, 1]."""
-    if isinstance(images, (list, tuple)):
-        arrays = [np.asarray(a) for a in images]
-        if len({a.shape for a in arrays}) != 1:
-            raise ValueError(f"images in one batch must share a size, got {sorted({a.shape for a in arrays})}")
-        images = np.stack(arrays)
-    if isinstance(images, np.ndarray):
-        if images.ndim == 3:
-            images = images[None]
-        if images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"numpy images must be (B x) H x W x 3, got shape {images.shape}")
-        images = np.ascontiguousarray(images)
-        if not images.flags.writeable:  # e.g. np.asarray(PIL image): torch wants writable memory
-            images = images.copy()
-        images = torch.from_numpy(images).permute(0, 3, 1, 2)
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"images must be a tensor, a numpy array or a list of arrays, got {type(images).__name__}")
-    if images.ndim == 3:
-        images = images[None]
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"images must be B x 3 x H x W, got shape {tuple(images.shape)}")
-    if images.dtype == torch.uint8:
-        return images.float() / 255.0
-    return images.float() if not images.is_floating_point() else images
 
 
 def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:

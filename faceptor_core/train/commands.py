@@ -7,7 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from ..registry import default_registry
@@ -66,22 +65,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_image(path: Path) -> np.ndarray:
-    """An RGB uint8 array; a clear error naming the file when it cannot be decoded."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return np.array(im.convert("RGB"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such image") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError(f"{path}: cannot decode image ({exc})") from exc
-
-
 def cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
+    from ..images import ImageDecodeError, read_image
     from ..viz import prediction_card
 
     model = _load_model(args.checkpoint, args.addon)
@@ -91,7 +78,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for path in map(Path, args.images):
         try:
             image = read_image(path)
-        except (FileNotFoundError, ValueError) as exc:
+        except ImageDecodeError as exc:
             print(f"error: {exc}", file=sys.stderr)
             status = 1
             continue

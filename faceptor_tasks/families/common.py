@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -30,34 +29,34 @@ class DatasetFormatError(ValueError):
 
 
 def decode_image(data: bytes, name: str = "<bytes>", backend: str = "auto") -> np.ndarray:
-    """Encoded image bytes -> ``H x W x 3`` uint8 RGB.
+    """Encoded image bytes -> ``H x W x 3`` uint8 RGB (16-bit images scaled, decompression bombs refused).
 
-    ``backend`` is ``"pil"``, ``"cv2"`` or ``"auto"`` (Pillow, and OpenCV only when Pillow is missing or
-    does not know the format: a corrupt file that Pillow rejects is an error, not a partial decode).
+    ``backend`` is ``"auto"`` (the core's decoder: Pillow, OpenCV only for formats Pillow does not know; a
+    corrupt file that Pillow rejects is an error, not a partial decode), ``"pil"`` or ``"cv2"``.
     """
-    reason = "unknown image format"
-    if backend in ("auto", "pil"):
-        try:
-            from PIL import Image, UnidentifiedImageError
-        except ImportError:  # pragma: no cover - Pillow is a dependency
-            if backend == "pil":
-                raise
-        else:
-            try:
-                with Image.open(io.BytesIO(data)) as im:
-                    return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
-            except UnidentifiedImageError:
-                reason = "unknown image format"
-            except Exception as exc:
-                raise DatasetFormatError(name, 0, f"cannot decode image ({exc})") from None
-            if backend == "pil":
-                raise DatasetFormatError(name, 0, f"cannot decode image ({reason})")
-    import cv2
+    from faceptor_core.images import ImageDecodeError
+    from faceptor_core.images import decode_image as core_decode
 
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
-    if arr is None or arr.size == 0:
-        raise DatasetFormatError(name, 0, f"cannot decode image ({reason})")
-    return np.ascontiguousarray(arr[:, :, ::-1])
+    if backend == "cv2":
+        import cv2
+
+        from faceptor_core.images import _to_uint8_rgb
+
+        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+        if arr is None or arr.size == 0:
+            raise DatasetFormatError(name, 0, "cannot decode image (unknown image format)")
+        if arr.ndim == 3 and arr.shape[2] >= 3:
+            arr = np.concatenate([arr[:, :, 2::-1], arr[:, :, 3:]], axis=2)
+        try:
+            return _to_uint8_rgb(arr, name)
+        except ImageDecodeError as exc:
+            raise DatasetFormatError(name, 0, exc.reason) from None
+    if backend not in ("auto", "pil"):
+        raise ValueError(f"unknown image backend {backend!r}; choose auto, pil or cv2")
+    try:
+        return core_decode(data, name)
+    except ImageDecodeError as exc:
+        raise DatasetFormatError(name, 0, exc.reason) from None
 
 
 def load_image(path: str | os.PathLike, backend: str = "auto") -> np.ndarray:
