@@ -21,6 +21,13 @@ class EncoderConfig(BaseModel):
     name: str = "farl_vit_b16"
     drop_path_rate: float = Field(default=0.2, ge=0.0, lt=1.0)
     pos_grid: int = Field(default=32, ge=1, description="Side of the trained position-embedding grid.")
+    depth: int | None = Field(default=None, ge=1, le=48, description="Transformer blocks (default: the preset's).")
+    patch_size: int | None = Field(default=None, ge=2, le=64, description="Patch size (default: the preset's).")
+    stem: Literal["patch", "conv"] = Field(
+        default="patch",
+        description="Patch embedding: one strided conv (ViT, FaRL) or a stack of 3x3 stride-2 convs (for "
+        "training from scratch on little data; CPU presets).",
+    )
 
 
 class DecoderConfig(BaseModel):

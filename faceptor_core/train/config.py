@@ -20,6 +20,9 @@ class ModelSection(_Strict):
     variant: Literal["faceptor", "naive"] = "faceptor"
     encoder: str = "vit_t16"
     drop_path_rate: float = Field(default=0.1, ge=0, lt=1)
+    stem: Literal["patch", "conv"] = Field(default="patch", description="Encoder patch embedding (see EncoderConfig).")
+    depth: int | None = Field(default=None, ge=1, le=48, description="Encoder blocks (default: the preset's).")
+    patch_size: int | None = Field(default=None, ge=2, le=64, description="Encoder patch size (default: preset's).")
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)
     naive: NaiveConfig = Field(default_factory=NaiveConfig)
     memory_layers: list[int] = Field(default_factory=lambda: [-1])

@@ -117,7 +117,8 @@ class Trainer:
         if cfg.init_from is None:
             model = build(
                 list(self.specs.values()), variant=m.variant,
-                encoder=EncoderConfig(name=m.encoder, drop_path_rate=m.drop_path_rate),
+                encoder=EncoderConfig(name=m.encoder, drop_path_rate=m.drop_path_rate, stem=m.stem,
+                                      depth=m.depth, patch_size=m.patch_size),
                 input_sizes=sizes, decoder=m.decoder, memory_layers=m.memory_layers, naive=m.naive,
                 encoder_weights=m.encoder_weights, registry=self.registry,
             )
