@@ -31,8 +31,6 @@ def _merge(a: dict, b: dict) -> None:
 
 def run_faceptor(job: dict, out: Path, workers: int) -> dict:
     """Train the demo configuration with ``job['overrides']`` and return its last evaluation."""
-    import torch
-
     from faceptor_core.train.config import RunConfig
     from faceptor_core.train.demo import demo_config
     from faceptor_core.train.engine import Trainer
@@ -100,8 +98,8 @@ def main() -> None:
             fh.write(line + "\n")
             fh.flush()
             rec = json.loads(line)
-            print(rec["job"].get("name"), "ERROR" if "error" in rec else json.dumps(rec.get("results", rec.get("metrics")))[:400],
-                  flush=True)
+            summary = "ERROR" if "error" in rec else json.dumps(rec.get("results", rec.get("metrics")))[:400]
+            print(rec["job"].get("name"), summary, flush=True)
 
 
 if __name__ == "__main__":
