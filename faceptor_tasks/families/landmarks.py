@@ -21,6 +21,7 @@ from faceptor_core.model.decode import soft_argmax
 from faceptor_core.spec import TaskSpec
 
 from .augment import EVAL_RNG, dense_photometric, is_train_split, run_pipeline, to_tensor_image, torch_rng
+from .baselines import landmark_baseline
 from .common import Metric, as_tensor, build_dataset
 from .crop import base_meta
 from .geometry import (
@@ -283,5 +284,6 @@ def landmark_task(
         transforms=partial(LandmarkTransform, flip_permutation=flip_permutation, face_scale=face_scale),
         loss=partial(landmark_loss, radius=heatmap_radius),
         metrics=partial(landmark_metrics, norms=dict(norms), auc=tuple(auc)),
+        baseline=spec_fields.pop("baseline", landmark_baseline),
         **spec_fields,
     )

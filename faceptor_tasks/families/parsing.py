@@ -16,6 +16,7 @@ from torch import nn
 from faceptor_core.spec import TaskSpec
 
 from .augment import EVAL_RNG, is_train_split, run_pipeline, to_tensor_image, torch_rng
+from .baselines import parsing_baseline
 from .common import Metric, as_tensor, build_dataset
 from .crop import base_meta
 from .geometry import compose, face_align_matrix, hflip_matrix, random_affine, resize_matrix, unwarp_labels, warp_image
@@ -172,5 +173,6 @@ def parsing_task(
         transforms=partial(ParsingTransform, face_scale=face_scale,
                            label_flip=tuple(label_flip) if label_flip is not None else None),
         loss=parsing_loss, metrics=parsing_metrics,
+        baseline=spec_fields.pop("baseline", parsing_baseline),
         **spec_fields,
     )
