@@ -70,6 +70,7 @@ def builtin_tasks() -> list[TaskSpec]:
         ),
         landmark_task(
             "landmarks_aflw19", 19, FLIP_19, reader=read_aflw19, loss_weight=1000.0, face_scale=1.0,
+            square_box=False,
             norms={"diag": DIAG_NORM, "box": BOX_NORM, "inter_ocular": inter_points(6, 11),
                    "inter_pupil": inter_points(7, 10)},
             auc=(("box", 0.07),), description="AFLW-19, 19 points (AFLWinfo_release.mat).",
