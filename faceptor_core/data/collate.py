@@ -36,7 +36,7 @@ def collate_items(items: Sequence[Any]) -> Any:
     if isinstance(first, Mapping):
         return {k: collate_items([it[k] for it in items]) for k in first}
     if isinstance(first, (torch.Tensor, np.ndarray)):
-        tensors = [torch.as_tensor(x) for x in items]
+        tensors = [torch.as_tensor(np.require(x, requirements="W") if isinstance(x, np.ndarray) else x) for x in items]
         if all(t.shape == tensors[0].shape for t in tensors):
             return torch.stack(tensors)
         return tensors
