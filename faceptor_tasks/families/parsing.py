@@ -21,7 +21,7 @@ from .baselines import parsing_baseline
 from .common import Metric, as_tensor, build_dataset
 from .crop import base_meta
 from .geometry import compose, face_align_matrix, hflip_matrix, random_affine, resize_matrix, warp_image
-from .tanh_warp import warp_to_crop, warp_to_original
+from .tanh_warp import crop_maps, remap, warp_to_original
 
 IGNORE_INDEX = 255
 
@@ -80,9 +80,9 @@ class ParsingTransform:
             if self.label_flip is not None and rng.random() < 0.5:
                 m, flipped = compose(hflip_matrix(s), m), True
         if self.warp_factor > 0:
-            source = image if self.train else image.astype(np.float32) / np.float32(255.0)
-            crop = warp_to_crop(source, m, self.warp_factor, s)
-            target = warp_to_crop(label, m, self.warp_factor, s, cv2.INTER_NEAREST)
+            maps = crop_maps(m, self.warp_factor, s)
+            crop = remap(image if self.train else image.astype(np.float32) / np.float32(255.0), maps)
+            target = remap(label, maps, cv2.INTER_NEAREST)
         else:
             crop = warp_image(image, m, s)
             target = warp_image(label, m, s, cv2.INTER_NEAREST)

@@ -41,10 +41,13 @@ def _grid(height: int, width: int) -> np.ndarray:
 
 
 def _affine(points: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """``N x 2`` points through the 3x3 homogeneous ``m`` (float64 product, float32 result)."""
-    homo = np.concatenate([points, np.ones((len(points), 1), points.dtype)], axis=1)
-    out = homo @ np.asarray(m, np.float64).T
-    return (out[:, :2] / out[:, 2:3]).astype(np.float32)
+    """``N x 2`` points through the affine 3x3 ``m`` (float64 product, float32 result)."""
+    m = np.asarray(m, np.float64)
+    x, y = points[:, 0].astype(np.float64), points[:, 1].astype(np.float64)
+    out = np.empty(points.shape, np.float32)
+    out[:, 0] = m[0, 0] * x + m[0, 1] * y + m[0, 2]
+    out[:, 1] = m[1, 0] * x + m[1, 1] * y + m[1, 2]
+    return out
 
 
 def tanh_compress(u: np.ndarray, factor: float) -> np.ndarray:
@@ -89,22 +92,38 @@ def unwarp_points(points: np.ndarray, affine: np.ndarray, factor: float, size: i
     return _affine(pts, np.linalg.inv(to3x3(affine)))
 
 
-def _remap(array: np.ndarray, coords: np.ndarray, height: int, width: int, interpolation: int) -> np.ndarray:
+Maps = tuple[np.ndarray, np.ndarray]
+
+
+def _maps(coords: np.ndarray, height: int, width: int) -> Maps:
     xy = coords.reshape(height, width, 2)
-    return cv2.remap(np.ascontiguousarray(array), np.ascontiguousarray(xy[..., 0]), np.ascontiguousarray(xy[..., 1]),
-                     interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return np.ascontiguousarray(xy[..., 0]), np.ascontiguousarray(xy[..., 1])
+
+
+def crop_maps(affine: np.ndarray, factor: float, size: int) -> Maps:
+    """``cv2.remap`` maps of the warped crop: for each crop pixel, where it samples the original image."""
+    return _maps(unwarp_points(_grid(size, size), affine, factor, size), size, size)
+
+
+def original_maps(affine: np.ndarray, factor: float, size: int, height: int, width: int) -> Maps:
+    """``cv2.remap`` maps back to the original: for each original pixel, where it samples the warped crop."""
+    return _maps(warp_points(_grid(height, width), affine, factor, size), height, width)
+
+
+def remap(array: np.ndarray, maps: Maps, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """``array`` (``H x W`` or ``H x W x C``) sampled at ``maps`` (border value 0)."""
+    return cv2.remap(np.ascontiguousarray(array), maps[0], maps[1], interpolation, borderMode=cv2.BORDER_CONSTANT,
+                     borderValue=0)
 
 
 def warp_to_crop(array: np.ndarray, affine: np.ndarray, factor: float, size: int,
                  interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
     """An original image (``H x W`` or ``H x W x C``) -> its ``size x size`` warped crop (zeros outside)."""
-    coords = unwarp_points(_grid(size, size), affine, factor, size)
-    return _remap(array, coords, size, size, interpolation)
+    return remap(array, crop_maps(affine, factor, size), interpolation)
 
 
 def warp_to_original(array: np.ndarray, affine: np.ndarray, factor: float, size: int, height: int, width: int,
                      interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
     """A ``size x size`` warped crop (e.g. ``S x S x K`` logits) -> the ``height x width`` original geometry
     (zeros where the crop does not reach)."""
-    coords = warp_points(_grid(height, width), affine, factor, size)
-    return _remap(array, coords, height, width, interpolation)
+    return remap(array, original_maps(affine, factor, size, height, width), interpolation)
