@@ -188,6 +188,10 @@ def test_missing_training_split_is_reported_not_raised(tmp_path: Path) -> None:
     model = tiny_build(["age_morph2"])
     result = evaluate_with_baseline(model, get_task("age_morph2"), str(tmp_path), "test", 4)
     assert result.baseline is None and "'train' split" in result.baseline_error and "mae" in result.metrics
+    (tmp_path / "data" / "bad.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    (tmp_path / "label" / "RANDOM_80_20" / "train.txt").write_text("bad.jpg 40\n")
+    result = evaluate_with_baseline(model, get_task("age_morph2"), str(tmp_path), "test", 4)
+    assert result.baseline is None and "bad.jpg" in result.baseline_error and "cannot decode" in result.baseline_error
 
 
 def test_cli_eval_prints_metrics_beside_baselines_and_the_protocol(tmp_path: Path, capsys) -> None:

@@ -116,8 +116,11 @@ def fit_baseline(
         raise BaselineUnavailable(f"task {spec.name!r}: its {split!r} split is empty")
     if limit and len(ds) > limit:
         ds = Subset(ds, np.unique(np.linspace(0, len(ds) - 1, limit).round().astype(int)).tolist())
-    baseline.fit(DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                            collate_fn=collate_items))
+    try:
+        baseline.fit(DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                                collate_fn=collate_items))
+    except (ValueError, OSError) as exc:  # e.g. an unreadable training image
+        raise BaselineUnavailable(f"task {spec.name!r}: fitting the baseline on {split!r} failed ({exc})") from None
     return baseline
 
 
