@@ -8,8 +8,8 @@ evaluation and prediction.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -36,6 +36,32 @@ HEAD_OF_OUTPUT: dict[str, str] = {
 }
 
 
+@runtime_checkable
+class Baseline(Protocol):
+    """A task's trivial answer: statistics of the training split, then the same answer for every image.
+
+    Evaluation scores it with the task's own metric on the same evaluation split as the model, so each metric
+    can be shown beside the value that needs no model at all (the mean shape, the mean age, the majority
+    class, chance, ...).
+
+    - ``needs_training``: whether :meth:`fit` must see the training split (chance-level answers need none).
+    - ``fit(batches)``: collated batches of the training split as the *evaluation* transform presents them
+      (``{"image", "target", "meta"}``; the same crop geometry as the evaluated items).
+    - ``predict(batch)``: for one evaluation batch, what the metric's ``update`` takes as ``prediction``
+      (decoded predictions, or raw outputs when the metric takes raw outputs); for verification pair batches,
+      the embedding given to both sides.
+    - ``describe()``: one line naming the answer (e.g. ``"majority class 'happiness' (38.6% of 12,271)"``).
+    """
+
+    needs_training: bool
+
+    def fit(self, batches: Iterable[Mapping[str, Any]]) -> None: ...
+
+    def predict(self, batch: Mapping[str, Any]) -> Any: ...
+
+    def describe(self) -> str: ...
+
+
 class TaskSpec(BaseModel):
     """Declaration of one task (one dataset with its label space).
 
@@ -47,6 +73,12 @@ class TaskSpec(BaseModel):
     - ``loss(spec) -> torch.nn.Module`` called as ``loss_module(raw_output, target_batch) -> scalar``.
     - ``metrics(spec) -> Metric`` with ``update(prediction, target_batch)``, ``compute() -> dict``, ``reset()``.
     - ``decode(raw_output, image_hw) -> prediction`` overrides the core's decoding for the output kind.
+    - ``baseline(spec) -> Baseline`` (optional): the task's trivial answer, scored by its own metric beside the
+      model (see :class:`Baseline`).
+
+    A metric whose class sets ``takes_raw_output = True`` is fed the raw head output (e.g. logits, so that it
+    can apply the reference's own tie rule or geometry) instead of the decoded prediction; ``decode`` is then
+    not used by evaluation.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", frozen=True)
@@ -75,6 +107,7 @@ class TaskSpec(BaseModel):
     loss: Callable[..., Any] | None = None
     metrics: Callable[..., Any] | None = None
     decode: Callable[..., Any] | None = None
+    baseline: Callable[..., Any] | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")

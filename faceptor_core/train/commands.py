@@ -47,21 +47,44 @@ def _load_model(checkpoint: str, addons: list[str] | None):
     return load(checkpoint, addons=addons or ())
 
 
+def _json_number(v: float) -> float | None:
+    """NaN (e.g. a parsing F1 with a class absent from the whole set, as the reference) -> JSON null."""
+    return None if v != v else v
+
+
+def format_evaluation(result) -> str:
+    """A task's evaluation as text: protocol, baseline answer, then each metric beside its baseline."""
+    lines = [f"{result.task} (split {result.split}, {result.items:,} items)"]
+    if result.protocol:
+        lines.append(f"  protocol: {result.protocol}")
+    lines.append(f"  baseline: {result.baseline_answer or 'n/a (' + result.baseline_error + ')'}")
+    width = max(len(k) for k in result.metrics) if result.metrics else 0
+    for k, v in result.metrics.items():
+        b = (result.baseline or {}).get(k)
+        lines.append(f"  {k:<{width}}  {v:.4f}" + (f"   baseline {b:.4f}" if b is not None else ""))
+    return "\n".join(lines)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_task
+    from .evaluate import evaluate_with_baseline
 
     model = _load_model(args.checkpoint, args.addon)
     roots = _parse_pairs(args.root, "--root")
     tasks = args.tasks or model.task_names
     reg = default_registry()
-    results = {}
+    results, about = {}, {}
     for name in tasks:
         spec = reg.get_task(name)
-        results[name] = evaluate_task(model, spec, roots.get(name), args.split, args.batch_size, args.limit,
-                                      progress=True)
-        print(f"{name}: " + ", ".join(f"{k}={v:.4f}" for k, v in results[name].items()))
+        result = evaluate_with_baseline(
+            model, spec, roots.get(name), args.split, args.batch_size, args.limit, progress=True,
+            baseline=not args.no_baseline, baseline_split=args.baseline_split,
+            baseline_limit=args.baseline_limit or None)
+        results[name] = {k: _json_number(v) for k, v in result.flat().items()}
+        about[name] = {"split": result.split, "items": result.items, "protocol": result.protocol,
+                       "baseline": result.baseline_answer or None, "baseline_error": result.baseline_error or None}
+        print(format_evaluation(result))
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        Path(args.json).write_text(json.dumps({**results, "_about": about}, indent=2))
     return 0
 
 
@@ -136,7 +159,11 @@ def add_commands(sub) -> None:
     p.add_argument("--limit", type=int)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--addon", action="append", help="prompt-tuning add-on directory to load on top")
-    p.add_argument("--json", help="also write the metrics to this file")
+    p.add_argument("--json", help="also write the metrics (NaN as null; baselines as baseline/<metric>) to this file")
+    p.add_argument("--no-baseline", action="store_true", help="skip the trivial baselines")
+    p.add_argument("--baseline-split", default="train", help="split the baselines' statistics come from")
+    p.add_argument("--baseline-limit", type=int, default=2000,
+                   help="training items the baselines are fitted on, evenly spaced (0: all)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("predict", help="predict images: a JSON file and an overlay picture per image")

@@ -256,7 +256,9 @@ class Trainer:
         self._log({"step": self.step, "eval": results})
         if self.main_task in results:
             score = primary_value(self.specs[self.main_task], results[self.main_task])
-            if self.best is None or score > self.best:
+            if math.isnan(score):  # not comparable (e.g. parsing F1 with a class absent from the set)
+                self._log({"step": self.step, "note": f"primary metric of {self.main_task} is NaN; best not updated"})
+            elif self.best is None or score > self.best:
                 self.best = score
                 self.save_checkpoint("best", barrier_after=False)
         barrier(self.dist)

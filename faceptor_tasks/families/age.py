@@ -13,6 +13,7 @@ from torch import nn
 from faceptor_core.model.decode import age_distribution
 from faceptor_core.spec import TaskSpec
 
+from .baselines import age_baseline
 from .common import Metric, as_tensor, build_dataset
 from .crop import FaceCropTransform, float_target
 
@@ -95,5 +96,6 @@ def age_task(
         dataset=partial(build_dataset, reader),
         transforms=partial(FaceCropTransform, target=float_target),
         loss=partial(age_loss, sigma=sigma), metrics=age_metrics,
+        baseline=spec_fields.pop("baseline", age_baseline),
         **spec_fields,
     )

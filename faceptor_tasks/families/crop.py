@@ -1,8 +1,9 @@
 """The image-level pipeline shared by age, expression, attribute and recognition tasks (112 px).
 
 Train (as the reference's timm pipeline): resize (bicubic), horizontal flip 0.5, RandAugment
-``rand-m9-mstd0.5-inc1``, random erasing 0.25. Eval: resize (bilinear). When a raw item has a ``"box"``
-the crop is that box squared, else the whole image. ``meta["affine"]`` records resize and flip
+``rand-m9-mstd0.5-inc1``, random erasing 0.25. Eval: resize (bilinear); a whole image is resized with Pillow's
+(antialiased) bilinear filter, exactly as the reference's ``transforms.Resize`` on a PIL image. When a raw item
+has a ``"box"`` the crop is that box squared, else the whole image. ``meta["affine"]`` records resize and flip
 (RandAugment's own geometric ops are not recorded: image-level targets do not move).
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 from .augment import EVAL_RNG, RandAugment, is_train_split, random_erasing, run_pipeline, to_tensor_image, torch_rng
 from .geometry import box_to_crop, compose, hflip_matrix, resize_matrix, warp_image
@@ -61,7 +63,10 @@ class FaceCropTransform:
         rng = torch_rng() if self.train else EVAL_RNG
         if self.train and self.flip and rng.random() < 0.5:
             m = compose(hflip_matrix(s), m)
-        crop = warp_image(image, m, s, cv2.INTER_CUBIC if self.train else cv2.INTER_LINEAR)
+        if not self.train and item.get("box") is None:
+            crop = np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((s, s), Image.BILINEAR))
+        else:
+            crop = warp_image(image, m, s, cv2.INTER_CUBIC if self.train else cv2.INTER_LINEAR)
         if self.randaugment is not None:
             crop = self.randaugment(crop)
         if self.erasing is not None:

@@ -13,6 +13,7 @@ from torch import nn
 
 from faceptor_core.spec import TaskSpec
 
+from .baselines import verification_baseline
 from .common import DatasetFormatError, FaceDataset, Metric, as_tensor
 from .crop import FaceCropTransform, long_target
 from .readers.recognition import RecordIODataset, VerificationDataset
@@ -180,5 +181,6 @@ def recognition_task(
         dataset=partial(recognition_dataset, reader=reader),
         transforms=partial(FaceCropTransform, target=long_target, randaugment=False, erasing=0.0),
         loss=partial(cosface_loss, scale=scale, margin=margin), metrics=verification_metrics,
+        baseline=spec_fields.pop("baseline", verification_baseline),
         extra=extra, **spec_fields,
     )

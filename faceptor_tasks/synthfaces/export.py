@@ -5,7 +5,7 @@ split, the rest from the test split, whose people are unseen) and returns the da
 
 - ``300w``: HRNet CSVs ``face_landmarks_300w_{train,valid,test}.csv`` (``valid`` = ``test``), images in
   ``images/``. Points and centres are written 1-based, as the HRNet CSVs hold them (the 300W reader
-  subtracts 1).
+  subtracts 2.0 by default, as the reference does; ``read_300w(..., offset=-1.0)`` recovers them exactly).
 - ``lapa``: ``{train,test}/{images,labels,landmarks}/NAME.{jpg,png,txt}``; labels are 11-class uint8 PNGs;
   landmark files hold SynthFaces' 68 points (``68`` then ``x y`` lines, 0-based), not LaPa's 106.
 - ``celeba``: ``img_align_celeba/``, ``list_attr_celeba.txt`` (40 attributes; the ones SynthFaces does not
