@@ -79,6 +79,10 @@ class RunConfig(_Strict):
     checkpoint_every: int = Field(default=500, ge=1)
     log_every: int = Field(default=10, ge=1)
     eval_batch_size: int = Field(default=32, ge=1)
+    eval_baselines: bool = Field(
+        default=True, description="Score each task's trivial baseline beside it (fitted once, on the training split)."
+    )
+    baseline_limit: int = Field(default=500, ge=0, description="Training items the baselines are fitted on (0: all).")
     num_workers: int = Field(default=0, ge=0)
     progress: bool = True
 

@@ -27,7 +27,7 @@ from ..spec import TaskSpec
 from .addons import save_addon
 from .config import RunConfig
 from .distributed import DistInfo, barrier, device_for, init_distributed
-from .evaluate import evaluate_task, primary_value
+from .evaluate import TaskEvaluation, evaluate_with_baseline, primary_value
 from .schedule import lr_at, param_groups
 from .weighting import combine_losses, task_weights
 
@@ -94,6 +94,7 @@ class Trainer:
             param_groups(self.model, self.losses, opt.lr, opt.weight_decay, opt.head_lr_multiplier)
         )
         self.step = 0
+        self.baselines: dict[str, TaskEvaluation] = {}
         self.best: float | None = None
         self.consumed = {n: 0 for n in self.specs}
         self._rng_to_restore: torch.Tensor | None = None
@@ -212,13 +213,22 @@ class Trainer:
         return {"loss": values[0], "lr": lr, **{f"loss/{n}": v for n, v in zip(losses, values[1:], strict=True)}}
 
     def evaluate(self, progress: bool = False) -> dict[str, dict[str, float]]:
+        """Each task's metrics on its evaluation split; with ``eval_baselines``, beside them
+        ``baseline/<metric>`` of the task's trivial answer (fitted and scored once, then reused)."""
         results = {}
         for name, spec in self.specs.items():
             if spec.metrics is None:
                 continue
             e = self.entries[name]
-            results[name] = evaluate_task(self.model, spec, e.root, e.eval_split, self.cfg.eval_batch_size,
-                                          e.eval_limit, progress=progress)
+            first = self.cfg.eval_baselines and name not in self.baselines
+            ev = evaluate_with_baseline(self.model, spec, e.root, e.eval_split, self.cfg.eval_batch_size,
+                                        e.eval_limit, progress=progress, baseline=first, baseline_split=e.train_split,
+                                        baseline_limit=self.cfg.baseline_limit or None)
+            if first:
+                self.baselines[name] = ev
+            cached = self.baselines.get(name)
+            base = (cached.baseline if cached is not None else None) or {}
+            results[name] = {**ev.metrics, **{f"baseline/{k}": v for k, v in base.items()}}
         return results
 
     def fit(self, stop_after: int | None = None) -> dict[str, dict[str, float]]:
