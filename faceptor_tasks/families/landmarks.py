@@ -21,6 +21,7 @@ from faceptor_core.model.decode import soft_argmax
 from faceptor_core.spec import TaskSpec
 
 from .augment import EVAL_RNG, dense_photometric, is_train_split, run_pipeline, to_tensor_image, torch_rng
+from .checks import LandmarkItem, LandmarkSample
 from .common import Metric, as_tensor, build_dataset
 from .crop import base_meta
 from .geometry import (
@@ -279,7 +280,7 @@ def landmark_task(
         flip_permutation=tuple(flip_permutation) if flip_permutation is not None else None,
         loss_weight=loss_weight, primary_metric=spec_fields.pop("primary_metric", "nme"),
         higher_is_better=spec_fields.pop("higher_is_better", False),
-        dataset=partial(build_dataset, reader),
+        dataset=partial(build_dataset, reader, check_sample=LandmarkSample(num_points), check_item=LandmarkItem()),
         transforms=partial(LandmarkTransform, flip_permutation=flip_permutation, face_scale=face_scale),
         loss=partial(landmark_loss, radius=heatmap_radius),
         metrics=partial(landmark_metrics, norms=dict(norms), auc=tuple(auc)),

@@ -16,6 +16,7 @@ from torch import nn
 from faceptor_core.spec import TaskSpec
 
 from .augment import EVAL_RNG, is_train_split, run_pipeline, to_tensor_image, torch_rng
+from .checks import LabelMapItem
 from .common import Metric, as_tensor, build_dataset
 from .crop import base_meta
 from .geometry import compose, face_align_matrix, hflip_matrix, random_affine, resize_matrix, unwarp_labels, warp_image
@@ -168,7 +169,7 @@ def parsing_task(
         name=name, family="parsing", head="dense", output="segmentation", num_queries=len(label_names),
         input_size=input_size, label_names=tuple(label_names), loss_weight=loss_weight,
         primary_metric=spec_fields.pop("primary_metric", "f1"),
-        dataset=partial(build_dataset, reader),
+        dataset=partial(build_dataset, reader, check_item=LabelMapItem(len(label_names))),
         transforms=partial(ParsingTransform, face_scale=face_scale,
                            label_flip=tuple(label_flip) if label_flip is not None else None),
         loss=parsing_loss, metrics=parsing_metrics,
