@@ -19,12 +19,15 @@ import pluggy
 from pydantic import ValidationError
 
 from . import hookspecs
+from .errors import FaceptorError
 from .spec import TaskSpec
 
 DISABLE_ENV = "FACEPTOR_DISABLE_PLUGINS"
+#: The distribution whose plugins are built in: their task names cannot be taken by another plugin.
+BUILTIN_DISTRIBUTION = "faceptor"
 
 
-class TaskNotFoundError(KeyError):
+class TaskNotFoundError(FaceptorError, KeyError):
     """An unknown task name; the message suggests close matches."""
 
     def __init__(self, name: str, known: Iterable[str]):
@@ -39,7 +42,7 @@ class TaskNotFoundError(KeyError):
         return str(self.args[0])
 
 
-class DuplicateTaskError(ValueError):
+class DuplicateTaskError(FaceptorError, ValueError):
     """Two plugins registered a task with the same name."""
 
     def __init__(self, task: str, first: str, second: str):
@@ -47,7 +50,7 @@ class DuplicateTaskError(ValueError):
         super().__init__(f"task {task!r} is registered by both plugin {first!r} and plugin {second!r}")
 
 
-class PluginRegistrationError(ValueError):
+class PluginRegistrationError(FaceptorError, ValueError):
     """A plugin registered something that is not a valid task."""
 
 
@@ -64,6 +67,7 @@ class PluginInfo:
     register_error: str | None = None
     traceback: str | None = None
     disabled: bool = False
+    builtin: bool = False
 
     @property
     def error(self) -> str | None:
@@ -123,6 +127,7 @@ class TaskRegistry:
                 distribution=dist.metadata["Name"] if dist is not None else "",
                 version=dist.version if dist is not None else "",
             )
+            info.builtin = info.distribution == BUILTIN_DISTRIBUTION
             self._plugins[ep.name] = info
             if ep.name in disabled or info.distribution in disabled:
                 info.disabled = True
@@ -130,7 +135,9 @@ class TaskRegistry:
             try:
                 obj = ep.load()
                 self.pm.register(obj, name=ep.name)
-            except Exception as exc:  # a broken plugin must not break the others
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # a broken plugin (even one calling sys.exit) must not break the others
                 info.load_error = f"failed to load {ep.value!r}: {_format_error(exc)}"
                 info.traceback = traceback.format_exc()
         self._dirty = True
@@ -167,7 +174,9 @@ class TaskRegistry:
             info.tasks = []
             info.register_error = None
         impls = self.pm.hook.register_tasks.get_hookimpls()
-        for impl in sorted(impls, key=lambda i: i.plugin_name):
+        # built-in plugins first: a plugin that takes a built-in task's name is the one blamed
+        order = sorted(impls, key=lambda i: (not self._is_builtin(i.plugin_name), i.plugin_name))
+        for impl in order:
             pname = impl.plugin_name
             info = self._plugins.setdefault(pname, PluginInfo(name=pname))
             pending: dict[str, TaskSpec] = {}
@@ -180,25 +189,44 @@ class TaskRegistry:
                     spec = TaskSpec(**spec)
                 if not isinstance(spec, TaskSpec):
                     raise PluginRegistrationError(f"register() takes a TaskSpec, got {type(spec).__name__}")
-                if spec.name in self._owner or spec.name in _pending:
+                if spec.name in _pending:
+                    _errors.append(f"task {spec.name!r} registered twice")
+                    return
+                owner = self._owner.get(spec.name)
+                if owner is not None and self._is_builtin(owner):
+                    _errors.append(f"task {spec.name!r} is a built-in task of plugin {owner!r}; "
+                                   "this plugin cannot register that name (the built-in is kept)")
+                    return
+                if owner is not None:
                     # record the clash, keep going: the plugin's other tasks are not lost
-                    err = DuplicateTaskError(spec.name, self._owner.get(spec.name, _pname), _pname)
+                    err = DuplicateTaskError(spec.name, owner, _pname)
                     self._conflicts.setdefault(spec.name, []).append(err)
                     _errors.append(str(err))
                     return
                 _pending[spec.name] = spec
 
             try:
-                impl.function(register=register)
-            except Exception as exc:  # report the plugin by name, keep the others
+                returned = impl.function(register=register)
+                if returned is not None:
+                    errors.append(f"register_tasks returned {type(returned).__name__} (it must call "
+                                  "register(spec) for each task and return None); the returned value is ignored")
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # report the plugin by name, keep the others
                 errors.append(f"failed to register tasks: {_format_error(exc)}")
             info.register_error = "; ".join(errors) or None
             # tasks registered before a failure stay: nothing is silently lost
             for tname, spec in pending.items():
+                spec = spec.model_copy()  # the registry's own copy, marked with its plugin
+                spec._plugin = pname
                 self._tasks[tname] = spec
                 self._owner[tname] = pname
                 info.tasks.append(tname)
         self._dirty = False
+
+    def _is_builtin(self, plugin_name: str) -> bool:
+        info = self._plugins.get(plugin_name)
+        return info is not None and info.builtin
 
     # -- queries -------------------------------------------------------------------------------------
     def list_plugins(self) -> list[PluginInfo]:
@@ -206,12 +234,12 @@ class TaskRegistry:
         return sorted(self._plugins.values(), key=lambda p: p.name)
 
     def list_tasks(self) -> list[TaskSpec]:
-        self._collect()
-        return [self._tasks[n] for n in sorted(self._tasks)]
+        """Every usable task, sorted by name (a name two plugins claim is left out: see ``list_plugins``)."""
+        return [self._tasks[n] for n in self.task_names()]
 
     def task_names(self) -> list[str]:
         self._collect()
-        return sorted(self._tasks)
+        return sorted(n for n in self._tasks if n not in self._conflicts)
 
     def owner(self, name: str) -> str:
         self.get_task(name)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 HeadType = Literal["dense", "attribute", "identity"]
 OutputKind = Literal[
@@ -23,6 +23,12 @@ OutputKind = Literal[
     "regression",  # attribute: one raw value per query
     "embedding",  # identity: feature vector, L2-normalised when decoded
 ]
+
+#: Bounds shared by specs and checkpoint manifests (a manifest asking for more is refused before allocating).
+MAX_QUERIES = 4096
+MAX_INPUT_SIZE = 2048
+MAX_EMBEDDING_DIM = 8192
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 
 #: Which head type each output kind is produced by.
 HEAD_OF_OUTPUT: dict[str, str] = {
@@ -83,16 +89,16 @@ class TaskSpec(BaseModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", frozen=True)
 
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
+    name: str = Field(pattern=NAME_PATTERN, max_length=64)
     family: str = Field(
-        pattern=r"^[a-z][a-z0-9_]*$",
+        pattern=NAME_PATTERN,
         description="Task type used for loss weighting and Naive heads (e.g. landmarks, parsing, age).",
     )
     head: HeadType
     output: OutputKind
-    num_queries: int = Field(ge=0, le=4096, description="Task queries; 0 for identity tasks.")
-    input_size: int = Field(ge=16, le=2048, description="Square input size in pixels.")
-    embedding_dim: int = Field(default=512, ge=1, description="Embedding size (identity tasks).")
+    num_queries: int = Field(ge=0, le=MAX_QUERIES, description="Task queries; 0 for identity tasks.")
+    input_size: int = Field(ge=16, le=MAX_INPUT_SIZE, description="Square input size in pixels.")
+    embedding_dim: int = Field(default=512, ge=1, le=MAX_EMBEDDING_DIM, description="Embedding (identity tasks).")
     num_identities: int = Field(default=0, ge=0, description="Training classes (identity tasks).")
     label_names: tuple[str, ...] = ()
     flip_permutation: tuple[int, ...] | None = None
@@ -110,28 +116,17 @@ class TaskSpec(BaseModel):
     baseline: Callable[..., Any] | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
 
+    _plugin: str | None = PrivateAttr(default=None)
+
     @model_validator(mode="after")
     def _consistent(self) -> TaskSpec:
-        expected = HEAD_OF_OUTPUT[self.output]
-        if self.head != expected:
-            raise ValueError(f"output {self.output!r} needs head {expected!r}, got head {self.head!r}")
-        if self.head == "identity":
-            if self.num_queries != 0:
-                raise ValueError("identity tasks bypass the decoder: num_queries must be 0")
-        elif self.num_queries < 1:
-            raise ValueError(f"{self.head} tasks need num_queries >= 1")
-        if self.label_names and self.head != "identity":
-            n_labels = len(self.label_names)
-            per_query = ("classification", "multilabel", "segmentation", "regression", "landmarks")
-            if self.output in per_query and n_labels != self.num_queries:
-                raise ValueError(f"label_names has {n_labels} entries but num_queries is {self.num_queries}")
-        if self.flip_permutation is not None:
-            perm = self.flip_permutation
-            if sorted(perm) != list(range(self.num_queries)):
-                raise ValueError("flip_permutation must be a permutation of range(num_queries)")
-            if any(perm[perm[i]] != i for i in range(len(perm))):
-                raise ValueError("flip_permutation must be an involution (flipping twice is identity)")
+        check_structure(self)
         return self
+
+    @property
+    def plugin(self) -> str | None:
+        """The plugin that registered this spec (set by the registry; ``None`` for a spec built by hand)."""
+        return self._plugin
 
     def head_config(self) -> TaskHead:
         """The structural part of the spec, enough to rebuild a model without the plugin."""
@@ -149,16 +144,66 @@ class TaskSpec(BaseModel):
 
 
 class TaskHead(BaseModel):
-    """Structural description of a task inside a model (what a checkpoint manifest stores)."""
+    """Structural description of a task inside a model (what a checkpoint manifest stores); held to the same
+    bounds and consistency rules as a :class:`TaskSpec`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str
-    family: str
+    name: str = Field(pattern=NAME_PATTERN, max_length=64)
+    family: str = Field(pattern=NAME_PATTERN)
     head: HeadType
     output: OutputKind
-    num_queries: int
-    input_size: int
-    embedding_dim: int = 512
+    num_queries: int = Field(ge=0, le=MAX_QUERIES)
+    input_size: int = Field(ge=16, le=MAX_INPUT_SIZE)
+    embedding_dim: int = Field(default=512, ge=1, le=MAX_EMBEDDING_DIM)
     label_names: tuple[str, ...] = ()
     flip_permutation: tuple[int, ...] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TaskHead:
+        check_structure(self)
+        return self
+
+
+def check_structure(t: TaskSpec | TaskHead) -> None:
+    """Head type, output kind, queries, labels and flip permutation agree (raises ``ValueError``)."""
+    expected = HEAD_OF_OUTPUT[t.output]
+    if t.head != expected:
+        raise ValueError(f"output {t.output!r} needs head {expected!r}, got head {t.head!r}")
+    if t.head == "identity":
+        if t.num_queries != 0:
+            raise ValueError("identity tasks bypass the decoder: num_queries must be 0")
+    elif t.num_queries < 1:
+        raise ValueError(f"{t.head} tasks need num_queries >= 1")
+    if t.label_names and t.head != "identity":
+        n_labels = len(t.label_names)
+        per_query = ("classification", "multilabel", "segmentation", "regression", "landmarks")
+        if t.output in per_query and n_labels != t.num_queries:
+            raise ValueError(f"label_names has {n_labels} entries but num_queries is {t.num_queries}")
+    if t.flip_permutation is not None:
+        perm = t.flip_permutation
+        if sorted(perm) != list(range(t.num_queries)):
+            raise ValueError("flip_permutation must be a permutation of range(num_queries)")
+        if any(perm[perm[i]] != i for i in range(len(perm))):
+            raise ValueError("flip_permutation must be an involution (flipping twice is identity)")
+
+
+#: The structural fields a checkpoint's task must share with the registered task of the same name.
+STRUCTURAL_FIELDS = ("family", "head", "output", "num_queries", "embedding_dim", "label_names")
+
+
+def head_contradictions(head: TaskHead, spec: TaskSpec) -> list[str]:
+    """How a checkpoint's task differs from the registered task of that name (empty when they agree).
+
+    The input size may differ (a model can be trained at another size); the label names only count when
+    both declare them."""
+    out = []
+    for field in STRUCTURAL_FIELDS:
+        a, b = getattr(head, field), getattr(spec, field)
+        if field == "label_names" and (not a or not b):
+            continue
+        if field == "embedding_dim" and head.head != "identity":
+            continue
+        if a != b:
+            out.append(f"{field} {a!r} (registered: {b!r})")
+    return out

@@ -35,7 +35,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    trainer = Trainer(cfg, resume=args.resume)
+    trainer = Trainer(cfg, resume=args.resume, overwrite=args.overwrite)
     results = trainer.fit()
     print(json.dumps(results, indent=2))
     return 0
@@ -78,7 +78,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         result = evaluate_with_baseline(
             model, spec, roots.get(name), args.split, args.batch_size, args.limit, progress=True,
             baseline=not args.no_baseline, baseline_split=args.baseline_split,
-            baseline_limit=args.baseline_limit or None)
+            baseline_limit=args.baseline_limit or None, skip_invalid=args.skip_invalid,
+            on_report=lambda line, n=name: print(f"warning: task {n!r}: {line}", file=sys.stderr))
         results[name] = {k: _json_number(v) for k, v in result.flat().items()}
         about[name] = {"split": result.split, "items": result.items, "protocol": result.protocol,
                        "baseline": result.baseline_answer or None, "baseline_error": result.baseline_error or None}
@@ -123,7 +124,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     cfg = prompt_tune_config(args.checkpoint, args.task, out=args.out, root=args.root, steps=args.steps,
                              batch_size=args.batch_size, lr=args.lr, eval_limit=args.eval_limit)
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg, overwrite=args.overwrite)
     before = trainer.evaluate()
     results = trainer.fit()
     print(f"trainable parameters: {trainer.num_trainable_parameters():,} "
@@ -148,6 +149,8 @@ def add_commands(sub) -> None:
     p = sub.add_parser("train", help="train a model from a YAML run configuration")
     p.add_argument("config")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/checkpoints/last")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete an earlier run's checkpoints and log in OUTPUT_DIR and start over")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a top-level key (YAML value)")
     p.set_defaults(func=cmd_train)
 
@@ -164,6 +167,8 @@ def add_commands(sub) -> None:
     p.add_argument("--baseline-split", default="train", help="split the baselines' statistics come from")
     p.add_argument("--baseline-limit", type=int, default=2000,
                    help="training items the baselines are fitted on, evenly spaced (0: all)")
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="leave unusable records out (each one reported) instead of stopping at the first")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("predict", help="predict images: a JSON file and an overlay picture per image")
@@ -184,6 +189,7 @@ def add_commands(sub) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--eval-limit", type=int, default=500)
     p.add_argument("--out")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier tuning run in --out")
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("demo", help="train a small Faceptor on SynthFaces and write a report")

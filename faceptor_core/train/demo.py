@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import RunDirectoryError
 from ..registry import default_registry
 from .config import RunConfig
 from .engine import Trainer
@@ -113,14 +114,26 @@ def write_report(trainer: Trainer, results: dict, out: Path, seconds: float) -> 
     return report / "metrics.md"
 
 
+def owned_by_demo(out: Path) -> bool:
+    """``out`` is empty (or absent) or holds an earlier demo run (its config.json trains the demo's tasks)."""
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return True
+    try:
+        tasks = tuple(t["name"] for t in json.loads((out / "config.json").read_text())["tasks"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return tasks == DEMO_TASKS
+
+
 def run_demo(out: Path, quick: bool = False, steps: int | None = None) -> Path:
     missing = [t for t in DEMO_TASKS if t not in default_registry().task_names()]
     if missing:
         raise RuntimeError(f"the demo needs the SynthFaces tasks {missing}; is faceptor_tasks installed?")
     cfg = demo_config(out, quick, steps)
-    if out.exists() and (out / "log.jsonl").exists():
-        (out / "log.jsonl").unlink()
-    trainer = Trainer(cfg)
+    if not owned_by_demo(out):
+        raise RunDirectoryError(f"{out}: not empty and not the output of an earlier `faceptor demo`; the demo only "
+                                "replaces its own output. Choose another --out")
+    trainer = Trainer(cfg, overwrite=True)  # the demo owns its folder: each run starts over
     t0 = time.perf_counter()
     results = trainer.fit()
     seconds = time.perf_counter() - t0

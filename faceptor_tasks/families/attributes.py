@@ -13,6 +13,7 @@ from torch import nn
 from faceptor_core.spec import TaskSpec
 
 from .baselines import attribute_baseline
+from .checks import AttributeSample
 from .common import Metric, as_tensor, build_dataset
 from .crop import FaceCropTransform, float_target
 
@@ -87,7 +88,7 @@ def attribute_task(
         name=name, family="attributes", head="attribute", output="multilabel", num_queries=len(label_names),
         input_size=input_size, label_names=tuple(label_names), loss_weight=loss_weight,
         primary_metric=spec_fields.pop("primary_metric", "macc"),
-        dataset=partial(build_dataset, reader),
+        dataset=partial(build_dataset, reader, check_sample=AttributeSample(len(label_names))),
         transforms=partial(FaceCropTransform, target=float_target),
         loss=attribute_loss, metrics=attribute_metrics,
         baseline=spec_fields.pop("baseline", attribute_baseline),

@@ -13,6 +13,7 @@ from torch import nn
 from faceptor_core.spec import TaskSpec
 
 from .baselines import majority_class_baseline
+from .checks import ClassSample
 from .common import Metric, as_tensor, build_dataset
 from .crop import FaceCropTransform, long_target
 from .readers.expression import EXPRESSIONS
@@ -96,7 +97,7 @@ def expression_task(
         name=name, family=spec_fields.pop("family", "expression"), head="attribute", output="classification",
         num_queries=len(label_names), input_size=input_size, label_names=tuple(label_names),
         loss_weight=loss_weight, primary_metric=spec_fields.pop("primary_metric", "accuracy"),
-        dataset=partial(build_dataset, reader),
+        dataset=partial(build_dataset, reader, check_sample=ClassSample(len(label_names))),
         transforms=partial(FaceCropTransform, target=long_target),
         loss=classification_loss, metrics=accuracy_metrics,
         baseline=spec_fields.pop("baseline", majority_class_baseline),

@@ -22,6 +22,7 @@ from faceptor_core.spec import TaskSpec
 
 from .augment import EVAL_RNG, dense_photometric, is_train_split, run_pipeline, to_tensor_image, torch_rng
 from .baselines import landmark_baseline
+from .checks import LandmarkItem, LandmarkSample
 from .common import Metric, as_tensor, build_dataset
 from .crop import base_meta
 from .geometry import (
@@ -334,7 +335,7 @@ def landmark_task(
         flip_permutation=tuple(flip_permutation) if flip_permutation is not None else None,
         loss_weight=loss_weight, primary_metric=spec_fields.pop("primary_metric", "nme"),
         higher_is_better=spec_fields.pop("higher_is_better", False),
-        dataset=partial(build_dataset, reader),
+        dataset=partial(build_dataset, reader, check_sample=LandmarkSample(num_points), check_item=LandmarkItem()),
         transforms=partial(LandmarkTransform, flip_permutation=flip_permutation, face_scale=face_scale,
                            square_box=square_box),
         loss=partial(landmark_loss, radius=heatmap_radius),

@@ -18,6 +18,7 @@ from faceptor_core.spec import TaskSpec
 
 from .augment import EVAL_RNG, is_train_split, run_pipeline, to_tensor_image, torch_rng
 from .baselines import parsing_baseline
+from .checks import LabelMapItem
 from .common import Metric, as_tensor, build_dataset
 from .crop import base_meta
 from .geometry import compose, face_align_matrix, hflip_matrix, random_affine, resize_matrix, warp_image
@@ -253,7 +254,7 @@ def parsing_task(
         name=name, family="parsing", head="dense", output="segmentation", num_queries=len(label_names),
         input_size=input_size, label_names=tuple(label_names), loss_weight=loss_weight,
         primary_metric=spec_fields.pop("primary_metric", "f1"),
-        dataset=partial(build_dataset, reader),
+        dataset=partial(build_dataset, reader, check_item=LabelMapItem(len(label_names))),
         transforms=partial(ParsingTransform, face_scale=face_scale, warp_factor=warp_factor,
                            label_flip=tuple(label_flip) if label_flip is not None else None),
         loss=parsing_loss, metrics=partial(parsing_metrics, absent=absent_classes, space=score_space),

@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from faceptor_core.errors import FaceptorError
+
 from .dataset import split_generator
 from .generator import SynthSample
 from .labels import CELEBA_ATTRIBUTES, SYNTH_ATTRIBUTES
@@ -127,13 +129,24 @@ EXPORTERS: dict[str, Callable[[Path, int, int, int], None]] = {
 }
 
 
-def export_dataset(fmt: str, out: Path, count: int = 64, seed: int = 0, size: int = 224) -> Path:
+class ExportTargetError(FaceptorError):
+    """The export's target folder already holds files."""
+
+
+def export_dataset(fmt: str, out: Path, count: int = 64, seed: int = 0, size: int = 224,
+                   overwrite: bool = False) -> Path:
     """Write ``count`` SynthFaces in the layout ``fmt`` (one of :data:`EXPORT_FORMATS`) under ``out``;
-    returns the dataset root to give the real reader."""
+    returns the dataset root to give the real reader. A non-empty ``out`` is refused (a real dataset's
+    annotation files could be there) unless ``overwrite``, which writes over same-named files."""
     key = fmt.lower().replace("-", "").replace("_", "")
     if key not in EXPORTERS:
         raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(EXPORT_FORMATS)}")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ExportTargetError(f"{out}: exists and is not a folder")
+    if not overwrite and out.is_dir() and any(out.iterdir()):
+        raise ExportTargetError(f"{out}: not empty; the export would write over its files (annotation lists "
+                                "included). Choose an empty folder or pass --overwrite")
     out.mkdir(parents=True, exist_ok=True)
     EXPORTERS[key](out, count, seed, size)
     return out
