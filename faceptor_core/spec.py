@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .crop import CropSpec
+
 HeadType = Literal["dense", "attribute", "identity"]
 OutputKind = Literal[
     "landmarks",  # dense: heatmap per point, soft-argmax to coordinates
@@ -47,6 +49,9 @@ class TaskSpec(BaseModel):
     - ``loss(spec) -> torch.nn.Module`` called as ``loss_module(raw_output, target_batch) -> scalar``.
     - ``metrics(spec) -> Metric`` with ``update(prediction, target_batch)``, ``compute() -> dict``, ``reset()``.
     - ``decode(raw_output, image_hw) -> prediction`` overrides the core's decoding for the output kind.
+
+    ``crop`` declares how a face is cut from a photo for this task (:class:`~faceptor_core.crop.CropSpec`):
+    the training transforms crop with it and :func:`faceptor_core.analyze` crops faces in photos with it.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", frozen=True)
@@ -64,6 +69,7 @@ class TaskSpec(BaseModel):
     num_identities: int = Field(default=0, ge=0, description="Training classes (identity tasks).")
     label_names: tuple[str, ...] = ()
     flip_permutation: tuple[int, ...] | None = None
+    crop: CropSpec = Field(default_factory=CropSpec, description="How a face is cropped for this task.")
     loss_weight: float = Field(default=1.0, gt=0)
     primary_metric: str = ""
     higher_is_better: bool = True
@@ -112,6 +118,7 @@ class TaskSpec(BaseModel):
             embedding_dim=self.embedding_dim,
             label_names=self.label_names,
             flip_permutation=self.flip_permutation,
+            crop=self.crop,
         )
 
 
@@ -129,3 +136,6 @@ class TaskHead(BaseModel):
     embedding_dim: int = 512
     label_names: tuple[str, ...] = ()
     flip_permutation: tuple[int, ...] | None = None
+    #: The task's face crop (None in manifests written before crops were declared: then the registered
+    #: task's crop is used, else the default).
+    crop: CropSpec | None = None

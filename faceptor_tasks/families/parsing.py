@@ -13,21 +13,29 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from faceptor_core.crop import CropSpec, farl_template
 from faceptor_core.spec import TaskSpec
 
 from .augment import EVAL_RNG, is_train_split, run_pipeline, to_tensor_image, torch_rng
 from .common import Metric, as_tensor, build_dataset
-from .crop import base_meta
-from .geometry import compose, face_align_matrix, hflip_matrix, random_affine, resize_matrix, unwarp_labels, warp_image
+from .crop import base_meta, item_crop_matrix
+from .geometry import compose, hflip_matrix, random_affine, unwarp_labels, warp_image
 
 IGNORE_INDEX = 255
+
+
+def parsing_crop(face_scale: float = 1.0, source: str = "") -> CropSpec:
+    """FaRL's five-point template at 512 px, scaled by ``face_scale`` (the alignment of LaPa's crops)."""
+    return CropSpec(template=farl_template(face_scale), frame=(512.0, 512.0),
+                    source=source or f"FaRL's 5-point template at 512 px, face scale {face_scale:g}")
 
 
 class ParsingTransform:
     """Raw parsing item -> model-ready item.
 
-    The crop is the whole image resized to ``S x S``, or, when the item has ``"align_points"`` (5 x 2),
-    a similarity aligning them to FaRL's face template (``face_scale`` scales the template). Training adds a
+    The crop is the task's :class:`~faceptor_core.crop.CropSpec` (default: FaRL's face template scaled by
+    ``face_scale``) applied to the item's ``"align_points"`` (5 x 2) when it has them, else the whole image
+    resized to ``S x S``. Training adds a
     random affine (normal rotation/scale, as the reference), an optional flip (``label_flip`` permutes the
     classes, e.g. left/right brows; None disables flips) and grey/gamma/blur. Labels use nearest warping;
     pixels outside the image become background (0).
@@ -43,9 +51,11 @@ class ParsingTransform:
         rotation: float = 0.314,
         scale: float = 0.1,
         photometric: bool = True,
+        crop: CropSpec | None = None,
     ):
         self.train = is_train_split(split)
-        self.size, self.face_scale = input_size, face_scale
+        self.size = input_size
+        self.crop = crop or parsing_crop(face_scale)
         self.label_flip = np.asarray(label_flip, np.uint8) if label_flip is not None else None
         self.shift, self.rotation, self.scale = shift, rotation, scale
         self.photometric = (
@@ -57,8 +67,7 @@ class ParsingTransform:
         image, label = item["image"], np.asarray(item["target"], np.uint8)
         h, w = image.shape[:2]
         s = self.size
-        pts = item.get("align_points")
-        m = face_align_matrix(np.asarray(pts), s, self.face_scale) if pts is not None else resize_matrix(h, w, s)
+        m = item_crop_matrix(self.crop, item, s)
         flipped = False
         rng = torch_rng() if self.train else EVAL_RNG
         if self.train:
@@ -155,6 +164,7 @@ def parsing_task(
     loss_weight: float = 1.0,
     face_scale: float = 1.0,
     label_flip: Sequence[int] | None = None,
+    crop: CropSpec | None = None,
     **spec_fields: Any,
 ) -> TaskSpec:
     """A face-parsing task on the shared family (``label_names[0]`` is the background).
@@ -163,13 +173,15 @@ def parsing_task(
         reader: ``reader(root, split, skip_invalid=False) -> FaceDataset`` of raw items.
         label_flip: class permutation under a horizontal flip; None disables flip augmentation.
         face_scale: template scale for items carrying ``align_points``.
+        crop: the task's crop (default: :func:`parsing_crop` with ``face_scale``).
     """
+    crop = crop or parsing_crop(face_scale)
     return TaskSpec(
         name=name, family="parsing", head="dense", output="segmentation", num_queries=len(label_names),
-        input_size=input_size, label_names=tuple(label_names), loss_weight=loss_weight,
+        input_size=input_size, label_names=tuple(label_names), loss_weight=loss_weight, crop=crop,
         primary_metric=spec_fields.pop("primary_metric", "f1"),
         dataset=partial(build_dataset, reader),
-        transforms=partial(ParsingTransform, face_scale=face_scale,
+        transforms=partial(ParsingTransform, crop=crop,
                            label_flip=tuple(label_flip) if label_flip is not None else None),
         loss=parsing_loss, metrics=parsing_metrics,
         **spec_fields,
