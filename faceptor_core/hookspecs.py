@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import pluggy
 
+from .detect import DetectorSpec
 from .spec import TaskSpec
 
 PROJECT = "faceptor"
@@ -23,3 +24,8 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 @hookspec
 def register_tasks(register: Callable[[TaskSpec], None]) -> None:
     """Register tasks by calling ``register(TaskSpec(...))`` once per task."""
+
+
+@hookspec
+def register_detectors(register: Callable[[DetectorSpec], None]) -> None:
+    """Register face detectors by calling ``register(DetectorSpec(...))`` once per detector."""
