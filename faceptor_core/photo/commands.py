@@ -35,15 +35,18 @@ def _save_png(path: Path, array: np.ndarray) -> None:
 
 def load_faces_file(path: str, photos: list[Path], given_as: dict[Path, str], stems: dict[Path, Path]) -> dict:
     """``--faces FILE``: a JSON object ``{photo: [face, ...]}``; a photo is named as given on the command line,
-    by its path relative to the inputs' common folder, or by its file name when that is unique."""
+    by its path relative to the inputs' common folder, or by its file name when that is unique. Every face is
+    checked here, before any photo is analysed; errors (``ValueError``) name the file, the photo and the field."""
+    from .faces import parse_faces
+
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise SystemExit(f"error: {path}: cannot read faces file ({exc.strerror or exc})") from None
+        raise ValueError(f"{path}: cannot read faces file ({exc.strerror or exc})") from None
     except json.JSONDecodeError as exc:
-        raise SystemExit(f"error: {path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+        raise ValueError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
     if not isinstance(data, dict):
-        raise SystemExit(f"error: {path}: expected an object {{photo: [faces]}}, got {type(data).__name__}")
+        raise ValueError(f"{path}: expected an object {{photo: [faces]}}, got {type(data).__name__}")
     keys: dict[str, Path] = {}
     names: dict[str, list[Path]] = {}
     for p in photos:
@@ -55,9 +58,10 @@ def load_faces_file(path: str, photos: list[Path], given_as: dict[Path, str], st
         photo = keys.get(key) or (names[key][0] if len(names.get(key, [])) == 1 else None)
         if photo is None:
             why = "names several photos" if len(names.get(key, [])) > 1 else "names none of the photos"
-            raise SystemExit(f"error: {path}: key {key!r} {why}")
+            raise ValueError(f"{path}: key {key!r} {why}")
         if not isinstance(faces, list):
-            raise SystemExit(f"error: {path}: {key!r}: expected a list of faces, got {type(faces).__name__}")
+            raise ValueError(f"{path}: {key!r}: expected a list of faces, got {type(faces).__name__}")
+        parse_faces(faces, f"{path}: {key}")
         out[photo] = faces
     return out
 
@@ -78,14 +82,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for arg in found.unmatched:
         print(f"error: {arg}: no such file or folder, and no file matches it", file=sys.stderr)
     if found.skipped_in_out:
-        print(f"note: skipped {found.skipped_in_out} image(s) inside the output folder {out_dir}", file=sys.stderr)
+        print(f"note: skipped {found.skipped_in_out} picture(s) an earlier run wrote in the output folder {out_dir}",
+              file=sys.stderr)
     if not found.photos:
         print("error: no photos to predict", file=sys.stderr)
+        return 2
+    stems = output_stems(found.photos)
+    try:
+        given = load_faces_file(args.faces, found.photos, found.given_as, stems) if args.faces else {}
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     model = load(args.checkpoint, addons=args.addon or ())
     heads = model.select(args.tasks)
     parsing_tasks = [h.name for h in heads if h.output == "segmentation"]
-    stems = output_stems(found.photos)
     plan: dict[Path, dict[str, Any]] = {}
     for p in found.photos:
         stem = out_dir / stems[p]
@@ -102,7 +112,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     except OutputPlanError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    given = load_faces_file(args.faces, found.photos, found.given_as, stems) if args.faces else {}
     detector = None if args.no_detect else args.detector
     options = {} if args.min_score is None else {"score_threshold": args.min_score}
     failed = written = done = 0
@@ -118,12 +127,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if not chunk:
             continue
         faces = [given.get(p) for p in chunk] if given else None
-        try:
-            results = analyze(model, images, args.tasks, detector, faces, min_face=args.min_face,
-                              detector_options=options)
-        except ValueError as exc:  # a malformed face of --faces names its photo and field
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+        results = analyze(model, images, args.tasks, detector, faces, min_face=args.min_face,
+                          detector_options=options)
         for p, image, result in zip(chunk, images, results, strict=True):
             result.name = found.given_as[p]
             files = plan[p]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,16 +28,25 @@ class Inputs:
     photos: list[Path] = field(default_factory=list)
     given_as: dict[Path, str] = field(default_factory=dict)
     unmatched: list[str] = field(default_factory=list)
-    skipped_in_out: int = 0
+    skipped_in_out: int = 0  # pictures of an earlier run found in the output folder
 
 
-def _inside(path: Path, folder: Path | None) -> bool:
-    return folder is not None and (path == folder or folder in path.parents)
+_OUTPUT_PICTURE = re.compile(r"(overlay|[a-z][a-z0-9_]*(\.faces)?)\.png")
+
+
+def is_earlier_output(path: Path, out_dir: Path | None) -> bool:
+    """A picture this command wrote before (``X.overlay.png``, ``X.<task>.png``, ``X.<task>.faces.png`` beside
+    an ``X.json``) inside the output folder."""
+    if out_dir is None or out_dir not in path.parents:
+        return False
+    name = path.name
+    return any(_OUTPUT_PICTURE.fullmatch(name[i + 1:]) and (path.parent / (name[:i] + ".json")).is_file()
+               for i, c in enumerate(name) if c == "." and i > 0)
 
 
 def expand_inputs(args: Sequence[str], out_dir: str | os.PathLike | None = None) -> Inputs:
     """Files as given; folders searched recursively for images; anything else as a glob (``**`` allowed).
-    Images found inside ``out_dir`` by a folder or a glob (earlier outputs) are skipped and counted."""
+    Pictures an earlier run wrote into ``out_dir`` that a folder or a glob finds are skipped and counted."""
     out = Path(out_dir).resolve() if out_dir is not None else None
     found = Inputs()
 
@@ -49,7 +59,7 @@ def expand_inputs(args: Sequence[str], out_dir: str | os.PathLike | None = None)
     def add_dir(d: Path) -> None:
         for p in sorted(d.rglob("*")):
             if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
-                if _inside(p.resolve(), out):
+                if is_earlier_output(p.resolve(), out):
                     found.skipped_in_out += 1
                 else:
                     add(p, str(p))
@@ -68,7 +78,7 @@ def expand_inputs(args: Sequence[str], out_dir: str | os.PathLike | None = None)
                 if m.is_dir():
                     add_dir(m)
                 elif m.is_file() and m.suffix.lower() in IMAGE_SUFFIXES:
-                    if _inside(m.resolve(), out):
+                    if is_earlier_output(m.resolve(), out):
                         found.skipped_in_out += 1
                     else:
                         add(m, str(m))
