@@ -16,14 +16,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .. import predictions as P
 from ..crop import CropSpec
 from ..detect import Detections, as_detector, run_detector
-from ..geometry import apply_affine, invert_affine, unwarp_labels, warp_image
+from ..geometry import apply_affine, compose, invert_affine, resize_matrix, unwarp_labels, warp_image
 from ..registry import TaskRegistry, default_registry
 from ..spec import TaskHead
 from . import faces as FA
@@ -107,43 +107,43 @@ def map_logits(logits: torch.Tensor, m: np.ndarray, size: int, height: int,
                width: int) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]:
     """A crop's ``K x h x w`` segmentation logits sampled at the photo pixels its crop covers.
 
-    Returns the region, its label map (argmax; 0 outside the crop) and the winning class probabilities (0
-    outside). Sampling follows the decoder's convention (bilinear, ``align_corners=False``: the logits are
-    what ``upsample_logits`` gives at every crop pixel, read at the photo pixel's crop position).
+    Returns the region, its label map (argmax; 0 outside the crop) and the winning logits (-inf outside; they
+    decide between overlapping faces). Sampling follows the decoder's convention (bilinear,
+    ``align_corners=False``: the logits are what ``upsample_logits`` gives at every crop pixel, read at the
+    photo pixel's crop position).
     """
     x0, y0, x1, y1 = crop_region(m, size, height, width)
     rh, rw = y1 - y0, x1 - x0
-    labels, conf = np.zeros((rh, rw), np.uint8), np.zeros((rh, rw), np.float32)
+    labels, conf = np.zeros((rh, rw), np.uint8), np.full((rh, rw), -np.inf, np.float32)
     if rh == 0 or rw == 0:
         return (x0, y0, x1, y1), labels, conf
-    k = logits.shape[0]
-    mt = torch.as_tensor(np.asarray(m, np.float64), dtype=torch.float64, device=logits.device)
-    xs = torch.arange(x0, x1, dtype=torch.float64, device=logits.device)
+    k, h, w = logits.shape
+    grid = np.ascontiguousarray(logits.detach().float().permute(1, 2, 0).cpu().numpy())  # h x w x K
+    m = np.asarray(m, np.float64)
+    to_grid = compose(resize_matrix(size, size, (h, w)), m)  # photo pixel -> logit cell
+    xs = np.arange(x0, x1, dtype=np.float64)
     step = max(1, PARSING_CHUNK // max(1, k * rw))
-    src = logits[None].float()
     for r0 in range(0, rh, step):
-        ys = torch.arange(y0 + r0, min(y1, y0 + r0 + step), dtype=torch.float64, device=logits.device)
-        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-        cx = mt[0, 0] * gx + mt[0, 1] * gy + mt[0, 2]
-        cy = mt[1, 0] * gx + mt[1, 1] * gy + mt[1, 2]
-        grid = torch.stack([2 * (cx + 0.5) / size - 1, 2 * (cy + 0.5) / size - 1], dim=-1)
-        valid = (grid.abs() <= 1).all(dim=-1)
-        sampled = F.grid_sample(src, grid[None].float(), mode="bilinear", padding_mode="border",
-                                align_corners=False)[0]
-        p, lab = sampled.softmax(dim=0).max(dim=0)
-        lab = torch.where(valid, lab, torch.zeros_like(lab))
-        p = torch.where(valid, p, torch.zeros_like(p))
-        labels[r0:r0 + len(ys)] = lab.to(torch.uint8).cpu().numpy()
-        conf[r0:r0 + len(ys)] = p.cpu().numpy()
+        r1 = min(rh, r0 + step)
+        band = compose(to_grid, np.array([[1.0, 0.0, x0], [0.0, 1.0, y0 + r0]]))
+        sampled = cv2.warpAffine(grid, band, (rw, r1 - r0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                 borderMode=cv2.BORDER_REPLICATE)
+        sampled = torch.from_numpy(sampled.reshape(r1 - r0, rw, k))
+        top, lab = sampled.max(dim=2)
+        ys = np.arange(y0 + r0, y0 + r1, dtype=np.float64)[:, None]
+        cx, cy = m[0, 0] * xs + m[0, 1] * ys + m[0, 2], m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
+        valid = (cx >= -0.5) & (cx <= size - 0.5) & (cy >= -0.5) & (cy <= size - 0.5)
+        labels[r0:r1] = np.where(valid, lab.numpy(), 0)
+        conf[r0:r1] = np.where(valid, top.numpy(), -np.inf)
     return (x0, y0, x1, y1), labels, conf
 
 
 def map_labels(labels: np.ndarray, m: np.ndarray, size: int, height: int,
                width: int) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]:
-    """A crop label map (from a plugin's own decoder) mapped back, nearest; confidence 1 where labelled."""
+    """A crop label map (from a plugin's own decoder) mapped back, nearest; confidence 0 where labelled."""
     x0, y0, x1, y1 = crop_region(m, size, height, width)
     back = unwarp_labels(np.asarray(labels), m, height, width)[y0:y1, x0:x1]
-    return (x0, y0, x1, y1), back, (back > 0).astype(np.float32)
+    return (x0, y0, x1, y1), back, np.where(back > 0, 0.0, -np.inf).astype(np.float32)
 
 
 def _names(names: Sequence[str], k: int) -> tuple[str, ...]:
@@ -331,7 +331,7 @@ def _map_task(model: Any, head: TaskHead, group: CropGroup, raw: torch.Tensor, m
         if p not in maps:
             maps[p] = PhotoParsing(np.zeros((r.height, r.width), np.uint8), np.full((r.height, r.width), -1, np.int16),
                                    names)
-            best[p] = np.zeros((r.height, r.width), np.float32)
+            best[p] = np.full((r.height, r.width), -np.inf, np.float32)
         x0, y0, x1, y1 = region
         win = (labels > 0) & (conf > best[p][y0:y1, x0:x1])
         maps[p].labels[y0:y1, x0:x1][win] = labels[win]

@@ -177,7 +177,8 @@ class FaceResult:
 @dataclass
 class PhotoParsing:
     """A parsing task over the whole photo: ``labels`` (H x W class indices) and ``faces`` (H x W index of the
-    face each labelled pixel belongs to, -1 for none). Where faces overlap, the more confident face wins."""
+    face each labelled pixel belongs to, -1 for none). Where faces overlap, the face with the higher winning
+    logit there wins."""
 
     labels: np.ndarray
     faces: np.ndarray
