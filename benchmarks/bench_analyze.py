@@ -61,7 +61,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--save", action="store_true", help="also write benchmarks/results/analyze_<encoder>.json")
+    ap.add_argument("--save", action="store_true",
+                    help="also write benchmarks/results/analyze_<encoder>_<device>_<size or ref>.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
@@ -100,7 +101,7 @@ def main() -> None:
     if args.save:
         out = Path(__file__).resolve().parent / "results"
         out.mkdir(exist_ok=True)
-        (out / f"analyze_{args.encoder}_{args.device}.json").write_text(
+        (out / f"analyze_{args.encoder}_{args.device}_{args.size or 'ref'}.json").write_text(
             json.dumps({"table": "\n".join(table), "rows": rows}, indent=2))
 
 

@@ -134,3 +134,18 @@ def test_nothing_to_predict_is_an_error(checkpoint, tmp_path, capsys):
     assert main(["predict", str(tmp_path / "nothing*.jpg"), "--checkpoint", checkpoint]) == 2
     err = capsys.readouterr().err
     assert "nothing*.jpg: no such file or folder, and no file matches it" in err
+
+
+def test_a_bad_checkpoint_task_or_detector_is_one_line(checkpoint, tmp_path, capsys):
+    Image.fromarray(skimage.data.coffee()).save(tmp_path / "cup.jpg")
+    photo = str(tmp_path / "cup.jpg")
+    assert main(["predict", photo, "--checkpoint", str(tmp_path / "nope")]) == 2
+    assert "no manifest" in capsys.readouterr().err
+    assert main(["predict", photo, "--checkpoint", checkpoint, "--tasks", "age_morph"]) == 2
+    assert "unknown task 'age_morph'. Did you mean: age_morph2?" in capsys.readouterr().err
+    assert main(["predict", photo, "--checkpoint", checkpoint, "--detector", "yunett"]) == 2
+    assert "unknown detector 'yunett'. Did you mean: yunet?" in capsys.readouterr().err
+    out = tmp_path / "out"
+    assert main(["predict", photo, "--checkpoint", checkpoint, "--tasks", "age_morph2", "--out", str(out)]) == 0
+    record = json.loads((out / "cup.json").read_text())
+    assert list(record["tasks"]) == ["age_morph2"]

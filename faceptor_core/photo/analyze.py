@@ -271,7 +271,8 @@ def analyze(
     align_s = time.perf_counter() - t0
 
     results = [PhotoResult(names[p], images[p].shape[0], images[p].shape[1],
-                           [FaceResult(j, f) for j, f in enumerate(all_faces[p])], faces_from=sources[p])
+                           [FaceResult(j, f) for j, f in enumerate(all_faces[p])], faces_from=sources[p],
+                           tasks=tuple(h.name for h in heads))
                for p in range(len(images))]
     model_s = map_s = 0.0
     if owners:

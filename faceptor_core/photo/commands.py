@@ -93,8 +93,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    model = load(args.checkpoint, addons=args.addon or ())
-    heads = model.select(args.tasks)
+    from ..checkpoint import CheckpointError
+    from ..detect import DetectorError
+    from ..registry import DetectorNotFoundError, TaskNotFoundError, default_registry
+
+    try:
+        model = load(args.checkpoint, addons=args.addon or ())
+        heads = model.select(args.tasks)
+        if not args.no_detect:
+            default_registry().detector(args.detector, **({} if args.min_score is None
+                                                            else {"score_threshold": args.min_score}))
+    except (CheckpointError, TaskNotFoundError, DetectorNotFoundError, DetectorError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     parsing_tasks = [h.name for h in heads if h.output == "segmentation"]
     plan: dict[Path, dict[str, Any]] = {}
     for p in found.photos:

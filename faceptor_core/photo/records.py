@@ -35,10 +35,13 @@ def _round(values: np.ndarray, digits: int = 3) -> list:
     return np.round(np.asarray(values, np.float64), digits).tolist()
 
 
-def task_info(model: Any) -> dict[str, dict[str, Any]]:
-    """What a record says about each task of ``model``: family, output, input size and crop."""
+def task_info(model: Any, tasks: Any = None) -> dict[str, dict[str, Any]]:
+    """What a record says about each task of ``model`` (or those named in ``tasks``): family, output, input size
+    and crop."""
     out = {}
     for head in model.config.tasks:
+        if tasks and head.name not in tasks:
+            continue
         crop = task_crop(head)
         out[head.name] = {"family": head.family, "output": head.output, "input_size": head.input_size,
                           "crop": {"method": crop.method, "source": crop.source}}
@@ -57,7 +60,7 @@ def photo_record(
 
     Args:
         result: one item of :func:`faceptor_core.analyze`'s output.
-        model: the model that produced it (adds each task's family, output, input size and crop).
+        model: the model that produced it (adds each task run: family, output, input size and crop).
         source: the photo as the caller names it (default: ``result.name``).
         files: files written beside the record (``overlay``, and per parsing task ``label_map`` and
             ``face_map``), as paths relative to the record.
@@ -91,7 +94,7 @@ def photo_record(
         "files": {"overlay": files.get("overlay")},
     }
     if model is not None:
-        record["tasks"] = task_info(model)
+        record["tasks"] = task_info(model, result.tasks)
     return record
 
 

@@ -198,6 +198,7 @@ class PhotoResult:
     parsing: dict[str, PhotoParsing] = field(default_factory=dict)
     faces_from: str = "detector"
     timings: dict[str, float] = field(default_factory=dict)
+    tasks: tuple[str, ...] = ()  # the tasks that were run
 
     def __len__(self) -> int:
         return len(self.faces)
