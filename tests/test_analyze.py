@@ -120,3 +120,17 @@ def test_predict_takes_images_of_different_sizes(model):
     assert [tuple(x.shape) for x in labels] == [(40, 50), (64, 30), (40, 50)]
     assert torch.equal(labels[1], alone["parsing_lapa"].labels[0])
     assert set(both["parsing_lapa"].item(1)) == {"class_pixels"}
+
+
+def test_photos_of_every_accepted_form_decode_alike():
+    from faceptor_core.photo import load_photo
+
+    grey16 = (np.arange(48 * 64).reshape(48, 64) * 21).astype(np.uint16)
+    want = ((grey16.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    for photo in (Image.fromarray(grey16), grey16, torch.from_numpy(grey16.astype(np.float32) / 65535)[None]
+                  .expand(3, -1, -1)):
+        arr, _ = load_photo(photo)
+        assert arr.shape == (48, 64, 3) and arr.dtype == np.uint8
+        np.testing.assert_allclose(arr[..., 0].astype(int), want.astype(int), atol=1)
+    with pytest.raises(TypeError, match="boolean"):
+        load_photo(np.zeros((8, 8, 3), bool))

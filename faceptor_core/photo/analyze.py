@@ -187,7 +187,7 @@ def _detector(detector: Any, registry: TaskRegistry, options: Mapping[str, Any] 
 def _per_photo_faces(faces: Any, n: int) -> list[Any]:
     if faces is None:
         return [None] * n
-    single = n == 1 and isinstance(faces, Sequence) and len(faces) > 0 and FA.looks_like_face(faces[0])
+    single = n == 1 and isinstance(faces, Sequence) and (len(faces) == 0 or FA.looks_like_face(faces[0]))
     if single or isinstance(faces, Detections):
         faces = [faces]
     if not isinstance(faces, Sequence) or len(faces) != n:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..images import read_image, to_float_images
+from ..images import _to_uint8_rgb, read_image, to_float_images
 
 PhotoLike = Any  # str | os.PathLike | PIL.Image.Image | np.ndarray | torch.Tensor
 
@@ -47,8 +47,10 @@ def load_photo(photo: PhotoLike, index: int = 0) -> tuple[np.ndarray, str]:
     if isinstance(photo, (str, os.PathLike)):
         return read_image(photo), os.fspath(photo)
     name = f"photo{index}"
-    if type(photo).__module__.startswith("PIL."):
-        photo = np.asarray(photo.convert("RGB"))
+    if type(photo).__module__.startswith("PIL."):  # as decoded files are: 16-bit scaled, palettes expanded
+        if photo.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1", "RGBa", "La"):
+            photo = photo.convert("RGBA" if "A" in photo.mode or "transparency" in photo.info else "RGB")
+        return _to_uint8_rgb(np.asarray(photo), name), name
     if isinstance(photo, np.ndarray):
         arr = photo
         if arr.ndim == 2:
