@@ -1,4 +1,5 @@
-"""Hook specifications a Faceptor plugin implements.
+"""Hook specifications a Faceptor plugin implements: ``register_tasks`` and ``register_detectors`` (either or
+both).
 
 A plugin is a module (or object) with functions decorated by :data:`faceptor_core.hookimpl`, exposed
 through the ``faceptor`` entry-point group::
