@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+
+# The example plugin of this checkout, not another checkout's copy installed in editable mode (its entry point
+# names the module; the module is found on sys.path).
+_PLUGIN = str(Path(__file__).resolve().parents[1] / "plugins_example" / "faceptor-task-gaze")
+if _PLUGIN not in sys.path:
+    sys.path.insert(0, _PLUGIN)
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 torch.set_num_threads(min(2, torch.get_num_threads()))
