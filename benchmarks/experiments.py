@@ -44,7 +44,7 @@ def config(out: Path, tasks: list[str], steps: int, **kw) -> RunConfig:
 
 
 def train(cfg: RunConfig) -> tuple[Trainer, dict, float]:
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg, overwrite=True)  # each experiment owns its run folder and starts over
     t0 = time.perf_counter()
     results = trainer.fit()
     return trainer, results, time.perf_counter() - t0
@@ -135,7 +135,7 @@ def exp_prompt(steps: int, new_task: str = "gaze_synth") -> None:
             ("full_fine_tuning", {"train": {"mode": "full"}, "optimizer": {"lr": 5e-4}}))
     for name, kw in runs:
         cfg = config(RUNS / f"prompt_{name}", [new_task], steps, init_from=str(stage1), **kw)
-        tr = Trainer(cfg)
+        tr = Trainer(cfg, overwrite=True)
         if "untrained" not in out:
             out["untrained"] = primary(new_task, tr.evaluate()[new_task])
         t0 = time.perf_counter()

@@ -6,13 +6,24 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .checkpoint import WEIGHTS, read_manifest, read_weights
+import torch
+
+from .checkpoint import (
+    MANIFEST,
+    WEIGHTS,
+    CheckpointError,
+    check_shapes,
+    read_header,
+    read_manifest,
+    read_weights,
+    verify_digest,
+)
 from .model.base import FaceptorBase
 from .model.config import DecoderConfig, EncoderConfig, ModelConfig, NaiveConfig
 from .model.faceptor import Faceptor
 from .model.naive import NaiveFaceptor
 from .registry import TaskRegistry, default_registry
-from .spec import TaskHead, TaskSpec
+from .spec import TaskHead, TaskSpec, head_contradictions
 
 VARIANTS = {"faceptor": Faceptor, "naive": NaiveFaceptor}
 
@@ -32,6 +43,7 @@ def _attach_decoders(model: FaceptorBase, registry: TaskRegistry | None) -> None
             spec = reg.get_task(name)
             if spec.decode is not None:
                 model.decoders[name] = spec.decode
+                model.decoder_plugins[name] = spec.plugin
 
 
 def build(
@@ -86,6 +98,7 @@ def build(
     for t in tasks:
         if isinstance(t, TaskSpec) and t.decode is not None:
             model.decoders[t.name] = t.decode
+            model.decoder_plugins[t.name] = t.plugin
     _attach_decoders(model, registry)
     if encoder_weights is not None:
         from .pretrained import load_encoder_weights
@@ -101,15 +114,48 @@ def load(
     addons: Sequence[str | os.PathLike] = (),
 ) -> FaceptorBase:
     """Rebuild a model saved with ``save_pretrained`` (structure from the manifest, weights from safetensors),
-    then add the tasks of any prompt-tuning ``addons`` on top."""
-    config, _ = read_manifest(directory)
+    then add the tasks of any prompt-tuning ``addons`` on top.
+
+    Before anything is allocated, the manifest is validated (bounded sizes, each task consistent with the
+    registered task of that name) and the weights' header is compared with the shapes the manifest implies;
+    then the weights' SHA-256 is checked against the manifest and non-finite weights are refused. Every
+    error is a :class:`CheckpointError` naming the file."""
+    directory = Path(directory)
+    config, manifest = read_manifest(directory)
+    manifest_path, weights_path = directory / MANIFEST, directory / WEIGHTS
+    check_against_registry(config, manifest_path, registry)
+    check_shapes(weights_path, expected_shapes(config, manifest_path), read_header(weights_path), manifest_path)
+    digest = verify_digest(weights_path, manifest.get("weights_sha256"), manifest_path)
     model = from_config(config, registry)
-    state = read_weights(Path(directory) / WEIGHTS)
-    model.load_weights(state, strict=True)
+    model.load_weights(read_weights(weights_path), strict=True)
     if addons:
         from .train.addons import load_addon
 
         for addon in addons:
-            load_addon(model, addon, base_dir=directory)
+            load_addon(model, addon, base_dir=directory, base_digest=digest)
         _attach_decoders(model, registry)
     return model.to(map_location)
+
+
+def check_against_registry(config: ModelConfig, manifest: Path, registry: TaskRegistry | None = None) -> None:
+    """Each task of ``config`` agrees with the registered task of that name (unknown names are fine: a model
+    runs without its plugin)."""
+    reg = registry or default_registry()
+    known = set(reg.task_names())
+    for head in config.tasks:
+        if head.name not in known:
+            continue
+        diffs = head_contradictions(head, reg.get_task(head.name))
+        if diffs:
+            raise CheckpointError(f"{manifest}: task {head.name!r} contradicts the registered task of that name: "
+                                  + ", ".join(diffs))
+
+
+def expected_shapes(config: ModelConfig, manifest: Path) -> dict[str, tuple[int, ...]]:
+    """The state-dict shapes the config implies, from a model built on the meta device (nothing allocated)."""
+    try:
+        with torch.device("meta"):
+            model = VARIANTS[config.variant](config)
+    except (ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{manifest}: the model config cannot be built: {exc}") from None
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}

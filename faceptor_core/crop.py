@@ -8,12 +8,14 @@ the face:
   them (or the eyes and the mouth centre, ``anchors="eyes_mouth"``) onto ``template``, given in the pixel
   coordinates of a ``frame`` (width x height, the geometry of the task's aligned training images), and the
   frame is then resized to the crop as a whole training image is;
-- a face box: the box, squared about its centre and shifted by ``box_offset`` (in box sides), fills
-  ``box_scale`` of the crop;
+- a face box: the box, squared about its centre (or stretched, ``box_square=False``) and shifted by
+  ``box_offset`` (in box sides), fills ``box_scale`` of the crop;
 - neither: the whole image is the face (an aligned training image, or a photo that is already a crop).
 
 ``method`` says which of points and box a task uses when a face has both (at inference, a detection
-always has both); a training item supplies what its dataset has.
+always has both); a training item supplies what its dataset has. ``warp_factor > 0`` adds FaRL's tanh warp after
+the affine (:mod:`faceptor_core.warp`: the face fills the crop's centre, the rest of the photo is squeezed into
+its border), as the reference's LaPa crops; :func:`cut` applies the whole crop.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .geometry import box_to_crop, compose, resize_matrix, similarity_transform, square_box
+from .geometry import apply_affine, box_to_crop, compose, invert_affine, resize_matrix, similarity_transform, square_box
+from .geometry import warp_image as _warp_affine
+from .warp import unwarp_points, warp_points, warp_to_crop
 
 #: FaRL's five-point face template (eye centres, nose tip, mouth corners) as published, in 512-px units.
 FARL_POINTS_512 = ((196.0, 226.0), (316.0, 226.0), (256.0, 286.0), (220.0, 360.4), (292.0, 360.4))
@@ -68,6 +72,10 @@ class CropSpec(BaseModel):
     box_scale: float = Field(default=1.0, gt=0.0, le=10.0, description="Fraction of the crop the squared box fills.")
     box_offset: tuple[float, float] = Field(
         default=(0.0, 0.0), description="Shift of the box centre, in sides of the squared box (x, y).")
+    box_square: bool = Field(
+        default=True, description="Square the box about its centre (False: its width and height are stretched).")
+    warp_factor: float = Field(
+        default=0.0, ge=0.0, lt=1.0, description="Tanh warp of the aligned crop's border (0: the plain affine crop).")
     source: str = Field(default="", description="Where this geometry comes from (shown in the docs).")
 
     @model_validator(mode="after")
@@ -97,11 +105,10 @@ class CropSpec(BaseModel):
         return compose(resize_matrix(fh, fw, size), sim)
 
     def box_matrix(self, box: Sequence[float], size: int) -> np.ndarray:
-        """A face box -> the crop (squared, shifted by ``box_offset``, filling ``box_scale``)."""
-        x1, y1, x2, y2 = square_box(box)
-        side = x2 - x1
-        dx, dy = self.box_offset[0] * side, self.box_offset[1] * side
-        return box_to_crop((x1 + dx, y1 + dy, x2 + dx, y2 + dy), size, self.box_scale)
+        """A face box -> the crop (squared or stretched, shifted by ``box_offset``, filling ``box_scale``)."""
+        x1, y1, x2, y2 = square_box(box) if self.box_square else np.asarray(box, np.float64)
+        dx, dy = self.box_offset[0] * (x2 - x1), self.box_offset[1] * (y2 - y1)
+        return box_to_crop((x1 + dx, y1 + dy, x2 + dx, y2 + dy), size, self.box_scale, square=self.box_square)
 
     def matrix(
         self,
@@ -123,3 +130,28 @@ class CropSpec(BaseModel):
         if image_hw is not None:
             return resize_matrix(int(image_hw[0]), int(image_hw[1]), size)
         raise ValueError("a crop needs five points, a box or the image size")
+
+
+# -- applying a crop (affine, then the optional tanh warp) --------------------------------------------------
+def cut(image: np.ndarray, m: np.ndarray, crop: CropSpec, size: int, interpolation: int | None = None) -> np.ndarray:
+    """The ``size x size`` crop of ``image`` with affine ``m`` (from :meth:`CropSpec.matrix`) and ``crop``'s warp."""
+    import cv2
+
+    interp = cv2.INTER_LINEAR if interpolation is None else interpolation
+    if crop.warp_factor > 0:
+        return warp_to_crop(image, m, crop.warp_factor, size, interp)
+    return _warp_affine(image, m, size, interp)
+
+
+def to_crop(points: np.ndarray, m: np.ndarray, crop: CropSpec, size: int) -> np.ndarray:
+    """Photo pixels -> crop pixels (``N x 2``)."""
+    if crop.warp_factor > 0:
+        return warp_points(points, m, crop.warp_factor, size).astype(np.float64)
+    return apply_affine(points, m)
+
+
+def to_photo(points: np.ndarray, m: np.ndarray, crop: CropSpec, size: int) -> np.ndarray:
+    """Crop pixels -> photo pixels (``N x 2``), the inverse of :func:`to_crop`."""
+    if crop.warp_factor > 0:
+        return unwarp_points(points, m, crop.warp_factor, size).astype(np.float64)
+    return apply_affine(points, invert_affine(m))

@@ -22,8 +22,10 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from .errors import FaceptorError
 
-class DetectorError(RuntimeError):
+
+class DetectorError(FaceptorError, RuntimeError):
     """A detector that cannot be loaded or broke its contract; the message names it."""
 
 

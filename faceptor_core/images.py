@@ -22,8 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .errors import FaceptorError
 
-class ImageDecodeError(ValueError):
+
+class ImageDecodeError(FaceptorError, ValueError):
     """An image file or buffer that cannot be decoded; the message starts with its name."""
 
     def __init__(self, name: str, reason: str):

@@ -20,12 +20,15 @@ from pydantic import ValidationError
 
 from . import hookspecs
 from .detect import DetectorError, DetectorSpec, as_detector
+from .errors import FaceptorError
 from .spec import TaskSpec
 
 DISABLE_ENV = "FACEPTOR_DISABLE_PLUGINS"
+#: The distribution whose plugins are built in: their task names cannot be taken by another plugin.
+BUILTIN_DISTRIBUTION = "faceptor"
 
 
-class TaskNotFoundError(KeyError):
+class TaskNotFoundError(FaceptorError, KeyError):
     """An unknown task name; the message suggests close matches."""
 
     def __init__(self, name: str, known: Iterable[str]):
@@ -40,7 +43,7 @@ class TaskNotFoundError(KeyError):
         return str(self.args[0])
 
 
-class DetectorNotFoundError(KeyError):
+class DetectorNotFoundError(FaceptorError, KeyError):
     """An unknown detector name; the message suggests close matches."""
 
     def __init__(self, name: str, known: Iterable[str]):
@@ -54,7 +57,7 @@ class DetectorNotFoundError(KeyError):
         return str(self.args[0])
 
 
-class DuplicateTaskError(ValueError):
+class DuplicateTaskError(FaceptorError, ValueError):
     """Two plugins registered a task (or a detector) with the same name."""
 
     def __init__(self, task: str, first: str, second: str, kind: str = "task"):
@@ -62,7 +65,7 @@ class DuplicateTaskError(ValueError):
         super().__init__(f"{kind} {task!r} is registered by both plugin {first!r} and plugin {second!r}")
 
 
-class PluginRegistrationError(ValueError):
+class PluginRegistrationError(FaceptorError, ValueError):
     """A plugin registered something that is not a valid task."""
 
 
@@ -80,6 +83,7 @@ class PluginInfo:
     register_error: str | None = None
     traceback: str | None = None
     disabled: bool = False
+    builtin: bool = False
 
     @property
     def error(self) -> str | None:
@@ -143,6 +147,7 @@ class TaskRegistry:
                 distribution=dist.metadata["Name"] if dist is not None else "",
                 version=dist.version if dist is not None else "",
             )
+            info.builtin = info.distribution == BUILTIN_DISTRIBUTION
             self._plugins[ep.name] = info
             if ep.name in disabled or info.distribution in disabled:
                 info.disabled = True
@@ -150,7 +155,9 @@ class TaskRegistry:
             try:
                 obj = ep.load()
                 self.pm.register(obj, name=ep.name)
-            except Exception as exc:  # a broken plugin must not break the others
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # a broken plugin (even one calling sys.exit) must not break the others
                 info.load_error = f"failed to load {ep.value!r}: {_format_error(exc)}"
                 info.traceback = traceback.format_exc()
         self._dirty = True
@@ -197,12 +204,14 @@ class TaskRegistry:
         self._dirty = False
 
     def _run_hook(self, hook: str, spec_cls: type, kind: str, errors: dict[str, list[str]]):
-        """Call every implementation of ``hook``; returns ``(specs, owners, conflicts)`` by name."""
+        """Call every implementation of ``hook`` (built-in plugins first); returns ``(specs, owners, conflicts)``
+        by name. A plugin that takes a built-in's name is the one blamed; one that breaks is named in ``errors``
+        and what it registered before breaking is kept."""
         specs: dict[str, Any] = {}
-        owner: dict[str, str] = {}
+        owners: dict[str, str] = {}
         conflicts: dict[str, list[DuplicateTaskError]] = {}
         impls = getattr(self.pm.hook, hook).get_hookimpls()
-        for impl in sorted(impls, key=lambda i: i.plugin_name):
+        for impl in sorted(impls, key=lambda i: (not self._is_builtin(i.plugin_name), i.plugin_name)):
             pname = impl.plugin_name
             self._plugins.setdefault(pname, PluginInfo(name=pname))
             errs = errors.setdefault(pname, [])
@@ -213,23 +222,43 @@ class TaskRegistry:
                     spec = spec_cls(**spec)
                 if not isinstance(spec, spec_cls):
                     raise PluginRegistrationError(f"register() takes a {spec_cls.__name__}, got {type(spec).__name__}")
-                if spec.name in owner or spec.name in _pending:
+                if spec.name in _pending:
+                    _errs.append(f"{kind} {spec.name!r} registered twice")
+                    return
+                owner = owners.get(spec.name)
+                if owner is not None and self._is_builtin(owner):
+                    _errs.append(f"{kind} {spec.name!r} is a built-in {kind} of plugin {owner!r}; "
+                                 "this plugin cannot register that name (the built-in is kept)")
+                    return
+                if owner is not None:
                     # record the clash, keep going: the plugin's other registrations are not lost
-                    err = DuplicateTaskError(spec.name, owner.get(spec.name, _pname), _pname, kind)
+                    err = DuplicateTaskError(spec.name, owner, _pname, kind)
                     conflicts.setdefault(spec.name, []).append(err)
                     _errs.append(str(err))
                     return
                 _pending[spec.name] = spec
 
             try:
-                impl.function(register=register)
-            except Exception as exc:  # report the plugin by name, keep the others
+                returned = impl.function(register=register)
+                if returned is not None:
+                    errs.append(f"{hook} returned {type(returned).__name__} (it must call register(spec) for each "
+                                f"{kind} and return None); the returned value is ignored")
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # report the plugin by name, keep the others
                 errs.append(f"failed to register {kind}s: {_format_error(exc)}")
             # what was registered before a failure stays: nothing is silently lost
             for name, spec in pending.items():
+                if isinstance(spec, TaskSpec):
+                    spec = spec.model_copy()  # the registry's own copy, marked with its plugin
+                    spec._plugin = pname
                 specs[name] = spec
-                owner[name] = pname
-        return specs, owner, conflicts
+                owners[name] = pname
+        return specs, owners, conflicts
+
+    def _is_builtin(self, plugin_name: str) -> bool:
+        info = self._plugins.get(plugin_name)
+        return info is not None and info.builtin
 
     # -- queries -------------------------------------------------------------------------------------
     def list_plugins(self) -> list[PluginInfo]:
@@ -237,12 +266,12 @@ class TaskRegistry:
         return sorted(self._plugins.values(), key=lambda p: p.name)
 
     def list_tasks(self) -> list[TaskSpec]:
-        self._collect()
-        return [self._tasks[n] for n in sorted(self._tasks)]
+        """Every usable task, sorted by name (a name two plugins claim is left out: see ``list_plugins``)."""
+        return [self._tasks[n] for n in self.task_names()]
 
     def task_names(self) -> list[str]:
         self._collect()
-        return sorted(self._tasks)
+        return sorted(n for n in self._tasks if n not in self._conflicts)
 
     def owner(self, name: str) -> str:
         self.get_task(name)
@@ -258,8 +287,9 @@ class TaskRegistry:
             raise TaskNotFoundError(name, self._tasks) from None
 
     def list_detectors(self) -> list[DetectorSpec]:
+        """Every usable detector, sorted by name."""
         self._collect()
-        return [self._detectors[n] for n in sorted(self._detectors)]
+        return [self._detectors[n] for n in sorted(self._detectors) if n not in self._detector_conflicts]
 
     def detector_owner(self, name: str) -> str:
         self.get_detector_spec(name)

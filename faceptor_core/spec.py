@@ -8,10 +8,10 @@ evaluation and prediction.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from .crop import CropSpec
 
@@ -26,6 +26,12 @@ OutputKind = Literal[
     "embedding",  # identity: feature vector, L2-normalised when decoded
 ]
 
+#: Bounds shared by specs and checkpoint manifests (a manifest asking for more is refused before allocating).
+MAX_QUERIES = 4096
+MAX_INPUT_SIZE = 2048
+MAX_EMBEDDING_DIM = 8192
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+
 #: Which head type each output kind is produced by.
 HEAD_OF_OUTPUT: dict[str, str] = {
     "landmarks": "dense",
@@ -36,6 +42,32 @@ HEAD_OF_OUTPUT: dict[str, str] = {
     "regression": "attribute",
     "embedding": "identity",
 }
+
+
+@runtime_checkable
+class Baseline(Protocol):
+    """A task's trivial answer: statistics of the training split, then the same answer for every image.
+
+    Evaluation scores it with the task's own metric on the same evaluation split as the model, so each metric
+    can be shown beside the value that needs no model at all (the mean shape, the mean age, the majority
+    class, chance, ...).
+
+    - ``needs_training``: whether :meth:`fit` must see the training split (chance-level answers need none).
+    - ``fit(batches)``: collated batches of the training split as the *evaluation* transform presents them
+      (``{"image", "target", "meta"}``; the same crop geometry as the evaluated items).
+    - ``predict(batch)``: for one evaluation batch, what the metric's ``update`` takes as ``prediction``
+      (decoded predictions, or raw outputs when the metric takes raw outputs); for verification pair batches,
+      the embedding given to both sides.
+    - ``describe()``: one line naming the answer (e.g. ``"majority class 'happiness' (38.6% of 12,271)"``).
+    """
+
+    needs_training: bool
+
+    def fit(self, batches: Iterable[Mapping[str, Any]]) -> None: ...
+
+    def predict(self, batch: Mapping[str, Any]) -> Any: ...
+
+    def describe(self) -> str: ...
 
 
 class TaskSpec(BaseModel):
@@ -49,6 +81,12 @@ class TaskSpec(BaseModel):
     - ``loss(spec) -> torch.nn.Module`` called as ``loss_module(raw_output, target_batch) -> scalar``.
     - ``metrics(spec) -> Metric`` with ``update(prediction, target_batch)``, ``compute() -> dict``, ``reset()``.
     - ``decode(raw_output, image_hw) -> prediction`` overrides the core's decoding for the output kind.
+    - ``baseline(spec) -> Baseline`` (optional): the task's trivial answer, scored by its own metric beside the
+      model (see :class:`Baseline`).
+
+    A metric whose class sets ``takes_raw_output = True`` is fed the raw head output (e.g. logits, so that it
+    can apply the reference's own tie rule or geometry) instead of the decoded prediction; ``decode`` is then
+    not used by evaluation.
 
     ``crop`` declares how a face is cut from a photo for this task (:class:`~faceptor_core.crop.CropSpec`):
     the training transforms crop with it and :func:`faceptor_core.analyze` crops faces in photos with it.
@@ -56,16 +94,16 @@ class TaskSpec(BaseModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", frozen=True)
 
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
+    name: str = Field(pattern=NAME_PATTERN, max_length=64)
     family: str = Field(
-        pattern=r"^[a-z][a-z0-9_]*$",
+        pattern=NAME_PATTERN,
         description="Task type used for loss weighting and Naive heads (e.g. landmarks, parsing, age).",
     )
     head: HeadType
     output: OutputKind
-    num_queries: int = Field(ge=0, le=4096, description="Task queries; 0 for identity tasks.")
-    input_size: int = Field(ge=16, le=2048, description="Square input size in pixels.")
-    embedding_dim: int = Field(default=512, ge=1, description="Embedding size (identity tasks).")
+    num_queries: int = Field(ge=0, le=MAX_QUERIES, description="Task queries; 0 for identity tasks.")
+    input_size: int = Field(ge=16, le=MAX_INPUT_SIZE, description="Square input size in pixels.")
+    embedding_dim: int = Field(default=512, ge=1, le=MAX_EMBEDDING_DIM, description="Embedding (identity tasks).")
     num_identities: int = Field(default=0, ge=0, description="Training classes (identity tasks).")
     label_names: tuple[str, ...] = ()
     flip_permutation: tuple[int, ...] | None = None
@@ -81,30 +119,20 @@ class TaskSpec(BaseModel):
     loss: Callable[..., Any] | None = None
     metrics: Callable[..., Any] | None = None
     decode: Callable[..., Any] | None = None
+    baseline: Callable[..., Any] | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
+
+    _plugin: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _consistent(self) -> TaskSpec:
-        expected = HEAD_OF_OUTPUT[self.output]
-        if self.head != expected:
-            raise ValueError(f"output {self.output!r} needs head {expected!r}, got head {self.head!r}")
-        if self.head == "identity":
-            if self.num_queries != 0:
-                raise ValueError("identity tasks bypass the decoder: num_queries must be 0")
-        elif self.num_queries < 1:
-            raise ValueError(f"{self.head} tasks need num_queries >= 1")
-        if self.label_names and self.head != "identity":
-            n_labels = len(self.label_names)
-            per_query = ("classification", "multilabel", "segmentation", "regression", "landmarks")
-            if self.output in per_query and n_labels != self.num_queries:
-                raise ValueError(f"label_names has {n_labels} entries but num_queries is {self.num_queries}")
-        if self.flip_permutation is not None:
-            perm = self.flip_permutation
-            if sorted(perm) != list(range(self.num_queries)):
-                raise ValueError("flip_permutation must be a permutation of range(num_queries)")
-            if any(perm[perm[i]] != i for i in range(len(perm))):
-                raise ValueError("flip_permutation must be an involution (flipping twice is identity)")
+        check_structure(self)
         return self
+
+    @property
+    def plugin(self) -> str | None:
+        """The plugin that registered this spec (set by the registry; ``None`` for a spec built by hand)."""
+        return self._plugin
 
     def head_config(self) -> TaskHead:
         """The structural part of the spec, enough to rebuild a model without the plugin."""
@@ -123,19 +151,69 @@ class TaskSpec(BaseModel):
 
 
 class TaskHead(BaseModel):
-    """Structural description of a task inside a model (what a checkpoint manifest stores)."""
+    """Structural description of a task inside a model (what a checkpoint manifest stores); held to the same
+    bounds and consistency rules as a :class:`TaskSpec`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str
-    family: str
+    name: str = Field(pattern=NAME_PATTERN, max_length=64)
+    family: str = Field(pattern=NAME_PATTERN)
     head: HeadType
     output: OutputKind
-    num_queries: int
-    input_size: int
-    embedding_dim: int = 512
+    num_queries: int = Field(ge=0, le=MAX_QUERIES)
+    input_size: int = Field(ge=16, le=MAX_INPUT_SIZE)
+    embedding_dim: int = Field(default=512, ge=1, le=MAX_EMBEDDING_DIM)
     label_names: tuple[str, ...] = ()
     flip_permutation: tuple[int, ...] | None = None
     #: The task's face crop (None in manifests written before crops were declared: then the registered
     #: task's crop is used, else the default).
     crop: CropSpec | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TaskHead:
+        check_structure(self)
+        return self
+
+
+def check_structure(t: TaskSpec | TaskHead) -> None:
+    """Head type, output kind, queries, labels and flip permutation agree (raises ``ValueError``)."""
+    expected = HEAD_OF_OUTPUT[t.output]
+    if t.head != expected:
+        raise ValueError(f"output {t.output!r} needs head {expected!r}, got head {t.head!r}")
+    if t.head == "identity":
+        if t.num_queries != 0:
+            raise ValueError("identity tasks bypass the decoder: num_queries must be 0")
+    elif t.num_queries < 1:
+        raise ValueError(f"{t.head} tasks need num_queries >= 1")
+    if t.label_names and t.head != "identity":
+        n_labels = len(t.label_names)
+        per_query = ("classification", "multilabel", "segmentation", "regression", "landmarks")
+        if t.output in per_query and n_labels != t.num_queries:
+            raise ValueError(f"label_names has {n_labels} entries but num_queries is {t.num_queries}")
+    if t.flip_permutation is not None:
+        perm = t.flip_permutation
+        if sorted(perm) != list(range(t.num_queries)):
+            raise ValueError("flip_permutation must be a permutation of range(num_queries)")
+        if any(perm[perm[i]] != i for i in range(len(perm))):
+            raise ValueError("flip_permutation must be an involution (flipping twice is identity)")
+
+
+#: The structural fields a checkpoint's task must share with the registered task of the same name.
+STRUCTURAL_FIELDS = ("family", "head", "output", "num_queries", "embedding_dim", "label_names")
+
+
+def head_contradictions(head: TaskHead, spec: TaskSpec) -> list[str]:
+    """How a checkpoint's task differs from the registered task of that name (empty when they agree).
+
+    The input size may differ (a model can be trained at another size); the label names only count when
+    both declare them."""
+    out = []
+    for field in STRUCTURAL_FIELDS:
+        a, b = getattr(head, field), getattr(spec, field)
+        if field == "label_names" and (not a or not b):
+            continue
+        if field == "embedding_dim" and head.head != "identity":
+            continue
+        if a != b:
+            out.append(f"{field} {a!r} (registered: {b!r})")
+    return out

@@ -101,6 +101,10 @@ def check_crop(spec: TaskSpec, root: str | None, tmp: Path) -> None:
     if not np.allclose(np.asarray(affine, np.float64), want, atol=1e-3):
         _fail(spec, "crop", f"the evaluation crop is not the spec's crop ({spec.crop.method} method): the transform "
                             "must crop with spec.crop.matrix (faceptor_tasks.families.crop.item_crop_matrix)")
+    factor = float(np.asarray(out["meta"].get("warp_factor", 0.0)))
+    if abs(factor - spec.crop.warp_factor) > 1e-9:
+        _fail(spec, "crop", f"the evaluation crop's tanh warp is {factor:g}, the spec's crop declares "
+                            f"{spec.crop.warp_factor:g}")
 
 
 def _model(spec: TaskSpec, registry: TaskRegistry | None):

@@ -48,7 +48,9 @@ def test_eval_prints_and_writes_metrics(trained, tmp_path, capsys):
     assert main(["eval", ckpt, "--tasks", "synth_expression", "--limit", "8", "--json", str(out)]) == 0
     metrics = json.loads(out.read_text())["synth_expression"]
     assert 0.0 <= metrics["accuracy"] <= 1.0
-    assert "synth_expression: accuracy=" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "synth_expression (split test, 8 items)" in text and "baseline: majority training class" in text
+    assert any(x.split()[:1] == ["accuracy"] and "baseline" in x for x in text.splitlines())
 
 
 def test_predict_on_crops_writes_json_and_overlay_and_names_bad_files(trained, tmp_path, capsys):

@@ -16,7 +16,12 @@ def test_demo_writes_metrics_curves_and_pictures(tmp_path):
     report = out / "report"
     metrics = json.loads((report / "metrics.json").read_text())
     assert set(metrics) == set(DEMO_TASKS)
-    assert "| synth_age | mae |" in (report / "metrics.md").read_text()
+    text = (report / "metrics.md").read_text()
+    assert "| task | metric | model | trivial answer | beats it? |" in text
+    assert "| synth_age | mae |" in text
+    for task in DEMO_TASKS:  # every task's metrics stand beside its trivial answer on the same items
+        assert any(k.startswith("baseline/") for k in metrics[task]), task
+    assert 0.4 < metrics["synth_identity"]["baseline/verification_accuracy"] < 0.6
     for picture in ("loss_curves.png", "predictions.png"):
         with Image.open(report / picture) as im:
             assert im.width >= 200 and im.height >= 150

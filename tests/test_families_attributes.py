@@ -85,8 +85,8 @@ def test_macc_hand_computed() -> None:
     m = AttributeAccuracy(("a", "b"))
     m.update(torch.tensor([[0.9, 0.2], [0.4, 0.6], [0.5, 0.1]]), torch.tensor([[1, 0], [1, -1], [0, 0]]))
     out = m.compute()
-    # a: right, wrong, wrong (0.5 counts as positive) -> 1/3; b: right, unknown, right -> 1
-    assert out["acc_a"] == pytest.approx(1 / 3) and out["acc_b"] == 1.0 and out["macc"] == pytest.approx(2 / 3)
+    # a: right, wrong, right (0.5 is negative, as the reference's rounding) -> 2/3; b: right, unknown, right -> 1
+    assert out["acc_a"] == pytest.approx(2 / 3) and out["acc_b"] == 1.0 and out["macc"] == pytest.approx(5 / 6)
 
 
 @given(st.integers(1, 20), st.integers(1, 6), st.integers(0, 2**31))
@@ -100,3 +100,26 @@ def test_macc_accumulation_is_batch_independent(n: int, step: int, seed: int) ->
         many.update(prob[i:i + step], gt[i:i + step])
     assert one.compute() == many.compute()
     assert all(0 <= v <= 1 for v in one.compute().values())
+
+
+def test_probability_exactly_half_is_negative_as_the_reference(monkeypatch) -> None:
+    """The reference predicts ``round(sigmoid(logit))``: 0.5 rounds to 0. A logit of 1e-9 has a float32 sigmoid
+    of exactly 0.5, so it is negative too; 1e-3 is positive."""
+    from faceptor_core import get_task
+    from faceptor_core.train.evaluate import evaluate_task
+    from tests.conftest import tiny_build
+
+    assert torch.sigmoid(torch.tensor(1e-9)) == 0.5 and torch.round(torch.tensor(0.5)) == 0
+    m = AttributeAccuracy(("a", "b"))
+    m.update(torch.tensor([[0.5, 0.5]]), torch.tensor([[0, 1]]))
+    assert m.compute()["acc_a"] == 1.0 and m.compute()["acc_b"] == 0.0
+    spec = get_task("synth_attributes")
+    model = tiny_build([spec.name])
+    logits = torch.full((4, spec.num_queries), 1e-9)
+    logits[:, 0] = 1e-3
+    monkeypatch.setattr(model, "forward", lambda images, tasks=None: {spec.name: logits[:len(images[32])]})
+    out = evaluate_task(model, spec, None, "test", batch_size=4, limit=4)
+    ds = spec.dataset(None, "test")
+    truth = np.stack([np.asarray(ds[i]["target"]) for i in range(4)])
+    expected = [(truth[:, 0] == 1).mean(), *((truth[:, k] == 0).mean() for k in range(1, spec.num_queries))]
+    assert out["macc"] == pytest.approx(float(np.mean(expected)))

@@ -143,7 +143,7 @@ def _fixture_recognition(root: Path) -> None:
 
 FIXTURES = {
     "landmarks_300w": _fixture_300w, "landmarks_wflw": _fixture_wflw, "landmarks_cofw": _fixture_cofw,
-    "parsing_celebamask_hq": lambda r: write_celebamask(r, (0, 0, 0, 0, 2)),
+    "parsing_celebamask_hq": lambda r: write_celebamask(r, (0, 0, 0, 0, 2), every_part=True),
     "parsing_lapa": lambda r: (write_lapa(r, "train", 4), write_lapa(r, "test", 4)),
     "age_morph2": _fixture_morph, "age_utkface": _fixture_utk, "expression_rafdb": _fixture_rafdb,
     "expression_affectnet": _fixture_prepared_labels,

@@ -110,3 +110,17 @@ def test_crop_transform_box_flip_and_randaugment() -> None:
         flips.add(bool(out["meta"]["affine"][0, 0] < 0))
         assert out["image"].shape == (3, 16, 16) and 0 <= float(out["image"].min()) <= float(out["image"].max()) <= 1
     assert flips == {True, False}
+
+
+def test_whole_image_eval_resize_is_the_references() -> None:
+    """The reference evaluates 112-px tasks with torchvision's Resize([S, S]) on a PIL image (antialiased
+    bilinear); the family's evaluation crop of a whole image is that, pixel for pixel."""
+    from PIL import Image
+    from torchvision import transforms
+
+    from faceptor_tasks.families.crop import FaceCropTransform, float_target
+
+    image = np.random.default_rng(0).integers(0, 256, (218, 178, 3), dtype=np.uint8)  # CelebA's aligned size
+    out = FaceCropTransform("test", 112, float_target)({"image": image, "target": 1.0})
+    ref = transforms.Compose([transforms.Resize([112, 112]), transforms.ToTensor()])(Image.fromarray(image))
+    torch.testing.assert_close(out["image"], ref, atol=1e-6, rtol=0)

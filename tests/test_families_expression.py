@@ -147,3 +147,35 @@ def test_accuracy_accumulation_is_batch_independent(n: int, step: int, seed: int
         many.update(probs[i:i + step], gt[i:i + step])
     assert one.compute() == many.compute()
     assert 0 <= one.compute()["accuracy"] <= 1
+
+
+def test_top1_is_topk_on_the_logits_as_the_reference() -> None:
+    """The reference takes ``topk`` of the logits (timm's ``accuracy``). Softmax can tie classes whose logits
+    differ (0 and 1e-9 give equal float32 probabilities), and among exactly tied logits ``topk`` need not
+    return the first index (argmax does): the metric follows ``topk`` on the logits in both cases."""
+    logits = torch.tensor([[0.0, 1e-9, -5.0, -5.0, -5.0, -5.0, -5.0],
+                           [1.0, 3.0, 3.0, 0.0, 3.0, 0.0, 0.0]])
+    probs = logits.softmax(dim=-1)
+    assert probs[0, 0] == probs[0, 1] and int(probs[0].argmax()) == 0  # the probabilities tie
+    target = logits.topk(1, dim=-1).indices[:, 0]
+    assert int(target[0]) == 1
+    m = AccuracyMetric(7)
+    m.update(logits, target)
+    assert m.compute()["accuracy"] == 1.0
+    assert AccuracyMetric.takes_raw_output  # evaluation hands it the logits, not softmax probabilities
+
+
+def test_evaluation_feeds_the_logits(monkeypatch) -> None:
+    from faceptor_core import get_task
+    from faceptor_core.train.evaluate import evaluate_task
+    from tests.conftest import tiny_build
+
+    spec = get_task("synth_expression")
+    model = tiny_build([spec.name])
+    ds = spec.dataset(None, "test")
+    labels = torch.tensor([int(ds[i]["target"]) for i in range(4)])
+    tied = torch.full((4, 7), -5.0)
+    tied[torch.arange(4), 0] = 0.0
+    tied[torch.arange(4), labels] = 1e-9  # softmax ties the label with class 0 (or the label is class 0)
+    monkeypatch.setattr(model, "forward", lambda images, tasks=None: {spec.name: tied[:len(images[32])]})
+    assert evaluate_task(model, spec, None, "test", batch_size=4, limit=4)["accuracy"] == 1.0

@@ -68,9 +68,12 @@ def test_300w_hrnet_csv(tmp_path: Path) -> None:
     item = ds[1]
     rel, scale, cx, cy, pts = rows[1]
     assert item["image"].dtype == np.uint8 and item["image"].shape == (40, 48, 3)
-    np.testing.assert_allclose(item["target"], pts - 1.0, atol=1e-5)  # 1-based .pts values
+    # the reference subtracts 2.0 from every CSV coordinate (landmarks and box centre)
+    np.testing.assert_allclose(item["target"], pts - 2.0, atol=1e-5)
     half = 100 * scale
-    np.testing.assert_allclose(item["box"], [cx - 1 - half, cy - 1 - half, cx - 1 + half, cy - 1 + half], atol=1e-4)
+    np.testing.assert_allclose(item["box"], [cx - 2 - half, cy - 2 - half, cx - 2 + half, cy - 2 + half], atol=1e-4)
+    # the offset is a reader argument: 1-based values minus 1 put pixel centres at integers
+    np.testing.assert_allclose(read_300w(str(tmp_path), "train", offset=-1.0)[1]["target"], pts - 1.0, atol=1e-5)
 
 
 def test_300w_original_pts_folders(tmp_path: Path) -> None:
@@ -84,7 +87,7 @@ def test_300w_original_pts_folders(tmp_path: Path) -> None:
     ds = read_300w(str(tmp_path), "train")
     assert len(ds) == 3
     for i in range(3):
-        np.testing.assert_allclose(ds[i]["target"], expected[ds.samples[i].image] - 1.0, atol=1e-3)
+        np.testing.assert_allclose(ds[i]["target"], expected[ds.samples[i].image] - 2.0, atol=1e-3)
 
 
 def test_pts_errors_name_file_and_line(tmp_path: Path) -> None:
@@ -120,7 +123,7 @@ def test_missing_and_corrupt_images(tmp_path: Path) -> None:
         ds[1]
     ds.skip_invalid = True
     item = ds[1]  # replaced by the next decodable item, and counted
-    np.testing.assert_allclose(item["target"], rows[3][4] - 1.0, atol=1e-5)
+    np.testing.assert_allclose(item["target"], rows[3][4] - 2.0, atol=1e-5)
     assert ds.skipped[-1][1] == 4 and "cannot decode" in ds.skipped[-1][2]
 
 
@@ -337,6 +340,64 @@ def test_auc_and_failure_rate_hand_computed() -> None:
     assert out["auc_inter_ocular_10"] == pytest.approx(1.0) and out["fr_inter_ocular_10"] == 0.0
 
 
+def test_auc_reference_rule_on_perfect_predictions() -> None:
+    # the reference's grid at 0.07 is np.arange(0, 0.0701, 1e-4): 702 points ending at 0.0701, so a CED of 1
+    # everywhere integrates to 0.0701 and AUC_box@0.07 is 0.0701 / 0.07
+    zero = torch.zeros(5, dtype=torch.float64)
+    auc, fr = auc_failure_rate(zero, 0.07)
+    assert auc == pytest.approx(0.0701 / 0.07, rel=1e-12) and auc == pytest.approx(1.0014285714, abs=1e-10)
+    assert fr == 0.0
+    assert auc_failure_rate(zero, 0.07, rule="exact") == (1.0, 0.0)
+    assert auc_failure_rate(zero, 0.1)[0] == pytest.approx(1.0, rel=1e-12)  # 1,001 points ending at 0.1
+
+
+@pytest.mark.parametrize(("threshold", "last"), [(0.07, 701), (0.08, 800)])
+def test_auc_reference_rule_closed_form(threshold: float, last: int) -> None:
+    """One image with NME in (0.0199, 0.0200]: the sampled CED is 1 from grid index 200 on. Composite Simpson
+    (weights 1 4 2 ... 4 1, h / 3) over points 0..P with P even gives h (P - 200) + h / 3; with 702 points the
+    last interval is integrated by Cartwright's correction, exact for the constant there (h)."""
+    h = 1e-4
+    e = torch.tensor([0.01995], dtype=torch.float64)
+    auc, fr = auc_failure_rate(e, threshold)
+    covered = last if last % 2 == 0 else last - 1
+    area = h * (covered - 200) + h / 3 + (h if last % 2 else 0.0)
+    assert auc == pytest.approx(area / threshold, rel=1e-9) and fr == 0.0
+    exact, fr_exact = auc_failure_rate(e, threshold, rule="exact")
+    assert exact == pytest.approx((threshold - 0.01995) / threshold, rel=1e-12) and fr_exact == 0.0
+    assert (auc > exact) == (last == 701)  # at 0.07 the grid's extra end point adds 1e-4 of area
+
+
+def test_auc_reference_rule_agrees_with_scipy_and_counts_failures_past_the_grid() -> None:
+    from scipy.integrate import simpson
+
+    rng = np.random.default_rng(0)
+    nmes = np.exp(rng.normal(np.log(0.02), 0.6, 500))
+    nmes[:3] = [0.0700, 0.07005, 0.0702]  # at/inside/past the grid's end 0.0701
+    grid = np.arange(0.0, 0.07 + 1e-4, 1e-4)
+    ced = np.array([np.count_nonzero(nmes <= x) / len(nmes) for x in grid])
+    auc, fr = auc_failure_rate(torch.tensor(nmes), 0.07)
+    assert auc == pytest.approx(simpson(ced, x=grid) / 0.07, abs=1e-12)
+    assert fr == pytest.approx(np.mean(nmes > 0.0701), abs=1e-15)
+    exact, fr_exact = auc_failure_rate(torch.tensor(nmes), 0.07, rule="exact")
+    assert fr_exact == pytest.approx(np.mean(nmes > 0.07)) and fr_exact > fr  # 0.07005 fails only exactly
+    assert exact == pytest.approx(np.mean(np.clip(0.07 - nmes, 0, None)) / 0.07, abs=1e-12)
+    assert 0.001 < auc - exact < 0.002  # the reference's rule scores about 0.0014 higher
+
+
+def test_nme_metric_reports_both_auc_rules() -> None:
+    m = NMEMetric({"box": BOX_NORM}, auc=(("box", 0.07),))
+    gt = torch.tensor([[[10.0, 10.0], [20.0, 10.0]]], dtype=torch.float64)
+    m.update(gt.clone(), gt, {"box": torch.tensor([[0.0, 0.0, 10.0, 10.0]])})
+    out = m.compute()
+    assert out["auc_box_7"] == pytest.approx(0.0701 / 0.07) and out["auc_box_7_exact"] == 1.0
+    assert out["fr_box_7"] == 0.0 and out["fr_box_7_exact"] == 0.0
+    only = NMEMetric({"box": BOX_NORM}, auc=(("box", 0.07),), auc_rules=("exact",))
+    only.update(gt.clone(), gt, {"box": torch.tensor([[0.0, 0.0, 10.0, 10.0]])})
+    assert "auc_box_7" not in only.compute() and "auc_box_7_exact" in only.compute()
+    with pytest.raises(ValueError, match="unknown AUC rule"):
+        NMEMetric({"box": BOX_NORM}, auc_rules=("trapezoid",))
+
+
 @given(st.integers(1, 12), st.lists(st.integers(1, 5), min_size=1, max_size=6), st.integers(0, 2**31))
 @settings(max_examples=40, deadline=None)
 def test_nme_accumulation_is_batch_independent(n: int, cuts: list[int], seed: int) -> None:
@@ -362,3 +423,17 @@ def test_nme_accumulation_is_batch_independent(n: int, cuts: list[int], seed: in
     for k in a:
         assert a[k] == pytest.approx(b[k], rel=1e-12, abs=1e-15)
     assert 0 <= a["auc_box_7"] <= 1 and 0 <= a["fr_box_7"] <= 1 and a["nme"] >= 0
+
+
+def test_aflw19_crop_stretches_the_box_as_the_reference() -> None:
+    """The reference maps AFLW-19's (non-square) box edges onto the crop edges; the other sets square it."""
+    from faceptor_core import get_task
+
+    item = {"image": np.zeros((60, 80, 3), np.uint8), "target": random_points(19, 60, 80),
+            "box": np.array([10.0, 20.0, 50.0, 30.0])}  # 40 wide, 10 high
+    out = get_task("landmarks_aflw19").transforms("test", 32)(item)
+    corners = apply_affine(np.array([[10.0, 20.0], [50.0, 30.0]]), out["meta"]["affine"])
+    np.testing.assert_allclose(corners, [[-0.5, -0.5], [31.5, 31.5]], atol=1e-5)
+    square = LandmarkTransform("test", 32, face_scale=1.0)(item)
+    corners = apply_affine(np.array([[10.0, 5.0], [50.0, 45.0]]), square["meta"]["affine"])  # squared about centre
+    np.testing.assert_allclose(corners, [[-0.5, -0.5], [31.5, 31.5]], atol=1e-5)

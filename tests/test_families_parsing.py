@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +35,10 @@ def save(path: Path, arr: np.ndarray) -> None:
     Image.fromarray(arr).save(path)
 
 
-def write_celebamask(root: Path, groups: tuple[int, ...] = (0, 0, 1, 2)) -> None:
+def write_celebamask(root: Path, groups: tuple[int, ...] = (0, 0, 1, 2), every_part: bool = False) -> None:
     """HQ faces 0, 1, ... -> CelebA 000001, 000002, ... in partition ``groups``; one more CelebA image
-    (in the partition file only) has no HQ version."""
+    (in the partition file only) has no HQ version. ``every_part`` adds a mask for each of the 18 parts (so
+    every class is labelled: the reference's mean F1 is NaN when a class is absent from the whole set)."""
     lines = ["idx orig_idx orig_file"]
     for hq in range(len(groups)):
         save(root / "CelebA-HQ-img" / f"{hq}.jpg", RNG.integers(0, 256, (64, 64, 3), dtype=np.uint8))
@@ -48,6 +50,12 @@ def write_celebamask(root: Path, groups: tuple[int, ...] = (0, 0, 1, 2)) -> None
         eye = np.zeros((32, 32), np.uint8)
         eye[12:14, 8:12] = 255
         for part, mask in (("skin", skin), ("hair", hair), ("l_eye", eye)):
+            save(root / "CelebAMask-HQ-mask-anno" / "0" / f"{hq:05d}_{part}.png", mask)
+        for k, part in enumerate(CELEBAMASK_PARTS if every_part else ()):
+            if part in ("skin", "hair", "l_eye"):
+                continue
+            mask = np.zeros((32, 32), np.uint8)
+            mask[28:32, k + 6:k + 8] = 255
             save(root / "CelebAMask-HQ-mask-anno" / "0" / f"{hq:05d}_{part}.png", mask)
     (root / "CelebA-HQ-to-CelebA-mapping.txt").write_text("\n".join(lines) + "\n")
     (root / "list_eval_partition.txt").write_text("".join(f"{i + 1:06d}.jpg {g}\n" for i, g in enumerate((*groups, 0))))
@@ -173,17 +181,36 @@ def test_f1_hand_computed() -> None:
     out = m.compute()
     assert out["f1_a"] == pytest.approx(0.8) and out["f1_b"] == pytest.approx(2 / 3)
     assert out["f1"] == pytest.approx((0.8 + 2 / 3) / 2)
-    m.reset()
-    m.update(torch.tensor([[0, 1]]), torch.tensor([[0, 1]]))
-    assert m.compute()["f1"] == 1.0  # class b absent from both: left out of the mean
+
+def test_class_absent_from_the_whole_set_makes_f1_nan_as_the_reference() -> None:
+    m = ParsingF1(("background", "a", "b"))
+    m.update(torch.tensor([[0, 1]]), torch.tensor([[0, 1]]))  # class b: neither predicted nor labelled
+    out = m.compute()
+    assert math.isnan(out["f1"]) and math.isnan(out["f1_b"]) and out["f1_a"] == 1.0
+    skip = ParsingF1(("background", "a", "b"), absent="skip")
+    skip.update(torch.tensor([[0, 1]]), torch.tensor([[0, 1]]))
+    assert skip.compute()["f1"] == 1.0 and "f1_b" not in skip.compute()
+    with pytest.raises(ValueError, match="absent"):
+        ParsingF1(("background", "a"), absent="drop")
 
 
-def test_update_original_maps_back() -> None:
+def test_scores_in_the_original_image() -> None:
+    """A 16 px label map upscaled to a 32 px crop: every original pixel centre falls between two crop pixels of
+    its own class, so the crop labels warped back reproduce the original exactly, pixel for pixel."""
     label = RNG.integers(0, 4, (16, 16)).astype(np.uint8)
     out = ParsingTransform("test", 32)({"image": np.zeros((16, 16, 3), np.uint8), "target": label, "meta": {}})
+    assert out["meta"]["label_orig"] is label and out["meta"]["warp_factor"] == 0.0
+    batch = default_collate([out, out])
     m = ParsingF1(("bg", "a", "b", "c"))
-    m.update_original(out["target"], out["meta"]["affine"], label)
-    assert m.compute()["f1"] == 1.0 and int(m.confusion.sum()) == 256
+    m.update(batch["target"], batch["target"], batch["meta"])
+    assert m.compute()["f1"] == 1.0 and int(m.confusion.sum()) == 2 * 256  # counted on the original grid
+    logits = torch.nn.functional.one_hot(batch["target"], 4).permute(0, 3, 1, 2).float()[:, :, ::2, ::2]
+    m.reset()
+    m.update(logits, batch["target"], batch["meta"])  # 16 px logits, upsampled to the crop, then warped back
+    assert int(m.confusion.sum()) == 2 * 256
+    crop = ParsingF1(("bg", "a", "b", "c"), space="crop")
+    crop.update(batch["target"], batch["target"], batch["meta"])
+    assert int(crop.confusion.sum()) == 2 * 32 * 32
 
 
 @given(st.integers(1, 8), st.lists(st.integers(1, 4), min_size=1, max_size=4), st.integers(0, 2**31))

@@ -33,11 +33,13 @@ def exported(tmp_path_factory):
 
 
 def test_300w_round_trip(exported):
-    ds = read_300w(str(exported / "300w"), "train")
+    ds = read_300w(str(exported / "300w"), "train", offset=-1.0)  # 1-based values, as the HRNet CSVs
     truth = expected("train")
     assert len(ds) == len(truth)
     for i, s in enumerate(truth):
         np.testing.assert_allclose(ds[i]["target"], s.landmarks, atol=1e-3)
+    reference = read_300w(str(exported / "300w"), "train")  # the reference's convention: 2.0 subtracted
+    np.testing.assert_allclose(reference[0]["target"], truth[0].landmarks - 1.0, atol=1e-3)
 
 
 def test_lapa_round_trip(exported):

@@ -174,11 +174,16 @@ def test_killed_run_resumes_to_the_same_weights(registry, tmp_path):
     last = tmp_path / "killed" / "run" / "checkpoints" / "last"
     state = torch.load(last / "trainer.pt", weights_only=True)
     assert 1 <= state["step"] < steps, "the run must be killed before it finishes"
-    resumed = Trainer(cfg, registry=registry, resume=True)
-    resumed.fit()
-    full = Trainer(run_config(tmp_path / "full", schedule={"steps": steps, "warmup_steps": 2},
-                              checkpoint_every=1, eval_every=1000), registry=registry)
-    full.fit()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the killed process: float reductions may depend on the thread count
+    try:
+        resumed = Trainer(cfg, registry=registry, resume=True)
+        resumed.fit()
+        full = Trainer(run_config(tmp_path / "full", schedule={"steps": steps, "warmup_steps": 2},
+                                  checkpoint_every=1, eval_every=1000), registry=registry)
+        full.fit()
+    finally:
+        torch.set_num_threads(threads)
     a = read_weights(tmp_path / "full" / "run" / "checkpoints" / "last" / WEIGHTS)
     b = read_weights(last / WEIGHTS)
     assert a.keys() == b.keys()

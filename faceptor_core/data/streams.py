@@ -16,6 +16,68 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..errors import FaceptorError, contract_error
+
+
+def check_dataset(spec, ds, split: str):
+    """``ds`` (what ``spec.dataset`` returned for ``split``) is a dataset with at least one item."""
+    if not (hasattr(ds, "__len__") and hasattr(ds, "__getitem__")):
+        raise contract_error(spec, "dataset", f"returned {type(ds).__name__} for split {split!r}; expected a "
+                                              "torch Dataset (with __len__ and __getitem__)")
+    if len(ds) == 0:
+        raise FaceptorError(f"task {spec.name!r}: split {split!r} has no usable items"
+                            + (f" ({data_report_line(ds)})" if data_report_line(ds) else ""))
+    return ds
+
+
+def open_dataset(spec, root, split: str, transform=None, skip_invalid: bool = False):
+    """``spec.dataset(root, split, transform=...)``, checked (:func:`check_dataset`). With ``skip_invalid``
+    the dataset leaves unusable records out and lists them in its report instead of raising on the first."""
+    kw = {"skip_invalid": True} if skip_invalid else {}
+    try:
+        ds = spec.dataset(root, split, transform=transform, **kw)
+    except TypeError as exc:
+        if skip_invalid and "skip_invalid" in str(exc):
+            raise contract_error(spec, "dataset", "does not take skip_invalid=True (its records cannot be "
+                                                  "skipped and reported)") from None
+        raise
+    return check_dataset(spec, ds, split)
+
+
+def data_report_line(ds) -> str | None:
+    """The dataset's data report on one line when it left records out or excluded some (datasets that have
+    a ``report()`` returning an object with ``clean`` and ``summary()``), else ``None``."""
+    report = getattr(ds, "report", None)
+    if not callable(report):
+        return None
+    r = report()
+    if getattr(r, "clean", True):
+        return None
+    return str(r.summary())
+
+
+class DataWorkerError(FaceptorError):
+    """A user-facing error raised inside a data-loading worker, passed on as its own message."""
+
+
+def unwrap_worker_error(exc: BaseException) -> BaseException:
+    """A DataLoader worker re-raises errors with the worker's whole traceback in the message; for a
+    :class:`FaceptorError` keep its own one-line message (the traceback's last line)."""
+    text = str(exc)
+    if "DataLoader worker" not in text.split("\n", 1)[0]:
+        return exc
+    name, sep, message = text.rstrip().splitlines()[-1].partition(": ")
+    if sep and name.rsplit(".", 1)[-1] in {c.__name__ for c in _subclasses(FaceptorError)}:
+        return DataWorkerError(message)
+    return exc
+
+
+def _subclasses(cls: type) -> list[type]:
+    out = [cls]
+    for sub in cls.__subclasses__():
+        out += _subclasses(sub)
+    return out
+
 
 def seed_for(*parts: object) -> int:
     """A stable 32-bit seed from any parts (independent of Python's hash randomisation)."""
@@ -102,7 +164,13 @@ class TaskStream:
         self._it = iter(self.loader)
 
     def __next__(self):
-        batch = next(self._it)
+        try:
+            batch = next(self._it)
+        except Exception as exc:  # an item failed in a worker: keep a user error's own message
+            unwrapped = unwrap_worker_error(exc)
+            if unwrapped is exc:
+                raise
+            raise unwrapped from None
         self.consumed += 1
         return batch
 

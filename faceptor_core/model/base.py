@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import predictions as P
+from ..errors import FaceptorError, PluginContractError, describe_callable
 from ..images import to_float_images
 from ..registry import TaskNotFoundError
 from ..spec import TaskHead
@@ -36,7 +37,7 @@ class Job:
     rows: slice
 
 
-class WeightsMismatchError(RuntimeError):
+class WeightsMismatchError(FaceptorError, RuntimeError):
     """Weights that do not fit the model; the message names tasks and keys."""
 
 
@@ -62,6 +63,7 @@ class FaceptorBase(nn.Module):
         self.register_buffer("pixel_mean", torch.tensor(config.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(config.std).view(1, 3, 1, 1), persistent=False)
         self.decoders: dict[str, Callable] = {}
+        self.decoder_plugins: dict[str, str | None] = {}  # who supplied each decoder, for error messages
 
     # -- tasks ---------------------------------------------------------------------------------------
     @property
@@ -208,7 +210,15 @@ class FaceptorBase(nn.Module):
     def decode(self, task: str, raw: torch.Tensor, image_hw: tuple[int, int]) -> P.Prediction:
         """Decode one task's raw output for images of size ``image_hw``."""
         if task in self.decoders:
-            return self.decoders[task](raw, image_hw)
+            fn = self.decoders[task]
+            pred = fn(raw, image_hw)
+            if not isinstance(pred, P.Prediction):
+                plugin = self.decoder_plugins.get(task) or "unregistered"
+                raise PluginContractError(
+                    f"task {task!r} (plugin {plugin!r}): decode callable {describe_callable(fn)} returned "
+                    f"{type(pred).__name__}; expected a faceptor_core.predictions.Prediction"
+                )
+            return pred
         head = self.tasks[task]
         h, w = image_hw
         kind = head.output

@@ -20,7 +20,14 @@ class EncoderConfig(BaseModel):
 
     name: str = "farl_vit_b16"
     drop_path_rate: float = Field(default=0.2, ge=0.0, lt=1.0)
-    pos_grid: int = Field(default=32, ge=1, description="Side of the trained position-embedding grid.")
+    pos_grid: int = Field(default=32, ge=1, le=256, description="Side of the trained position-embedding grid.")
+    depth: int | None = Field(default=None, ge=1, le=48, description="Transformer blocks (default: the preset's).")
+    patch_size: int | None = Field(default=None, ge=2, le=64, description="Patch size (default: the preset's).")
+    stem: Literal["patch", "conv"] = Field(
+        default="patch",
+        description="Patch embedding: one strided conv (ViT, FaRL) or a stack of 3x3 stride-2 convs (for "
+        "training from scratch on little data; CPU presets).",
+    )
 
 
 class DecoderConfig(BaseModel):
@@ -28,10 +35,10 @@ class DecoderConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    hidden_dim: int = Field(default=256, ge=8)
-    num_heads: int = Field(default=8, ge=1)
-    ffn_dim: int = Field(default=2048, ge=8)
-    num_layers: int = Field(default=9, ge=1)
+    hidden_dim: int = Field(default=256, ge=8, le=4096)
+    num_heads: int = Field(default=8, ge=1, le=256)
+    ffn_dim: int = Field(default=2048, ge=8, le=65536)
+    num_layers: int = Field(default=9, ge=1, le=64)
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     final_norm: bool = Field(default=False, description="A LayerNorm after the last layer (the reference has none).")
 
@@ -47,10 +54,10 @@ class NaiveConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    attribute_layers: tuple[int, ...] = (5, 7, 9, 11)
-    attribute_channels: int = 128
-    dense_layers: tuple[int, ...] = (3, 5, 7, 11)
-    dense_channels: int = 512
+    attribute_layers: tuple[int, ...] = Field(default=(5, 7, 9, 11), max_length=64)
+    attribute_channels: int = Field(default=128, ge=1, le=8192)
+    dense_layers: tuple[int, ...] = Field(default=(3, 5, 7, 11), max_length=64)
+    dense_channels: int = Field(default=512, ge=1, le=8192)
 
 
 class ModelConfig(BaseModel):
@@ -63,9 +70,9 @@ class ModelConfig(BaseModel):
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)
     naive: NaiveConfig = Field(default_factory=NaiveConfig)
     memory_layers: tuple[int, ...] = Field(
-        default=(-1,), description="Encoder layers the decoder attends to (Layer-Attention); -1 = last."
+        default=(-1,), max_length=64, description="Encoder layers the decoder attends to (Layer-Attention); -1 = last."
     )
-    tasks: tuple[TaskHead, ...]
+    tasks: tuple[TaskHead, ...] = Field(max_length=1024)
     mean: tuple[float, float, float] = CLIP_MEAN
     std: tuple[float, float, float] = CLIP_STD
     size_normalization: dict[int, tuple[tuple[float, float, float], tuple[float, float, float]]] = Field(

@@ -45,6 +45,28 @@ def resize_pos_grid(pos: torch.Tensor, size: int | tuple[int, int]) -> torch.Ten
     return grid.permute(0, 2, 3, 1).reshape(1, h * w, c).to(pos.dtype)
 
 
+class ConvStem(nn.Sequential):
+    """A convolutional patch embedding: 3x3 stride-2 convs (BatchNorm, ReLU) down to the patch grid, then a
+    1x1 conv to the token width ("early convolutions help transformers see better", Xiao et al. 2021).
+
+    Same input/output contract as the patch conv it replaces: ``B x 3 x H x W -> B x C x H/p x W/p``.
+    """
+
+    def __init__(self, patch_size: int, embed_dim: int):
+        n = patch_size.bit_length() - 1
+        if 2**n != patch_size or n < 1:
+            raise ValueError(f"a conv stem needs a power-of-two patch size, got {patch_size}")
+        layers: list[nn.Module] = []
+        c_in = 3
+        for i in range(n):
+            c_out = max(16, embed_dim // 2 ** (n - 1 - i))
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out),
+                       nn.ReLU(inplace=True)]
+            c_in = c_out
+        layers.append(nn.Conv2d(c_in, embed_dim, 1))
+        super().__init__(*layers)
+
+
 class ViTEncoder(nn.Module):
     """Patch embedding, position embedding, pre-norm and the transformer blocks of a timm ViT."""
 
@@ -62,12 +84,15 @@ class ViTEncoder(nn.Module):
                 raise ValueError(f"unknown encoder {config.name!r}: not a preset ({', '.join(PRESETS)}) "
                                  f"nor a timm model{hint}")
             preset = EncoderPreset(timm_name=config.name)
+        depth = {} if config.depth is None else {"depth": config.depth}
+        if config.patch_size is not None:
+            depth["patch_size"] = config.patch_size
         vit = timm.create_model(
             preset.timm_name,
             pretrained=False,
             num_classes=0,
             drop_path_rate=config.drop_path_rate,
-            **{"img_size": config.pos_grid * 16, **preset.kwargs},
+            **{"img_size": config.pos_grid * (config.patch_size or 16), **preset.kwargs, **depth},
         )
         if getattr(vit, "cls_token", None) is None or getattr(vit, "reg_token", None) is not None:
             raise ValueError(f"encoder {config.name!r}: only ViTs with a class token and no registers")
@@ -77,9 +102,9 @@ class ViTEncoder(nn.Module):
         if vit.patch_embed.patch_size[0] * config.pos_grid != vit.patch_embed.img_size[0]:
             vit = timm.create_model(
                 preset.timm_name, pretrained=False, num_classes=0, drop_path_rate=config.drop_path_rate,
-                **{**preset.kwargs, "img_size": config.pos_grid * self.patch_size},
+                **{**preset.kwargs, **depth, "img_size": config.pos_grid * self.patch_size},
             )
-        self.patch_embed = vit.patch_embed.proj
+        self.patch_embed = vit.patch_embed.proj if config.stem == "patch" else ConvStem(self.patch_size, vit.embed_dim)
         self.cls_token = vit.cls_token
         self.pos_embed = vit.pos_embed
         self.norm_pre = vit.norm_pre

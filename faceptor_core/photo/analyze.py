@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from .. import predictions as P
-from ..crop import CropSpec
+from ..crop import CropSpec, cut, to_crop, to_photo
 from ..detect import Detections, as_detector, run_detector
-from ..geometry import apply_affine, compose, invert_affine, resize_matrix, unwarp_labels, warp_image
+from ..geometry import compose, resize_matrix
 from ..registry import TaskRegistry, default_registry
 from ..spec import TaskHead
 from . import faces as FA
@@ -84,35 +84,41 @@ def face_crop_matrix(crop: CropSpec, size: int, face: FA.Face, image_hw: tuple[i
 
 
 def crop_faces(image: np.ndarray, faces: Sequence[FA.Face], group: CropGroup) -> tuple[np.ndarray, np.ndarray]:
-    """``N x S x S x 3`` uint8 crops and their ``N x 2 x 3`` affines."""
+    """``N x S x S x 3`` uint8 crops and their ``N x 2 x 3`` affines (the crop's tanh warp, if any, follows the
+    affine)."""
     s = group.size
     mats = np.stack([face_crop_matrix(group.crop, s, f, image.shape[:2]) for f in faces]) if faces else \
         np.zeros((0, 2, 3))
-    crops = np.stack([warp_image(image, m, s) for m in mats]) if faces else np.zeros((0, s, s, 3), np.uint8)
+    crops = np.stack([cut(image, m, group.crop, s) for m in mats]) if faces else np.zeros((0, s, s, 3), np.uint8)
     return crops, mats
 
 
 # -- mapping back ---------------------------------------------------------------------------------------
-def crop_region(m: np.ndarray, size: int, height: int, width: int) -> tuple[int, int, int, int]:
-    """Photo pixels ``(x0, y0, x1, y1)`` (end exclusive) covered by a ``size``-px crop of affine ``m``."""
-    corners = np.array([[-0.5, -0.5], [size - 0.5, -0.5], [-0.5, size - 0.5], [size - 0.5, size - 0.5]])
-    pts = apply_affine(corners, invert_affine(m))
+def crop_region(m: np.ndarray, size: int, height: int, width: int,
+                crop: CropSpec | None = None) -> tuple[int, int, int, int]:
+    """Photo pixels ``(x0, y0, x1, y1)`` (end exclusive) covered by a ``size``-px crop of affine ``m`` (and
+    ``crop``'s tanh warp: then its border band reaches far into the photo)."""
+    edge = np.linspace(-0.5, size - 0.5, 9)
+    border = np.concatenate([np.stack([edge, np.full(9, -0.5)], 1), np.stack([edge, np.full(9, size - 0.5)], 1),
+                             np.stack([np.full(9, -0.5), edge], 1), np.stack([np.full(9, size - 0.5), edge], 1)])
+    pts = to_photo(border, m, crop or CropSpec(), size)
     x0, y0 = (max(0, math.floor(v + 0.5)) for v in pts.min(0))
     x1 = max(0, min(width, math.ceil(pts[:, 0].max() + 0.5)))
     y1 = max(0, min(height, math.ceil(pts[:, 1].max() + 0.5)))
     return x0, y0, max(x0, x1), max(y0, y1)
 
 
-def map_logits(logits: torch.Tensor, m: np.ndarray, size: int, height: int,
-               width: int) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]:
+def map_logits(logits: torch.Tensor, m: np.ndarray, size: int, height: int, width: int,
+               crop: CropSpec | None = None) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]:
     """A crop's ``K x h x w`` segmentation logits sampled at the photo pixels its crop covers.
 
     Returns the region, its label map (argmax; 0 outside the crop) and the winning logits (-inf outside; they
     decide between overlapping faces). Sampling follows the decoder's convention (bilinear,
     ``align_corners=False``: the logits are what ``upsample_logits`` gives at every crop pixel, read at the
-    photo pixel's crop position).
+    photo pixel's crop position; through the tanh warp too when ``crop`` has one).
     """
-    x0, y0, x1, y1 = crop_region(m, size, height, width)
+    crop = crop or CropSpec()
+    x0, y0, x1, y1 = crop_region(m, size, height, width, crop)
     rh, rw = y1 - y0, x1 - x0
     labels, conf = np.zeros((rh, rw), np.uint8), np.full((rh, rw), -np.inf, np.float32)
     if rh == 0 or rw == 0:
@@ -125,24 +131,36 @@ def map_logits(logits: torch.Tensor, m: np.ndarray, size: int, height: int,
     step = max(1, PARSING_CHUNK // max(1, k * rw))
     for r0 in range(0, rh, step):
         r1 = min(rh, r0 + step)
-        band = compose(to_grid, np.array([[1.0, 0.0, x0], [0.0, 1.0, y0 + r0]]))
-        sampled = cv2.warpAffine(grid, band, (rw, r1 - r0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                 borderMode=cv2.BORDER_REPLICATE)
+        ys = np.arange(y0 + r0, y0 + r1, dtype=np.float64)[:, None]
+        if crop.warp_factor > 0:  # photo pixel -> warped crop pixel -> logit cell, then a remap
+            gx, gy = np.broadcast_to(xs, (r1 - r0, rw)), np.broadcast_to(ys, (r1 - r0, rw))
+            c = to_crop(np.stack([gx.ravel(), gy.ravel()], 1), m, crop, size)
+            cx, cy = c[:, 0].reshape(r1 - r0, rw), c[:, 1].reshape(r1 - r0, rw)
+            sampled = cv2.remap(grid, ((cx + 0.5) * w / size - 0.5).astype(np.float32),
+                                ((cy + 0.5) * h / size - 0.5).astype(np.float32), cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_REPLICATE)
+        else:
+            band = compose(to_grid, np.array([[1.0, 0.0, x0], [0.0, 1.0, y0 + r0]]))
+            sampled = cv2.warpAffine(grid, band, (rw, r1 - r0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                     borderMode=cv2.BORDER_REPLICATE)
+            cx, cy = m[0, 0] * xs + m[0, 1] * ys + m[0, 2], m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
         sampled = torch.from_numpy(sampled.reshape(r1 - r0, rw, k))
         top, lab = sampled.max(dim=2)
-        ys = np.arange(y0 + r0, y0 + r1, dtype=np.float64)[:, None]
-        cx, cy = m[0, 0] * xs + m[0, 1] * ys + m[0, 2], m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
         valid = (cx >= -0.5) & (cx <= size - 0.5) & (cy >= -0.5) & (cy <= size - 0.5)
         labels[r0:r1] = np.where(valid, lab.numpy(), 0)
         conf[r0:r1] = np.where(valid, top.numpy(), -np.inf)
     return (x0, y0, x1, y1), labels, conf
 
 
-def map_labels(labels: np.ndarray, m: np.ndarray, size: int, height: int,
-               width: int) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]:
+def map_labels(labels: np.ndarray, m: np.ndarray, size: int, height: int, width: int,
+               crop: CropSpec | None = None) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]:
     """A crop label map (from a plugin's own decoder) mapped back, nearest; confidence 0 where labelled."""
-    x0, y0, x1, y1 = crop_region(m, size, height, width)
-    back = unwarp_labels(np.asarray(labels), m, height, width)[y0:y1, x0:x1]
+    crop = crop or CropSpec()
+    x0, y0, x1, y1 = crop_region(m, size, height, width, crop)
+    gy, gx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+    c = to_crop(np.stack([gx.ravel(), gy.ravel()], 1), m, crop, size).reshape(y1 - y0, x1 - x0, 2)
+    back = cv2.remap(np.ascontiguousarray(np.asarray(labels, np.uint8)), c[..., 0].astype(np.float32),
+                     c[..., 1].astype(np.float32), cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     return (x0, y0, x1, y1), back, np.where(back > 0, 0.0, -np.inf).astype(np.float32)
 
 
@@ -314,7 +332,7 @@ def _map_task(model: Any, head: TaskHead, group: CropGroup, raw: torch.Tensor, m
     if isinstance(pred, P.LandmarkPrediction):
         pts = pred.points.detach().double().cpu().numpy()
         for k, (p, j) in enumerate(owners):
-            back = apply_affine(pts[k], invert_affine(mats[k]))
+            back = to_photo(pts[k], mats[k], group.crop, s)
             results[p].faces[j].tasks[head.name] = LandmarksResult(back, head.label_names)
         return
     # parsing: built-in decoding maps the logits back; a plugin's decoder's label maps are mapped nearest
@@ -325,9 +343,10 @@ def _map_task(model: Any, head: TaskHead, group: CropGroup, raw: torch.Tensor, m
     for k, (p, j) in enumerate(owners):
         r = results[p]
         if own:
-            region, labels, conf = map_logits(raw[k], mats[k], s, r.height, r.width)
+            region, labels, conf = map_logits(raw[k], mats[k], s, r.height, r.width, group.crop)
         else:
-            region, labels, conf = map_labels(pred.labels[k].cpu().numpy(), mats[k], s, r.height, r.width)
+            region, labels, conf = map_labels(pred.labels[k].cpu().numpy(), mats[k], s, r.height, r.width,
+                                              group.crop)
         r.faces[j].tasks[head.name] = ParsingResult(region, labels, names)
         if p not in maps:
             maps[p] = PhotoParsing(np.zeros((r.height, r.width), np.uint8), np.full((r.height, r.width), -1, np.int16),

@@ -6,23 +6,12 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from ..durable import write_atomic
 
 
 def _save_png(path: Path, array: np.ndarray) -> None:
@@ -30,7 +19,7 @@ def _save_png(path: Path, array: np.ndarray) -> None:
     from PIL import Image
 
     img = Image.fromarray(np.ascontiguousarray(array))
-    _atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
+    write_atomic(path, lambda tmp: img.save(tmp, format="PNG"))
 
 
 def load_faces_file(path: str, photos: list[Path], given_as: dict[Path, str], stems: dict[Path, Path]) -> dict:
@@ -153,13 +142,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 wrote += list(files["parsing"][t].values())
             if "overlay" in files:
                 card = photo_overlay(image, result)
-                _atomic_write(files["overlay"], lambda tmp, c=card: c.save(tmp, format="PNG"))
+                write_atomic(files["overlay"], lambda tmp, c=card: c.save(tmp, format="PNG"))
                 rel["overlay"] = os.path.relpath(files["overlay"], files["json"].parent)
                 wrote.append(files["overlay"])
             record = photo_record(result, model=model, source=found.given_as[p], files=rel,
                                   embeddings=not args.no_embeddings)
             text = dumps(record)
-            _atomic_write(files["json"], lambda tmp, t=text: Path(tmp).write_text(t, encoding="utf-8"))
+            write_atomic(files["json"], text.encode("utf-8"))
             wrote.insert(0, files["json"])
             written += len(wrote)
             done += 1

@@ -14,10 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import FaceptorError
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jp2"}
 
 
-class OutputPlanError(ValueError):
+class OutputPlanError(FaceptorError, ValueError):
     """Outputs that would overwrite an input or each other; nothing has been written."""
 
 

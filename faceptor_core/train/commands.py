@@ -35,7 +35,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    trainer = Trainer(cfg, resume=args.resume)
+    trainer = Trainer(cfg, resume=args.resume, overwrite=args.overwrite)
     results = trainer.fit()
     print(json.dumps(results, indent=2))
     return 0
@@ -47,21 +47,45 @@ def _load_model(checkpoint: str, addons: list[str] | None):
     return load(checkpoint, addons=addons or ())
 
 
+def _json_number(v: float) -> float | None:
+    """NaN (e.g. a parsing F1 with a class absent from the whole set, as the reference) -> JSON null."""
+    return None if v != v else v
+
+
+def format_evaluation(result) -> str:
+    """A task's evaluation as text: protocol, baseline answer, then each metric beside its baseline."""
+    lines = [f"{result.task} (split {result.split}, {result.items:,} items)"]
+    if result.protocol:
+        lines.append(f"  protocol: {result.protocol}")
+    lines.append(f"  baseline: {result.baseline_answer or 'n/a (' + result.baseline_error + ')'}")
+    width = max(len(k) for k in result.metrics) if result.metrics else 0
+    for k, v in result.metrics.items():
+        b = (result.baseline or {}).get(k)
+        lines.append(f"  {k:<{width}}  {v:.4f}" + (f"   baseline {b:.4f}" if b is not None else ""))
+    return "\n".join(lines)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_task
+    from .evaluate import evaluate_with_baseline
 
     model = _load_model(args.checkpoint, args.addon)
     roots = _parse_pairs(args.root, "--root")
     tasks = args.tasks or model.task_names
     reg = default_registry()
-    results = {}
+    results, about = {}, {}
     for name in tasks:
         spec = reg.get_task(name)
-        results[name] = evaluate_task(model, spec, roots.get(name), args.split, args.batch_size, args.limit,
-                                      progress=True)
-        print(f"{name}: " + ", ".join(f"{k}={v:.4f}" for k, v in results[name].items()))
+        result = evaluate_with_baseline(
+            model, spec, roots.get(name), args.split, args.batch_size, args.limit, progress=True,
+            baseline=not args.no_baseline, baseline_split=args.baseline_split,
+            baseline_limit=args.baseline_limit or None, skip_invalid=args.skip_invalid,
+            on_report=lambda line, n=name: print(f"warning: task {n!r}: {line}", file=sys.stderr))
+        results[name] = {k: _json_number(v) for k, v in result.flat().items()}
+        about[name] = {"split": result.split, "items": result.items, "protocol": result.protocol,
+                       "baseline": result.baseline_answer or None, "baseline_error": result.baseline_error or None}
+        print(format_evaluation(result))
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        Path(args.json).write_text(json.dumps({**results, "_about": about}, indent=2))
     return 0
 
 
@@ -71,7 +95,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     cfg = prompt_tune_config(args.checkpoint, args.task, out=args.out, root=args.root, steps=args.steps,
                              batch_size=args.batch_size, lr=args.lr, eval_limit=args.eval_limit)
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg, overwrite=args.overwrite)
     before = trainer.evaluate()
     results = trainer.fit()
     print(f"trainable parameters: {trainer.num_trainable_parameters():,} "
@@ -96,6 +120,8 @@ def add_commands(sub) -> None:
     p = sub.add_parser("train", help="train a model from a YAML run configuration")
     p.add_argument("config")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/checkpoints/last")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete an earlier run's checkpoints and log in OUTPUT_DIR and start over")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a top-level key (YAML value)")
     p.set_defaults(func=cmd_train)
 
@@ -107,7 +133,13 @@ def add_commands(sub) -> None:
     p.add_argument("--limit", type=int)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--addon", action="append", help="prompt-tuning add-on directory to load on top")
-    p.add_argument("--json", help="also write the metrics to this file")
+    p.add_argument("--json", help="also write the metrics (NaN as null; baselines as baseline/<metric>) to this file")
+    p.add_argument("--no-baseline", action="store_true", help="skip the trivial baselines")
+    p.add_argument("--baseline-split", default="train", help="split the baselines' statistics come from")
+    p.add_argument("--baseline-limit", type=int, default=2000,
+                   help="training items the baselines are fitted on, evenly spaced (0: all)")
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="leave unusable records out (each one reported) instead of stopping at the first")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("tune", help="prompt-tune a new task onto a trained checkpoint (only its queries train)")
@@ -119,10 +151,11 @@ def add_commands(sub) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--eval-limit", type=int, default=500)
     p.add_argument("--out")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier tuning run in --out")
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("demo", help="train a small Faceptor on SynthFaces and write a report")
     p.add_argument("--quick", action="store_true", help="a short run (under 2 minutes) for CI")
     p.add_argument("--out", default="faceptor-demo")
-    p.add_argument("--steps", type=int, help="training steps (default: 400, or 40 with --quick)")
+    p.add_argument("--steps", type=int, help="training steps (default: 320, or 40 with --quick)")
     p.set_defaults(func=cmd_demo)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ..errors import FaceptorError
 from ..model.config import DecoderConfig, NaiveConfig
+
+PositiveWeight = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 class _Strict(BaseModel):
@@ -20,6 +23,9 @@ class ModelSection(_Strict):
     variant: Literal["faceptor", "naive"] = "faceptor"
     encoder: str = "vit_t16"
     drop_path_rate: float = Field(default=0.1, ge=0, lt=1)
+    stem: Literal["patch", "conv"] = Field(default="patch", description="Encoder patch embedding (see EncoderConfig).")
+    depth: int | None = Field(default=None, ge=1, le=48, description="Encoder blocks (default: the preset's).")
+    patch_size: int | None = Field(default=None, ge=2, le=64, description="Encoder patch size (default: preset's).")
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)
     naive: NaiveConfig = Field(default_factory=NaiveConfig)
     memory_layers: list[int] = Field(default_factory=lambda: [-1])
@@ -32,11 +38,14 @@ class TaskEntry(_Strict):
     name: str
     root: str | None = None
     batch_size: int = Field(default=16, ge=1)
-    loss_weight: float | None = Field(default=None, gt=0, description="Overrides the task's default weight.")
+    loss_weight: float | None = Field(default=None, gt=0, allow_inf_nan=False,
+                                     description="Overrides the task's default weight.")
     train_split: str = "train"
     eval_split: str = "test"
     eval_limit: int | None = Field(default=None, ge=1, description="Evaluate on the first N items only.")
     train_limit: int | None = Field(default=None, ge=1, description="Train on the first N items only.")
+    skip_invalid: bool = Field(default=False, description="Leave unusable records out (each one reported) "
+                                                          "instead of stopping at the first.")
 
 
 class OptimizerSection(_Strict):
@@ -67,7 +76,8 @@ class RunConfig(_Strict):
     model: ModelSection = Field(default_factory=ModelSection)
     init_from: str | None = Field(default=None, description="Checkpoint directory to start from.")
     tasks: list[TaskEntry]
-    type_weights: dict[str, float] = Field(default_factory=dict)
+    type_weights: dict[str, PositiveWeight] = Field(
+        default_factory=dict, description="Per task family weight (positive); each key must be a family of the tasks.")
     main_task: str | None = Field(default=None, description="Model selection and report use this task.")
     optimizer: OptimizerSection = Field(default_factory=OptimizerSection)
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)
@@ -76,6 +86,10 @@ class RunConfig(_Strict):
     checkpoint_every: int = Field(default=500, ge=1)
     log_every: int = Field(default=10, ge=1)
     eval_batch_size: int = Field(default=32, ge=1)
+    eval_baselines: bool = Field(
+        default=True, description="Score each task's trivial baseline beside it (fitted once, on the training split)."
+    )
+    baseline_limit: int = Field(default=500, ge=0, description="Training items the baselines are fitted on (0: all).")
     num_workers: int = Field(default=0, ge=0)
     progress: bool = True
 
@@ -94,7 +108,7 @@ class RunConfig(_Strict):
         return self
 
 
-class ConfigError(ValueError):
+class ConfigError(FaceptorError, ValueError):
     """A run configuration that cannot be used; names the file and the field path."""
 
 

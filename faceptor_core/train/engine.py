@@ -9,31 +9,39 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import sys
 import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
 from ..build import build, load
+from ..checkpoint import MANIFEST, WEIGHTS, CheckpointError, non_finite_keys, read_weights, save_state
 from ..data.collate import group_by_size
-from ..data.streams import TaskStream
+from ..data.streams import TaskStream, data_report_line, open_dataset
+from ..durable import recover_dir, replace_dir, resolve_dir, write_atomic
+from ..errors import FaceptorError, RunDirectoryError, contract_error
 from ..model.base import FaceptorBase
 from ..model.config import EncoderConfig
 from ..registry import TaskRegistry, default_registry
 from ..spec import TaskSpec
 from .addons import save_addon
-from .config import RunConfig
+from .config import ConfigError, RunConfig
 from .distributed import DistInfo, barrier, device_for, init_distributed
-from .evaluate import evaluate_task, primary_value
+from .evaluate import TaskEvaluation, evaluate_with_baseline, primary_value
 from .schedule import lr_at, param_groups
 from .weighting import combine_losses, task_weights
 
 
-class NonFiniteLossError(FloatingPointError):
-    """A task's loss became NaN or infinite; the message names the task and the step."""
+class NonFiniteLossError(FaceptorError, FloatingPointError):
+    """A loss (a task's, or the weighted total) or the gradient became NaN or infinite; the message names the
+    task (or the weights) and the step. Nothing non-finite is ever written to a checkpoint."""
+
+
+#: What a run writes into its output directory (``--overwrite`` removes exactly these).
+RUN_OUTPUTS = ("checkpoints", "log.jsonl", "addon")
 
 
 class _MultitaskForward(nn.Module):
@@ -61,7 +69,11 @@ class Trainer:
     """Trains a model as a :class:`RunConfig` describes; ``fit()`` runs it, ``resume=True`` continues."""
 
     def __init__(self, config: RunConfig, registry: TaskRegistry | None = None, resume: bool = False,
-                 dist_info: DistInfo | None = None):
+                 dist_info: DistInfo | None = None, overwrite: bool = False):
+        """``resume``: continue from ``output_dir/checkpoints/last``. Without it, an output directory that holds
+        an earlier run's checkpoints or log is refused, unless ``overwrite`` (which deletes them)."""
+        if resume and overwrite:
+            raise RunDirectoryError("--resume and --overwrite contradict each other: choose one")
         self.cfg = config
         self.registry = registry or default_registry()
         self.dist = dist_info or init_distributed()
@@ -77,6 +89,9 @@ class Trainer:
                 if getattr(spec, field) is None:
                     raise ValueError(f"task {spec.name!r} supplies no {field}: it cannot be trained")
             self.specs[entry.name] = spec
+        self._check_type_weights()
+        if not resume:
+            self._check_output_dir(overwrite)
         self.entries = {e.name: e for e in config.tasks}
         self.new_tasks: list[str] = []
         self.model, trainable = self._build_model()
@@ -84,7 +99,7 @@ class Trainer:
         # losses, transforms and metrics see the input size the model really uses
         self.specs = {n: s.model_copy(update={"input_size": self.model.tasks[n].input_size})
                       for n, s in self.specs.items()}
-        self.losses = nn.ModuleDict({n: s.loss(s) for n, s in self.specs.items()}).to(self.device)
+        self.losses = nn.ModuleDict({n: self._make_loss(s) for n, s in self.specs.items()}).to(self.device)
         self._freeze(trainable)
         self.weights = task_weights(list(self.specs.values()), config.type_weights)
         self.sizes = {n: self.model.tasks[n].input_size for n in self.specs}
@@ -94,22 +109,80 @@ class Trainer:
             param_groups(self.model, self.losses, opt.lr, opt.weight_decay, opt.head_lr_multiplier)
         )
         self.step = 0
+        self.baselines: dict[str, TaskEvaluation] = {}
         self.best: float | None = None
         self.consumed = {n: 0 for n in self.specs}
         self._rng_to_restore: torch.Tensor | None = None
         if resume:
-            self._restore(self.out / "checkpoints" / "last")
+            self._restore(self._resume_dir())
         self.forward = _MultitaskForward(self.model)
         if self.dist.enabled and torch.distributed.is_initialized():
             self.forward = nn.parallel.DistributedDataParallel(
                 self.forward, device_ids=[self.dist.local_rank] if self.device.type == "cuda" else None,
                 find_unused_parameters=True,
             )
+        self._data_notes: list[dict] = []
         self.streams = self._make_streams()
         if self._rng_to_restore is not None:  # after the loaders, whose creation draws from the RNG
             torch.set_rng_state(self._rng_to_restore)
+        if overwrite and self.dist.is_main:  # the run is set up: only now is the old one deleted
+            self._clear_outputs()
+        barrier(self.dist)
+        for note in self._data_notes:
+            self._log(note)
 
     # -- set-up --------------------------------------------------------------------------------------
+    def _check_type_weights(self) -> None:
+        """``type_weights`` name families of this run's tasks and are positive and finite."""
+        families = sorted({s.family for s in self.specs.values()})
+        for family, weight in self.cfg.type_weights.items():
+            if family not in families:
+                raise ConfigError(f"type_weights.{family}: no task of this run has family {family!r} (families: "
+                                  f"{', '.join(families)}); a misspelt family would silently weigh 1.0")
+            if not (math.isfinite(weight) and weight > 0):
+                raise ConfigError(f"type_weights.{family}: {weight} is not a positive finite weight")
+
+    def _previous_run(self) -> list[Path]:
+        ckpt = self.out / "checkpoints"
+        found = [p for p in (ckpt, self.out / "log.jsonl") if p.exists()]
+        if ckpt.is_dir() and not any(ckpt.iterdir()):
+            found.remove(ckpt)
+        return found
+
+    def _check_output_dir(self, overwrite: bool) -> None:
+        found = self._previous_run()
+        if found and not overwrite:
+            names = ", ".join(p.name for p in found)
+            raise RunDirectoryError(f"{self.out} already holds a run ({names}): pass --resume to continue it or "
+                                    "--overwrite to delete it and start over (or choose another output_dir)")
+
+    def _clear_outputs(self) -> None:
+        for name in RUN_OUTPUTS:
+            path = self.out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+
+    def _resume_dir(self) -> Path:
+        """The newest complete ``last`` checkpoint, after finishing any interrupted save."""
+        final = self.out / "checkpoints" / "last"
+        if self.dist.is_main:
+            recover_dir(final)
+        barrier(self.dist)
+        found = resolve_dir(final)
+        if found is None or not (found / "trainer.pt").is_file():
+            raise CheckpointError(f"{final}: no checkpoint to resume from")
+        return found
+
+    def _make_loss(self, spec: TaskSpec) -> nn.Module:
+        loss = spec.loss(spec)
+        if not callable(loss):
+            raise contract_error(spec, "loss", f"returned {type(loss).__name__}; expected a callable nn.Module")
+        if not isinstance(loss, nn.Module):  # a plain function: wrap it so that it can sit in the ModuleDict
+            loss = _FunctionLoss(loss)
+        return loss
+
     def _build_model(self) -> tuple[FaceptorBase, list[str] | None]:
         cfg, m = self.cfg, self.cfg.model
         sizes = {n: m.input_sizes.get(n, m.input_size) for n in self.specs}
@@ -117,7 +190,8 @@ class Trainer:
         if cfg.init_from is None:
             model = build(
                 list(self.specs.values()), variant=m.variant,
-                encoder=EncoderConfig(name=m.encoder, drop_path_rate=m.drop_path_rate),
+                encoder=EncoderConfig(name=m.encoder, drop_path_rate=m.drop_path_rate, stem=m.stem,
+                                      depth=m.depth, patch_size=m.patch_size),
                 input_sizes=sizes, decoder=m.decoder, memory_layers=m.memory_layers, naive=m.naive,
                 encoder_weights=m.encoder_weights, registry=self.registry,
             )
@@ -157,7 +231,10 @@ class Trainer:
         for name, spec in self.specs.items():
             entry = self.entries[name]
             transform = spec.transforms(entry.train_split, self.sizes[name]) if spec.transforms else None
-            ds = spec.dataset(entry.root, entry.train_split, transform=None)
+            if transform is not None and not callable(transform):
+                raise contract_error(spec, "transforms", f"returned {type(transform).__name__}; expected a callable")
+            ds = open_dataset(spec, entry.root, entry.train_split, skip_invalid=entry.skip_invalid)
+            self._report_data(spec, ds, entry.train_split)
             if entry.train_limit is not None and len(ds) > entry.train_limit:
                 ds = torch.utils.data.Subset(ds, range(entry.train_limit))
             streams[name] = TaskStream(
@@ -165,6 +242,36 @@ class Trainer:
                 start=self.consumed[name], rank=self.dist.rank, world_size=self.dist.world_size,
             )
         return streams
+
+    def _report_data(self, spec: TaskSpec, ds, split: str) -> None:
+        """Print (and log) what the training and evaluation splits left out, and images they share."""
+        if not self.dist.is_main:
+            return
+        entry = self.entries[spec.name]
+        lines = [f"{split}: {line}" for line in [data_report_line(ds)] if line]
+        eval_ds = None
+        reads_files = callable(getattr(ds, "image_keys", None))  # generated datasets have nothing to report
+        if reads_files and spec.metrics is not None and entry.eval_split != split:
+            try:
+                eval_ds = open_dataset(spec, entry.root, entry.eval_split, skip_invalid=entry.skip_invalid)
+            except FaceptorError:
+                eval_ds = None  # the evaluation reports it when it reads the split
+        if eval_ds is not None:
+            line = data_report_line(eval_ds)
+            if line:
+                lines.append(f"{entry.eval_split}: {line}")
+            keys, other = getattr(ds, "image_keys", None), getattr(eval_ds, "image_keys", None)
+            if callable(keys) and callable(other):
+                train_keys, eval_keys = keys(), other()
+                shared = sorted(set(train_keys) & set(eval_keys))
+                if shared:
+                    (f1, l1), (f2, l2) = train_keys[shared[0]], eval_keys[shared[0]]
+                    lines.append(f"{len(shared)} image(s) are in both the {split!r} and the {entry.eval_split!r} "
+                                 f"split, so evaluation scores training images (e.g. {shared[0]}: {f1}:{l1} and "
+                                 f"{f2}:{l2})")
+        for text in lines:
+            print(f"warning: task {spec.name!r}: {text}", file=sys.stderr)
+            self._data_notes.append({"step": self.step, "data": {spec.name: text}})
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for g in self.optimizer.param_groups for p in g["params"]]
@@ -184,6 +291,10 @@ class Trainer:
         losses = {}
         for name, batch in batches.items():
             loss = self.losses[name](outputs[name], _to(batch["target"], self.device))
+            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+                raise contract_error(self.specs[name], "loss", f"returned {_describe(loss)}; expected a scalar "
+                                     "tensor")
+            loss = loss.reshape(())
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(
                     f"task {name!r}: loss is {float(loss.detach())} at step {self.step + 1}; stopping the run "
@@ -191,10 +302,23 @@ class Trainer:
                 )
             losses[name] = loss
         total = combine_losses(losses, self.weights)
+        if not torch.isfinite(total):
+            raise NonFiniteLossError(
+                f"the weighted total loss is {float(total.detach())} at step {self.step + 1} although every task's "
+                f"loss is finite (task weights {self.weights}); stopping the run "
+                f"(last checkpoint: {self.out / 'checkpoints' / 'last'})"
+            )
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
-        if self.cfg.optimizer.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.trainable_parameters(), self.cfg.optimizer.grad_clip)
+        clip = self.cfg.optimizer.grad_clip
+        norm = torch.nn.utils.clip_grad_norm_(self.trainable_parameters(), clip if clip is not None else math.inf)
+        if not torch.isfinite(norm):  # checked before the step: the weights stay as they were
+            raise NonFiniteLossError(
+                f"the gradient is NaN or infinite at step {self.step + 1} (losses: "
+                + ", ".join(f"{n}={float(v.detach()):.4g}" for n, v in losses.items())
+                + f"); stopping the run before the weights are updated (last checkpoint: "
+                f"{self.out / 'checkpoints' / 'last'})"
+            )
         sched = self.cfg.schedule
         lr = lr_at(self.step, self.cfg.optimizer.lr, sched.steps, sched.warmup_steps, sched.warmup_start_lr)
         for g in self.optimizer.param_groups:
@@ -211,13 +335,23 @@ class Trainer:
         return {"loss": values[0], "lr": lr, **{f"loss/{n}": v for n, v in zip(losses, values[1:], strict=True)}}
 
     def evaluate(self, progress: bool = False) -> dict[str, dict[str, float]]:
+        """Each task's metrics on its evaluation split; with ``eval_baselines``, beside them
+        ``baseline/<metric>`` of the task's trivial answer (fitted and scored once, then reused)."""
         results = {}
         for name, spec in self.specs.items():
             if spec.metrics is None:
                 continue
             e = self.entries[name]
-            results[name] = evaluate_task(self.model, spec, e.root, e.eval_split, self.cfg.eval_batch_size,
-                                          e.eval_limit, progress=progress)
+            first = self.cfg.eval_baselines and name not in self.baselines
+            ev = evaluate_with_baseline(self.model, spec, e.root, e.eval_split, self.cfg.eval_batch_size,
+                                        e.eval_limit, progress=progress, baseline=first, baseline_split=e.train_split,
+                                        baseline_limit=self.cfg.baseline_limit or None,
+                                        skip_invalid=e.skip_invalid)
+            if first:
+                self.baselines[name] = ev
+            cached = self.baselines.get(name)
+            base = (cached.baseline if cached is not None else None) or {}
+            results[name] = {**ev.metrics, **{f"baseline/{k}": v for k, v in base.items()}}
         return results
 
     def fit(self, stop_after: int | None = None) -> dict[str, dict[str, float]]:
@@ -225,8 +359,7 @@ class Trainer:
         checkpoints on the way. Returns the last evaluation."""
         cfg = self.cfg
         if self.dist.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "config.json").write_text(cfg.model_dump_json(indent=2))
+            write_atomic(self.out / "config.json", cfg.model_dump_json(indent=2).encode())
         last_eval: dict[str, dict[str, float]] = {}
         end = cfg.schedule.steps if stop_after is None else min(cfg.schedule.steps, self.step + stop_after)
         bar = tqdm(total=cfg.schedule.steps, initial=self.step, desc="train", dynamic_ncols=True,
@@ -255,7 +388,9 @@ class Trainer:
         self._log({"step": self.step, "eval": results})
         if self.main_task in results:
             score = primary_value(self.specs[self.main_task], results[self.main_task])
-            if self.best is None or score > self.best:
+            if math.isnan(score):  # not comparable (e.g. parsing F1 with a class absent from the set)
+                self._log({"step": self.step, "note": f"primary metric of {self.main_task} is NaN; best not updated"})
+            elif self.best is None or score > self.best:
                 self.best = score
                 self.save_checkpoint("best", barrier_after=False)
         barrier(self.dist)
@@ -270,14 +405,21 @@ class Trainer:
 
     # -- checkpoints ---------------------------------------------------------------------------------
     def save_checkpoint(self, name: str, barrier_after: bool = True) -> Path:
-        """Write ``checkpoints/<name>`` atomically: model, loss parameters and the trainer state."""
+        """Write ``checkpoints/<name>``: model, loss parameters and the trainer state.
+
+        Crash-safe at every instant (:func:`faceptor_core.durable.replace_dir`): the previous checkpoint stays
+        until the new one is complete and fsynced. Weights holding NaN or infinite values are never written
+        (:class:`NonFiniteLossError`; the previous checkpoint is kept)."""
         final = self.out / "checkpoints" / name
         if self.dist.is_main:
-            tmp = final.with_name(f".{name}.tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            self.model.save_pretrained(tmp)
-            save_file({k: v.detach().contiguous().cpu() for k, v in self.losses.state_dict().items()},
-                      str(tmp / "losses.safetensors"))
+            model_state, loss_state = self.model.state_dict(), self.losses.state_dict()
+            bad = non_finite_keys(model_state) + [f"losses.{k}" for k in non_finite_keys(loss_state)]
+            if bad:
+                raise NonFiniteLossError(
+                    f"step {self.step}: NaN or infinite values in {', '.join(bad[:5])}"
+                    f"{f' ... ({len(bad)} tensors)' if len(bad) > 5 else ''}; refusing to write {final} "
+                    f"(the previous checkpoint, if any, is kept)"
+                )
             state = {
                 "step": self.step,
                 "best": self.best if self.best is not None else float("nan"),
@@ -286,28 +428,52 @@ class Trainer:
                 "torch_rng": torch.get_rng_state(),
                 "config": self.cfg.model_dump_json(),
             }
-            torch.save(state, tmp / "trainer.pt")
-            old = final.with_name(f".{name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            if final.exists():
-                final.rename(old)
-            tmp.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
+
+            def fill(tmp: Path) -> None:
+                self.model.save_pretrained(tmp)
+                save_state(loss_state, tmp / "losses.safetensors", "loss parameters")
+                torch.save(state, tmp / "trainer.pt")
+
+            replace_dir(final, fill)
         if barrier_after:
             barrier(self.dist)
         return final
 
     def _restore(self, directory: Path) -> None:
         if not (directory / "trainer.pt").is_file():
-            raise FileNotFoundError(f"{directory}: no checkpoint to resume from")
-        from ..checkpoint import WEIGHTS, read_weights
+            raise CheckpointError(f"{directory}: no checkpoint to resume from")
+        from ..checkpoint import read_manifest, verify_digest
 
+        _, manifest = read_manifest(directory)
+        verify_digest(directory / WEIGHTS, manifest.get("weights_sha256"), directory / MANIFEST)
         self.model.load_weights(read_weights(directory / WEIGHTS))
-        self.losses.load_state_dict(load_file(str(directory / "losses.safetensors")))
-        state = torch.load(directory / "trainer.pt", map_location="cpu", weights_only=True)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.step = int(state["step"])
-        best = float(state["best"])
+        self.losses.load_state_dict(read_weights(directory / "losses.safetensors"))
+        try:
+            state = torch.load(directory / "trainer.pt", map_location="cpu", weights_only=True)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.step = int(state["step"])
+            best = float(state["best"])
+            consumed = state["consumed"]
+            rng = state["torch_rng"]
+        except (RuntimeError, KeyError, TypeError, ValueError, EOFError) as exc:
+            raise CheckpointError(f"{directory / 'trainer.pt'}: cannot read the trainer state: {exc}") from None
         self.best = None if math.isnan(best) else best
-        self.consumed = {n: int(state["consumed"].get(n, 0)) for n in self.specs}
-        self._rng_to_restore = state["torch_rng"]
+        self.consumed = {n: int(consumed.get(n, 0)) for n in self.specs}
+        self._rng_to_restore = rng
+
+
+class _FunctionLoss(nn.Module):
+    """A loss given as a plain function."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, raw, target):
+        return self.fn(raw, target)
+
+
+def _describe(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    return type(value).__name__

@@ -1,16 +1,27 @@
-"""Evaluation: each task's metrics on its evaluation split, batched, with the model's decoding."""
+"""Evaluation: each task's metrics on its evaluation split, batched, with the model's decoding, and beside them
+the same metrics of the task's trivial baseline."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from .. import predictions as P
+from ..data.collate import collate_items
+from ..data.streams import data_report_line, open_dataset, unwrap_worker_error
+from ..errors import FaceptorError, PluginContractError, contract_error, plugin_of
 from ..model.base import FaceptorBase
-from ..spec import TaskSpec
+from ..spec import Baseline, TaskSpec
+
+
+class NonFinitePredictionError(FaceptorError, ValueError):
+    """The model predicted NaN or infinite values (a diverged model); the message names the task."""
 
 
 def prediction_tensor(pred: P.Prediction) -> torch.Tensor:
@@ -30,11 +41,15 @@ def prediction_tensor(pred: P.Prediction) -> torch.Tensor:
     raise TypeError(f"no metric tensor for {type(pred).__name__}")
 
 
-def eval_dataset(spec: TaskSpec, root: str | None, split: str, input_size: int, limit: int | None = None):
+def eval_dataset(spec: TaskSpec, root: str | None, split: str, input_size: int, limit: int | None = None,
+                 transform_split: str | None = None, skip_invalid: bool = False):
+    """``spec``'s dataset for ``split`` through its transform for ``transform_split`` (default: ``split``)."""
     if spec.dataset is None:
         raise ValueError(f"task {spec.name!r} supplies no dataset")
-    transform = spec.transforms(split, input_size) if spec.transforms is not None else None
-    ds = spec.dataset(root, split, transform=transform)
+    transform = spec.transforms(transform_split or split, input_size) if spec.transforms is not None else None
+    if transform is not None and not callable(transform):
+        raise contract_error(spec, "transforms", f"returned {type(transform).__name__}; expected a callable")
+    ds = open_dataset(spec, root, split, transform, skip_invalid)
     if limit is not None and len(ds) > limit:
         ds = Subset(ds, range(limit))
     return ds
@@ -48,7 +63,156 @@ def embed_with_flip(model: FaceptorBase, task: str, images: torch.Tensor) -> tor
     return torch.nn.functional.normalize(raw.float(), dim=-1)
 
 
+#: Training items a baseline is fitted on by default (evenly spaced over the training split; 0/None: all).
+DEFAULT_BASELINE_ITEMS = 2000
+
+
+class BaselineUnavailable(RuntimeError):
+    """A task's trivial baseline cannot be computed (no baseline declared, or its training split unreadable)."""
+
+
+@dataclass(frozen=True)
+class TaskEvaluation:
+    """One task's evaluation: its metrics and, beside them, the same metrics of the trivial baseline.
+
+    ``protocol`` names the evaluation protocol (``spec.extra["protocol"]``); ``baseline_answer`` says what the
+    trivial answer is; ``baseline_error`` why there is none (``baseline`` is then None).
+    """
+
+    task: str
+    split: str
+    items: int
+    metrics: dict[str, float]
+    baseline: dict[str, float] | None = None
+    baseline_answer: str = ""
+    baseline_error: str = ""
+    protocol: str = ""
+
+    def flat(self) -> dict[str, float]:
+        """``{metric: value, ..., "baseline/<metric>": value, ...}``."""
+        out = dict(self.metrics)
+        out.update({f"baseline/{k}": v for k, v in (self.baseline or {}).items()})
+        return out
+
+
+def fit_baseline(
+    spec: TaskSpec,
+    root: str | None,
+    input_size: int,
+    split: str = "train",
+    eval_split: str = "test",
+    limit: int | None = DEFAULT_BASELINE_ITEMS,
+    batch_size: int = 32,
+    num_workers: int = 0,
+) -> Baseline:
+    """``spec``'s baseline fitted on ``split`` (at most ``limit`` items, evenly spaced), the items presented by
+    the evaluation transform of ``eval_split`` so that they share the evaluated items' crop geometry."""
+    if spec.baseline is None:
+        raise BaselineUnavailable(f"task {spec.name!r} declares no baseline")
+    baseline = spec.baseline(spec)
+    if not isinstance(baseline, Baseline):
+        raise TypeError(f"task {spec.name!r}: baseline() returned {type(baseline).__name__}, not a Baseline")
+    if not baseline.needs_training:
+        baseline.fit(())
+        return baseline
+    try:
+        ds = eval_dataset(spec, root, split, input_size, transform_split=eval_split)
+    except (ValueError, OSError) as exc:
+        raise BaselineUnavailable(f"task {spec.name!r}: cannot read its {split!r} split for the baseline ({exc})") \
+            from None
+    if len(ds) == 0:
+        raise BaselineUnavailable(f"task {spec.name!r}: its {split!r} split is empty")
+    if limit and len(ds) > limit:
+        ds = Subset(ds, np.unique(np.linspace(0, len(ds) - 1, limit).round().astype(int)).tolist())
+    try:
+        baseline.fit(DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                                collate_fn=collate_items))
+    except (ValueError, OSError) as exc:  # e.g. an unreadable training image
+        raise BaselineUnavailable(f"task {spec.name!r}: fitting the baseline on {split!r} failed ({exc})") from None
+    return baseline
+
+
+def _model_input(metric: Any, model: FaceptorBase, task: str, raw: torch.Tensor, size: int) -> torch.Tensor:
+    """What ``metric.update`` scores: the raw output for metrics that take it, else the decoded prediction."""
+    if getattr(metric, "takes_raw_output", False):
+        return raw.detach().float().cpu()
+    return prediction_tensor(model.decode(task, raw, (size, size))).cpu()
+
+
 @torch.no_grad()
+def evaluate_with_baseline(
+    model: FaceptorBase,
+    spec: TaskSpec,
+    root: str | None = None,
+    split: str = "test",
+    batch_size: int = 32,
+    limit: int | None = None,
+    num_workers: int = 0,
+    progress: bool = False,
+    baseline: bool = True,
+    baseline_split: str = "train",
+    baseline_limit: int | None = DEFAULT_BASELINE_ITEMS,
+    on_report: Callable[[str], None] | None = None,
+    skip_invalid: bool = False,
+) -> TaskEvaluation:
+    """Run ``spec``'s metrics over its ``split`` and, when ``baseline``, score the task's trivial baseline
+    (fitted on ``baseline_split``) on the same items with the same metric. A baseline that cannot be computed
+    leaves ``baseline`` None with the reason in ``baseline_error``.
+
+    Verification tasks (items with ``image_a``/``image_b``) are scored on pairs with flip-augmented embeddings.
+    ``on_report`` receives the dataset's data report (records skipped, excluded or dropped) as one line when there
+    is one; ``skip_invalid`` leaves unusable records out (reported) instead of stopping at the first. An empty
+    split, NaN or infinite predictions and a metric that breaks its contract are errors naming the task.
+    """
+    if spec.metrics is None:
+        raise ValueError(f"task {spec.name!r} supplies no metrics")
+    size = model.tasks[spec.name].input_size
+    ds = eval_dataset(spec, root, split, size, limit, skip_invalid=skip_invalid)
+    line = data_report_line(ds.dataset if isinstance(ds, Subset) else ds)
+    if line and on_report is not None:
+        on_report(line)
+    trivial: Baseline | None = None
+    error = ""
+    if baseline:
+        try:
+            trivial = fit_baseline(spec, root, size, baseline_split, split, baseline_limit, batch_size, num_workers)
+        except BaselineUnavailable as exc:
+            error = str(exc)
+    metric = make_metric(spec)
+    trivial_metric = make_metric(spec) if trivial is not None else None
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate_items)
+    device = model.pixel_mean.device
+    was_training = model.training
+    model.eval()
+    try:
+        for batch in tqdm(_batches(loader), desc=f"eval {spec.name}", disable=not progress, leave=False):
+            if "image_a" in batch:
+                emb_a = embed_with_flip(model, spec.name, batch["image_a"].to(device))
+                emb_b = embed_with_flip(model, spec.name, batch["image_b"].to(device))
+                _check_finite(spec, emb_a, split)
+                _check_finite(spec, emb_b, split)
+                metric.update_pairs(emb_a.cpu(), emb_b.cpu(), batch["issame"])
+                if trivial is not None:
+                    emb = torch.as_tensor(trivial.predict(batch))
+                    trivial_metric.update_pairs(emb, emb, batch["issame"])
+                continue
+            raw = model({size: batch["image"].to(device)}, [spec.name])[spec.name]
+            values = _model_input(metric, model, spec.name, raw, size)
+            _check_finite(spec, values, split)
+            metric.update(values, batch["target"], batch.get("meta"))
+            if trivial is not None:
+                trivial_metric.update(trivial.predict(batch), batch["target"], batch.get("meta"))
+    finally:
+        model.train(was_training)
+    return TaskEvaluation(
+        task=spec.name, split=split, items=len(ds),
+        metrics=checked_results(spec, metric.compute()),
+        baseline=checked_results(spec, trivial_metric.compute()) if trivial_metric is not None else None,
+        baseline_answer=trivial.describe() if trivial is not None else "",
+        baseline_error=error, protocol=str(spec.extra.get("protocol", "")),
+    )
+
+
 def evaluate_task(
     model: FaceptorBase,
     spec: TaskSpec,
@@ -58,32 +222,65 @@ def evaluate_task(
     limit: int | None = None,
     num_workers: int = 0,
     progress: bool = False,
+    baseline: bool = False,
+    baseline_split: str = "train",
+    baseline_limit: int | None = DEFAULT_BASELINE_ITEMS,
+    on_report: Callable[[str], None] | None = None,
+    skip_invalid: bool = False,
 ) -> dict[str, float]:
-    """Run ``spec``'s metrics over its ``split``. Verification tasks (items with ``image_a``/``image_b``)
-    are scored on pairs with flip-augmented embeddings."""
-    if spec.metrics is None:
-        raise ValueError(f"task {spec.name!r} supplies no metrics")
-    was_training = model.training
-    model.eval()
-    size = model.tasks[spec.name].input_size
-    ds = eval_dataset(spec, root, split, size, limit)
+    """``spec``'s metrics over its ``split``: ``{metric: value}``; with ``baseline=True`` also
+    ``{"baseline/<metric>": value}`` of the task's trivial baseline (raises :class:`BaselineUnavailable` when it
+    cannot be computed). See :func:`evaluate_with_baseline`."""
+    result = evaluate_with_baseline(model, spec, root, split, batch_size, limit, num_workers, progress, baseline,
+                                    baseline_split, baseline_limit, on_report=on_report, skip_invalid=skip_invalid)
+    if baseline and result.baseline is None:
+        raise BaselineUnavailable(result.baseline_error)
+    return result.flat()
+
+
+def _batches(loader):
+    """The loader's batches; a user error raised in a worker keeps its own one-line message."""
+    it = iter(loader)
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except Exception as exc:
+            unwrapped = unwrap_worker_error(exc)
+            if unwrapped is exc:
+                raise
+            raise unwrapped from None
+        yield batch
+
+
+def make_metric(spec: TaskSpec):
+    """``spec.metrics(spec)``, checked to have ``update`` and ``compute``; named after the task."""
     metric = spec.metrics(spec)
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    device = model.pixel_mean.device
+    missing = [m for m in ("update", "compute") if not callable(getattr(metric, m, None))]
+    if missing:
+        raise contract_error(spec, "metrics", f"returned {type(metric).__name__} without {', '.join(missing)}()")
+    if isinstance(getattr(metric, "task", None), str):  # metrics that name their task in errors
+        metric.task = spec.name
+    return metric
+
+
+def checked_results(spec: TaskSpec, values) -> dict[str, float]:
+    """``compute()``'s result as ``{name: float}``; anything else breaks the metric contract."""
+    if not isinstance(values, Mapping):
+        raise contract_error(spec, "metrics", f"compute() returned {type(values).__name__}; expected a dict of "
+                                              "numbers")
     try:
-        for batch in tqdm(loader, desc=f"eval {spec.name}", disable=not progress, leave=False):
-            if "image_a" in batch:
-                emb_a = embed_with_flip(model, spec.name, batch["image_a"].to(device))
-                emb_b = embed_with_flip(model, spec.name, batch["image_b"].to(device))
-                metric.update_pairs(emb_a.cpu(), emb_b.cpu(), batch["issame"])
-                continue
-            images = batch["image"].to(device)
-            raw = model({size: images}, [spec.name])[spec.name]
-            pred = model.decode(spec.name, raw, (size, size))
-            metric.update(prediction_tensor(pred).cpu(), batch["target"], batch.get("meta"))
-    finally:
-        model.train(was_training)
-    return {k: float(v) for k, v in metric.compute().items()}
+        return {str(k): float(v) for k, v in values.items()}
+    except (TypeError, ValueError) as exc:
+        raise PluginContractError(f"task {spec.name!r} (plugin {plugin_of(spec)!r}): metrics "
+                                  f"compute() returned a value that is not a number ({exc})") from None
+
+
+def _check_finite(spec: TaskSpec, values: torch.Tensor, split: str) -> None:
+    if values.is_floating_point() and not bool(torch.isfinite(values).all()):
+        raise NonFinitePredictionError(f"task {spec.name!r}: the model predicts NaN or infinite values on split "
+                                       f"{split!r} (has it diverged?); refusing to score them")
 
 
 def evaluate(

@@ -14,8 +14,13 @@ from faceptor_core.crop import CropSpec
 from faceptor_core.model.decode import age_distribution
 from faceptor_core.spec import TaskSpec
 
+from .baselines import age_baseline
+from .checks import AgeSample
 from .common import Metric, as_tensor, build_dataset
 from .crop import FaceCropTransform, float_target
+
+#: Ages beyond this are annotation errors (the readers' bound; UTKFace reaches 116).
+MAX_AGE = 150.0
 
 
 def gaussian_label_distribution(ages: torch.Tensor, num_bins: int = 101, sigma: float = 2.0) -> torch.Tensor:
@@ -95,8 +100,9 @@ def age_task(
         name=name, family="age", head="attribute", output="age_distribution", num_queries=num_bins,
         input_size=input_size, loss_weight=loss_weight, primary_metric=spec_fields.pop("primary_metric", "mae"),
         higher_is_better=spec_fields.pop("higher_is_better", False),
-        dataset=partial(build_dataset, reader),
+        dataset=partial(build_dataset, reader, check_sample=AgeSample(MAX_AGE)),
         transforms=partial(FaceCropTransform, target=float_target, crop=crop), crop=crop,
         loss=partial(age_loss, sigma=sigma), metrics=age_metrics,
+        baseline=spec_fields.pop("baseline", age_baseline),
         **spec_fields,
     )

@@ -13,6 +13,8 @@ from torch import nn
 from faceptor_core.crop import CropSpec
 from faceptor_core.spec import TaskSpec
 
+from .baselines import attribute_baseline
+from .checks import AttributeSample
 from .common import Metric, as_tensor, build_dataset
 from .crop import FaceCropTransform, float_target
 
@@ -33,7 +35,12 @@ def attribute_loss(spec: TaskSpec) -> MaskedBCELoss:
 
 
 class AttributeAccuracy(Metric):
-    """Per-attribute accuracy at ``threshold`` over known labels; ``macc`` is their mean (CelebA mAcc)."""
+    """Per-attribute accuracy over known labels; ``macc`` is their mean (CelebA mAcc).
+
+    An attribute is predicted positive when its probability is strictly above ``threshold`` (0.5): a probability
+    of exactly 0.5 is negative, as the reference's ``round(sigmoid(logit))`` (round half to even). The decoded
+    probabilities are the float32 sigmoid, as the reference's, so logits that round to 0.5 are negative too.
+    """
 
     def __init__(self, label_names: Sequence[str], threshold: float = 0.5):
         self.label_names, self.threshold = tuple(label_names), threshold
@@ -47,7 +54,7 @@ class AttributeAccuracy(Metric):
     def update(self, prediction: Any, target: Any, meta: dict[str, Any] | None = None) -> None:
         prob, gt = as_tensor(prediction, torch.float64), as_tensor(target, torch.float64)
         known = gt >= 0
-        hit = ((prob >= self.threshold) == (gt > 0.5)) & known
+        hit = ((prob > self.threshold) == (gt > 0.5)) & known
         self.correct += hit.sum(0).long()
         self.count += known.sum(0).long()
 
@@ -84,8 +91,9 @@ def attribute_task(
         name=name, family="attributes", head="attribute", output="multilabel", num_queries=len(label_names),
         input_size=input_size, label_names=tuple(label_names), loss_weight=loss_weight,
         primary_metric=spec_fields.pop("primary_metric", "macc"),
-        dataset=partial(build_dataset, reader),
+        dataset=partial(build_dataset, reader, check_sample=AttributeSample(len(label_names))),
         transforms=partial(FaceCropTransform, target=float_target, crop=crop), crop=crop,
         loss=attribute_loss, metrics=attribute_metrics,
+        baseline=spec_fields.pop("baseline", attribute_baseline),
         **spec_fields,
     )

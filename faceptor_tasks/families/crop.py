@@ -3,8 +3,10 @@
 Train (as the reference's timm pipeline): resize (bicubic), horizontal flip 0.5, RandAugment
 ``rand-m9-mstd0.5-inc1``, random erasing 0.25. Eval: resize (bilinear). The crop is the task's
 :class:`~faceptor_core.crop.CropSpec` applied to what the raw item supplies: ``"align_points"`` (5 x 2),
-a ``"box"``, or neither (the whole image, already aligned by the dataset). ``meta["affine"]`` records crop
-and flip (RandAugment's own geometric ops are not recorded: image-level targets do not move).
+a ``"box"``, or neither (the whole image, already aligned by the dataset; at evaluation it is resized with
+Pillow's antialiased bilinear filter, exactly as the reference's ``transforms.Resize`` on a PIL image).
+``meta["affine"]`` records crop and flip (RandAugment's own geometric ops are not recorded: image-level targets
+do not move).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 from faceptor_core.crop import CropSpec
 
@@ -64,7 +67,10 @@ class FaceCropTransform:
         rng = torch_rng() if self.train else EVAL_RNG
         if self.train and self.flip and rng.random() < 0.5:
             m = compose(hflip_matrix(s), m)
-        crop = warp_image(image, m, s, cv2.INTER_CUBIC if self.train else cv2.INTER_LINEAR)
+        if not self.train and item.get("box") is None and item.get("align_points") is None:  # the whole image
+            crop = np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((s, s), Image.BILINEAR))
+        else:
+            crop = warp_image(image, m, s, cv2.INTER_CUBIC if self.train else cv2.INTER_LINEAR)
         if self.randaugment is not None:
             crop = self.randaugment(crop)
         if self.erasing is not None:

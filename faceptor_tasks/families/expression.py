@@ -13,6 +13,8 @@ from torch import nn
 from faceptor_core.crop import CropSpec
 from faceptor_core.spec import TaskSpec
 
+from .baselines import majority_class_baseline
+from .checks import ClassSample
 from .common import Metric, as_tensor, build_dataset
 from .crop import FaceCropTransform, long_target
 from .readers.expression import EXPRESSIONS
@@ -35,7 +37,16 @@ def classification_loss(spec: TaskSpec, label_smoothing: float = 0.0) -> Classif
 
 
 class AccuracyMetric(Metric):
-    """Top-1 ``accuracy`` and ``mean_class_accuracy`` from a confusion matrix (rows: ground truth)."""
+    """Top-1 ``accuracy`` and ``mean_class_accuracy`` from a confusion matrix (rows: ground truth).
+
+    Evaluation feeds it the raw logits (``takes_raw_output``): the predicted class is ``torch.topk(logits, 1)``
+    as in the reference (timm's ``accuracy``), not the argmax of softmax probabilities, which can tie where the
+    logits do not. Among exactly tied logits ``topk`` does not promise the first index (on CPU it often returns
+    another one); this metric returns what ``topk`` returns. ``update`` also takes ``B x K`` probabilities
+    (same rule) or ``B`` class indices.
+    """
+
+    takes_raw_output = True
 
     def __init__(self, num_classes: int):
         self.k = num_classes
@@ -46,7 +57,7 @@ class AccuracyMetric(Metric):
 
     def update(self, prediction: Any, target: Any, meta: dict[str, Any] | None = None) -> None:
         scores = as_tensor(prediction)
-        pred = scores.argmax(dim=-1) if scores.dim() == 2 else scores.long()
+        pred = scores.topk(1, dim=-1).indices[:, 0] if scores.dim() == 2 else scores.long()
         gt = as_tensor(target, torch.int64).reshape(-1)
         if len(gt) and (gt.min() < 0 or gt.max() >= self.k):
             raise ValueError(f"targets outside 0..{self.k - 1}")
@@ -89,8 +100,9 @@ def expression_task(
         name=name, family=spec_fields.pop("family", "expression"), head="attribute", output="classification",
         num_queries=len(label_names), input_size=input_size, label_names=tuple(label_names),
         loss_weight=loss_weight, primary_metric=spec_fields.pop("primary_metric", "accuracy"),
-        dataset=partial(build_dataset, reader),
+        dataset=partial(build_dataset, reader, check_sample=ClassSample(len(label_names))),
         transforms=partial(FaceCropTransform, target=long_target, crop=crop), crop=crop,
         loss=classification_loss, metrics=accuracy_metrics,
+        baseline=spec_fields.pop("baseline", majority_class_baseline),
         **spec_fields,
     )

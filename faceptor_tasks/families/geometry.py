@@ -52,15 +52,21 @@ def random_affine(
     rotation: float = 0.0,
     scale: float = 0.0,
     normal: bool = False,
+    shift_normal: bool | None = None,
 ) -> np.ndarray:
     """Random rotation (radians), scale (relative) and shift (fraction of ``size``) about the centre.
 
-    ``normal=False`` draws each uniformly in ``[-sigma, sigma]``; ``normal=True`` from ``N(0, sigma)``.
+    ``normal=False`` draws each uniformly in ``[-sigma, sigma]``; ``normal=True`` from ``N(0, sigma)``;
+    ``shift_normal`` overrides ``normal`` for the shift (the reference's parsing augmentation draws rotation and
+    scale from normals and the shift uniformly).
     """
-    draw = (lambda s: rng.normal(0.0, abs(s))) if normal else (lambda s: rng.uniform(-abs(s), abs(s)))
-    angle = draw(rotation) if rotation else 0.0
-    k = 1.0 + (draw(scale) if scale else 0.0)
-    tx, ty = (draw(shift) * size, draw(shift) * size) if shift else (0.0, 0.0)
+    def draw(s: float, gaussian: bool) -> float:
+        return rng.normal(0.0, abs(s)) if gaussian else rng.uniform(-abs(s), abs(s))
+
+    gaussian_shift = normal if shift_normal is None else shift_normal
+    angle = draw(rotation, normal) if rotation else 0.0
+    k = 1.0 + (draw(scale, normal) if scale else 0.0)
+    tx, ty = (draw(shift, gaussian_shift) * size, draw(shift, gaussian_shift) * size) if shift else (0.0, 0.0)
     return about_centre(size, angle, max(k, 1e-3), (tx, ty))
 
 

@@ -22,6 +22,8 @@ from faceptor_core.model.decode import soft_argmax
 from faceptor_core.spec import TaskSpec
 
 from .augment import EVAL_RNG, dense_photometric, is_train_split, run_pipeline, to_tensor_image, torch_rng
+from .baselines import landmark_baseline
+from .checks import LandmarkItem, LandmarkSample
 from .common import Metric, as_tensor, build_dataset
 from .crop import base_meta, item_crop_matrix
 from .geometry import (
@@ -48,19 +50,21 @@ def permutation_from_pairs(
 
 
 # -- transforms ------------------------------------------------------------------------------------------
-def landmark_crop(face_scale: float = 0.8, source: str = "") -> CropSpec:
-    """The landmark datasets' crop: their face box, squared, filling ``face_scale`` of the crop."""
-    return CropSpec(method="box", box_scale=face_scale,
-                    source=source or f"the dataset's face box, squared, filling {face_scale:g} of the crop")
+def landmark_crop(face_scale: float = 0.8, source: str = "", square: bool = True) -> CropSpec:
+    """The landmark datasets' crop: their face box, squared (or stretched), filling ``face_scale`` of the crop."""
+    how = "squared" if square else "stretched"
+    return CropSpec(method="box", box_scale=face_scale, box_square=square,
+                    source=source or f"the dataset's face box, {how}, filling {face_scale:g} of the crop")
 
 
 class LandmarkTransform:
     """Raw landmark item -> model-ready item.
 
     The box (raw ``"box"``, else the landmarks' extent) is cropped by the task's box rule (``crop``, default:
-    squared, filling ``face_scale`` of the ``S x S`` crop). Training adds a random affine (uniform shift,
-    rotation in radians, scale), a horizontal flip with ``flip_permutation`` (none when it is None) and
-    photometric noise.
+    squared, unless ``square_box=False``: then its own width and height are stretched onto the crop, as the
+    reference does for AFLW-19, filling ``face_scale`` of the ``S x S`` crop). Training adds a random affine
+    (uniform shift, rotation in radians, scale), a horizontal flip with ``flip_permutation`` (none when it is
+    None) and photometric noise.
     ``meta`` holds ``affine``, ``orig_size``, ``landmarks_orig`` (N x 2) and ``box`` (x1, y1, x2, y2).
     """
 
@@ -74,11 +78,12 @@ class LandmarkTransform:
         rotation: float = 0.174,
         scale: float = 0.1,
         photometric: bool = True,
+        square_box: bool = True,
         crop: CropSpec | None = None,
     ):
         self.train = is_train_split(split)
         self.size = input_size
-        self.crop = crop or landmark_crop(face_scale)
+        self.crop = crop or landmark_crop(face_scale, square=square_box)
         self.perm = list(flip_permutation) if flip_permutation is not None else None
         self.shift, self.rotation, self.scale = shift, rotation, scale
         self.photometric = dense_photometric() if self.train and photometric else None
@@ -145,6 +150,10 @@ def landmark_loss(spec: TaskSpec, **kw: Any) -> LandmarkLoss:
 
 
 # -- metric ----------------------------------------------------------------------------------------------
+#: How AUC / failure rate are integrated: the reference's grid and Simpson rule, or the exact integral.
+AucRule = Literal["reference", "exact"]
+
+
 @dataclass(frozen=True)
 class Norm:
     """An NME normaliser: distance between the means of two point groups, or the box's sqrt(w*h) / diagonal."""
@@ -182,15 +191,21 @@ class NMEMetric(Metric):
     ``update(prediction, target, meta)``: ``prediction`` is ``B x N x 2`` crop pixels; with ``meta``
     (``affine``, ``landmarks_orig``, optional ``box``) predictions are mapped back with the inverse affine and
     compared with the original landmarks, else compared with ``target`` in crop space. ``compute()`` gives
-    ``nme`` (the first normaliser), ``nme_<name>`` for each and ``auc_<name>_<100 t>`` / ``fr_<name>_<100 t>``
-    (cumulative error curve up to ``t``, Simpson rule on a grid of ``step``) for each ``(name, t)`` in ``auc``.
-    Values are fractions (x100 for the paper's percentages).
+    ``nme`` (the first normaliser), ``nme_<name>`` for each and, for each ``(name, t)`` in ``auc``, the area
+    under the cumulative error curve and the failure rate at ``t`` (see :func:`auc_failure_rate`):
+    ``auc_<name>_<100 t>`` / ``fr_<name>_<100 t>`` by the reference's rule (grid of ``step``, Simpson) and, when
+    ``"exact"`` is among ``auc_rules``, ``auc_<name>_<100 t>_exact`` / ``fr_<name>_<100 t>_exact`` by the exact
+    integral. Values are fractions (x100 for the paper's percentages).
     """
 
-    def __init__(self, norms: Mapping[str, Norm], auc: Sequence[tuple[str, float]] = (), step: float = 1e-4):
+    def __init__(self, norms: Mapping[str, Norm], auc: Sequence[tuple[str, float]] = (), step: float = 1e-4,
+                 auc_rules: Sequence[AucRule] = ("reference", "exact")):
         if not norms:
             raise ValueError("at least one normaliser is needed")
-        self.norms, self.auc, self.step = dict(norms), tuple(auc), step
+        unknown = set(auc_rules) - {"reference", "exact"}
+        if unknown:
+            raise ValueError(f"unknown AUC rule(s) {sorted(unknown)}; expected 'reference' and/or 'exact'")
+        self.norms, self.auc, self.step, self.auc_rules = dict(norms), tuple(auc), step, tuple(auc_rules)
         super().__init__()
 
     def reset(self) -> None:
@@ -225,35 +240,71 @@ class NMEMetric(Metric):
             if i == 0:
                 out["nme"] = mean
         for name, thr in self.auc:
-            auc, fr = auc_failure_rate(self.per_image(name), thr, self.step)
             tag = f"{name}_{round(thr * 100):d}"
-            out[f"auc_{tag}"], out[f"fr_{tag}"] = auc, fr
+            for rule in self.auc_rules:
+                auc, fr = auc_failure_rate(self.per_image(name), thr, self.step, rule)
+                suffix = "" if rule == "reference" else f"_{rule}"
+                out[f"auc_{tag}{suffix}"], out[f"fr_{tag}{suffix}"] = auc, fr
         return out
 
 
-def auc_failure_rate(nmes: torch.Tensor, threshold: float, step: float = 1e-4) -> tuple[float, float]:
-    """Area under the cumulative error distribution on ``[0, threshold]`` (normalised to 1) and the failure
-    rate (fraction of images with NME > threshold)."""
+def reference_grid(threshold: float, step: float = 1e-4) -> np.ndarray:
+    """The reference's error grid ``np.arange(0, threshold + step, step)``: its floating-point length decides
+    the end point (0.07 -> 702 points ending at 0.0701; 0.08 and 0.1 end at the threshold)."""
+    return np.arange(0.0, threshold + step, step)
+
+
+def simpson(y: np.ndarray, x: np.ndarray) -> float:
+    """Composite Simpson's rule on samples ``y`` at (possibly uneven) ``x``, as SciPy's ``simpson`` (>= 1.11):
+    pairs of intervals by the parabola through their three points; with an odd number of intervals the last one
+    is integrated by Cartwright's correction (the parabola through the last three points)."""
+    y, x = np.asarray(y, np.float64), np.asarray(x, np.float64)
+    n = len(y)
+    if n < 3:
+        return float((y[0] + y[-1]) * (x[-1] - x[0]) / 2.0) if n == 2 else 0.0
+    m = n if n % 2 else n - 1  # points covered by the pairs
+    h = np.diff(x[:m])
+    h0, h1 = h[0::2], h[1::2]
+    y0, y1, y2 = y[0:m - 2:2], y[1:m - 1:2], y[2:m:2]
+    hsum, hprod, hdiv = h0 + h1, h0 * h1, h0 / h1
+    total = float(np.sum(hsum / 6.0 * (y0 * (2.0 - 1.0 / hdiv) + y1 * hsum * hsum / hprod + y2 * (2.0 - hdiv))))
+    if n % 2 == 0:
+        a, b = x[-2] - x[-3], x[-1] - x[-2]
+        alpha = (2 * b * b + 3 * a * b) / (6 * (a + b))
+        beta = (b * b + 3 * a * b) / (6 * a)
+        eta = b ** 3 / (6 * a * (a + b))
+        total += float(alpha * y[-1] + beta * y[-2] - eta * y[-3])
+    return total
+
+
+def auc_failure_rate(nmes: torch.Tensor, threshold: float, step: float = 1e-4,
+                     rule: AucRule = "reference") -> tuple[float, float]:
+    """Area under the cumulative error distribution (CED) up to ``threshold``, divided by ``threshold``, and
+    the failure rate.
+
+    ``rule="reference"`` (the Faceptor reference, after HRNet): the CED sampled on :func:`reference_grid`
+    (``NME <= x``), integrated by :func:`simpson` over the whole grid and divided by ``threshold``; the failure
+    rate is the fraction with NME above the grid's last point. At 0.07 the grid ends at 0.0701, so perfect
+    predictions score 0.0701 / 0.07 = 1.0014 and the failure rate counts NME > 0.0701.
+    ``rule="exact"``: the exact integral of the CED step function on ``[0, threshold]``
+    (``mean(max(threshold - NME, 0)) / threshold``) and the fraction with NME > ``threshold``.
+    """
     if len(nmes) == 0:
         return float("nan"), float("nan")
-    n_int = max(2, round(threshold / step))
-    xs = torch.linspace(0.0, threshold, n_int + 1, dtype=torch.float64)
-    ced = torch.searchsorted(nmes.sort().values.contiguous(), xs, right=True).double() / len(nmes)
-    h = threshold / n_int
-    if n_int % 2 == 0:
-        weights = torch.ones(n_int + 1, dtype=torch.float64)
-        weights[1:-1:2], weights[2:-1:2] = 4.0, 2.0
-        area = float((weights * ced).sum() * h / 3.0)
-    else:  # Simpson on all but the last interval, trapezoid on it
-        weights = torch.ones(n_int, dtype=torch.float64)
-        weights[1:-1:2], weights[2:-1:2] = 4.0, 2.0
-        area = float((weights * ced[:-1]).sum() * h / 3.0 + (ced[-2] + ced[-1]) * h / 2.0)
-    return area / threshold, float((nmes > threshold).double().mean())
+    v = as_tensor(nmes, torch.float64).reshape(-1)
+    if rule == "exact":
+        return float((threshold - v).clamp_min(0).mean() / threshold), float((v > threshold).double().mean())
+    if rule != "reference":
+        raise ValueError(f"unknown AUC rule {rule!r}; expected 'reference' or 'exact'")
+    grid = reference_grid(threshold, step)
+    ced = np.searchsorted(np.sort(v.numpy()), grid, side="right") / len(v)
+    return simpson(ced, grid) / threshold, float(1.0 - ced[-1])
 
 
-def landmark_metrics(spec: TaskSpec, norms: Mapping[str, Norm], auc: Sequence[tuple[str, float]] = ()) -> NMEMetric:
+def landmark_metrics(spec: TaskSpec, norms: Mapping[str, Norm], auc: Sequence[tuple[str, float]] = (),
+                     auc_rules: Sequence[AucRule] = ("reference", "exact")) -> NMEMetric:
     """``TaskSpec.metrics`` for landmark tasks."""
-    return NMEMetric(norms, auc)
+    return NMEMetric(norms, auc, auc_rules=auc_rules)
 
 
 # -- factory ---------------------------------------------------------------------------------------------
@@ -268,6 +319,8 @@ def landmark_task(
     input_size: int = 512,
     loss_weight: float = 1.0,
     face_scale: float = 0.8,
+    square_box: bool = True,
+    auc_rules: Sequence[AucRule] = ("reference", "exact"),
     heatmap_radius: float = 5.0,
     label_names: tuple[str, ...] = (),
     crop: CropSpec | None = None,
@@ -279,21 +332,26 @@ def landmark_task(
         reader: ``reader(root, split, skip_invalid=False) -> FaceDataset`` of raw items.
         norms: NME normalisers by name (the first is ``nme``), e.g. ``{"inter_ocular": inter_points(36, 45)}``.
         auc: ``(norm name, threshold)`` pairs for AUC and failure rate.
+        auc_rules: which integrations of the AUC are reported (``reference``: ``auc_<tag>``; ``exact``:
+            ``auc_<tag>_exact``); see :func:`auc_failure_rate`.
         flip_permutation: mirrored point order; None disables flip augmentation.
         face_scale: fraction of the crop filled by the (squared) box.
-        crop: the task's crop (default: :func:`landmark_crop` with ``face_scale``).
+        square_box: False maps a non-square box's width and height onto the square crop (the reference's
+            AFLW-19 crop).
+        crop: the task's crop (default: :func:`landmark_crop` with ``face_scale`` and ``square_box``).
         spec_fields: other :class:`TaskSpec` fields (description, license, citation, extra, ...).
     """
-    crop = crop or landmark_crop(face_scale)
+    crop = crop or landmark_crop(face_scale, square=square_box)
     return TaskSpec(
         name=name, family="landmarks", head="dense", output="landmarks", num_queries=num_points,
         input_size=input_size, label_names=label_names, crop=crop,
         flip_permutation=tuple(flip_permutation) if flip_permutation is not None else None,
         loss_weight=loss_weight, primary_metric=spec_fields.pop("primary_metric", "nme"),
         higher_is_better=spec_fields.pop("higher_is_better", False),
-        dataset=partial(build_dataset, reader),
+        dataset=partial(build_dataset, reader, check_sample=LandmarkSample(num_points), check_item=LandmarkItem()),
         transforms=partial(LandmarkTransform, flip_permutation=flip_permutation, crop=crop),
         loss=partial(landmark_loss, radius=heatmap_radius),
-        metrics=partial(landmark_metrics, norms=dict(norms), auc=tuple(auc)),
+        metrics=partial(landmark_metrics, norms=dict(norms), auc=tuple(auc), auc_rules=tuple(auc_rules)),
+        baseline=spec_fields.pop("baseline", landmark_baseline),
         **spec_fields,
     )

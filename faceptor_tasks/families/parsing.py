@@ -1,10 +1,11 @@
-"""Parsing family: aligned crops, pixel-wise cross-entropy, F1 from one confusion matrix."""
+"""Parsing family: aligned (optionally tanh-warped) crops, pixel-wise cross-entropy, F1 from one confusion matrix
+over the whole set, scored in the original image."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import albumentations as A
 import cv2
@@ -17,28 +18,40 @@ from faceptor_core.crop import CropSpec, farl_template
 from faceptor_core.spec import TaskSpec
 
 from .augment import EVAL_RNG, is_train_split, run_pipeline, to_tensor_image, torch_rng
+from .baselines import parsing_baseline
+from .checks import LabelMapItem
 from .common import Metric, as_tensor, build_dataset
 from .crop import base_meta, item_crop_matrix
-from .geometry import compose, hflip_matrix, random_affine, unwarp_labels, warp_image
+from .geometry import compose, hflip_matrix, random_affine, warp_image
+from .tanh_warp import crop_maps, remap, warp_to_original
 
 IGNORE_INDEX = 255
 
 
-def parsing_crop(face_scale: float = 1.0, source: str = "") -> CropSpec:
-    """FaRL's five-point template at 512 px, scaled by ``face_scale`` (the alignment of LaPa's crops)."""
-    return CropSpec(template=farl_template(face_scale), frame=(512.0, 512.0),
-                    source=source or f"FaRL's 5-point template at 512 px, face scale {face_scale:g}")
+def parsing_crop(face_scale: float = 1.0, source: str = "", warp_factor: float = 0.0) -> CropSpec:
+    """FaRL's five-point template at 512 px, scaled by ``face_scale``, then FaRL's tanh warp of ``warp_factor``
+    (the alignment of LaPa's crops: 1.0 and 0.8)."""
+    warp = f", tanh warp {warp_factor:g}" if warp_factor else ""
+    return CropSpec(template=farl_template(face_scale), frame=(512.0, 512.0), warp_factor=warp_factor,
+                    source=source or f"FaRL's 5-point template at 512 px, face scale {face_scale:g}{warp}")
 
 
 class ParsingTransform:
     """Raw parsing item -> model-ready item.
 
-    The crop is the task's :class:`~faceptor_core.crop.CropSpec` (default: FaRL's face template scaled by
-    ``face_scale``) applied to the item's ``"align_points"`` (5 x 2) when it has them, else the whole image
-    resized to ``S x S``. Training adds a
-    random affine (normal rotation/scale, as the reference), an optional flip (``label_flip`` permutes the
-    classes, e.g. left/right brows; None disables flips) and grey/gamma/blur. Labels use nearest warping;
-    pixels outside the image become background (0).
+    The crop geometry is the task's :class:`~faceptor_core.crop.CropSpec` (default: :func:`parsing_crop` with
+    ``face_scale`` and ``warp_factor``): an affine ``A``, the whole image resized to ``S x S``, or, when the item
+    has ``"align_points"`` (5 x 2: eye centres, nose tip, mouth corners), the similarity putting them on the
+    crop's template (FaRL's, scaled by ``face_scale``). With a ``warp_factor > 0`` the aligned crop is then
+    tanh-warped (:mod:`faceptor_core.warp`; the reference's LaPa pipeline uses 0.8): the face fills the
+    crop's centre and the rest of the image is squeezed into its border. Training composes a random affine
+    (rotation and scale from normals, shift uniform, as the reference) into ``A``, an optional flip
+    (``label_flip`` permutes the classes, e.g. left/right brows; None disables flips) and grey/gamma/blur.
+    Labels use nearest sampling; pixels outside the image become background (0).
+
+    Evaluation items keep what scoring in the original image needs: ``meta["label_orig"]`` (the original label
+    map), ``meta["warp_affine"]`` (``A``, float64) and ``meta["warp_factor"]``; a warped evaluation crop is
+    resampled from the float image (no rounding to 8 bits), as the reference's.
     """
 
     def __init__(
@@ -51,11 +64,15 @@ class ParsingTransform:
         rotation: float = 0.314,
         scale: float = 0.1,
         photometric: bool = True,
+        warp_factor: float = 0.0,
         crop: CropSpec | None = None,
     ):
+        if not 0.0 <= warp_factor < 1.0:
+            raise ValueError(f"warp_factor must be in [0, 1), got {warp_factor}")
         self.train = is_train_split(split)
         self.size = input_size
-        self.crop = crop or parsing_crop(face_scale)
+        self.crop = crop or parsing_crop(face_scale, warp_factor=warp_factor)
+        self.warp_factor = self.crop.warp_factor
         self.label_flip = np.asarray(label_flip, np.uint8) if label_flip is not None else None
         self.shift, self.rotation, self.scale = shift, rotation, scale
         self.photometric = (
@@ -71,17 +88,28 @@ class ParsingTransform:
         flipped = False
         rng = torch_rng() if self.train else EVAL_RNG
         if self.train:
-            m = compose(random_affine(s, rng, self.shift, self.rotation, self.scale, normal=True), m)
+            m = compose(random_affine(s, rng, self.shift, self.rotation, self.scale, normal=True, shift_normal=False),
+                        m)
             if self.label_flip is not None and rng.random() < 0.5:
                 m, flipped = compose(hflip_matrix(s), m), True
-        crop = warp_image(image, m, s)
-        target = warp_image(label, m, s, cv2.INTER_NEAREST)
+        if self.warp_factor > 0:
+            maps = crop_maps(m, self.warp_factor, s)
+            crop = remap(image if self.train else image.astype(np.float32) / np.float32(255.0), maps)
+            target = remap(label, maps, cv2.INTER_NEAREST)
+        else:
+            crop = warp_image(image, m, s)
+            target = warp_image(label, m, s, cv2.INTER_NEAREST)
         if flipped:
             target = self.label_flip[target]
         if self.photometric is not None:
             crop = run_pipeline(self.photometric, rng, image=crop)["image"]
-        return {"image": to_tensor_image(crop), "target": torch.from_numpy(target.astype(np.int64)),
-                "meta": base_meta(m, h, w, item)}
+        meta = base_meta(m, h, w, item)
+        if not self.train:
+            meta.update(label_orig=label, warp_affine=np.asarray(m, np.float64),
+                        warp_factor=np.float64(self.warp_factor))
+        tensor = (torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1))) if crop.dtype == np.float32
+                  else to_tensor_image(crop))
+        return {"image": tensor, "target": torch.from_numpy(target.astype(np.int64)), "meta": meta}
 
 
 class ParsingLoss(nn.Module):
@@ -103,18 +131,40 @@ def parsing_loss(spec: TaskSpec, **kw: Any) -> ParsingLoss:
     return ParsingLoss(**kw)
 
 
-class ParsingF1(Metric):
-    """F1 per class from one confusion matrix over the whole set: ``2 TP / (predicted + ground truth)``;
-    ``f1`` is the mean over classes except ``background`` (classes absent from both predictions and ground
-    truth are left out of the mean and of the per-class ``f1_<name>`` values, where the reference would give
-    NaN). Pixels labelled ``ignore_index`` are not counted.
+AbsentRule = Literal["nan", "skip"]
+ScoreSpace = Literal["original", "crop"]
 
-    ``update(prediction, target)`` compares label maps of the same shape (the crop, for model batches);
-    :meth:`update_original` maps one crop prediction back to the original image first.
+
+class ParsingF1(Metric):
+    """F1 per class from one confusion matrix over the whole set: ``2 TP / (predicted + ground truth)``; ``f1``
+    is the mean over classes except ``background``, ``f1_<name>`` each class's F1, plus ``pixel_accuracy``.
+    Pixels labelled ``ignore_index`` are not counted.
+
+    ``absent``: a class absent from both the predictions and the ground truth of the whole set has no F1.
+    ``"nan"`` (the reference's rule) reports it as NaN, which makes ``f1`` NaN; ``"skip"`` leaves it out of
+    ``f1`` and of the per-class values.
+
+    ``space="original"`` (the reference's protocol): when the batch's ``meta`` carries ``label_orig``,
+    ``warp_affine`` and ``warp_factor`` (evaluation items of :class:`ParsingTransform`), each prediction is
+    scored in its original image: the logits, bilinearly upsampled to the crop, are warped back through the
+    inverse of the crop's (tanh) warp with bilinear sampling, and their argmax is compared with the original label
+    map; outside the crop the logits are 0 and the argmax is class 0. Label predictions are turned into one-hot
+    logits first, so a model and a label map that agree score alike. Otherwise (``space="crop"``, or no
+    ``label_orig``), predictions are compared with ``target`` in the crop.
+
+    Evaluation feeds it the raw logits (``takes_raw_output``); ``update`` also takes ``B x H x W`` labels.
     """
 
-    def __init__(self, label_names: Sequence[str], background: int = 0, ignore_index: int = IGNORE_INDEX):
+    takes_raw_output = True
+
+    def __init__(self, label_names: Sequence[str], background: int = 0, ignore_index: int = IGNORE_INDEX,
+                 absent: AbsentRule = "nan", space: ScoreSpace = "original"):
+        if absent not in ("nan", "skip"):
+            raise ValueError(f"absent must be 'nan' or 'skip', got {absent!r}")
+        if space not in ("original", "crop"):
+            raise ValueError(f"space must be 'original' or 'crop', got {space!r}")
         self.label_names, self.background, self.ignore_index = tuple(label_names), background, ignore_index
+        self.absent, self.space = absent, space
         self.k = len(self.label_names)
         super().__init__()
 
@@ -122,7 +172,36 @@ class ParsingF1(Metric):
         self.confusion = torch.zeros(self.k, self.k, dtype=torch.int64)
 
     def update(self, prediction: Any, target: Any, meta: dict[str, Any] | None = None) -> None:
-        pred, gt = as_tensor(prediction, torch.int64).reshape(-1), as_tensor(target, torch.int64).reshape(-1)
+        pred, gt = as_tensor(prediction), as_tensor(target, torch.int64)
+        if self.space == "original" and meta is not None and "label_orig" in meta:
+            for i in range(len(pred)):
+                self._score_original(pred[i], gt.shape[-2:], meta["label_orig"][i],
+                                     np.asarray(as_tensor(meta["warp_affine"][i], torch.float64)),
+                                     float(as_tensor(meta["warp_factor"][i])))
+            return
+        if pred.is_floating_point():
+            pred = torch.cat([_upsample(p, tuple(gt.shape[-2:])).argmax(dim=0, keepdim=True) for p in pred])
+        self._accumulate(pred, gt)
+
+    def _score_original(self, pred: torch.Tensor, crop_hw: tuple[int, ...], label: Any, affine: np.ndarray,
+                        factor: float) -> None:
+        label = as_tensor(label, torch.int64)
+        height, width = label.shape
+        size = int(crop_hw[-1])
+        if pred.is_floating_point():
+            logits = _upsample(pred, (size, size))
+        else:
+            logits = F.one_hot(pred.long(), self.k).permute(2, 0, 1).float()
+        if factor == 0 and (height, width) == (size, size) and np.allclose(affine, np.eye(2, 3)):
+            back = logits.argmax(dim=0)  # the identity warp: resampling at pixel centres changes nothing
+        else:
+            hwk = np.ascontiguousarray(logits.permute(1, 2, 0).numpy(), dtype=np.float32)
+            warped = warp_to_original(hwk, affine, factor, size, height, width)
+            back = torch.from_numpy(warped.reshape(height, width, -1).argmax(axis=-1))
+        self._accumulate(back, label)
+
+    def _accumulate(self, pred: torch.Tensor, gt: torch.Tensor) -> None:
+        pred, gt = pred.reshape(-1).long(), gt.reshape(-1).long()
         if pred.shape != gt.shape:
             raise ValueError(f"prediction has {pred.numel()} pixels, target {gt.numel()}")
         keep = gt != self.ignore_index
@@ -131,28 +210,31 @@ class ParsingF1(Metric):
             raise ValueError(f"labels outside 0..{self.k - 1}")
         self.confusion += torch.bincount(gt * self.k + pred, minlength=self.k * self.k).view(self.k, self.k)
 
-    def update_original(self, prediction: Any, affine: np.ndarray, target_original: np.ndarray) -> None:
-        """Score one ``S x S`` crop prediction against the original-size label map (inverse warp, nearest)."""
-        h, w = np.asarray(target_original).shape[:2]
-        back = unwarp_labels(np.asarray(as_tensor(prediction)), np.asarray(affine), h, w, self.background)
-        self.update(back, target_original)
-
     def compute(self) -> dict[str, float]:
         c = self.confusion.double()
         tp, pred_n, gt_n = c.diagonal(), c.sum(0), c.sum(1)
         denom = pred_n + gt_n
         f1 = torch.where(denom > 0, 2 * tp / denom.clamp_min(1), torch.full_like(tp, float("nan")))
-        fg = [i for i in range(self.k) if i != self.background and denom[i] > 0]
+        keep = [i for i in range(self.k) if self.absent == "nan" or denom[i] > 0]
+        fg = [i for i in keep if i != self.background]
         out = {"f1": float(f1[fg].mean()) if fg else float("nan")}
-        out.update({f"f1_{n}": float(f1[i]) for i, n in enumerate(self.label_names) if denom[i] > 0})
+        out.update({f"f1_{self.label_names[i]}": float(f1[i]) for i in keep})
         out["pixel_accuracy"] = float(tp.sum() / c.sum()) if c.sum() > 0 else float("nan")
         return out
 
 
-def parsing_metrics(spec: TaskSpec) -> ParsingF1:
+def _upsample(logits: torch.Tensor, hw: tuple[int, ...]) -> torch.Tensor:
+    """``K x h x w`` logits -> ``K x H x W`` (bilinear, align_corners=False), float32."""
+    logits = logits.float()
+    if tuple(logits.shape[-2:]) == tuple(hw):
+        return logits
+    return F.interpolate(logits[None], size=tuple(int(v) for v in hw), mode="bilinear", align_corners=False)[0]
+
+
+def parsing_metrics(spec: TaskSpec, absent: AbsentRule = "nan", space: ScoreSpace = "original") -> ParsingF1:
     """``TaskSpec.metrics`` for parsing tasks (class names from the spec)."""
     names = spec.label_names or tuple(str(i) for i in range(spec.num_queries))
-    return ParsingF1(names)
+    return ParsingF1(names, absent=absent, space=space)
 
 
 def parsing_task(
@@ -164,6 +246,9 @@ def parsing_task(
     loss_weight: float = 1.0,
     face_scale: float = 1.0,
     label_flip: Sequence[int] | None = None,
+    warp_factor: float = 0.0,
+    absent_classes: AbsentRule = "nan",
+    score_space: ScoreSpace = "original",
     crop: CropSpec | None = None,
     **spec_fields: Any,
 ) -> TaskSpec:
@@ -173,16 +258,21 @@ def parsing_task(
         reader: ``reader(root, split, skip_invalid=False) -> FaceDataset`` of raw items.
         label_flip: class permutation under a horizontal flip; None disables flip augmentation.
         face_scale: template scale for items carrying ``align_points``.
-        crop: the task's crop (default: :func:`parsing_crop` with ``face_scale``).
+        warp_factor: tanh warp of the aligned crop (0: none; the reference's LaPa: 0.8).
+        absent_classes: F1 of a class absent from the whole evaluated set: ``"nan"`` (the reference) or
+            ``"skip"`` (left out of the mean).
+        score_space: ``"original"`` (the reference: logits warped back to the original image) or ``"crop"``.
+        crop: the task's crop (default: :func:`parsing_crop` with ``face_scale`` and ``warp_factor``).
     """
-    crop = crop or parsing_crop(face_scale)
+    crop = crop or parsing_crop(face_scale, warp_factor=warp_factor)
     return TaskSpec(
         name=name, family="parsing", head="dense", output="segmentation", num_queries=len(label_names),
         input_size=input_size, label_names=tuple(label_names), loss_weight=loss_weight, crop=crop,
         primary_metric=spec_fields.pop("primary_metric", "f1"),
-        dataset=partial(build_dataset, reader),
+        dataset=partial(build_dataset, reader, check_item=LabelMapItem(len(label_names))),
         transforms=partial(ParsingTransform, crop=crop,
                            label_flip=tuple(label_flip) if label_flip is not None else None),
-        loss=parsing_loss, metrics=parsing_metrics,
+        loss=parsing_loss, metrics=partial(parsing_metrics, absent=absent_classes, space=score_space),
+        baseline=spec_fields.pop("baseline", parsing_baseline),
         **spec_fields,
     )

@@ -14,6 +14,7 @@ from torch import nn
 from faceptor_core.crop import CropSpec
 from faceptor_core.spec import TaskSpec
 
+from .baselines import verification_baseline
 from .common import DatasetFormatError, FaceDataset, Metric, as_tensor
 from .crop import FaceCropTransform, long_target
 from .readers.recognition import RecordIODataset, VerificationDataset
@@ -186,5 +187,6 @@ def recognition_task(
         transforms=partial(FaceCropTransform, target=long_target, randaugment=False, erasing=0.0, crop=crop),
         crop=crop,
         loss=partial(cosface_loss, scale=scale, margin=margin), metrics=verification_metrics,
+        baseline=spec_fields.pop("baseline", verification_baseline),
         extra=extra, **spec_fields,
     )

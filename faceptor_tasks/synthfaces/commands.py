@@ -10,7 +10,8 @@ from .preview import make_preview
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    root = export_dataset(args.format, Path(args.out), count=args.count, seed=args.seed, size=args.size)
+    root = export_dataset(args.format, Path(args.out), count=args.count, seed=args.seed, size=args.size,
+                          overwrite=args.overwrite)
     print(f"wrote {args.count} SynthFaces images in the {args.format} layout to {root}")
     return 0
 
@@ -30,6 +31,7 @@ def add_commands(sub) -> None:
     p.add_argument("--count", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=224)
+    p.add_argument("--overwrite", action="store_true", help="write into OUT even if it is not empty")
     p.set_defaults(func=cmd_export)
     p = ssub.add_parser("preview", help="a contact sheet of faces with landmarks and parsing overlaid")
     p.add_argument("out")

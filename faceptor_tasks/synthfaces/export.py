@@ -5,7 +5,7 @@ split, the rest from the test split, whose people are unseen) and returns the da
 
 - ``300w``: HRNet CSVs ``face_landmarks_300w_{train,valid,test}.csv`` (``valid`` = ``test``), images in
   ``images/``. Points and centres are written 1-based, as the HRNet CSVs hold them (the 300W reader
-  subtracts 1).
+  subtracts 2.0 by default, as the reference does; ``read_300w(..., offset=-1.0)`` recovers them exactly).
 - ``lapa``: ``{train,test}/{images,labels,landmarks}/NAME.{jpg,png,txt}``; labels are 11-class uint8 PNGs;
   landmark files hold SynthFaces' 68 points (``68`` then ``x y`` lines, 0-based), not LaPa's 106.
 - ``celeba``: ``img_align_celeba/``, ``list_attr_celeba.txt`` (40 attributes; the ones SynthFaces does not
@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from faceptor_core.errors import FaceptorError
 
 from .dataset import split_generator
 from .generator import SynthSample
@@ -127,13 +129,24 @@ EXPORTERS: dict[str, Callable[[Path, int, int, int], None]] = {
 }
 
 
-def export_dataset(fmt: str, out: Path, count: int = 64, seed: int = 0, size: int = 224) -> Path:
+class ExportTargetError(FaceptorError):
+    """The export's target folder already holds files."""
+
+
+def export_dataset(fmt: str, out: Path, count: int = 64, seed: int = 0, size: int = 224,
+                   overwrite: bool = False) -> Path:
     """Write ``count`` SynthFaces in the layout ``fmt`` (one of :data:`EXPORT_FORMATS`) under ``out``;
-    returns the dataset root to give the real reader."""
+    returns the dataset root to give the real reader. A non-empty ``out`` is refused (a real dataset's
+    annotation files could be there) unless ``overwrite``, which writes over same-named files."""
     key = fmt.lower().replace("-", "").replace("_", "")
     if key not in EXPORTERS:
         raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(EXPORT_FORMATS)}")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ExportTargetError(f"{out}: exists and is not a folder")
+    if not overwrite and out.is_dir() and any(out.iterdir()):
+        raise ExportTargetError(f"{out}: not empty; the export would write over its files (annotation lists "
+                                "included). Choose an empty folder or pass --overwrite")
     out.mkdir(parents=True, exist_ok=True)
     EXPORTERS[key](out, count, seed, size)
     return out

@@ -38,6 +38,7 @@ def read_celeba_attributes(root: str, split: str, skip_invalid: bool = False) ->
                                os.path.join(root, "data")) or root
     col = Collector(skip_invalid)
     groups: dict[str, int] = {}
+    seen: dict[str, int] = {}
     for lineno, line in enumerate(read_lines(part), start=1):
         fields = line.split()
         if not fields:
@@ -45,7 +46,11 @@ def read_celeba_attributes(root: str, split: str, skip_invalid: bool = False) ->
         with col.entry(part, lineno):
             if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
                 raise ValueError(f"expected 'image 0|1|2', got {line.strip()!r}")
+            if fields[0] in groups and groups[fields[0]] != int(fields[1]):
+                raise ValueError(f"{fields[0]} is already in group {groups[fields[0]]} (line "
+                                 f"{seen[fields[0]]}): an image in two splits")
             groups[fields[0]] = int(fields[1])
+            seen.setdefault(fields[0], lineno)
     lines = read_lines(attr)
     if len(lines) < 2 or tuple(lines[1].split()) != CELEBA_ATTRIBUTES:
         raise DatasetFormatError(attr, 2, "expected the 40 CelebA attribute names")

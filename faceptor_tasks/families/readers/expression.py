@@ -34,7 +34,7 @@ def read_rafdb(root: str, split: str, skip_invalid: bool = False, aligned: bool 
     """RAF-DB basic. Original: ``[basic/]EmoLabel/list_patition_label.txt`` ("train_00001.jpg k", k in 1..7)
     with images ``Image/aligned/<stem>_aligned.jpg`` (``aligned=False``: ``Image/original/<name>``).
     Prepared (reference): ``label.txt`` with the same lines and images in ``data/``. Splits: ``train``, ``test``
-    (by the name prefix). Label k maps to k - 1."""
+    (by the name prefix; a name with neither prefix is a malformed line). Label k maps to k - 1."""
     check_split(split, ("train", "test"), root)
     base = root if os.path.isdir(os.path.join(root, "EmoLabel")) or not os.path.isdir(os.path.join(root, "basic")) \
         else os.path.join(root, "basic")
@@ -54,7 +54,9 @@ def read_rafdb(root: str, split: str, skip_invalid: bool = False, aligned: bool 
             name, k = fields[0], int(fields[1])
             if not 1 <= k <= 7:
                 raise ValueError(f"label {k} not in 1..7")
-            if not name.startswith(split):
+            if not name.startswith(("train_", "test_")):
+                raise ValueError(f"image name {name!r} fits neither split (expected train_* or test_*)")
+            if not name.startswith(split + "_"):
                 continue
             if original is not None:
                 stem = os.path.splitext(name)[0]

@@ -105,13 +105,20 @@ W300_ALIASES = {"common": "valid_common", "challenge": "valid_challenge", "full"
 W300_RENAMES = {"ibug/image_092_01.jpg": "ibug/image_092 _01.jpg"}
 
 
-def read_300w(root: str, split: str, skip_invalid: bool = False, offset: float = -1.0) -> FaceDataset:
+#: What the reference adds to 300W coordinates (landmarks and box centres of the HRNet CSVs): -2.0.
+W300_REFERENCE_OFFSET = -2.0
+
+
+def read_300w(root: str, split: str, skip_invalid: bool = False,
+              offset: float = W300_REFERENCE_OFFSET) -> FaceDataset:
     """300W, 68 points. Prepared: ``face_landmarks_300w_{split}.csv`` (HRNet) with images under
     ``root/{data,images,.}``. Original: ``.pts`` next to the images in ``afw``, ``helen/{trainset,testset}``,
     ``lfpw/{trainset,testset}``, ``ibug`` (and ``300W/0{1_Indoor,2_Outdoor}`` for ``test``).
 
-    Splits: ``train``, ``valid`` (= full), ``valid_common``, ``valid_challenge``, ``test``. ``.pts`` values are
-    1-based (MATLAB), so ``offset=-1`` puts pixel centres at integers (the HRNet CSV holds the same values).
+    Splits: ``train``, ``valid`` (= full), ``valid_common``, ``valid_challenge``, ``test``. ``offset`` is added
+    to every coordinate (landmarks and box centre): -2.0 by default, as the Faceptor reference does to the CSV
+    values, so that weights trained by it see the same targets; the ``.pts`` files hold the same values as the
+    CSVs and get the same offset. (The values are 1-based, so -1.0 would put pixel centres at integers.)
     """
     split = W300_ALIASES.get(split, split)
     check_split(split, tuple(W300_FOLDERS), root)

@@ -75,13 +75,13 @@ class PartMasks(LazyTarget):
 
 
 class LabelFile(LazyTarget):
-    """A label map stored as one PNG."""
+    """A label map stored as one PNG (values checked against ``num_classes`` when given)."""
 
-    def __init__(self, path: str):
-        self.path = path
+    def __init__(self, path: str, num_classes: int | None = None):
+        self.path, self.num_classes = path, num_classes
 
     def load(self) -> np.ndarray:
-        return load_label_map(self.path)
+        return load_label_map(self.path, self.num_classes)
 
 
 CELEBA_GROUPS = {"train": (0,), "val": (1,), "test": (2,), "train_val": (0, 1), "trainval": (0, 1)}
@@ -114,6 +114,7 @@ def read_celebamask_hq(root: str, split: str, skip_invalid: bool = False) -> Par
         raise DatasetFormatError(mask_dir, 0, "part-mask folder not found")
     existing = {f for d in mask_dir.iterdir() if d.is_dir() for f in os.listdir(d)}
     groups = CELEBA_GROUPS[split]
+    part_group: dict[str, tuple[int, int]] = {}
     for lineno, line in enumerate(read_lines(partition), start=1):
         fields = line.split()
         if not fields:
@@ -122,6 +123,10 @@ def read_celebamask_hq(root: str, split: str, skip_invalid: bool = False) -> Par
             if len(fields) != 2:
                 raise ValueError(f"expected 'image group', got {line.strip()!r}")
             group = int(fields[1])
+            if fields[0] in part_group and part_group[fields[0]][0] != group:
+                raise ValueError(f"{fields[0]} is already in group {part_group[fields[0]][0]} (line "
+                                 f"{part_group[fields[0]][1]}): an image in two splits")
+            part_group.setdefault(fields[0], (group, lineno))
             if fields[0] not in orig_to_hq or group not in groups:
                 continue
             hq, map_line = orig_to_hq[fields[0]]
@@ -178,6 +183,6 @@ def read_lapa(root: str, split: str, skip_invalid: bool = False) -> ParsingDatas
                 if not label.is_file():
                     raise DatasetFormatError(label, 0, f"label map of {img.name} not found")
                 pts = read_lapa_landmarks(lm_path)
-                col.add(Sample(str(img), LabelFile(str(label)), (str(lm_path), 0),
+                col.add(Sample(str(img), LabelFile(str(label), len(LAPA_LABELS)), (str(lm_path), 0),
                                extra={"align_points": lapa_align_points(pts, lm_path)}))
     return ParsingDataset.from_collector(col, name=f"lapa/{split}")

@@ -7,6 +7,7 @@ from typing import Any
 
 from faceptor_core import TaskSpec
 from faceptor_core.crop import CropSpec
+from faceptor_tasks.families.baselines import mean_value_baseline
 from faceptor_tasks.families.common import build_dataset
 from faceptor_tasks.synth_tasks import SYNTH_CROP
 from faceptor_tasks.synthfaces.dataset import SynthFacesDataset
@@ -37,6 +38,7 @@ def gaze_task(name: str, dataset, description: str, crop: CropSpec, **fields: An
         name=name, family="gaze", head="attribute", output="regression", num_queries=2, input_size=112,
         label_names=GAZE_LABELS, primary_metric="angular_error", higher_is_better=False, crop=crop,
         dataset=dataset, transforms=partial(GazeTransform, crop=crop), loss=gaze_loss, metrics=gaze_metrics,
+        baseline=partial(mean_value_baseline, unit="rad (pitch, yaw)"),
         description=description, **fields,
     )
 

@@ -1,0 +1,110 @@
+"""The from-scratch specialist anchor: a torchvision ResNet-18 trained on ONE SynthFaces task.
+
+It sees the same images, in the same order and with the same transforms, as that task's stream in the demo
+(``TaskStream`` with the demo's seed), is trained with the task's own loss where the output shapes allow it, and
+is scored by the task's own metric on the same test split. Heads: expression (7 logits, cross-entropy), age
+(101 logits, DLDL-v2), attributes (logits, masked BCE), landmarks (coordinates regressed directly, mean point
+distance). Parsing and identity have no ResNet anchor here (a dense decoder / margin head would be a second
+model to tune, not an anchor).
+
+    python benchmarks/bench_specialist.py --task synth_expression --images 3200 [--batch 32] [--lr 1e-3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+import torchvision
+from torch import nn
+
+from faceptor_core.data.streams import TaskStream
+from faceptor_core.registry import default_registry
+from faceptor_core.train.evaluate import eval_dataset
+
+SUPPORTED = ("synth_expression", "synth_age", "synth_attributes", "synth_landmarks")
+
+
+def _outputs(spec) -> int:
+    if spec.output == "landmarks":
+        return spec.num_queries * 2
+    return spec.num_queries
+
+
+def _raw_to_metric_input(spec, raw: torch.Tensor, size: int) -> torch.Tensor:
+    """The tensor the task's metric scores, as Faceptor's decoding would produce it."""
+    from faceptor_core.model.decode import expected_age
+
+    if spec.output == "landmarks":
+        return raw.view(raw.shape[0], -1, 2).sigmoid() * size - 0.5  # the (x + 0.5) / W convention
+    if spec.output == "age_distribution":
+        return expected_age(raw)
+    if spec.output == "classification":
+        return raw.softmax(-1)
+    return raw.sigmoid()
+
+
+def _loss(spec, raw: torch.Tensor, target, loss_module: nn.Module) -> torch.Tensor:
+    if spec.output == "landmarks":  # target: pixels of the input; compare in normalised coordinates
+        pred = raw.view(raw.shape[0], -1, 2).sigmoid()
+        return (pred - (target + 0.5) / spec.input_size).norm(dim=-1).mean()
+    return loss_module(raw, target)
+
+
+def train_specialist(task: str, images: int, batch: int = 32, lr: float = 1e-3, seed: int = 0,
+                     device: str = "cpu", num_workers: int = 1, eval_limit: int = 500) -> dict:
+    spec = default_registry().get_task(task)
+    if task not in SUPPORTED:
+        raise SystemExit(f"no specialist head for {task}; choose one of {', '.join(SUPPORTED)}")
+    size = spec.input_size
+    torch.manual_seed(seed)
+    net = torchvision.models.resnet18(num_classes=_outputs(spec)).to(device)
+    loss_module = spec.loss(spec).to(device)
+    stream = TaskStream(spec.dataset(None, "train", transform=None), spec.transforms("train", size), batch, seed,
+                        task, num_workers)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.05)
+    steps = max(1, images // batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225], device=device).view(1, 3, 1, 1)
+    t0 = time.perf_counter()
+    net.train()
+    for _ in range(steps):
+        b = next(stream)
+        x = (b["image"].to(device).float() / (255.0 if b["image"].dtype == torch.uint8 else 1.0) - mean) / std
+        target = b["target"]
+        target = {k: v.to(device) for k, v in target.items()} if isinstance(target, dict) else target.to(device)
+        loss = _loss(spec, net(x), target, loss_module)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    train_s = time.perf_counter() - t0
+    net.eval()
+    metric = spec.metrics(spec)
+    ds = eval_dataset(spec, None, "test", size, eval_limit)
+    loader = torch.utils.data.DataLoader(ds, batch_size=64)
+    with torch.no_grad():
+        for b in loader:
+            x = (b["image"].to(device).float() / (255.0 if b["image"].dtype == torch.uint8 else 1.0) - mean) / std
+            metric.update(_raw_to_metric_input(spec, net(x), size).cpu(), b["target"], b.get("meta"))
+    return {"task": task, "images": steps * batch, "batch": batch, "lr": lr, "seed": seed,
+            "train_seconds": round(train_s, 1), "metrics": {k: float(v) for k, v in metric.compute().items()}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--task", required=True, choices=SUPPORTED)
+    ap.add_argument("--images", type=int, default=3200)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = ap.parse_args()
+    print(json.dumps(train_specialist(args.task, args.images, args.batch, args.lr, args.seed, args.device)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""Run many short trainings side by side (one process each) and collect their test metrics as JSON lines.
+
+Used to choose the demo's CPU recipe (docs/results.md, "Why the demo did not learn"). Each job is a dict:
+``{"kind": "faceptor", "name": ..., "overrides": {...demo config overrides...}, "tasks": [...] | null}`` or
+``{"kind": "specialist", "name": ..., "task": ..., "images": N, "batch": B, "lr": LR, "seed": S}``.
+
+    python benchmarks/learning_sweep.py jobs.json results.jsonl --parallel 6 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+
+def _merge(a: dict, b: dict) -> None:
+    for k, v in b.items():
+        if isinstance(v, dict) and isinstance(a.get(k), dict):
+            _merge(a[k], v)
+        else:
+            a[k] = v
+
+
+def run_faceptor(job: dict, out: Path, workers: int) -> dict:
+    """Train the demo configuration with ``job['overrides']`` and return its last evaluation."""
+    from faceptor_core.train.config import RunConfig
+    from faceptor_core.train.demo import demo_config
+    from faceptor_core.train.engine import Trainer
+
+    ov = dict(job.get("overrides", {}))
+    steps = ov.pop("steps", 400)
+    batch = ov.pop("batch", None)
+    d = demo_config(out, steps=steps).model_dump()
+    if job.get("tasks"):
+        d["tasks"] = [t for t in d["tasks"] if t["name"] in job["tasks"]]
+    if batch:
+        for t in d["tasks"]:
+            t["batch_size"] = batch * (2 if t["name"] == "synth_identity" else 1)
+    _merge(d, ov)
+    d.update(progress=False, eval_every=steps, checkpoint_every=10**9, num_workers=workers, output_dir=str(out))
+    shutil.rmtree(out, ignore_errors=True)
+    trainer = Trainer(RunConfig.model_validate(d))
+    t0 = time.perf_counter()
+    res = trainer.fit()
+    return {"seconds": round(time.perf_counter() - t0, 1), "device": str(trainer.device),
+            "parameters": trainer.model.num_parameters(), "results": res}
+
+
+def _child(job_json: str, workers: int) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    job = json.loads(job_json)
+    if job["kind"] == "faceptor":
+        with tempfile.TemporaryDirectory() as tmp:
+            rec = run_faceptor(job, Path(tmp) / "run", workers)
+    else:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from bench_specialist import train_specialist
+
+        rec = train_specialist(job["task"], job["images"], job.get("batch", 32), job.get("lr", 1e-3),
+                               job.get("seed", 0), "cuda" if torch.cuda.is_available() else "cpu", workers)
+    print("RESULT " + json.dumps({"job": job, **rec}), flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("jobs")
+    ap.add_argument("results")
+    ap.add_argument("--parallel", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        _child(args.child, args.workers)
+        return
+    jobs = json.loads(Path(args.jobs).read_text())
+
+    def one(job: dict) -> str:
+        cmd = [sys.executable, __file__, "-", "-", "--workers", str(args.workers), "--child", json.dumps(job)]
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        lines = [x for x in p.stdout.splitlines() if x.startswith("RESULT ")]
+        if not lines:
+            return json.dumps({"job": job, "error": p.stderr[-2000:]})
+        return lines[-1][len("RESULT "):]
+
+    with ThreadPoolExecutor(args.parallel) as pool, open(args.results, "a") as fh:
+        for line in pool.map(one, jobs):
+            fh.write(line + "\n")
+            fh.flush()
+            rec = json.loads(line)
+            summary = "ERROR" if "error" in rec else json.dumps(rec.get("results", rec.get("metrics")))[:400]
+            print(rec["job"].get("name"), summary, flush=True)
+
+
+if __name__ == "__main__":
+    main()
