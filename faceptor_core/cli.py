@@ -32,13 +32,22 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             status = 1
             print(f"{p.name}{where}: BROKEN: {p.error}")
         else:
-            print(f"{p.name}{where}: {len(p.tasks)} tasks: {', '.join(p.tasks)}")
+            dets = f"; detectors: {', '.join(p.detectors)}" if p.detectors else ""
+            print(f"{p.name}{where}: {len(p.tasks)} tasks: {', '.join(p.tasks)}{dets}")
     return status
+
+
+def cmd_detectors(args: argparse.Namespace) -> int:
+    reg = default_registry()
+    for d in reg.list_detectors():
+        print(f"{d.name} (plugin {reg.detector_owner(d.name)}; {d.license or 'licence not stated'}): {d.description}")
+    return 0
 
 
 COMMANDS = {
     "tasks": (cmd_tasks, "list the registered tasks"),
     "plugins": (cmd_plugins, "list plugins, their tasks, and broken plugins with their errors"),
+    "detectors": (cmd_detectors, "list the registered face detectors"),
 }
 
 
@@ -57,9 +66,10 @@ def _add_module_commands(sub) -> None:
     from faceptor_tasks.synthfaces import commands as synth_commands
 
     from .interop import commands as interop_commands
+    from .photo import commands as photo_commands
     from .train import commands as train_commands
 
-    for module in (train_commands, synth_commands, interop_commands):
+    for module in (train_commands, photo_commands, synth_commands, interop_commands):
         module.add_commands(sub)
 
 

@@ -1,4 +1,5 @@
-"""Hook specifications a Faceptor plugin implements.
+"""Hook specifications a Faceptor plugin implements: ``register_tasks`` and ``register_detectors`` (either or
+both).
 
 A plugin is a module (or object) with functions decorated by :data:`faceptor_core.hookimpl`, exposed
 through the ``faceptor`` entry-point group::
@@ -13,6 +14,7 @@ from collections.abc import Callable
 
 import pluggy
 
+from .detect import DetectorSpec
 from .spec import TaskSpec
 
 PROJECT = "faceptor"
@@ -23,3 +25,8 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 @hookspec
 def register_tasks(register: Callable[[TaskSpec], None]) -> None:
     """Register tasks by calling ``register(TaskSpec(...))`` once per task."""
+
+
+@hookspec
+def register_detectors(register: Callable[[DetectorSpec], None]) -> None:
+    """Register face detectors by calling ``register(DetectorSpec(...))`` once per detector."""

@@ -28,7 +28,7 @@ class LandmarkPrediction(Prediction):
 
 @dataclass(frozen=True)
 class ParsingPrediction(Prediction):
-    labels: torch.Tensor  # B x H x W int64 class index
+    labels: torch.Tensor | list[torch.Tensor]  # B x H x W int64 class index (a list for images of different sizes)
     label_names: tuple[str, ...] = ()
 
     def item(self, i: int) -> dict[str, Any]:

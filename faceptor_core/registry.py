@@ -1,4 +1,4 @@
-"""The task registry: a pluggy plugin manager plus the tasks its plugins registered.
+"""The task registry: a pluggy plugin manager plus the tasks and face detectors its plugins registered.
 
 Entry points in the ``faceptor`` group are loaded one by one, each in its own ``try``: a plugin that
 fails to import or to register is recorded with its error and every other plugin keeps working.
@@ -19,6 +19,7 @@ import pluggy
 from pydantic import ValidationError
 
 from . import hookspecs
+from .detect import DetectorError, DetectorSpec, as_detector
 from .errors import FaceptorError
 from .spec import TaskSpec
 
@@ -42,12 +43,26 @@ class TaskNotFoundError(FaceptorError, KeyError):
         return str(self.args[0])
 
 
-class DuplicateTaskError(FaceptorError, ValueError):
-    """Two plugins registered a task with the same name."""
+class DetectorNotFoundError(FaceptorError, KeyError):
+    """An unknown detector name; the message suggests close matches."""
 
-    def __init__(self, task: str, first: str, second: str):
+    def __init__(self, name: str, known: Iterable[str]):
+        known = sorted(known)
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        self.name, self.suggestions = name, close
+        super().__init__(f"unknown detector {name!r}.{hint} (registered: {', '.join(known) or 'none'})")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class DuplicateTaskError(FaceptorError, ValueError):
+    """Two plugins registered a task (or a detector) with the same name."""
+
+    def __init__(self, task: str, first: str, second: str, kind: str = "task"):
         self.task, self.plugins = task, (first, second)
-        super().__init__(f"task {task!r} is registered by both plugin {first!r} and plugin {second!r}")
+        super().__init__(f"{kind} {task!r} is registered by both plugin {first!r} and plugin {second!r}")
 
 
 class PluginRegistrationError(FaceptorError, ValueError):
@@ -63,6 +78,7 @@ class PluginInfo:
     distribution: str = ""
     version: str = ""
     tasks: list[str] = field(default_factory=list)
+    detectors: list[str] = field(default_factory=list)
     load_error: str | None = None
     register_error: str | None = None
     traceback: str | None = None
@@ -85,7 +101,7 @@ def _format_error(exc: BaseException) -> str:
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"]) or "(spec)"
             parts.append(f"field {loc!r}: {err['msg']}")
-        return f"invalid TaskSpec: {'; '.join(parts)}"
+        return f"invalid {exc.title}: {'; '.join(parts)}"
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -106,6 +122,10 @@ class TaskRegistry:
         self._tasks: dict[str, TaskSpec] = {}
         self._owner: dict[str, str] = {}
         self._conflicts: dict[str, list[DuplicateTaskError]] = {}
+        self._detectors: dict[str, DetectorSpec] = {}
+        self._detector_owner: dict[str, str] = {}
+        self._detector_conflicts: dict[str, list[DuplicateTaskError]] = {}
+        self._detector_cache: dict[tuple, Any] = {}
         self._dirty = True
 
     # -- plugins -------------------------------------------------------------------------------------
@@ -167,62 +187,74 @@ class TaskRegistry:
         self._ensure_entry_points()
         if not self._dirty:
             return
-        self._tasks.clear()
-        self._owner.clear()
-        self._conflicts.clear()
         for info in self._plugins.values():
-            info.tasks = []
+            info.tasks, info.detectors = [], []
             info.register_error = None
-        impls = self.pm.hook.register_tasks.get_hookimpls()
-        # built-in plugins first: a plugin that takes a built-in task's name is the one blamed
-        order = sorted(impls, key=lambda i: (not self._is_builtin(i.plugin_name), i.plugin_name))
-        for impl in order:
-            pname = impl.plugin_name
-            info = self._plugins.setdefault(pname, PluginInfo(name=pname))
-            pending: dict[str, TaskSpec] = {}
-            errors: list[str] = []
+        errors: dict[str, list[str]] = {}
+        self._tasks, self._owner, self._conflicts = self._run_hook("register_tasks", TaskSpec, "task", errors)
+        self._detectors, self._detector_owner, self._detector_conflicts = self._run_hook(
+            "register_detectors", DetectorSpec, "detector", errors)
+        self._detector_cache.clear()
+        for pname, errs in errors.items():
+            self._plugins[pname].register_error = "; ".join(errs) or None
+        for tname, pname in self._owner.items():
+            self._plugins[pname].tasks.append(tname)
+        for dname, pname in self._detector_owner.items():
+            self._plugins[pname].detectors.append(dname)
+        self._dirty = False
 
-            def register(
-                spec: TaskSpec | dict, _pname: str = pname, _pending: dict = pending, _errors: list = errors
-            ) -> None:
+    def _run_hook(self, hook: str, spec_cls: type, kind: str, errors: dict[str, list[str]]):
+        """Call every implementation of ``hook`` (built-in plugins first); returns ``(specs, owners, conflicts)``
+        by name. A plugin that takes a built-in's name is the one blamed; one that breaks is named in ``errors``
+        and what it registered before breaking is kept."""
+        specs: dict[str, Any] = {}
+        owners: dict[str, str] = {}
+        conflicts: dict[str, list[DuplicateTaskError]] = {}
+        impls = getattr(self.pm.hook, hook).get_hookimpls()
+        for impl in sorted(impls, key=lambda i: (not self._is_builtin(i.plugin_name), i.plugin_name)):
+            pname = impl.plugin_name
+            self._plugins.setdefault(pname, PluginInfo(name=pname))
+            errs = errors.setdefault(pname, [])
+            pending: dict[str, Any] = {}
+
+            def register(spec: Any, _pname: str = pname, _pending: dict = pending, _errs: list = errs) -> None:
                 if isinstance(spec, dict):
-                    spec = TaskSpec(**spec)
-                if not isinstance(spec, TaskSpec):
-                    raise PluginRegistrationError(f"register() takes a TaskSpec, got {type(spec).__name__}")
+                    spec = spec_cls(**spec)
+                if not isinstance(spec, spec_cls):
+                    raise PluginRegistrationError(f"register() takes a {spec_cls.__name__}, got {type(spec).__name__}")
                 if spec.name in _pending:
-                    _errors.append(f"task {spec.name!r} registered twice")
+                    _errs.append(f"{kind} {spec.name!r} registered twice")
                     return
-                owner = self._owner.get(spec.name)
+                owner = owners.get(spec.name)
                 if owner is not None and self._is_builtin(owner):
-                    _errors.append(f"task {spec.name!r} is a built-in task of plugin {owner!r}; "
-                                   "this plugin cannot register that name (the built-in is kept)")
+                    _errs.append(f"{kind} {spec.name!r} is a built-in {kind} of plugin {owner!r}; "
+                                 "this plugin cannot register that name (the built-in is kept)")
                     return
                 if owner is not None:
-                    # record the clash, keep going: the plugin's other tasks are not lost
-                    err = DuplicateTaskError(spec.name, owner, _pname)
-                    self._conflicts.setdefault(spec.name, []).append(err)
-                    _errors.append(str(err))
+                    # record the clash, keep going: the plugin's other registrations are not lost
+                    err = DuplicateTaskError(spec.name, owner, _pname, kind)
+                    conflicts.setdefault(spec.name, []).append(err)
+                    _errs.append(str(err))
                     return
                 _pending[spec.name] = spec
 
             try:
                 returned = impl.function(register=register)
                 if returned is not None:
-                    errors.append(f"register_tasks returned {type(returned).__name__} (it must call "
-                                  "register(spec) for each task and return None); the returned value is ignored")
+                    errs.append(f"{hook} returned {type(returned).__name__} (it must call register(spec) for each "
+                                f"{kind} and return None); the returned value is ignored")
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:  # report the plugin by name, keep the others
-                errors.append(f"failed to register tasks: {_format_error(exc)}")
-            info.register_error = "; ".join(errors) or None
-            # tasks registered before a failure stay: nothing is silently lost
-            for tname, spec in pending.items():
-                spec = spec.model_copy()  # the registry's own copy, marked with its plugin
-                spec._plugin = pname
-                self._tasks[tname] = spec
-                self._owner[tname] = pname
-                info.tasks.append(tname)
-        self._dirty = False
+                errs.append(f"failed to register {kind}s: {_format_error(exc)}")
+            # what was registered before a failure stays: nothing is silently lost
+            for name, spec in pending.items():
+                if isinstance(spec, TaskSpec):
+                    spec = spec.model_copy()  # the registry's own copy, marked with its plugin
+                    spec._plugin = pname
+                specs[name] = spec
+                owners[name] = pname
+        return specs, owners, conflicts
 
     def _is_builtin(self, plugin_name: str) -> bool:
         info = self._plugins.get(plugin_name)
@@ -254,6 +286,41 @@ class TaskRegistry:
         except KeyError:
             raise TaskNotFoundError(name, self._tasks) from None
 
+    def list_detectors(self) -> list[DetectorSpec]:
+        """Every usable detector, sorted by name."""
+        self._collect()
+        return [self._detectors[n] for n in sorted(self._detectors) if n not in self._detector_conflicts]
+
+    def detector_owner(self, name: str) -> str:
+        self.get_detector_spec(name)
+        return self._detector_owner[name]
+
+    def get_detector_spec(self, name: str) -> DetectorSpec:
+        """The declaration of detector ``name``; :class:`DetectorNotFoundError` with suggestions when unknown."""
+        self._collect()
+        if name in self._detector_conflicts:
+            raise self._detector_conflicts[name][0]
+        try:
+            return self._detectors[name]
+        except KeyError:
+            raise DetectorNotFoundError(name, self._detectors) from None
+
+    def detector(self, name: str, **options: Any) -> Any:
+        """A ready detector (made once per name and options, then reused); a factory that fails is reported
+        with the detector's and the plugin's names."""
+        spec = self.get_detector_spec(name)
+        key = (name, tuple(sorted(options.items())))
+        if key not in self._detector_cache:
+            try:
+                obj = spec.factory(**options)
+            except DetectorError:
+                raise
+            except Exception as exc:
+                raise DetectorError(f"detector {name!r} (plugin {self._detector_owner[name]!r}) cannot be loaded: "
+                                    f"{type(exc).__name__}: {exc}") from exc
+            self._detector_cache[key] = as_detector(obj, name)
+        return self._detector_cache[key]
+
 
 _default: TaskRegistry | None = None
 
@@ -280,6 +347,11 @@ def list_tasks() -> list[TaskSpec]:
 def get_task(name: str) -> TaskSpec:
     """The task called ``name``; :class:`TaskNotFoundError` with suggestions when unknown."""
     return default_registry().get_task(name)
+
+
+def list_detectors() -> list[DetectorSpec]:
+    """All registered face detectors, sorted by name."""
+    return default_registry().list_detectors()
 
 
 def list_plugins() -> list[PluginInfo]:

@@ -13,6 +13,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from .crop import CropSpec
+
 HeadType = Literal["dense", "attribute", "identity"]
 OutputKind = Literal[
     "landmarks",  # dense: heatmap per point, soft-argmax to coordinates
@@ -85,6 +87,9 @@ class TaskSpec(BaseModel):
     A metric whose class sets ``takes_raw_output = True`` is fed the raw head output (e.g. logits, so that it
     can apply the reference's own tie rule or geometry) instead of the decoded prediction; ``decode`` is then
     not used by evaluation.
+
+    ``crop`` declares how a face is cut from a photo for this task (:class:`~faceptor_core.crop.CropSpec`):
+    the training transforms crop with it and :func:`faceptor_core.analyze` crops faces in photos with it.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", frozen=True)
@@ -102,6 +107,7 @@ class TaskSpec(BaseModel):
     num_identities: int = Field(default=0, ge=0, description="Training classes (identity tasks).")
     label_names: tuple[str, ...] = ()
     flip_permutation: tuple[int, ...] | None = None
+    crop: CropSpec = Field(default_factory=CropSpec, description="How a face is cropped for this task.")
     loss_weight: float = Field(default=1.0, gt=0)
     primary_metric: str = ""
     higher_is_better: bool = True
@@ -140,6 +146,7 @@ class TaskSpec(BaseModel):
             embedding_dim=self.embedding_dim,
             label_names=self.label_names,
             flip_permutation=self.flip_permutation,
+            crop=self.crop,
         )
 
 
@@ -158,6 +165,9 @@ class TaskHead(BaseModel):
     embedding_dim: int = Field(default=512, ge=1, le=MAX_EMBEDDING_DIM)
     label_names: tuple[str, ...] = ()
     flip_permutation: tuple[int, ...] | None = None
+    #: The task's face crop (None in manifests written before crops were declared: then the registered
+    #: task's crop is used, else the default).
+    crop: CropSpec | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> TaskHead:

@@ -6,7 +6,8 @@
     test_contract = task_contract_tests(["gaze_synth"])
 
 Each task is checked for: a valid spec, well-formed raw and transformed dataset items that collate,
-forward / predict shapes on a tiny model, a finite and differentiable loss, metrics that compute finite
+evaluation crops made with the spec's declared ``crop`` (what photo inference cuts), forward / predict shapes
+on a tiny model, a finite and differentiable loss, metrics that compute finite
 values (including the primary metric), and an exact save / load round trip.
 """
 
@@ -82,6 +83,30 @@ def check_dataset(spec: TaskSpec, root: str | None, tmp: Path) -> None:
         _fail(spec, "dataset", "transformed images must lie in [0, 1] (the model normalises)")
 
 
+def check_crop(spec: TaskSpec, root: str | None, tmp: Path) -> None:
+    """The evaluation transform crops with ``spec.crop``: given five points (and a box), its
+    ``meta["affine"]`` is the crop :func:`faceptor_core.analyze` computes for the same face."""
+    ds = spec.dataset(root, "train", transform=None)
+    item = dict(ds[0])
+    h, w = item["image"].shape[:2]
+    pts = np.array([[0.38, 0.42], [0.62, 0.41], [0.5, 0.55], [0.41, 0.7], [0.6, 0.69]]) * [w, h]
+    box = np.array([0.2 * w, 0.2 * h, 0.8 * w, 0.85 * h])
+    item.update(align_points=pts.astype(np.float32), box=box.astype(np.float32))
+    size = _tiny_size(spec)
+    out = spec.transforms("test", size)(item)
+    affine = (out.get("meta") or {}).get("affine") if isinstance(out, Mapping) else None
+    if affine is None:
+        _fail(spec, "crop", "transformed items must record meta['affine'] (original pixels -> crop pixels)")
+    want = spec.crop.matrix(size, points=pts, box=box, image_hw=(h, w))
+    if not np.allclose(np.asarray(affine, np.float64), want, atol=1e-3):
+        _fail(spec, "crop", f"the evaluation crop is not the spec's crop ({spec.crop.method} method): the transform "
+                            "must crop with spec.crop.matrix (faceptor_tasks.families.crop.item_crop_matrix)")
+    factor = float(np.asarray(out["meta"].get("warp_factor", 0.0)))
+    if abs(factor - spec.crop.warp_factor) > 1e-9:
+        _fail(spec, "crop", f"the evaluation crop's tanh warp is {factor:g}, the spec's crop declares "
+                            f"{spec.crop.warp_factor:g}")
+
+
 def _model(spec: TaskSpec, registry: TaskRegistry | None):
     torch.manual_seed(0)
     return build([spec], encoder="vit_t16", input_sizes=_tiny_size(spec), decoder=TINY, registry=registry)
@@ -142,7 +167,7 @@ def check_save_load(spec: TaskSpec, root: str | None, tmp: Path, registry: TaskR
 
 
 CHECKS: dict[str, Callable] = {
-    "spec": check_spec, "dataset": check_dataset, "forward": check_forward, "loss": check_loss,
+    "spec": check_spec, "dataset": check_dataset, "crop": check_crop, "forward": check_forward, "loss": check_loss,
     "metrics": check_metrics, "save_load": check_save_load,
 }
 
@@ -156,7 +181,7 @@ def run_contract(task: str | TaskSpec, root: str | None = None, tmp: Path | None
     with tempfile.TemporaryDirectory() as d:
         for name in checks:
             fn = CHECKS[name]
-            if name in ("spec", "dataset"):
+            if name in ("spec", "dataset", "crop"):
                 fn(spec, root, Path(tmp or d))
             else:
                 fn(spec, root, Path(tmp or d), registry)

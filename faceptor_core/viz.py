@@ -126,3 +126,97 @@ def plot_curves(series: Mapping[str, Sequence[tuple[float, float]]], title: str 
         d.rectangle([width - right + 10, top + 14 * k + 3, width - right + 20, top + 14 * k + 11], fill=colour)
         d.text((width - right + 24, top + 14 * k), name[:22], fill=(0, 0, 0))
     return img
+
+
+def _text_width(d: ImageDraw.ImageDraw, text: str) -> int:
+    left, _, right, _ = d.textbbox((0, 0), text)
+    return right - left
+
+
+def face_lines(face, names: Sequence[str] | None = None) -> list[str]:
+    """Text lines describing one analysed face (values with their units)."""
+    from .photo import results as R
+
+    head = f"#{face.index + 1}"
+    if face.score is not None:
+        head += f"  score {face.score:.2f}"
+    if face.flags:
+        head += "  [" + ", ".join(face.flags) + "]"
+    lines = [head]
+    for name, r in face.tasks.items():
+        if names is not None and name not in names:
+            continue
+        if isinstance(r, R.AgeResult):
+            lines.append(f"  {name}: {r.age:.1f} years")
+        elif isinstance(r, R.ClassificationResult):
+            lines.append(f"  {name}: {r.label} (p={r.probabilities[r.label]:.2f})")
+        elif isinstance(r, R.MultilabelResult):
+            lines.append(f"  {name}: {', '.join(r.positive[:5]) or '-'}{' ...' if len(r.positive) > 5 else ''}")
+        elif isinstance(r, R.RegressionResult):
+            lines.append(f"  {name}: " + ", ".join(f"{k}={v:.3g}" for k, v in list(r.values.items())[:4]))
+        elif isinstance(r, R.LandmarksResult):
+            lines.append(f"  {name}: {len(r.points)} points (px)")
+        elif isinstance(r, R.ParsingResult):
+            lines.append(f"  {name}: {sum(r.class_pixels().values())} face px")
+        elif isinstance(r, R.EmbeddingResult):
+            lines.append(f"  {name}: {r.embedding.shape[-1]}-d embedding")
+    return lines
+
+
+def photo_overlay(image: np.ndarray, result, max_side: int = 2048) -> Image.Image:
+    """An analysed photo: parsing colours (first parsing task), every face's box with its number, its five
+    points and landmarks, then a panel with each face's values (with units) and the parsing legend."""
+    from .photo import results as R
+
+    h, w = image.shape[:2]
+    canvas = image
+    parsing_task = next(iter(result.parsing), None)
+    if parsing_task is not None:
+        pm = result.parsing[parsing_task]
+        canvas = overlay_parsing(image, pm.labels, max(len(pm.label_names), int(pm.labels.max()) + 1))
+    img = Image.fromarray(canvas)
+    scale = min(max_side / max(h, w), max(1.0, 256 / max(h, w)))
+    if scale != 1:
+        img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))),
+                         Image.NEAREST if scale > 1 else Image.BILINEAR)
+    d = ImageDraw.Draw(img)
+    colours = palette(len(result.faces) + 2)[2:]
+    lw = max(1, round(min(img.size) / 300))
+    for f in result.faces:
+        c = tuple(int(v) for v in colours[f.index % len(colours)])
+        x1, y1, x2, y2 = ((np.asarray(f.box) + 0.5) * scale).tolist()
+        d.rectangle([x1, y1, x2, y2], outline=c, width=lw)
+        label = f"{f.index + 1}"
+        tw = _text_width(d, label)
+        d.rectangle([x1, y1 - 12, x1 + tw + 4, y1], fill=c)
+        d.text((x1 + 2, y1 - 12), label, fill=(0, 0, 0))
+        for r in f.tasks.values():
+            if isinstance(r, R.LandmarksResult):
+                draw_landmarks(img, (r.points + 0.5) * scale - 0.5, colour=(0, 255, 0),
+                               radius=max(1.0, (x2 - x1) / 120))
+        if f.points is not None:
+            draw_landmarks(img, (f.points + 0.5) * scale - 0.5, colour=c, radius=max(1.5, (x2 - x1) / 60))
+    lines = [f"{result.name}: {len(result.faces)} face(s)" if result.faces else f"{result.name}: no face found"]
+    for f in result.faces:
+        lines += face_lines(f)
+    legend: list[tuple[tuple[int, int, int], str]] = []
+    if parsing_task is not None:
+        pm = result.parsing[parsing_task]
+        cols = palette(max(len(pm.label_names), 2))
+        legend = [(tuple(int(v) for v in cols[k]), n) for k, n in enumerate(pm.label_names) if k > 0]
+        lines.append(f"{parsing_task} classes:")
+    width = max([img.width, 260] + [_text_width(d, t) + 8 for t in lines])
+    height = img.height + 14 * len(lines) + 14 * ((len(legend) + 2) // 3) + 8
+    card = Image.new("RGB", (width, height), "white")
+    card.paste(img, (0, 0))
+    cd = ImageDraw.Draw(card)
+    y = img.height + 4
+    for t in lines:
+        cd.text((4, y), t, fill=(0, 0, 0))
+        y += 14
+    col_w = max(86, width // 3)
+    for k, (c, n) in enumerate(legend):
+        x, yy = 4 + (k % 3) * col_w, y + 14 * (k // 3)
+        cd.rectangle([x, yy + 2, x + 9, yy + 11], fill=c)
+        cd.text((x + 13, yy), n, fill=(0, 0, 0))
+    return card

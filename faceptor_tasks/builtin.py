@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from faceptor_core.crop import CropSpec
 from faceptor_core.spec import TaskSpec
 
 from .families.age import age_task
 from .families.attributes import attribute_task
 from .families.expression import expression_task
-from .families.landmarks import BOX_NORM, DIAG_NORM, inter_points, landmark_task, permutation_from_pairs
-from .families.parsing import parsing_task
+from .families.landmarks import (
+    BOX_NORM,
+    DIAG_NORM,
+    inter_points,
+    landmark_crop,
+    landmark_task,
+    permutation_from_pairs,
+)
+from .families.parsing import parsing_crop, parsing_task
 from .families.readers.age import read_morph2, read_utkface
 from .families.readers.attributes import CELEBA_ATTRIBUTES, read_celeba_attributes
 from .families.readers.expression import EXPRESSIONS as _EXPRESSIONS
@@ -16,6 +24,10 @@ from .families.readers.expression import read_affectnet, read_ferplus, read_rafd
 from .families.readers.landmarks import WFLW_SPLITS, read_300w, read_aflw19, read_cofw, read_wflw
 from .families.readers.parsing import CELEBAMASK_LABELS, LAPA_LABELS, read_celebamask_hq, read_lapa
 from .families.recognition import VERIFICATION_SETS, recognition_task
+from .families.templates import CELEBA_ALIGN_CROP, CELEBA_HQ_CROP
+
+#: 112-px datasets whose prepared crops the reference does not document: FaRL's template is assumed.
+ASSUMED_CROP = CropSpec(source="not documented by the reference: FaRL's 5-point template (512-px frame) assumed")
 
 # Landmark flip permutation of the iBUG 300-W 68-point layout (0-based).
 FLIP_68 = (
@@ -95,6 +107,8 @@ def _declarations() -> list[TaskSpec]:
         # -- landmarks -----------------------------------------------------------------------------------
         landmark_task(
             "landmarks_300w", 68, FLIP_68, reader=read_300w, loss_weight=1000.0,
+            crop=landmark_crop(0.8, "300W face boxes (HRNet CSV: side 200 x scale; .pts: the points' extent), "
+                                    "squared, filling 0.8 of the crop"),
             norms={"inter_ocular": inter_points(36, 45),
                    "inter_pupil": inter_points(range(36, 42), range(42, 48))},
             description="300W, 68 points (HRNet CSV layout).",
@@ -102,17 +116,20 @@ def _declarations() -> list[TaskSpec]:
         ),
         landmark_task(
             "landmarks_wflw", 98, FLIP_98, reader=read_wflw, loss_weight=1000.0,
+            crop=landmark_crop(0.8, "WFLW face rectangles (HRNet CSV: side 200 x scale), squared, filling 0.8"),
             norms={"inter_ocular": inter_points(60, 72), "inter_pupil": inter_points(96, 97)},
             auc=(("inter_ocular", 0.1),), description="WFLW, 98 points.", extra={"splits": WFLW_SPLITS},
         ),
         landmark_task(
             "landmarks_cofw", 29, FLIP_29, reader=read_cofw, loss_weight=1000.0,
+            crop=landmark_crop(0.8, "COFW: the 29 points' extent, squared, filling 0.8 of the crop"),
             norms={"inter_ocular": inter_points(8, 9)}, auc=(("inter_ocular", 0.1),),
             description="COFW, 29 points (COFW_{train,test}_color.mat).", extra={"splits": ("train", "test")},
         ),
         landmark_task(
-            "landmarks_aflw19", 19, FLIP_19, reader=read_aflw19, loss_weight=1000.0, face_scale=1.0,
-            square_box=False,
+            "landmarks_aflw19", 19, FLIP_19, reader=read_aflw19, loss_weight=1000.0,
+            crop=landmark_crop(1.0, "AFLW-19 face boxes (bbox of AFLWinfo_release.mat), stretched onto the crop "
+                                    "(the reference's AFLW-19 crop), filling it", square=False),
             norms={"diag": DIAG_NORM, "box": BOX_NORM, "inter_ocular": inter_points(6, 11),
                    "inter_pupil": inter_points(7, 10)},
             auc=(("box", 0.07),), description="AFLW-19, 19 points (AFLWinfo_release.mat).",
@@ -121,29 +138,34 @@ def _declarations() -> list[TaskSpec]:
         # -- parsing -------------------------------------------------------------------------------------
         parsing_task(
             "parsing_celebamask_hq", CELEBAMASK_LABELS, reader=read_celebamask_hq, loss_weight=100.0,
+            crop=CELEBA_HQ_CROP,
             description="CelebAMask-HQ, 19 classes.", extra={"splits": ("train", "val", "test", "train_val")},
         ),
         parsing_task(
-            "parsing_lapa", LAPA_LABELS, reader=read_lapa, loss_weight=100.0, warp_factor=LAPA_WARP_FACTOR,
+            "parsing_lapa", LAPA_LABELS, reader=read_lapa, loss_weight=100.0,
+            crop=parsing_crop(1.0, "LaPa: the reader's five points aligned to FaRL's template at 512 px, then "
+                                   f"FaRL's tanh warp ({LAPA_WARP_FACTOR})", warp_factor=LAPA_WARP_FACTOR),
             description="LaPa, 11 classes (crops aligned on 5 landmarks, tanh-warped; scored in the original image).",
             extra={"splits": ("train", "val", "test", "train_val")},
         ),
         # -- age -----------------------------------------------------------------------------------------
         age_task("age_morph2", reader=read_morph2, loss_weight=6.0, description="MORPH II, ages 0..100.",
-                 extra={"splits": ("train", "test")}),
+                 crop=ASSUMED_CROP, extra={"splits": ("train", "test")}),
         age_task("age_utkface", reader=read_utkface, loss_weight=1.5, description="UTKFace, ages 0..100.",
-                 extra={"splits": ("train", "test", "all")}),
+                 crop=ASSUMED_CROP, extra={"splits": ("train", "test", "all")}),
         # -- expression ----------------------------------------------------------------------------------
-        expression_task("expression_rafdb", reader=read_rafdb, loss_weight=1.0,
+        expression_task("expression_rafdb", reader=read_rafdb, loss_weight=1.0, crop=ASSUMED_CROP,
                         description="RAF-DB basic, 7 expressions.", extra={"splits": ("train", "test")}),
         expression_task("expression_affectnet", reader=read_affectnet, loss_weight=4.0,
+                        crop=CropSpec(method="box", source="AffectNet's face boxes, squared, filling the crop"),
                         description="AffectNet, 7 expressions (contempt excluded).",
                         extra={"splits": ("train", "val", "test")}),
-        expression_task("expression_ferplus", reader=read_ferplus, loss_weight=1.0,
+        expression_task("expression_ferplus", reader=read_ferplus, loss_weight=1.0, crop=ASSUMED_CROP,
                         description="FERPlus (majority vote), 7 expressions.",
                         extra={"splits": ("train", "val", "test", "train_val")}),
         # -- attributes ----------------------------------------------------------------------------------
         attribute_task("attributes_celeba", CELEBA_ATTRIBUTES, reader=read_celeba_attributes, loss_weight=2.0,
+                       crop=CELEBA_ALIGN_CROP,
                        description="CelebA, 40 binary attributes.",
                        extra={"splits": ("train", "val", "test", "trainval")}),
         # -- recognition ---------------------------------------------------------------------------------

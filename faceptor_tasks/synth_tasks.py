@@ -9,11 +9,14 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
+import numpy as np
+
+from faceptor_core.crop import CropSpec
 from faceptor_core.spec import TaskSpec
 
 from .builtin import FLIP_68
 from .families import age_task, attribute_task, expression_task, inter_points, landmark_task, parsing_task
-from .families.landmarks import landmark_loss
+from .families.landmarks import landmark_crop, landmark_loss
 from .families.recognition import recognition_task
 from .synthfaces.dataset import TRAIN_IDENTITIES, SynthFacesDataset, synth_verification_pairs
 from .synthfaces.labels import LAPA_CLASSES, SYNTH_ATTRIBUTES
@@ -27,10 +30,26 @@ VERIFICATION_PAIRS = 600
 #: (measured: no progress in 200 steps), so the synthetic task weights the BCE 0.01 and uses a 12-px radius
 #: (at 128 px; 2.6 px on the 28-px heatmaps of 112-px inputs). The real landmark tasks keep the reference's loss.
 SYNTH_LANDMARK_LOSS = partial(landmark_loss, radius=12.0, heatmap_weight=0.01)
+#: Mean eye centres, nose tip and mouth corners of 4,000 SynthFaces training images at 112 px
+#: (``mean_five_points(4000)``; their spread is about 4-7 px): where the training images put the face, so the
+#: crop that the whole-image training resize gives an average face.
+SYNTH_POINTS_112 = ((42.312, 50.4), (68.699, 50.375), (55.492, 62.905), (45.523, 72.225), (65.501, 72.2))
+SYNTH_CROP = CropSpec(template=SYNTH_POINTS_112, frame=(112.0, 112.0),
+                      source="SynthFaces: the mean five points of its 112-px training images")
+SYNTH_LANDMARK_CROP = landmark_crop(0.8, "SynthFaces: the 68 points' extent, squared, filling 0.8 of the crop")
 #: synth_parsing uses absent_classes="skip": a class absent from both the labels and the predictions of a (small)
 #: evaluated set is left out of the mean F1, so that smoke evaluations of a few images stay finite. The real
 #: parsing datasets keep the reference's rule (the mean F1 is then NaN).
 NOTE = "SynthFaces (generated; a smoke dataset: scores say the machinery works, not how a model does on faces)."
+
+
+def mean_five_points(count: int, size: int = SIZE, split: str = "train") -> np.ndarray:
+    """Mean five points (eye centres, nose tip, mouth corners) of the first ``count`` images of a split."""
+    from .synthfaces.dataset import split_generator
+    from .synthfaces.labels import five_points
+
+    gen, offset = split_generator(split, size)
+    return np.mean([five_points(gen.landmarks(offset + i)) for i in range(count)], axis=0)
 
 
 def _unused_reader(*args: Any, **kw: Any):  # the families' factories take a reader; SynthFaces replaces it
@@ -82,15 +101,17 @@ def _on_synth(spec: TaskSpec, target: str) -> TaskSpec:
 def synth_tasks() -> list[TaskSpec]:
     return [
         _on_synth(landmark_task("synth_landmarks", 68, FLIP_68, reader=_unused_reader, input_size=SIZE,
-                                norms={"inter_ocular": inter_points(36, 45)}, auc=[("inter_ocular", 0.1)]),
+                                crop=SYNTH_LANDMARK_CROP, norms={"inter_ocular": inter_points(36, 45)},
+                                auc=[("inter_ocular", 0.1)]),
                   "landmarks").model_copy(update={"loss": SYNTH_LANDMARK_LOSS}),
         _on_synth(parsing_task("synth_parsing", LAPA_CLASSES, reader=_unused_reader, input_size=SIZE,
-                               label_flip=LAPA_FLIP, absent_classes="skip"), "parsing"),
-        _on_synth(age_task("synth_age", reader=_unused_reader, input_size=SIZE), "age"),
-        _on_synth(expression_task("synth_expression", reader=_unused_reader, input_size=SIZE), "expression"),
-        _on_synth(attribute_task("synth_attributes", SYNTH_ATTRIBUTES, reader=_unused_reader, input_size=SIZE),
-                  "attributes"),
+                               label_flip=LAPA_FLIP, absent_classes="skip", crop=SYNTH_CROP), "parsing"),
+        _on_synth(age_task("synth_age", reader=_unused_reader, input_size=SIZE, crop=SYNTH_CROP), "age"),
+        _on_synth(expression_task("synth_expression", reader=_unused_reader, input_size=SIZE, crop=SYNTH_CROP),
+                  "expression"),
+        _on_synth(attribute_task("synth_attributes", SYNTH_ATTRIBUTES, reader=_unused_reader, input_size=SIZE,
+                                 crop=SYNTH_CROP), "attributes"),
         _on_synth(recognition_task("synth_identity", TRAIN_IDENTITIES, reader=_unused_reader, input_size=SIZE,
-                                   verification=("synth_pairs",), embedding_dim=512), "identity").model_copy(
-            update={"dataset": synth_identity_dataset}),
+                                   verification=("synth_pairs",), embedding_dim=512, crop=SYNTH_CROP),
+                  "identity").model_copy(update={"dataset": synth_identity_dataset}),
     ]

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+
+# The example plugin of this checkout, not another checkout's copy installed in editable mode (its entry point
+# names the module; sys.path is searched before the editable-install finders; appended, not prepended, so that
+# the plugin's own tests/ package does not shadow this one).
+_PLUGIN = str(Path(__file__).resolve().parents[1] / "plugins_example" / "faceptor-task-gaze")
+if _PLUGIN not in sys.path:
+    sys.path.append(_PLUGIN)
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 torch.set_num_threads(min(2, torch.get_num_threads()))

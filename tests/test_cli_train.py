@@ -53,20 +53,22 @@ def test_eval_prints_and_writes_metrics(trained, tmp_path, capsys):
     assert any(x.split()[:1] == ["accuracy"] and "baseline" in x for x in text.splitlines())
 
 
-def test_predict_writes_json_and_overlay_and_names_bad_files(trained, tmp_path, capsys):
+def test_predict_on_crops_writes_json_and_overlay_and_names_bad_files(trained, tmp_path, capsys):
     img = tmp_path / "face.png"
     Image.fromarray((np.random.default_rng(0).random((60, 50, 3)) * 255).astype(np.uint8)).save(img)
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8 not really a jpeg")
     out = tmp_path / "pred"
     ckpt = str(trained / "run" / "checkpoints" / "last")
-    assert main(["predict", str(img), str(bad), "--checkpoint", ckpt, "--out", str(out)]) == 1
+    assert main(["predict", str(img), str(bad), "--checkpoint", ckpt, "--out", str(out), "--no-detect"]) == 1
     assert "broken.jpg: cannot decode image" in capsys.readouterr().err
     record = json.loads((out / "face.json").read_text())
-    assert len(record["tasks"]["synth_landmarks"]["landmarks"]) == 68
-    assert record["tasks"]["synth_expression"]["label"] in {
+    [face] = record["faces"]
+    assert face["source"] == "whole_image" and face["box"] == [-0.5, -0.5, 49.5, 59.5]
+    assert len(face["tasks"]["synth_landmarks"]["points"]) == 68
+    assert face["tasks"]["synth_expression"]["label"] in {
         "surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral"}
-    with Image.open(out / "face.png") as im:
+    with Image.open(out / "face.overlay.png") as im:
         assert im.width >= 200
 
 

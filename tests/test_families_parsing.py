@@ -15,7 +15,7 @@ from torch.utils.data import default_collate
 
 from faceptor_tasks.builtin import builtin_tasks
 from faceptor_tasks.families.common import DatasetFormatError
-from faceptor_tasks.families.geometry import FACE_TEMPLATE_5, apply_affine
+from faceptor_tasks.families.geometry import FACE_TEMPLATE_5, apply_affine, face_align_matrix, resize_matrix
 from faceptor_tasks.families.parsing import ParsingF1, ParsingLoss, ParsingTransform
 from faceptor_tasks.families.readers.parsing import (
     CELEBAMASK_FLIP,
@@ -112,9 +112,14 @@ def test_lapa_reader_and_alignment(tmp_path: Path) -> None:
     mapped = apply_affine(item["align_points"], out["meta"]["affine"])
     assert out["target"].dtype == torch.int64 and out["target"].shape == (64, 64)
     assert np.isfinite(mapped).all() and mapped.shape == (5, 2)
-    template = (FACE_TEMPLATE_5 + 1) * 63 / 2
+    # the template lives in a 512-px frame (FaRL's: [-1, 1] onto the centres of pixels 0 and 511), resized to
+    # the input as a whole image is
+    template = apply_affine((FACE_TEMPLATE_5 + 1) * 511 / 2, resize_matrix(512, 512, 64))
     same = ParsingTransform("test", 64)({**item, "align_points": (template - 31.5) / 2 + 20})
     np.testing.assert_allclose(apply_affine((template - 31.5) / 2 + 20, same["meta"]["affine"]), template, atol=1e-6)
+    # at FaRL's 512 px the crop is FaRL's alignment exactly
+    at512 = ParsingTransform("test", 512)(item)["meta"]["affine"]
+    np.testing.assert_allclose(at512, face_align_matrix(item["align_points"], 512), atol=1e-5)
 
 
 def test_lapa_errors_name_files(tmp_path: Path) -> None:

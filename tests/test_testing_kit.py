@@ -36,3 +36,12 @@ def test_out_of_range_images_are_caught(registry, tmp_path):
         lambda item: {**base.transforms(split, size)(item), "image": torch.full((3, size, size), 255.0)})})
     with pytest.raises(ContractError, match=r"dataset: transformed images must lie in \[0, 1\]"):
         run_contract(bad, registry=registry, tmp=tmp_path, checks=["dataset"])
+
+
+def test_a_transform_that_ignores_the_declared_crop_is_caught(registry, tmp_path):
+    """Photo inference cuts faces with spec.crop; a transform that crops otherwise would train on other crops."""
+    from faceptor_core import CropSpec
+
+    spec = toy_specs()[0].model_copy(update={"crop": CropSpec(method="box", box_scale=0.8)})
+    with pytest.raises(ContractError, match=r"'toy_channel', crop: the evaluation crop is not the spec's crop"):
+        run_contract(spec, registry=registry, tmp=tmp_path, checks=["crop"])

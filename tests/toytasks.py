@@ -8,7 +8,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from faceptor_core import TaskSpec, hookimpl
+from faceptor_core import CropSpec, TaskSpec, hookimpl
+from faceptor_core.geometry import warp_image
 
 
 class ColourDataset(Dataset):
@@ -28,15 +29,19 @@ class ColourDataset(Dataset):
 
 
 class ToTensor:
-    def __init__(self, key: str):
-        self.key = key
+    """Crop (the spec's default crop: the whole image here, as the items have no points or box), then tensor."""
+
+    def __init__(self, key: str, size: int = 32):
+        self.key, self.size, self.crop = key, size, CropSpec()
 
     def __call__(self, item):
-        img = torch.from_numpy(item["image"]).permute(2, 0, 1).float() / 255
+        m = self.crop.matrix(self.size, points=item.get("align_points"), box=item.get("box"),
+                             image_hw=item["image"].shape[:2])
+        img = torch.from_numpy(warp_image(item["image"], m, self.size)).permute(2, 0, 1).float() / 255
         img = (img + 0.02 * torch.randn_like(img)).clamp(0, 1)  # seeded per item by the engine
         target = item["target"][self.key]
         return {"image": img, "target": torch.tensor(target, dtype=torch.float32 if self.key == "brightness"
-                                                     else torch.int64)}
+                                                     else torch.int64), "meta": {"affine": m.astype(np.float32)}}
 
 
 class CELoss(nn.Module):
@@ -83,11 +88,11 @@ def toy_specs():
     return [
         TaskSpec(name="toy_channel", family="toy_channel", head="attribute", output="classification",
                  num_queries=3, input_size=32, label_names=("red", "green", "blue"), primary_metric="accuracy",
-                 dataset=ColourDataset, transforms=lambda split, size: ToTensor("channel"),
+                 dataset=ColourDataset, transforms=lambda split, size: ToTensor("channel", size),
                  loss=lambda spec: CELoss(), metrics=Accuracy),
         TaskSpec(name="toy_brightness", family="toy_brightness", head="attribute", output="regression",
                  num_queries=1, input_size=32, primary_metric="mae", higher_is_better=False,
-                 dataset=ColourDataset, transforms=lambda split, size: ToTensor("brightness"),
+                 dataset=ColourDataset, transforms=lambda split, size: ToTensor("brightness", size),
                  loss=lambda spec: MSELoss(), metrics=MAE),
     ]
 

@@ -7,6 +7,7 @@ multi-task training one job per task covering that task's rows of the concatenat
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -145,18 +146,66 @@ class FaceptorBase(nn.Module):
     # -- prediction ----------------------------------------------------------------------------------
     @torch.no_grad()
     def predict(self, images: Images, tasks: str | Sequence[str] | None = None) -> dict[str, P.Prediction]:
-        """Decoded predictions in the geometry of the given images (eval mode, no gradients)."""
+        """Decoded predictions in the geometry of the given images (eval mode, no gradients).
+
+        Each image is taken as one face crop, resized whole to each task's input (photos with several faces:
+        :meth:`analyze`). A list of images of different sizes is accepted: each image's predictions are in its
+        own pixels (a parsing prediction's ``labels`` is then a list of ``H_i x W_i`` maps).
+        """
+        if isinstance(images, Mapping):
+            raise TypeError("predict takes images, not pre-sized batches; use forward() for those")
         was_training = self.training
         self.eval()
         try:
-            if isinstance(images, Mapping):
-                raise TypeError("predict takes images of one size; use forward() for pre-sized batches")
+            if isinstance(images, (list, tuple)) and len({np.asarray(a).shape for a in images}) > 1:
+                return self._predict_sizes(images, tasks)
             x = to_float_images(images).to(self.pixel_mean.device)
             raw = self(x, tasks)
         finally:
             self.train(was_training)
         h, w = x.shape[-2:]
         return {name: self.decode(name, out, (h, w)) for name, out in raw.items()}
+
+    def _predict_sizes(self, images: Sequence[np.ndarray], tasks) -> dict[str, P.Prediction]:
+        """``predict`` for images of different sizes: one pass per input size, decoded per image size."""
+        groups = self.size_groups(self.select(tasks))
+        xs = [to_float_images(a).to(self.pixel_mean.device) for a in images]
+        batches = {s: torch.cat([resize_images(x, s) for x in xs]) for s in groups}
+        raw = self(batches, tasks)
+        hws = [tuple(x.shape[-2:]) for x in xs]
+        return {name: self._decode_rows(name, out, hws) for name, out in raw.items()}
+
+    def _decode_rows(self, task: str, raw: torch.Tensor, hws: Sequence[tuple[int, int]]) -> P.Prediction:
+        """Decode rows of images of sizes ``hws``: rows of one size together, then put back in order (tensor
+        fields whose per-image shapes differ become lists)."""
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for i, hw in enumerate(hws):
+            by_size.setdefault(hw, []).append(i)
+        parts = [(idx, self.decode(task, raw[idx], hw)) for hw, idx in by_size.items()]
+        if len(parts) == 1:
+            return parts[0][1]
+        first = parts[0][1]
+        merged = {}
+        for f in dataclasses.fields(first):
+            values = [getattr(pred, f.name) for _, pred in parts]
+            if not all(isinstance(v, torch.Tensor) and v.ndim > 0 and len(v) == len(idx)
+                       for v, (idx, _) in zip(values, parts, strict=True)):
+                merged[f.name] = values[0]
+                continue
+            rows: list = [None] * len(hws)
+            for v, (idx, _) in zip(values, parts, strict=True):
+                for k, i in enumerate(idx):
+                    rows[i] = v[k]
+            same = len({tuple(r.shape) for r in rows}) == 1
+            merged[f.name] = torch.stack(rows) if same else rows
+        return dataclasses.replace(first, **merged)
+
+    def analyze(self, photos, tasks: str | Sequence[str] | None = None, detector="yunet", faces=None, **kw):
+        """Every face of every photo with each task's result in photo coordinates: see
+        :func:`faceptor_core.analyze` (the same function, with this model)."""
+        from ..photo.analyze import analyze
+
+        return analyze(self, photos, tasks, detector, faces, **kw)
 
     def decode(self, task: str, raw: torch.Tensor, image_hw: tuple[int, int]) -> P.Prediction:
         """Decode one task's raw output for images of size ``image_hw``."""

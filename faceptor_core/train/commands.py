@@ -1,4 +1,4 @@
-"""CLI commands for training and using models: train, eval, predict, tune, demo."""
+"""CLI commands for training and evaluating models: train, eval, tune, demo (predict: photo.commands)."""
 
 from __future__ import annotations
 
@@ -89,35 +89,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
-    import torch
-
-    from ..images import ImageDecodeError, read_image
-    from ..viz import prediction_card
-
-    model = _load_model(args.checkpoint, args.addon)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    status = 0
-    for path in map(Path, args.images):
-        try:
-            image = read_image(path)
-        except ImageDecodeError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            status = 1
-            continue
-        with torch.inference_mode():
-            preds = model.predict(image, args.tasks)
-        record = {"image": str(path), "size": list(image.shape[:2]),
-                  "tasks": {name: p.item(0) for name, p in preds.items() if not args.no_embeddings
-                            or name not in {n for n, h in model.tasks.items() if h.head == "identity"}}}
-        (out / f"{path.stem}.json").write_text(json.dumps(record, indent=1))
-        scale = max(1, 256 // max(image.shape[:2]))
-        prediction_card(image, preds, scale=scale).save(out / f"{path.stem}.png")
-        print(f"{path} -> {out / (path.stem + '.json')}, {out / (path.stem + '.png')}")
-    return status
-
-
 def cmd_tune(args: argparse.Namespace) -> int:
     from .engine import Trainer
     from .prompt import prompt_tune_config
@@ -170,15 +141,6 @@ def add_commands(sub) -> None:
     p.add_argument("--skip-invalid", action="store_true",
                    help="leave unusable records out (each one reported) instead of stopping at the first")
     p.set_defaults(func=cmd_eval)
-
-    p = sub.add_parser("predict", help="predict images: a JSON file and an overlay picture per image")
-    p.add_argument("images", nargs="+")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--tasks", nargs="+")
-    p.add_argument("--addon", action="append")
-    p.add_argument("--out", default="predictions")
-    p.add_argument("--no-embeddings", action="store_true", help="leave identity embeddings out of the JSON")
-    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("tune", help="prompt-tune a new task onto a trained checkpoint (only its queries train)")
     p.add_argument("checkpoint")

@@ -8,13 +8,15 @@ Each factory returns a :class:`~faceptor_core.spec.TaskSpec` whose ``dataset``, 
                          norms={"inter_ocular": inter_points(36, 45)})
 
 A reader is ``reader(root, split, skip_invalid=False) -> FaceDataset`` of raw items
-(``{"image": uint8 H x W x 3, "target": ...}``); see :mod:`faceptor_tasks.families.common`.
+(``{"image": uint8 H x W x 3, "target": ...}``, with ``"box"`` or ``"align_points"`` when the dataset has them);
+see :mod:`faceptor_tasks.families.common`. Each factory takes ``crop=`` (a :class:`~faceptor_core.crop.CropSpec`):
+the crop its transform cuts and photo inference reproduces.
 """
 
 from .age import AgeMAE, DLDLv2Loss, age_task
 from .attributes import AttributeAccuracy, MaskedBCELoss, attribute_task
 from .common import DatasetFormatError, FaceDataset, Metric, Sample, build_dataset, load_image
-from .crop import FaceCropTransform
+from .crop import FaceCropTransform, item_crop_matrix
 from .expression import AccuracyMetric, ClassificationLoss, expression_task
 from .landmarks import (
     BOX_NORM,
@@ -24,10 +26,11 @@ from .landmarks import (
     NMEMetric,
     Norm,
     inter_points,
+    landmark_crop,
     landmark_task,
     permutation_from_pairs,
 )
-from .parsing import ParsingF1, ParsingLoss, ParsingTransform, parsing_task
+from .parsing import ParsingF1, ParsingLoss, ParsingTransform, parsing_crop, parsing_task
 from .recognition import CosFaceLoss, VerificationMetric, recognition_task
 from .weighting import REFERENCE_TYPE_WEIGHTS, combine_losses, task_weights, weighted_loss
 
@@ -38,6 +41,6 @@ __all__ = [
     "MaskedBCELoss", "Metric", "NMEMetric", "Norm", "ParsingF1", "ParsingLoss", "ParsingTransform", "Sample",
     "VerificationMetric",
     "age_task", "attribute_task", "build_dataset", "combine_losses", "expression_task", "inter_points",
-    "landmark_task", "load_image", "parsing_task", "permutation_from_pairs", "recognition_task", "task_weights",
-    "weighted_loss",
+    "item_crop_matrix", "landmark_crop", "landmark_task", "load_image", "parsing_crop", "parsing_task",
+    "permutation_from_pairs", "recognition_task", "task_weights", "weighted_loss",
 ]

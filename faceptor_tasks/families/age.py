@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from faceptor_core.crop import CropSpec
 from faceptor_core.model.decode import age_distribution
 from faceptor_core.spec import TaskSpec
 
@@ -85,6 +86,7 @@ def age_task(
     input_size: int = 112,
     loss_weight: float = 1.0,
     sigma: float = 2.0,
+    crop: CropSpec | None = None,
     **spec_fields: Any,
 ) -> TaskSpec:
     """An age-estimation task: ``num_bins`` queries for ages ``0..num_bins-1``.
@@ -93,12 +95,13 @@ def age_task(
         reader: ``reader(root, split, skip_invalid=False) -> FaceDataset`` with float ages as targets.
         sigma: standard deviation (years) of the label distribution.
     """
+    crop = crop or CropSpec()
     return TaskSpec(
         name=name, family="age", head="attribute", output="age_distribution", num_queries=num_bins,
         input_size=input_size, loss_weight=loss_weight, primary_metric=spec_fields.pop("primary_metric", "mae"),
         higher_is_better=spec_fields.pop("higher_is_better", False),
         dataset=partial(build_dataset, reader, check_sample=AgeSample(MAX_AGE)),
-        transforms=partial(FaceCropTransform, target=float_target),
+        transforms=partial(FaceCropTransform, target=float_target, crop=crop), crop=crop,
         loss=partial(age_loss, sigma=sigma), metrics=age_metrics,
         baseline=spec_fields.pop("baseline", age_baseline),
         **spec_fields,

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from faceptor_core.crop import CropSpec
 from faceptor_core.spec import TaskSpec
 
 from .baselines import attribute_baseline
@@ -77,6 +78,7 @@ def attribute_task(
     reader: Callable[..., Any],
     input_size: int = 112,
     loss_weight: float = 1.0,
+    crop: CropSpec | None = None,
     **spec_fields: Any,
 ) -> TaskSpec:
     """A binary-attribute task (one query per attribute).
@@ -84,12 +86,13 @@ def attribute_task(
     Args:
         reader: ``reader(root, split, skip_invalid=False) -> FaceDataset`` with 0/1 (or -1 unknown) vectors.
     """
+    crop = crop or CropSpec()
     return TaskSpec(
         name=name, family="attributes", head="attribute", output="multilabel", num_queries=len(label_names),
         input_size=input_size, label_names=tuple(label_names), loss_weight=loss_weight,
         primary_metric=spec_fields.pop("primary_metric", "macc"),
         dataset=partial(build_dataset, reader, check_sample=AttributeSample(len(label_names))),
-        transforms=partial(FaceCropTransform, target=float_target),
+        transforms=partial(FaceCropTransform, target=float_target, crop=crop), crop=crop,
         loss=attribute_loss, metrics=attribute_metrics,
         baseline=spec_fields.pop("baseline", attribute_baseline),
         **spec_fields,

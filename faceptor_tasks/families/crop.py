@@ -1,10 +1,12 @@
 """The image-level pipeline shared by age, expression, attribute and recognition tasks (112 px).
 
 Train (as the reference's timm pipeline): resize (bicubic), horizontal flip 0.5, RandAugment
-``rand-m9-mstd0.5-inc1``, random erasing 0.25. Eval: resize (bilinear); a whole image is resized with Pillow's
-(antialiased) bilinear filter, exactly as the reference's ``transforms.Resize`` on a PIL image. When a raw item
-has a ``"box"`` the crop is that box squared, else the whole image. ``meta["affine"]`` records resize and flip
-(RandAugment's own geometric ops are not recorded: image-level targets do not move).
+``rand-m9-mstd0.5-inc1``, random erasing 0.25. Eval: resize (bilinear). The crop is the task's
+:class:`~faceptor_core.crop.CropSpec` applied to what the raw item supplies: ``"align_points"`` (5 x 2),
+a ``"box"``, or neither (the whole image, already aligned by the dataset; at evaluation it is resized with
+Pillow's antialiased bilinear filter, exactly as the reference's ``transforms.Resize`` on a PIL image).
+``meta["affine"]`` records crop and flip (RandAugment's own geometric ops are not recorded: image-level targets
+do not move).
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from faceptor_core.crop import CropSpec
+
 from .augment import EVAL_RNG, RandAugment, is_train_split, random_erasing, run_pipeline, to_tensor_image, torch_rng
-from .geometry import box_to_crop, compose, hflip_matrix, resize_matrix, warp_image
+from .geometry import compose, hflip_matrix, warp_image
 
 
 def base_meta(affine: np.ndarray, height: int, width: int, item: dict[str, Any]) -> dict[str, Any]:
@@ -36,7 +40,7 @@ class FaceCropTransform:
         input_size: crop side ``S``.
         target: maps the raw target to its tensor.
         flip, randaugment, erasing: training augmentations (erasing is a probability).
-        box_scale: fraction of the crop the box fills when the item has a box.
+        crop: the task's crop (default: :class:`~faceptor_core.crop.CropSpec`'s defaults).
     """
 
     def __init__(
@@ -47,11 +51,11 @@ class FaceCropTransform:
         flip: bool = True,
         randaugment: bool = True,
         erasing: float = 0.25,
-        box_scale: float = 1.0,
+        crop: CropSpec | None = None,
     ):
         self.train = is_train_split(split)
         self.size, self.target = input_size, target
-        self.flip, self.box_scale = flip, box_scale
+        self.flip, self.crop = flip, crop or CropSpec()
         self.randaugment = RandAugment(input_size) if self.train and randaugment else None
         self.erasing = random_erasing(erasing) if self.train and erasing > 0 else None
 
@@ -59,11 +63,11 @@ class FaceCropTransform:
         image = item["image"]
         h, w = image.shape[:2]
         s = self.size
-        m = box_to_crop(item["box"], s, self.box_scale) if item.get("box") is not None else resize_matrix(h, w, s)
+        m = item_crop_matrix(self.crop, item, s)
         rng = torch_rng() if self.train else EVAL_RNG
         if self.train and self.flip and rng.random() < 0.5:
             m = compose(hflip_matrix(s), m)
-        if not self.train and item.get("box") is None:
+        if not self.train and item.get("box") is None and item.get("align_points") is None:  # the whole image
             crop = np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((s, s), Image.BILINEAR))
         else:
             crop = warp_image(image, m, s, cv2.INTER_CUBIC if self.train else cv2.INTER_LINEAR)
@@ -72,6 +76,15 @@ class FaceCropTransform:
         if self.erasing is not None:
             crop = run_pipeline(self.erasing, rng, image=crop)["image"]
         return {"image": to_tensor_image(crop), "target": self.target(item["target"]), "meta": base_meta(m, h, w, item)}
+
+
+def item_crop_matrix(crop: CropSpec, item: dict[str, Any], size: int, box: Any = None) -> np.ndarray:
+    """The crop of a raw item: ``crop`` applied to its ``align_points``, its ``box`` (or ``box`` given) or the
+    whole image -- the same function photo inference uses on detected faces."""
+    points = item.get("align_points")
+    box = item.get("box") if box is None else box
+    return crop.matrix(size, points=None if points is None else np.asarray(points, np.float64),
+                       box=None if box is None else np.asarray(box, np.float64), image_hw=item["image"].shape[:2])
 
 
 def long_target(value: Any) -> torch.Tensor:

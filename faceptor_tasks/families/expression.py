@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from faceptor_core.crop import CropSpec
 from faceptor_core.spec import TaskSpec
 
 from .baselines import majority_class_baseline
@@ -85,6 +86,7 @@ def expression_task(
     label_names: Sequence[str] = EXPRESSIONS,
     input_size: int = 112,
     loss_weight: float = 1.0,
+    crop: CropSpec | None = None,
     **spec_fields: Any,
 ) -> TaskSpec:
     """An expression (or any single-label classification) task.
@@ -93,12 +95,13 @@ def expression_task(
         reader: ``reader(root, split, skip_invalid=False) -> FaceDataset`` with class indices in
             ``label_names`` order as targets.
     """
+    crop = crop or CropSpec()
     return TaskSpec(
         name=name, family=spec_fields.pop("family", "expression"), head="attribute", output="classification",
         num_queries=len(label_names), input_size=input_size, label_names=tuple(label_names),
         loss_weight=loss_weight, primary_metric=spec_fields.pop("primary_metric", "accuracy"),
         dataset=partial(build_dataset, reader, check_sample=ClassSample(len(label_names))),
-        transforms=partial(FaceCropTransform, target=long_target),
+        transforms=partial(FaceCropTransform, target=long_target, crop=crop), crop=crop,
         loss=classification_loss, metrics=accuracy_metrics,
         baseline=spec_fields.pop("baseline", majority_class_baseline),
         **spec_fields,

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from faceptor_core.crop import CropSpec
 from faceptor_core.model.decode import soft_argmax
 from faceptor_core.spec import TaskSpec
 
@@ -24,11 +25,10 @@ from .augment import EVAL_RNG, dense_photometric, is_train_split, run_pipeline, 
 from .baselines import landmark_baseline
 from .checks import LandmarkItem, LandmarkSample
 from .common import Metric, as_tensor, build_dataset
-from .crop import base_meta
+from .crop import base_meta, item_crop_matrix
 from .geometry import (
     apply_affine,
     apply_affine_batch,
-    box_to_crop,
     compose,
     hflip_matrix,
     invert_affine_batch,
@@ -50,13 +50,21 @@ def permutation_from_pairs(
 
 
 # -- transforms ------------------------------------------------------------------------------------------
+def landmark_crop(face_scale: float = 0.8, source: str = "", square: bool = True) -> CropSpec:
+    """The landmark datasets' crop: their face box, squared (or stretched), filling ``face_scale`` of the crop."""
+    how = "squared" if square else "stretched"
+    return CropSpec(method="box", box_scale=face_scale, box_square=square,
+                    source=source or f"the dataset's face box, {how}, filling {face_scale:g} of the crop")
+
+
 class LandmarkTransform:
     """Raw landmark item -> model-ready item.
 
-    The box (raw ``"box"``, else the landmarks' extent) is squared (unless ``square_box=False``: then its own
-    width and height are stretched onto the crop, as the reference does for AFLW-19) and mapped onto the
-    ``S x S`` crop so that it fills ``face_scale`` of it. Training adds a random affine (uniform shift, rotation
-    in radians, scale), a horizontal flip with ``flip_permutation`` (none when it is None) and photometric noise.
+    The box (raw ``"box"``, else the landmarks' extent) is cropped by the task's box rule (``crop``, default:
+    squared, unless ``square_box=False``: then its own width and height are stretched onto the crop, as the
+    reference does for AFLW-19, filling ``face_scale`` of the ``S x S`` crop). Training adds a random affine
+    (uniform shift, rotation in radians, scale), a horizontal flip with ``flip_permutation`` (none when it is
+    None) and photometric noise.
     ``meta`` holds ``affine``, ``orig_size``, ``landmarks_orig`` (N x 2) and ``box`` (x1, y1, x2, y2).
     """
 
@@ -71,9 +79,11 @@ class LandmarkTransform:
         scale: float = 0.1,
         photometric: bool = True,
         square_box: bool = True,
+        crop: CropSpec | None = None,
     ):
         self.train = is_train_split(split)
-        self.size, self.face_scale, self.square_box = input_size, face_scale, square_box
+        self.size = input_size
+        self.crop = crop or landmark_crop(face_scale, square=square_box)
         self.perm = list(flip_permutation) if flip_permutation is not None else None
         self.shift, self.rotation, self.scale = shift, rotation, scale
         self.photometric = dense_photometric() if self.train and photometric else None
@@ -82,7 +92,7 @@ class LandmarkTransform:
         image, pts = item["image"], np.asarray(item["target"], np.float64)
         h, w = image.shape[:2]
         box = np.asarray(item["box"] if item.get("box") is not None else points_box(pts), np.float64)
-        m = box_to_crop(box, self.size, self.face_scale, square=self.square_box)
+        m = item_crop_matrix(self.crop, item, self.size, box=box)
         flipped = False
         rng = torch_rng() if self.train else EVAL_RNG
         if self.train:
@@ -313,6 +323,7 @@ def landmark_task(
     auc_rules: Sequence[AucRule] = ("reference", "exact"),
     heatmap_radius: float = 5.0,
     label_names: tuple[str, ...] = (),
+    crop: CropSpec | None = None,
     **spec_fields: Any,
 ) -> TaskSpec:
     """A landmark task on the shared family.
@@ -327,17 +338,18 @@ def landmark_task(
         face_scale: fraction of the crop filled by the (squared) box.
         square_box: False maps a non-square box's width and height onto the square crop (the reference's
             AFLW-19 crop).
+        crop: the task's crop (default: :func:`landmark_crop` with ``face_scale`` and ``square_box``).
         spec_fields: other :class:`TaskSpec` fields (description, license, citation, extra, ...).
     """
+    crop = crop or landmark_crop(face_scale, square=square_box)
     return TaskSpec(
         name=name, family="landmarks", head="dense", output="landmarks", num_queries=num_points,
-        input_size=input_size, label_names=label_names,
+        input_size=input_size, label_names=label_names, crop=crop,
         flip_permutation=tuple(flip_permutation) if flip_permutation is not None else None,
         loss_weight=loss_weight, primary_metric=spec_fields.pop("primary_metric", "nme"),
         higher_is_better=spec_fields.pop("higher_is_better", False),
         dataset=partial(build_dataset, reader, check_sample=LandmarkSample(num_points), check_item=LandmarkItem()),
-        transforms=partial(LandmarkTransform, flip_permutation=flip_permutation, face_scale=face_scale,
-                           square_box=square_box),
+        transforms=partial(LandmarkTransform, flip_permutation=flip_permutation, crop=crop),
         loss=partial(landmark_loss, radius=heatmap_radius),
         metrics=partial(landmark_metrics, norms=dict(norms), auc=tuple(auc), auc_rules=tuple(auc_rules)),
         baseline=spec_fields.pop("baseline", landmark_baseline),

@@ -14,26 +14,36 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from faceptor_core.crop import CropSpec, farl_template
 from faceptor_core.spec import TaskSpec
 
 from .augment import EVAL_RNG, is_train_split, run_pipeline, to_tensor_image, torch_rng
 from .baselines import parsing_baseline
 from .checks import LabelMapItem
 from .common import Metric, as_tensor, build_dataset
-from .crop import base_meta
-from .geometry import compose, face_align_matrix, hflip_matrix, random_affine, resize_matrix, warp_image
+from .crop import base_meta, item_crop_matrix
+from .geometry import compose, hflip_matrix, random_affine, warp_image
 from .tanh_warp import crop_maps, remap, warp_to_original
 
 IGNORE_INDEX = 255
 
 
+def parsing_crop(face_scale: float = 1.0, source: str = "", warp_factor: float = 0.0) -> CropSpec:
+    """FaRL's five-point template at 512 px, scaled by ``face_scale``, then FaRL's tanh warp of ``warp_factor``
+    (the alignment of LaPa's crops: 1.0 and 0.8)."""
+    warp = f", tanh warp {warp_factor:g}" if warp_factor else ""
+    return CropSpec(template=farl_template(face_scale), frame=(512.0, 512.0), warp_factor=warp_factor,
+                    source=source or f"FaRL's 5-point template at 512 px, face scale {face_scale:g}{warp}")
+
+
 class ParsingTransform:
     """Raw parsing item -> model-ready item.
 
-    The crop geometry is an affine ``A``: the whole image resized to ``S x S``, or, when the item has
-    ``"align_points"`` (5 x 2: eye centres, nose tip, mouth corners), the similarity putting them on FaRL's face
-    template (``face_scale`` scales the template). With ``warp_factor > 0`` the aligned crop is then tanh-warped
-    (:mod:`~faceptor_tasks.families.tanh_warp`; the reference's LaPa pipeline uses 0.8): the face fills the
+    The crop geometry is the task's :class:`~faceptor_core.crop.CropSpec` (default: :func:`parsing_crop` with
+    ``face_scale`` and ``warp_factor``): an affine ``A``, the whole image resized to ``S x S``, or, when the item
+    has ``"align_points"`` (5 x 2: eye centres, nose tip, mouth corners), the similarity putting them on the
+    crop's template (FaRL's, scaled by ``face_scale``). With a ``warp_factor > 0`` the aligned crop is then
+    tanh-warped (:mod:`faceptor_core.warp`; the reference's LaPa pipeline uses 0.8): the face fills the
     crop's centre and the rest of the image is squeezed into its border. Training composes a random affine
     (rotation and scale from normals, shift uniform, as the reference) into ``A``, an optional flip
     (``label_flip`` permutes the classes, e.g. left/right brows; None disables flips) and grey/gamma/blur.
@@ -55,11 +65,14 @@ class ParsingTransform:
         scale: float = 0.1,
         photometric: bool = True,
         warp_factor: float = 0.0,
+        crop: CropSpec | None = None,
     ):
         if not 0.0 <= warp_factor < 1.0:
             raise ValueError(f"warp_factor must be in [0, 1), got {warp_factor}")
         self.train = is_train_split(split)
-        self.size, self.face_scale, self.warp_factor = input_size, face_scale, warp_factor
+        self.size = input_size
+        self.crop = crop or parsing_crop(face_scale, warp_factor=warp_factor)
+        self.warp_factor = self.crop.warp_factor
         self.label_flip = np.asarray(label_flip, np.uint8) if label_flip is not None else None
         self.shift, self.rotation, self.scale = shift, rotation, scale
         self.photometric = (
@@ -71,8 +84,7 @@ class ParsingTransform:
         image, label = item["image"], np.asarray(item["target"], np.uint8)
         h, w = image.shape[:2]
         s = self.size
-        pts = item.get("align_points")
-        m = face_align_matrix(np.asarray(pts), s, self.face_scale) if pts is not None else resize_matrix(h, w, s)
+        m = item_crop_matrix(self.crop, item, s)
         flipped = False
         rng = torch_rng() if self.train else EVAL_RNG
         if self.train:
@@ -237,6 +249,7 @@ def parsing_task(
     warp_factor: float = 0.0,
     absent_classes: AbsentRule = "nan",
     score_space: ScoreSpace = "original",
+    crop: CropSpec | None = None,
     **spec_fields: Any,
 ) -> TaskSpec:
     """A face-parsing task on the shared family (``label_names[0]`` is the background).
@@ -249,13 +262,15 @@ def parsing_task(
         absent_classes: F1 of a class absent from the whole evaluated set: ``"nan"`` (the reference) or
             ``"skip"`` (left out of the mean).
         score_space: ``"original"`` (the reference: logits warped back to the original image) or ``"crop"``.
+        crop: the task's crop (default: :func:`parsing_crop` with ``face_scale`` and ``warp_factor``).
     """
+    crop = crop or parsing_crop(face_scale, warp_factor=warp_factor)
     return TaskSpec(
         name=name, family="parsing", head="dense", output="segmentation", num_queries=len(label_names),
-        input_size=input_size, label_names=tuple(label_names), loss_weight=loss_weight,
+        input_size=input_size, label_names=tuple(label_names), loss_weight=loss_weight, crop=crop,
         primary_metric=spec_fields.pop("primary_metric", "f1"),
         dataset=partial(build_dataset, reader, check_item=LabelMapItem(len(label_names))),
-        transforms=partial(ParsingTransform, face_scale=face_scale, warp_factor=warp_factor,
+        transforms=partial(ParsingTransform, crop=crop,
                            label_flip=tuple(label_flip) if label_flip is not None else None),
         loss=parsing_loss, metrics=partial(parsing_metrics, absent=absent_classes, space=score_space),
         baseline=spec_fields.pop("baseline", parsing_baseline),

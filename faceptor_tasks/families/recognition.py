@@ -11,12 +11,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from faceptor_core.crop import CropSpec
 from faceptor_core.spec import TaskSpec
 
 from .baselines import verification_baseline
 from .common import DatasetFormatError, FaceDataset, Metric, as_tensor
 from .crop import FaceCropTransform, long_target
 from .readers.recognition import RecordIODataset, VerificationDataset
+from .templates import ARCFACE_CROP
 
 VERIFICATION_SETS = ("lfw", "cfp_fp", "agedb_30", "calfw", "cplfw")
 
@@ -169,17 +171,21 @@ def recognition_task(
     scale: float = 64.0,
     margin: float = 0.4,
     verification: Sequence[str] = VERIFICATION_SETS,
+    crop: CropSpec | None = None,
     **spec_fields: Any,
 ) -> TaskSpec:
     """A face-recognition task: CosFace on ``num_identities`` classes, verification sets as eval splits
-    (listed in ``extra["eval_splits"]``). Training augmentation: resize and horizontal flip."""
+    (listed in ``extra["eval_splits"]``). Training augmentation: resize and horizontal flip. ``crop`` defaults to
+    the ArcFace 112-px template, the alignment of InsightFace's RecordIO datasets."""
     extra = {"eval_splits": tuple(verification), **spec_fields.pop("extra", {})}
+    crop = crop or ARCFACE_CROP
     return TaskSpec(
         name=name, family="recognition", head="identity", output="embedding", num_queries=0,
         input_size=input_size, embedding_dim=embedding_dim, num_identities=num_identities,
         loss_weight=loss_weight, primary_metric=spec_fields.pop("primary_metric", "verification_accuracy"),
         dataset=partial(recognition_dataset, reader=reader),
-        transforms=partial(FaceCropTransform, target=long_target, randaugment=False, erasing=0.0),
+        transforms=partial(FaceCropTransform, target=long_target, randaugment=False, erasing=0.0, crop=crop),
+        crop=crop,
         loss=partial(cosface_loss, scale=scale, margin=margin), metrics=verification_metrics,
         baseline=spec_fields.pop("baseline", verification_baseline),
         extra=extra, **spec_fields,

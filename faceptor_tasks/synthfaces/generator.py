@@ -184,6 +184,15 @@ class SynthFaces:
 
     __getitem__ = sample
 
+    def landmarks(self, index: int) -> np.ndarray:
+        """The 68 landmarks of sample ``index`` (as :meth:`sample` gives them) without painting the image."""
+        var = self.describe(index)
+        geo = face_geometry(self.identity(self.identity_of(index)), EXPRESSIONS[var.expression], var.intensity,
+                            var.gaze, var.open_scale)
+        shift_px = (var.shift[0] * self.size, var.shift[1] * self.size)
+        tf = pose_transform(self.size, var.roll, var.scale, shift_px, var.yaw, UNIT, Y_OFFSET, PILLOW_OFFSET)
+        return (tf(geo.landmarks) - PILLOW_OFFSET).astype(np.float32)
+
     # -- rendering ----------------------------------------------------------------------------------------
     def render(self, ident: Identity, var: Variation) -> SynthSample:
         """Paint ``ident`` under ``var`` and derive every label from the painted geometry."""

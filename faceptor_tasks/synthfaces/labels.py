@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 # The shared expression order and CelebA's attribute names are the real readers' (one definition each).
 from ..families.readers.attributes import CELEBA_ATTRIBUTES
 from ..families.readers.expression import EXPRESSIONS
@@ -24,3 +26,9 @@ SYNTH_ATTRIBUTES: tuple[str, ...] = (
     "Rosy_Cheeks", "Smiling", "Wearing_Hat", "Wearing_Lipstick", "Young",
 )
 assert all(a in CELEBA_ATTRIBUTES for a in SYNTH_ATTRIBUTES)
+
+
+def five_points(landmarks68: np.ndarray) -> np.ndarray:
+    """Eye centres (means of 36-41 and 42-47), nose tip (30) and mouth corners (48, 54) of 68 iBUG points."""
+    lm = np.asarray(landmarks68, np.float64)
+    return np.stack([lm[36:42].mean(0), lm[42:48].mean(0), lm[30], lm[48], lm[54]])

@@ -6,8 +6,10 @@ from functools import partial
 from typing import Any
 
 from faceptor_core import TaskSpec
+from faceptor_core.crop import CropSpec
 from faceptor_tasks.families.baselines import mean_value_baseline
 from faceptor_tasks.families.common import build_dataset
+from faceptor_tasks.synth_tasks import SYNTH_CROP
 from faceptor_tasks.synthfaces.dataset import SynthFacesDataset
 
 from .loss_metric import gaze_loss, gaze_metrics
@@ -26,11 +28,16 @@ def synth_gaze_dataset(root: Any, split: str, transform=None, length: int | None
     return SynthFacesDataset(split, size=size, length=length, target="gaze", transform=transform)
 
 
-def gaze_task(name: str, dataset, description: str, **fields: Any) -> TaskSpec:
+#: MPIIFaceGaze's face boxes (2.4 x the six landmarks' extent, see ``mpiifacegaze.face_box``) are cropped whole;
+#: at inference the detector's box stands in for them.
+MPII_CROP = CropSpec(method="box", source="MPIIFaceGaze: a box 2.4 x the six landmarks' extent, filling the crop")
+
+
+def gaze_task(name: str, dataset, description: str, crop: CropSpec, **fields: Any) -> TaskSpec:
     return TaskSpec(
         name=name, family="gaze", head="attribute", output="regression", num_queries=2, input_size=112,
-        label_names=GAZE_LABELS, primary_metric="angular_error", higher_is_better=False,
-        dataset=dataset, transforms=GazeTransform, loss=gaze_loss, metrics=gaze_metrics,
+        label_names=GAZE_LABELS, primary_metric="angular_error", higher_is_better=False, crop=crop,
+        dataset=dataset, transforms=partial(GazeTransform, crop=crop), loss=gaze_loss, metrics=gaze_metrics,
         baseline=partial(mean_value_baseline, unit="rad (pitch, yaw)"),
         description=description, **fields,
     )
@@ -39,9 +46,9 @@ def gaze_task(name: str, dataset, description: str, **fields: Any) -> TaskSpec:
 def gaze_tasks() -> list[TaskSpec]:
     return [
         gaze_task("gaze_synth", synth_gaze_dataset,
-                  "SynthFaces gaze (pitch, yaw) shown by the pupils; generated, no download.",
+                  "SynthFaces gaze (pitch, yaw) shown by the pupils; generated, no download.", SYNTH_CROP,
                   license="Apache-2.0 (generated data)"),
         gaze_task("gaze_mpiifacegaze", partial(build_dataset, read_mpiifacegaze),
-                  "MPIIFaceGaze, full-face gaze; leave-one-person-out splits (default test person p14).",
+                  "MPIIFaceGaze, full-face gaze; leave-one-person-out splits (default test person p14).", MPII_CROP,
                   license="CC BY-NC-SA 4.0 (the dataset; obtain it from its authors)", citation=MPII_CITATION),
     ]

@@ -1,4 +1,5 @@
-"""Gaze crop: the face box squared to ``S x S``; training adds a flip (yaw negated), a small random affine
+"""Gaze crop: the task's :class:`~faceptor_core.crop.CropSpec` on the item's face box (MPIIFaceGaze), or the
+whole image (SynthFaces, already a face crop); training adds a flip (yaw negated), a small random affine
 and brightness/contrast jitter. Augmentation draws from torch's RNG, which Faceptor seeds per item."""
 
 from __future__ import annotations
@@ -8,28 +9,22 @@ from typing import Any
 import numpy as np
 import torch
 
+from faceptor_core.crop import CropSpec
 from faceptor_tasks.families.augment import EVAL_RNG, is_train_split, to_tensor_image, torch_rng
-from faceptor_tasks.families.crop import base_meta
-from faceptor_tasks.families.geometry import (
-    box_to_crop,
-    compose,
-    hflip_matrix,
-    random_affine,
-    resize_matrix,
-    warp_image,
-)
+from faceptor_tasks.families.crop import base_meta, item_crop_matrix
+from faceptor_tasks.families.geometry import compose, hflip_matrix, random_affine, warp_image
 
 
 class GazeTransform:
-    def __init__(self, split: str, input_size: int, box_scale: float = 1.0, flip: bool = True):
+    def __init__(self, split: str, input_size: int, crop: CropSpec | None = None, flip: bool = True):
         self.train = is_train_split(split)
-        self.size, self.box_scale, self.flip = input_size, box_scale, flip
+        self.size, self.crop, self.flip = input_size, crop or CropSpec(method="box"), flip
 
     def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
         image = item["image"]
         h, w = image.shape[:2]
         s = self.size
-        m = box_to_crop(item["box"], s, self.box_scale) if item.get("box") is not None else resize_matrix(h, w, s)
+        m = item_crop_matrix(self.crop, item, s)
         angles = np.asarray(item["target"], np.float32).copy()
         rng = torch_rng() if self.train else EVAL_RNG
         if self.train:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+# This checkout's plugin, not another copy installed in editable mode.
+_PLUGIN = str(Path(__file__).resolve().parents[1])
+if _PLUGIN not in sys.path:
+    sys.path.append(_PLUGIN)
 
 
 def write_person(root: Path, person: str, n: int, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
