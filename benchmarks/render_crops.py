@@ -1,5 +1,6 @@
 """Render docs/crops.jpg: where each built-in task's crop lies on a photo (scikit-image's astronaut, faces
-found by YuNet) and the crops themselves, with the template points each crop aligns the face to.
+found by YuNet) and the crops themselves, with the template points each crop aligns the face to (for a tanh-warped
+crop, the outline on the photo is its affine part: the warp squeezes the rest of the photo into the border).
 
     python benchmarks/render_crops.py            # writes docs/crops.jpg
 """
@@ -13,10 +14,12 @@ import skimage.data
 from PIL import Image, ImageDraw
 
 import faceptor_core
-from faceptor_core.geometry import apply_affine, invert_affine, resize_matrix, warp_image
+from faceptor_core.crop import cut
+from faceptor_core.geometry import apply_affine, invert_affine, resize_matrix
 from faceptor_core.photo.analyze import face_crop_matrix
 from faceptor_core.photo.faces import from_detections
 from faceptor_core.viz import palette
+from faceptor_core.warp import warp_points
 
 TASKS = ["recognition_ms1mv3", "attributes_celeba", "age_morph2", "parsing_lapa", "parsing_celebamask_hq",
          "landmarks_300w", "synth_age"]
@@ -37,11 +40,14 @@ def main() -> None:
         corners = apply_affine(np.array([[-0.5, -0.5], [size - 0.5, -0.5], [size - 0.5, size - 0.5],
                                          [-0.5, size - 0.5]]), invert_affine(m))
         d.polygon([tuple(p + 0.5) for p in corners], outline=colour, width=3)
-        crop = Image.fromarray(warp_image(photo, m, size)).resize((SHOW, SHOW), Image.BILINEAR)
+        crop = Image.fromarray(cut(photo, m, spec.crop, size)).resize((SHOW, SHOW), Image.BILINEAR)
         cd = ImageDraw.Draw(crop)
         fw, fh = spec.crop.frame
         if spec.crop.method == "points":
-            for x, y in apply_affine(np.asarray(spec.crop.template), resize_matrix(int(fh), int(fw), size)):
+            where = apply_affine(np.asarray(spec.crop.template), resize_matrix(int(fh), int(fw), size))
+            if spec.crop.warp_factor > 0:  # the template is where the aligned face lands before the warp
+                where = warp_points(where, np.eye(2, 3), spec.crop.warp_factor, size)
+            for x, y in where:
                 x, y = (x + 0.5) * SHOW / size, (y + 0.5) * SHOW / size
                 cd.ellipse([x - 3, y - 3, x + 3, y + 3], outline=colour, width=2)
         tile = Image.new("RGB", (SHOW, SHOW + 30), "white")
@@ -50,7 +56,8 @@ def main() -> None:
         td.rectangle([0, SHOW, 8, SHOW + 8], fill=colour)
         td.text((11, SHOW - 1), task, fill=(0, 0, 0))
         fill = f", fills {spec.crop.box_scale:g}" if spec.crop.method == "box" else ""
-        how = f"{spec.crop.method}, {size} px{fill}"
+        warp = f", tanh {spec.crop.warp_factor:g}" if spec.crop.warp_factor else ""
+        how = f"{spec.crop.method}, {size} px{fill}{warp}"
         td.text((11, SHOW + 13), how, fill=(90, 90, 90))
         tiles.append(tile)
     for x, y in face.points:
