@@ -348,3 +348,18 @@ def test_serve_without_the_extra_says_so_in_one_line(monkeypatch, capsys, checkp
     assert main(["serve", checkpoint]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "pip install 'faceptor[serve]'" in err and "uvicorn" in err
+
+
+def test_odd_but_valid_photos_are_answered(server):
+    def png(array: np.ndarray) -> bytes:
+        buf = io.BytesIO()
+        Image.fromarray(array).save(buf, format="PNG")
+        return buf.getvalue()
+
+    grey16 = (np.arange(64 * 48, dtype=np.uint16).reshape(64, 48) * 20)
+    r = server.post("/v1/analyze/upload", files=[("photo", ("dot.png", png(np.zeros((1, 1, 3), np.uint8)))),
+                                                 ("photo", ("grey16.png", png(grey16)))])
+    assert r.status_code == 200, r.text
+    dot, grey = r.json()["records"]
+    assert dot["photo"]["width"] == 1 and dot["faces"] == []
+    assert (grey["photo"]["width"], grey["photo"]["height"]) == (48, 64)
