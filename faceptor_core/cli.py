@@ -67,9 +67,10 @@ def _add_module_commands(sub) -> None:
 
     from .interop import commands as interop_commands
     from .photo import commands as photo_commands
+    from .serve import command as serve_commands
     from .train import commands as train_commands
 
-    for module in (train_commands, photo_commands, synth_commands, interop_commands):
+    for module in (train_commands, photo_commands, serve_commands, synth_commands, interop_commands):
         module.add_commands(sub)
 
 

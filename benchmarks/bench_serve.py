@@ -1,0 +1,230 @@
+"""``faceptor serve`` under load: N concurrent HTTP clients (httpx, one connection each) upload real photos;
+throughput and p50 / p99 latency with dynamic batching against one photo per model pass (``--max-batch 1``,
+the baseline), then the server's memory (RSS from /proc) over many requests while one more client sends
+garbage. Random weights (speed does not depend on them).
+
+    python benchmarks/bench_serve.py                                  # vit_t16, every task at 112 px
+    python benchmarks/bench_serve.py --clients 16 --requests 6 --memory-requests 300 --save
+    python benchmarks/bench_serve.py --encoder farl_vit_b16 --requests 2
+
+Each client sends its photos one after another (a request waits for the previous answer). Photos: scikit-image's
+astronaut and crops / flips / rescalings of it (one face each, found by YuNet), as JPEG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+TASKS = ["landmarks_300w", "age_morph2", "expression_rafdb", "attributes_celeba", "recognition_ms1mv3"]
+
+
+def photos() -> list[bytes]:
+    import skimage.data
+    from PIL import Image
+
+    astro = Image.fromarray(skimage.data.astronaut())
+    variants = [astro, astro.transpose(Image.Transpose.FLIP_LEFT_RIGHT), astro.crop((60, 0, 400, 340)),
+                astro.resize((384, 384)), astro.crop((100, 20, 356, 276)).resize((320, 320)),
+                astro.rotate(8, fillcolor=(128, 128, 128))]
+    out = []
+    for im in variants:
+        buf = io.BytesIO()
+        im.save(buf, format="JPEG", quality=90)
+        out.append(buf.getvalue())
+    return out
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def server(checkpoint: str, *args: str):
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (read after the server ends)
+    proc = subprocess.Popen([sys.executable, "-m", "faceptor_core.cli", "serve", checkpoint, "--port", str(port),
+                             "--log-level", "warning", *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            if proc.poll() is not None:
+                log.seek(0)
+                raise SystemExit(f"server exited: {log.read().decode()[-2000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.2)
+        yield base, proc.pid
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+
+
+def metric(base: str, name: str) -> float:
+    for line in httpx.get(base + "/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def load(base: str, clients: int, requests: int, pics: list[bytes]) -> dict[str, float]:
+    """``clients`` threads, each sending ``requests`` photos in turn; latencies of every request."""
+    barrier = threading.Barrier(clients)
+
+    def client(k: int) -> list[float]:
+        out = []
+        with httpx.Client(base_url=base, timeout=600) as c:
+            barrier.wait()
+            for i in range(requests):
+                pic = pics[(k + i) % len(pics)]
+                t0 = time.perf_counter()
+                r = c.post("/v1/analyze/upload", files=[("photo", ("p.jpg", pic, "image/jpeg"))],
+                           data={"embeddings": "false"})
+                out.append(time.perf_counter() - t0)
+                if r.status_code != 200:
+                    raise SystemExit(f"request failed: {r.status_code} {r.text[:300]}")
+        return out
+
+    b0, s0 = metric(base, "faceptor_batch_size_photos_count"), metric(base, "faceptor_batch_seconds_sum")
+    p0 = metric(base, "faceptor_batch_size_photos_sum")
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        lat = np.concatenate([np.asarray(x) for x in pool.map(client, range(clients))])
+    wall = time.perf_counter() - t0
+    batches = metric(base, "faceptor_batch_size_photos_count") - b0
+    return {"requests": len(lat), "seconds": wall, "throughput": len(lat) / wall,
+            "p50_ms": 1000 * float(np.percentile(lat, 50)), "p99_ms": 1000 * float(np.percentile(lat, 99)),
+            "mean_batch": (metric(base, "faceptor_batch_size_photos_sum") - p0) / max(batches, 1),
+            "batch_ms": 1000 * (metric(base, "faceptor_batch_seconds_sum") - s0) / max(batches, 1)}
+
+
+def memory(base: str, pid: int, n: int, clients: int, pics: list[bytes]) -> dict[str, object]:
+    """RSS every n/5 requests (``clients`` clients, age only) while one client sends garbage."""
+    stop, garbage = threading.Event(), {"sent": 0, "5xx": 0}
+
+    def junk() -> None:
+        bodies = [b"not an image", b"", os.urandom(4096), b"\xff\xd8\xff" + os.urandom(2000)]
+        with httpx.Client(base_url=base, timeout=60) as c:
+            while not stop.is_set():
+                body = bodies[garbage["sent"] % len(bodies)]
+                r = c.post("/v1/analyze/upload", files=[("photo", ("x.jpg", body, "image/jpeg"))])
+                garbage["sent"] += 1
+                garbage["5xx"] += r.status_code >= 500
+                r = c.post("/v1/analyze", content=b'{"photos": [{"data": "%%%"}', headers={
+                    "content-type": "application/json"})
+                garbage["5xx"] += r.status_code >= 500
+
+    done, rss, lock = [0], [(0, rss_mib(pid))], threading.Lock()
+    step = max(1, n // 5)
+
+    def client(k: int) -> None:
+        with httpx.Client(base_url=base, timeout=600) as c:
+            while True:
+                with lock:
+                    if done[0] >= n:
+                        return
+                    done[0] += 1
+                    i = done[0]
+                r = c.post("/v1/analyze/upload", files=[("photo", ("p.jpg", pics[i % len(pics)], "image/jpeg"))],
+                           data={"tasks": "age_morph2"})
+                if r.status_code != 200:
+                    raise SystemExit(f"request failed: {r.status_code} {r.text[:300]}")
+                if i % step == 0:
+                    rss.append((i, rss_mib(pid)))
+
+    g = threading.Thread(target=junk)
+    g.start()
+    try:
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(client, range(clients)))
+    finally:
+        stop.set()
+        g.join()
+    return {"rss_mib": sorted(rss), "garbage_requests": 2 * garbage["sent"], "garbage_5xx": garbage["5xx"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--encoder", default="vit_t16")
+    ap.add_argument("--size", type=int, default=112, help="input size of every task (default: 112)")
+    ap.add_argument("--tasks", nargs="+", default=TASKS)
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--requests", type=int, default=4, help="requests per client in each load test")
+    ap.add_argument("--max-batch", type=int, default=16)
+    ap.add_argument("--max-wait-ms", type=float, default=20.0)
+    ap.add_argument("--memory-requests", type=int, default=200, help="requests of the memory test (0: skip)")
+    ap.add_argument("--save", action="store_true", help="write benchmarks/results/serve_<encoder>.json")
+    args = ap.parse_args()
+
+    import torch
+
+    import faceptor_core
+
+    torch.manual_seed(0)
+    pics = photos()
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = str(Path(tmp) / "ckpt")
+        faceptor_core.build(args.tasks, encoder=args.encoder, input_sizes=args.size).save_pretrained(ckpt)
+        rows = {}
+        for label, batch in (("dynamic batching", args.max_batch), ("one photo per pass", 1)):
+            with server(ckpt, "--max-batch", str(batch), "--max-wait-ms", str(args.max_wait_ms)) as (base, _):
+                load(base, 2, 1, pics)  # warm-up
+                rows[label] = load(base, args.clients, args.requests, pics)
+                print(label, json.dumps({k: round(v, 2) for k, v in rows[label].items()}), flush=True)
+        mem = None
+        if args.memory_requests:
+            with server(ckpt, "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)) as \
+                    (base, pid):
+                load(base, 2, 1, pics)
+                mem = memory(base, pid, args.memory_requests, args.clients, pics)
+                print("memory", json.dumps(mem), flush=True)
+    setup = f"encoder {args.encoder}, {len(args.tasks)} tasks at {args.size} px, {args.clients} clients x " \
+            f"{args.requests} requests, --max-wait-ms {args.max_wait_ms:g}, {os.cpu_count()} CPUs, " \
+            f"torch {torch.get_num_threads()} threads"
+    print(f"\n{setup}\n")
+    print("| server | requests | req/s | p50 ms | p99 ms | photos per pass | ms per pass |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for label, r in rows.items():
+        print(f"| {label} | {r['requests']} | {r['throughput']:.2f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | "
+              f"{r['mean_batch']:.1f} | {r['batch_ms']:.0f} |")
+    base = rows["one photo per pass"]["throughput"]
+    print(f"\nthroughput: {rows['dynamic batching']['throughput'] / base:.2f}x that of one photo per pass")
+    if mem:
+        print("RSS MiB after n requests: " + ", ".join(f"{n}: {m:.0f}" for n, m in mem["rss_mib"]))
+        print(f"garbage requests meanwhile: {mem['garbage_requests']}, answered 5xx: {mem['garbage_5xx']}")
+    if args.save:
+        out = ROOT / "benchmarks" / "results" / f"serve_{args.encoder}.json"
+        out.write_text(json.dumps({"setup": setup, "load": rows, "memory": mem}, indent=1))
+        print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
