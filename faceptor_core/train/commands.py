@@ -157,5 +157,5 @@ def add_commands(sub) -> None:
     p = sub.add_parser("demo", help="train a small Faceptor on SynthFaces and write a report")
     p.add_argument("--quick", action="store_true", help="a short run (under 2 minutes) for CI")
     p.add_argument("--out", default="faceptor-demo")
-    p.add_argument("--steps", type=int, help="training steps (default: 320, or 40 with --quick)")
+    p.add_argument("--steps", type=int, help="training steps (default: 300, or 40 with --quick)")
     p.set_defaults(func=cmd_demo)
