@@ -84,13 +84,19 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
     except Exception as exc:  # truncated or corrupt data: Pillow's errors vary by format
         raise ImageDecodeError(name, f"cannot decode image ({exc})") from None
     if arr is None:
-        import cv2
+        return decode_with_opencv(data, name)
+    return _to_uint8_rgb(arr, name)
 
-        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-        if arr is None or arr.size == 0:
-            raise ImageDecodeError(name, "cannot decode image (unknown image format)")
-        if arr.ndim == 3 and arr.shape[2] >= 3:  # BGR(A) -> RGB(A)
-            arr = np.concatenate([arr[:, :, 2::-1], arr[:, :, 3:]], axis=2)
+
+def decode_with_opencv(data: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Encoded bytes -> ``H x W x 3`` uint8 RGB through OpenCV (any bit depth, scaled as :func:`decode_image`)."""
+    import cv2
+
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    if arr is None or arr.size == 0:
+        raise ImageDecodeError(name, "cannot decode image (unknown image format)")
+    if arr.ndim == 3 and arr.shape[2] >= 3:  # BGR(A) -> RGB(A)
+        arr = np.concatenate([arr[:, :, 2::-1], arr[:, :, 3:]], axis=2)
     return _to_uint8_rgb(arr, name)
 
 

@@ -36,27 +36,13 @@ def decode_image(data: bytes, name: str = "<bytes>", backend: str = "auto") -> n
     ``backend`` is ``"auto"`` (the core's decoder: Pillow, OpenCV only for formats Pillow does not know; a
     corrupt file that Pillow rejects is an error, not a partial decode), ``"pil"`` or ``"cv2"``.
     """
-    from faceptor_core.images import ImageDecodeError
+    from faceptor_core.images import ImageDecodeError, decode_with_opencv
     from faceptor_core.images import decode_image as core_decode
 
-    if backend == "cv2":
-        import cv2
-
-        from faceptor_core.images import _to_uint8_rgb
-
-        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
-        if arr is None or arr.size == 0:
-            raise DatasetFormatError(name, 0, "cannot decode image (unknown image format)")
-        if arr.ndim == 3 and arr.shape[2] >= 3:
-            arr = np.concatenate([arr[:, :, 2::-1], arr[:, :, 3:]], axis=2)
-        try:
-            return _to_uint8_rgb(arr, name)
-        except ImageDecodeError as exc:
-            raise DatasetFormatError(name, 0, exc.reason) from None
-    if backend not in ("auto", "pil"):
+    if backend not in ("auto", "pil", "cv2"):
         raise ValueError(f"unknown image backend {backend!r}; choose auto, pil or cv2")
     try:
-        return core_decode(data, name)
+        return decode_with_opencv(data, name) if backend == "cv2" else core_decode(data, name)
     except ImageDecodeError as exc:
         raise DatasetFormatError(name, 0, exc.reason) from None
 
