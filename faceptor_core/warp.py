@@ -53,28 +53,26 @@ def _affine(points: np.ndarray, m: np.ndarray) -> np.ndarray:
     return out
 
 
-def tanh_compress(u: np.ndarray, factor: float) -> np.ndarray:
-    """Aligned normalised coordinates -> warped ones (the border band squeezed by tanh)."""
+def _map_band(u: np.ndarray, factor: float, f) -> np.ndarray:
+    """Apply ``f`` to the border band ``|u| > 1 - factor`` of normalised coordinates, scaled to the band."""
     u = np.array(u, copy=True)
     if factor <= 0:
         return u
     inner = 1.0 - factor
     hi, lo = u > inner, u < -inner
-    u[hi] = np.tanh((u[hi] - inner) / factor) * factor + inner
-    u[lo] = np.tanh((u[lo] + inner) / factor) * factor - inner
+    u[hi] = f((u[hi] - inner) / factor) * factor + inner
+    u[lo] = f((u[lo] + inner) / factor) * factor - inner
     return u
+
+
+def tanh_compress(u: np.ndarray, factor: float) -> np.ndarray:
+    """Aligned normalised coordinates -> warped ones (the border band squeezed by tanh)."""
+    return _map_band(u, factor, np.tanh)
 
 
 def tanh_expand(u: np.ndarray, factor: float) -> np.ndarray:
     """Warped normalised coordinates -> aligned ones (inverse of :func:`tanh_compress`, argument clipped)."""
-    u = np.array(u, copy=True)
-    if factor <= 0:
-        return u
-    inner = 1.0 - factor
-    hi, lo = u > inner, u < -inner
-    u[hi] = np.arctanh(np.clip((u[hi] - inner) / factor, -ARCTANH_CLIP, ARCTANH_CLIP)) * factor + inner
-    u[lo] = np.arctanh(np.clip((u[lo] + inner) / factor, -ARCTANH_CLIP, ARCTANH_CLIP)) * factor - inner
-    return u
+    return _map_band(u, factor, lambda t: np.arctanh(np.clip(t, -ARCTANH_CLIP, ARCTANH_CLIP)))
 
 
 def warp_points(points: np.ndarray, affine: np.ndarray, factor: float, size: int) -> np.ndarray:
