@@ -13,10 +13,10 @@ from PIL import Image
 
 from faceptor_core import get_task, load
 from faceptor_core.cli import main
+from faceptor_core.warp import tanh_compress, warp_points, warp_to_original
 from faceptor_tasks.families.geometry import FACE_TEMPLATE_5
 from faceptor_tasks.families.parsing import ParsingF1
 from faceptor_tasks.families.readers.parsing import LAPA_ALIGN_POINTS
-from faceptor_tasks.families.tanh_warp import tanh_compress, warp_points, warp_to_original
 
 #: Colour of each LaPa class in the fixture images (so that images and labels can be checked against each other).
 COLOURS = np.array([[0, 0, 0], [220, 180, 150], [60, 40, 20], [70, 40, 20], [250, 250, 250], [240, 240, 240],

@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from faceptor_tasks.families.geometry import about_centre, compose
-from faceptor_tasks.families.tanh_warp import (
+from faceptor_core.warp import (
     tanh_compress,
     tanh_expand,
     unwarp_points,
@@ -19,6 +18,7 @@ from faceptor_tasks.families.tanh_warp import (
     warp_to_crop,
     warp_to_original,
 )
+from faceptor_tasks.families.geometry import about_centre, compose
 
 IDENTITY = np.eye(2, 3)
 

@@ -16,6 +16,7 @@ from torch import nn
 
 from faceptor_core.crop import CropSpec, farl_template
 from faceptor_core.spec import TaskSpec
+from faceptor_core.warp import crop_maps, remap, warp_to_original
 
 from .augment import EVAL_RNG, is_train_split, run_pipeline, to_tensor_image, torch_rng
 from .baselines import parsing_baseline
@@ -23,7 +24,6 @@ from .checks import LabelMapItem
 from .common import Metric, as_tensor, build_dataset
 from .crop import base_meta, item_crop_matrix
 from .geometry import compose, hflip_matrix, random_affine, warp_image
-from .tanh_warp import crop_maps, remap, warp_to_original
 
 IGNORE_INDEX = 255
 
