@@ -15,7 +15,8 @@ from typing import NamedTuple
 import numpy as np
 
 from . import labels as L
-from .geometry import FaceGeometry, ellipse
+from .curves import ellipse
+from .geometry import FaceGeometry
 from .identity import Identity
 from .raster import PILLOW_OFFSET, Overlay, PaletteCanvas
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .geometry import pairs
+from .curves import pairs
 
 Array = np.ndarray
 #: Names and order of the angles in :meth:`HeadPose.angles` (the dataset's ``head_pose`` target).
