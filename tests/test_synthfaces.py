@@ -85,7 +85,8 @@ def test_sample_types_shapes_and_ranges(seed: int, index: int, size: int) -> Non
     assert s.attributes.shape == (len(SYNTH_ATTRIBUTES),) and s.attributes.dtype == np.int64
     assert set(np.unique(s.attributes)) <= {0, 1}
     assert s.gaze.shape == (2,) and s.gaze.dtype == np.float32 and (np.abs(s.gaze) <= 0.5).all()
-    assert set(s.pose) == {"roll", "scale", "shift", "yaw_squash"}
+    assert s.pose.angles().shape == (2,) and s.pose.angles().dtype == np.float32
+    assert set(s.pose.as_dict()) == {"roll", "scale", "shift", "yaw_squash"}
 
 
 def test_vocabularies() -> None:
@@ -293,12 +294,15 @@ def test_dataset_items_and_targets() -> None:
     item = ds[0]
     assert item["image"].shape == (48, 48, 3) and item["image"].dtype == np.uint8
     assert set(item["target"]) >= set(TARGETS[1:])
-    expected = {"landmarks": ((68, 2), np.float32), "parsing": ((48, 48), np.uint8),
-                "attributes": ((len(SYNTH_ATTRIBUTES),), np.int64), "gaze": ((2,), np.float32)}
+    expected = {"landmarks": ((68, 2), np.float32), "visible": ((68,), np.bool_), "parsing": ((48, 48), np.uint8),
+                "attributes": ((len(SYNTH_ATTRIBUTES),), np.int64), "gaze": ((2,), np.float32),
+                "head_pose": ((2,), np.float32)}
     for target in TARGETS[1:]:
         t = SynthFacesDataset("train", size=48, length=5, target=target)[1]["target"]
         if target in expected:
             assert (t.shape, t.dtype) == expected[target]
+        elif target == "pose":
+            assert set(t) == {"roll", "scale", "shift", "yaw_squash"}
         else:
             assert isinstance(t, {"age": float, "expression": int, "identity": int}[target])
     wrapped = SynthFacesDataset("test", size=48, length=3, target="age",

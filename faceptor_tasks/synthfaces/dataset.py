@@ -17,7 +17,9 @@ TEST_INDEX_OFFSET = 10**7
 TEST_IDENTITY_OFFSET = 1_000_000
 PAIRS_INDEX_OFFSET = 2 * 10**7
 DEFAULT_LENGTHS = {"train": 20000, "test": 500}
-TARGETS = ("all", "landmarks", "parsing", "age", "expression", "attributes", "identity", "gaze")
+#: Selectable targets: ``all`` (a dict of every other one) or one label.
+TARGETS = ("all", "landmarks", "visible", "parsing", "age", "expression", "attributes", "identity", "gaze",
+           "head_pose", "pose")
 
 
 def split_generator(split: str, size: int = 112, seed: int = 0, **kw: Any) -> tuple[SynthFaces, int]:
@@ -34,19 +36,22 @@ def split_generator(split: str, size: int = 112, seed: int = 0, **kw: Any) -> tu
 
 
 def sample_labels(s: SynthSample) -> dict[str, Any]:
-    """Every label of a sample (the ``all`` target)."""
+    """Every label of a sample (the ``all`` target), keyed by target name."""
     return {"landmarks": s.landmarks, "visible": s.visible, "parsing": s.parsing, "age": s.age,
             "expression": s.expression, "attributes": s.attributes, "identity": s.identity, "gaze": s.gaze,
-            "pose": s.pose}
+            "head_pose": s.pose.angles(), "pose": s.pose.as_dict()}
 
 
 class SynthFacesDataset(Dataset):
     """SynthFaces images with one label (``target``) or all of them (``"all"``).
 
     Items are ``{"image": H x W x 3 uint8, "target": label}``, or ``transform(item)`` when a transform is
-    given. Labels: landmarks 68 x 2 float32 pixels (centres at integers), parsing H x W uint8 (LaPa's 11
-    classes), age float, expression int (shared order), attributes int64 0/1 (``SYNTH_ATTRIBUTES``),
-    identity int (a global id: train 0..999, test from 1,000,000), gaze float32 (pitch, yaw) radians.
+    given. Labels: landmarks 68 x 2 float32 pixels (centres at integers), visible 68 bool (not occluded, on
+    the image), parsing H x W uint8 (LaPa's 11 classes), age float, expression int (shared order),
+    attributes int64 0/1 (``SYNTH_ATTRIBUTES``), identity int (a global id: train 0..999, test from
+    1,000,000), gaze float32 (pitch, yaw) radians, head_pose float32 (yaw, roll) degrees (``POSE_ANGLES``;
+    a horizontal flip negates both), pose the render parameters ``{"roll", "yaw_squash"}`` radians,
+    ``"scale"``, ``"shift"`` (x, y) pixels. docs/synthfaces.md gives every convention.
 
     Splits: ``train`` (default 20,000 items) and ``test`` (default 500) use disjoint index ranges and
     disjoint people, so test scores are on unseen identities; both are fixed by ``seed`` (keep the default
