@@ -126,8 +126,55 @@ def load(base: str, clients: int, requests: int, pics: list[bytes]) -> dict[str,
             "batch_ms": 1000 * (metric(base, "faceptor_batch_seconds_sum") - s0) / max(batches, 1)}
 
 
+def open_loop(base: str, rate: float, seconds: float, clients: int, pics: list[bytes]) -> dict[str, float]:
+    """Requests arriving at ``rate`` per second (Poisson), sent by up to ``clients`` connections: latency below
+    saturation, where a request waits for at most the batch being computed and its own."""
+    rng = np.random.default_rng(0)
+    starts = np.cumsum(rng.exponential(1 / rate, size=int(rate * seconds * 2)))
+    starts = starts[starts < seconds]
+    local = threading.local()
+
+    def send(k: int) -> float:
+        delay = starts[k] - (time.perf_counter() - t0)
+        if delay > 0:
+            time.sleep(delay)
+        if not hasattr(local, "client"):
+            local.client = httpx.Client(base_url=base, timeout=600)
+        t1 = time.perf_counter()
+        r = local.client.post("/v1/analyze/upload", files=[("photo", ("p.jpg", pics[k % len(pics)], "image/jpeg"))],
+                              data={"embeddings": "false"})
+        if r.status_code != 200:
+            raise SystemExit(f"request failed: {r.status_code} {r.text[:300]}")
+        return time.perf_counter() - t1
+
+    b0, s0 = metric(base, "faceptor_batch_size_photos_count"), metric(base, "faceptor_batch_seconds_sum")
+    p0 = metric(base, "faceptor_batch_size_photos_sum")
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        lat = np.asarray(list(pool.map(send, range(len(starts)))))
+    batches = metric(base, "faceptor_batch_size_photos_count") - b0
+    return {"rate": rate, "requests": len(lat), "p50_ms": 1000 * float(np.percentile(lat, 50)),
+            "p99_ms": 1000 * float(np.percentile(lat, 99)),
+            "mean_batch": (metric(base, "faceptor_batch_size_photos_sum") - p0) / max(batches, 1),
+            "batch_ms": 1000 * (metric(base, "faceptor_batch_seconds_sum") - s0) / max(batches, 1)}
+
+
+def no_face_photos() -> list[bytes]:
+    """scikit-image's ``coffee`` and ``chelsea`` (a cat) as JPEG: YuNet finds no face in them."""
+    import skimage.data
+    from PIL import Image
+
+    out = []
+    for arr in (skimage.data.coffee(), skimage.data.chelsea()):
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, format="JPEG", quality=90)
+        out.append(buf.getvalue())
+    return out
+
+
 def memory(base: str, pid: int, n: int, clients: int, pics: list[bytes]) -> dict[str, object]:
-    """RSS every n/5 requests (``clients`` clients, age only) while one client sends garbage."""
+    """RSS every n/10 requests (``clients`` clients, age only) while one client sends garbage. ``pics`` may mix
+    photos without a face (detection only) with face photos, so that many requests fit in a few minutes."""
     stop, garbage = threading.Event(), {"sent": 0, "5xx": 0}
 
     def junk() -> None:
@@ -143,7 +190,7 @@ def memory(base: str, pid: int, n: int, clients: int, pics: list[bytes]) -> dict
                 garbage["5xx"] += r.status_code >= 500
 
     done, rss, lock = [0], [(0, rss_mib(pid))], threading.Lock()
-    step = max(1, n // 5)
+    step = max(1, n // 10)
 
     def client(k: int) -> None:
         with httpx.Client(base_url=base, timeout=600) as c:
@@ -181,6 +228,12 @@ def main() -> None:
     ap.add_argument("--max-batch", type=int, default=16)
     ap.add_argument("--max-wait-ms", type=float, default=20.0)
     ap.add_argument("--memory-requests", type=int, default=200, help="requests of the memory test (0: skip)")
+    ap.add_argument("--memory-face-every", type=int, default=1,
+                    help="in the memory test, one photo in K has a face, the others none (default: 1, all faces)")
+    ap.add_argument("--skip-load", action="store_true", help="only the memory test")
+    ap.add_argument("--open-rate", type=float, default=0.0,
+                    help="also send requests arriving at this rate per second (Poisson, for 60 s) to measure "
+                         "latency below saturation (default: 0, skip)")
     ap.add_argument("--save", action="store_true", help="write benchmarks/results/serve_<encoder>.json")
     args = ap.parse_args()
 
@@ -194,17 +247,30 @@ def main() -> None:
         ckpt = str(Path(tmp) / "ckpt")
         faceptor_core.build(args.tasks, encoder=args.encoder, input_sizes=args.size).save_pretrained(ckpt)
         rows = {}
-        for label, batch in (("dynamic batching", args.max_batch), ("one photo per pass", 1)):
+        for label, batch in () if args.skip_load else (("dynamic batching", args.max_batch),
+                                                         ("one photo per pass", 1)):
             with server(ckpt, "--max-batch", str(batch), "--max-wait-ms", str(args.max_wait_ms)) as (base, _):
                 load(base, 2, 1, pics)  # warm-up
                 rows[label] = load(base, args.clients, args.requests, pics)
                 print(label, json.dumps({k: round(v, 2) for k, v in rows[label].items()}), flush=True)
+        if args.open_rate:
+            with server(ckpt, "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)) as (base, _):
+                load(base, 2, 1, pics)
+                rows["open loop"] = open_loop(base, args.open_rate, 60.0, args.clients, pics)
+                print("open loop", json.dumps({k: round(v, 2) for k, v in rows["open loop"].items()}), flush=True)
         mem = None
         if args.memory_requests:
             with server(ckpt, "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)) as \
                     (base, pid):
                 load(base, 2, 1, pics)
-                mem = memory(base, pid, args.memory_requests, args.clients, pics)
+                k = args.memory_face_every
+                empty = no_face_photos()
+                mix = [pics[(i // k) % len(pics)] if i % k == 0 else empty[i % len(empty)]
+                       for i in range(k * len(pics))]
+                t0 = time.perf_counter()
+                mem = memory(base, pid, args.memory_requests, args.clients, mix)
+                mem["seconds"] = time.perf_counter() - t0
+                mem["face_every"] = k
                 print("memory", json.dumps(mem), flush=True)
     setup = f"encoder {args.encoder}, {len(args.tasks)} tasks at {args.size} px, {args.clients} clients x " \
             f"{args.requests} requests, --max-wait-ms {args.max_wait_ms:g}, {os.cpu_count()} CPUs, " \
@@ -213,15 +279,25 @@ def main() -> None:
     print("| server | requests | req/s | p50 ms | p99 ms | photos per pass | ms per pass |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for label, r in rows.items():
+        if label == "open loop":
+            continue
         print(f"| {label} | {r['requests']} | {r['throughput']:.2f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | "
               f"{r['mean_batch']:.1f} | {r['batch_ms']:.0f} |")
-    base = rows["one photo per pass"]["throughput"]
-    print(f"\nthroughput: {rows['dynamic batching']['throughput'] / base:.2f}x that of one photo per pass")
+    if "open loop" in rows:
+        r = rows["open loop"]
+        bound = 2 * args.max_wait_ms + r["batch_ms"]
+        print(f"\nopen loop at {r['rate']:g} requests/s: p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms; "
+              f"2 x window + one batch's compute = {bound:.0f} ms (mean batch {r['mean_batch']:.1f} photos)")
+    if "one photo per pass" in rows:
+        base = rows["one photo per pass"]["throughput"]
+        print(f"\nthroughput: {rows['dynamic batching']['throughput'] / base:.2f}x that of one photo per pass")
     if mem:
         print("RSS MiB after n requests: " + ", ".join(f"{n}: {m:.0f}" for n, m in mem["rss_mib"]))
         print(f"garbage requests meanwhile: {mem['garbage_requests']}, answered 5xx: {mem['garbage_5xx']}")
     if args.save:
-        out = ROOT / "benchmarks" / "results" / f"serve_{args.encoder}.json"
+        name = f"serve_{args.encoder}" + ("_memory" if args.skip_load and not args.open_rate else "") + \
+            ("_open" if args.open_rate and args.skip_load else "")
+        out = ROOT / "benchmarks" / "results" / f"{name}.json"
         out.write_text(json.dumps({"setup": setup, "load": rows, "memory": mem}, indent=1))
         print(f"wrote {out}")
 
