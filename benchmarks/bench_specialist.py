@@ -21,8 +21,8 @@ import torchvision
 from torch import nn
 
 from faceptor_core.data.streams import TaskStream
+from faceptor_core.evaluate import eval_dataset
 from faceptor_core.registry import default_registry
-from faceptor_core.train.evaluate import eval_dataset
 
 SUPPORTED = ("synth_expression", "synth_age", "synth_attributes", "synth_landmarks")
 

@@ -129,7 +129,7 @@ def load(
     model = from_config(config, registry)
     model.load_weights(read_weights(weights_path), strict=True)
     if addons:
-        from .train.addons import load_addon
+        from .addons import load_addon
 
         for addon in addons:
             load_addon(model, addon, base_dir=directory, base_digest=digest)

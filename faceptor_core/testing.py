@@ -144,7 +144,7 @@ def check_loss(spec: TaskSpec, root: str | None, tmp: Path, registry: TaskRegist
 
 
 def check_metrics(spec: TaskSpec, root: str | None, tmp: Path, registry: TaskRegistry | None = None) -> None:
-    from .train.evaluate import evaluate_task
+    from .evaluate import evaluate_task
 
     model = _model(spec, registry)
     values = evaluate_task(model, spec, root, "test", batch_size=BATCH, limit=2 * BATCH)

@@ -17,9 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import predictions as P
-from ..errors import FaceptorError, PluginContractError, describe_callable
+from ..errors import FaceptorError, PluginContractError, TaskNotFoundError, describe_callable
 from ..images import to_float_images
-from ..registry import TaskNotFoundError
 from ..spec import TaskHead
 from .config import ModelConfig
 from .decode import age_distribution, expected_age, normalised_to_pixels, soft_argmax, upsample_logits

@@ -17,20 +17,20 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ..addons import save_addon
 from ..build import build, load
 from ..checkpoint import MANIFEST, WEIGHTS, CheckpointError, non_finite_keys, read_weights, save_state
 from ..data.collate import group_by_size
 from ..data.streams import TaskStream, data_report_line, open_dataset
 from ..durable import recover_dir, replace_dir, resolve_dir, write_atomic
 from ..errors import FaceptorError, RunDirectoryError, contract_error
+from ..evaluate import TaskEvaluation, evaluate_with_baseline, primary_value
 from ..model.base import FaceptorBase
 from ..model.config import EncoderConfig
 from ..registry import TaskRegistry, default_registry
 from ..spec import TaskSpec
-from .addons import save_addon
 from .config import ConfigError, RunConfig
 from .distributed import DistInfo, barrier, device_for, init_distributed
-from .evaluate import TaskEvaluation, evaluate_with_baseline, primary_value
 from .schedule import lr_at, param_groups
 from .weighting import combine_losses, task_weights
 

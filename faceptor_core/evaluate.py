@@ -12,12 +12,12 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from .. import predictions as P
-from ..data.collate import collate_items
-from ..data.streams import data_report_line, open_dataset, unwrap_worker_error
-from ..errors import FaceptorError, PluginContractError, contract_error, plugin_of
-from ..model.base import FaceptorBase
-from ..spec import Baseline, TaskSpec
+from . import predictions as P
+from .data.collate import collate_items
+from .data.streams import data_report_line, open_dataset, unwrap_worker_error
+from .errors import FaceptorError, PluginContractError, contract_error, plugin_of
+from .model.base import FaceptorBase
+from .spec import Baseline, TaskSpec
 
 
 class NonFinitePredictionError(FaceptorError, ValueError):
