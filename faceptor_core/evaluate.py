@@ -25,20 +25,8 @@ class NonFinitePredictionError(FaceptorError, ValueError):
 
 
 def prediction_tensor(pred: P.Prediction) -> torch.Tensor:
-    """The tensor a metric scores: points, labels, ages, probabilities, values or embeddings."""
-    if isinstance(pred, P.LandmarkPrediction):
-        return pred.points
-    if isinstance(pred, P.ParsingPrediction):
-        return pred.labels
-    if isinstance(pred, P.AgePrediction):
-        return pred.age
-    if isinstance(pred, (P.ClassificationPrediction, P.MultilabelPrediction)):
-        return pred.probabilities
-    if isinstance(pred, P.RegressionPrediction):
-        return pred.values
-    if isinstance(pred, P.EmbeddingPrediction):
-        return pred.embedding
-    raise TypeError(f"no metric tensor for {type(pred).__name__}")
+    """The tensor a metric scores (``pred.tensor()``: points, labels, ages, probabilities, values or embeddings)."""
+    return pred.tensor()
 
 
 def eval_dataset(spec: TaskSpec, root: str | None, split: str, input_size: int, limit: int | None = None,

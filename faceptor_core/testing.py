@@ -21,19 +21,14 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-from . import predictions as P
 from .build import build, load
+from .outputs import OUTPUTS
 from .registry import TaskRegistry, default_registry
 from .spec import TaskSpec
 
 TINY = {"hidden_dim": 32, "num_heads": 4, "ffn_dim": 64, "num_layers": 2}
 BATCH = 4
 
-_EXPECTED = {
-    "landmarks": P.LandmarkPrediction, "segmentation": P.ParsingPrediction, "age_distribution": P.AgePrediction,
-    "classification": P.ClassificationPrediction, "multilabel": P.MultilabelPrediction,
-    "regression": P.RegressionPrediction, "embedding": P.EmbeddingPrediction,
-}
 
 
 class ContractError(AssertionError):
@@ -122,7 +117,7 @@ def check_forward(spec: TaskSpec, root: str | None, tmp: Path, registry: TaskReg
     if tuple(raw.shape) != want:
         _fail(spec, "forward", f"raw output shape {tuple(raw.shape)}, expected {want}")
     pred = model.predict(x)[spec.name]
-    expected = _EXPECTED[spec.output]
+    expected = OUTPUTS[spec.output].prediction
     if spec.decode is None and not isinstance(pred, expected):
         _fail(spec, "predict", f"returned {type(pred).__name__}, expected {expected.__name__}")
     if not isinstance(pred.item(0), Mapping):

@@ -148,7 +148,7 @@ def test_model_giving_the_trivial_answer_scores_the_baseline(task: str, monkeypa
         "synth_attributes": lambda raw, hw: P.MultilabelPrediction(task, trivial.predict({"image": raw})),
     }
     if task in decoded:
-        model.decoders[task] = decoded[task]
+        model.output_decoders[task] = decoded[task]
     result = evaluate_with_baseline(model, spec, None, "test", batch_size=4, limit=8, baseline_limit=12)
     assert result.baseline is not None and result.baseline_answer == trivial.describe()
     assert result.metrics == result.baseline
