@@ -110,6 +110,7 @@ class Trainer:
         )
         self.step = 0
         self.baselines: dict[str, TaskEvaluation] = {}
+        self.metric_meta: dict[str, dict] = {}  # per task: its metric's MetricMeta per value
         self.best: float | None = None
         self.consumed = {n: 0 for n in self.specs}
         self._rng_to_restore: torch.Tensor | None = None
@@ -347,6 +348,7 @@ class Trainer:
                                         e.eval_limit, progress=progress, baseline=first, baseline_split=e.train_split,
                                         baseline_limit=self.cfg.baseline_limit or None,
                                         skip_invalid=e.skip_invalid)
+            self.metric_meta[name] = ev.meta
             if first:
                 self.baselines[name] = ev
             cached = self.baselines.get(name)
@@ -387,7 +389,8 @@ class Trainer:
         results = self.evaluate()
         self._log({"step": self.step, "eval": results})
         if self.main_task in results:
-            score = primary_value(self.specs[self.main_task], results[self.main_task])
+            score = primary_value(self.specs[self.main_task], results[self.main_task],
+                                  self.metric_meta.get(self.main_task))
             if math.isnan(score):  # not comparable (e.g. parsing F1 with a class absent from the set)
                 self._log({"step": self.step, "note": f"primary metric of {self.main_task} is NaN; best not updated"})
             elif self.best is None or score > self.best:
