@@ -21,8 +21,8 @@ import torchvision
 from torch import nn
 
 from faceptor_core.data.streams import TaskStream
+from faceptor_core.evaluate import eval_dataset
 from faceptor_core.registry import default_registry
-from faceptor_core.train.evaluate import eval_dataset
 
 SUPPORTED = ("synth_expression", "synth_age", "synth_attributes", "synth_landmarks")
 
@@ -35,7 +35,7 @@ def _outputs(spec) -> int:
 
 def _raw_to_metric_input(spec, raw: torch.Tensor, size: int) -> torch.Tensor:
     """The tensor the task's metric scores, as Faceptor's decoding would produce it."""
-    from faceptor_core.model.decode import expected_age
+    from faceptor_core.outputs import expected_age
 
     if spec.output == "landmarks":
         return raw.view(raw.shape[0], -1, 2).sigmoid() * size - 0.5  # the (x + 0.5) / W convention

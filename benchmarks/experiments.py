@@ -120,7 +120,7 @@ def exp_stage2(steps: int, target: str = "synth_expression") -> None:
             entry["layer_preference"] = {str(k): v for k, v in tr.model.layer_preference(images, target).items()}
         out[name] = entry
     base = faceptor_core.load(stage1)
-    from faceptor_core.train.evaluate import evaluate_task
+    from faceptor_core.evaluate import evaluate_task
 
     out["stage1_as_trained"] = primary(target, evaluate_task(base, faceptor_core.get_task(target), limit=EVAL_LIMIT))
     save("stage2", out)

@@ -5,18 +5,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-LOWER_IS_BETTER = {"synth_landmarks": "NME (inter-ocular)", "synth_age": "MAE (years)",
-                   "gaze_synth": "angular error (deg)"}
-HIGHER = {"synth_parsing": "F1 (no background)", "synth_expression": "accuracy", "synth_attributes": "mAcc",
-          "synth_identity": "verification accuracy"}
+METRIC_NAMES = {"synth_landmarks": "NME (inter-ocular)", "synth_age": "MAE (years)",
+                "gaze_synth": "angular error (deg)", "synth_parsing": "F1 (no background)",
+                "synth_expression": "accuracy", "synth_attributes": "mAcc", "synth_identity": "verification accuracy"}
 
 
 def _metric_name(task: str) -> str:
-    return LOWER_IS_BETTER.get(task) or HIGHER.get(task, "metric")
+    return METRIC_NAMES.get(task, "metric")
 
 
 def _better(task: str, a: float, b: float) -> bool:
-    return a < b if task in LOWER_IS_BETTER else a > b
+    """Whether ``a`` beats ``b`` on the task's primary metric (its direction from the metric's meta)."""
+    from faceptor_core import get_task
+    from faceptor_core.evaluate import higher_is_better, metric_meta
+
+    spec = get_task(task)
+    higher = higher_is_better(spec, spec.primary_metric, metric_meta(spec, spec.metrics(spec)))
+    return a > b if higher else a < b
 
 
 def _load(results: Path, name: str) -> dict | None:

@@ -31,19 +31,19 @@ VARIANTS = {"faceptor": Faceptor, "naive": NaiveFaceptor}
 def from_config(config: ModelConfig, registry: TaskRegistry | None = None) -> FaceptorBase:
     """Instantiate the model a config describes (random weights)."""
     model = VARIANTS[config.variant](config)
-    _attach_decoders(model, registry)
+    _attach_output_decoders(model, registry)
     return model
 
 
-def _attach_decoders(model: FaceptorBase, registry: TaskRegistry | None) -> None:
+def _attach_output_decoders(model: FaceptorBase, registry: TaskRegistry | None) -> None:
     reg = registry or default_registry()
     known = set(reg.task_names())
     for name in model.task_names:
         if name in known:
             spec = reg.get_task(name)
             if spec.decode is not None:
-                model.decoders[name] = spec.decode
-                model.decoder_plugins[name] = spec.plugin
+                model.output_decoders[name] = spec.decode
+                model.output_decoder_plugins[name] = spec.plugin
 
 
 def build(
@@ -97,9 +97,9 @@ def build(
     model = VARIANTS[variant](config)
     for t in tasks:
         if isinstance(t, TaskSpec) and t.decode is not None:
-            model.decoders[t.name] = t.decode
-            model.decoder_plugins[t.name] = t.plugin
-    _attach_decoders(model, registry)
+            model.output_decoders[t.name] = t.decode
+            model.output_decoder_plugins[t.name] = t.plugin
+    _attach_output_decoders(model, registry)
     if encoder_weights is not None:
         from .pretrained import load_encoder_weights
 
@@ -129,11 +129,11 @@ def load(
     model = from_config(config, registry)
     model.load_weights(read_weights(weights_path), strict=True)
     if addons:
-        from .train.addons import load_addon
+        from .addons import load_addon
 
         for addon in addons:
             load_addon(model, addon, base_dir=directory, base_digest=digest)
-        _attach_decoders(model, registry)
+        _attach_output_decoders(model, registry)
     return model.to(map_location)
 
 

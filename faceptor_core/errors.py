@@ -7,11 +7,28 @@ Every such error derives from :class:`FaceptorError`; the core's specific errors
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from typing import Any
 
 
 class FaceptorError(Exception):
     """A mistake in the input (a file, a configuration, a plugin); the message names what and where."""
+
+
+class TaskNotFoundError(FaceptorError, KeyError):
+    """An unknown task name; the message suggests close matches."""
+
+    def __init__(self, name: str, known: Iterable[str]):
+        known = sorted(known)
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        self.name = name
+        self.suggestions = close
+        super().__init__(f"unknown task {name!r}.{hint} ({len(known)} tasks registered; see `faceptor tasks`)")
+
+    def __str__(self) -> str:  # KeyError quotes its message otherwise
+        return str(self.args[0])
 
 
 class PluginContractError(FaceptorError, TypeError):

@@ -1,7 +1,7 @@
 """Affine geometry of crops, shared by the training transforms (in task plugins) and photo inference.
 
 Pixel centres sit at integer coordinates (pixel ``i`` spans ``[i - 0.5, i + 0.5]``), as in
-:mod:`faceptor_core.model.decode`. Every crop is a 2x3 matrix ``A`` mapping photo pixel coordinates to crop
+:mod:`faceptor_core.outputs`. Every crop is a 2x3 matrix ``A`` mapping photo pixel coordinates to crop
 pixel coordinates; ``cv2.warpAffine(image, A, (S, S))`` produces the crop and ``invert_affine(A)`` maps
 predictions back.
 """

@@ -20,27 +20,12 @@ from pydantic import ValidationError
 
 from . import hookspecs
 from .detect import DetectorError, DetectorSpec, as_detector
-from .errors import FaceptorError
+from .errors import FaceptorError, TaskNotFoundError
 from .spec import TaskSpec
 
 DISABLE_ENV = "FACEPTOR_DISABLE_PLUGINS"
 #: The distribution whose plugins are built in: their task names cannot be taken by another plugin.
 BUILTIN_DISTRIBUTION = "faceptor"
-
-
-class TaskNotFoundError(FaceptorError, KeyError):
-    """An unknown task name; the message suggests close matches."""
-
-    def __init__(self, name: str, known: Iterable[str]):
-        known = sorted(known)
-        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        self.name = name
-        self.suggestions = close
-        super().__init__(f"unknown task {name!r}.{hint} ({len(known)} tasks registered; see `faceptor tasks`)")
-
-    def __str__(self) -> str:  # KeyError quotes its message otherwise
-        return str(self.args[0])
 
 
 class DetectorNotFoundError(FaceptorError, KeyError):

@@ -2,18 +2,24 @@
 
 A task is declared once, as a :class:`TaskSpec`, and registered through the ``register_tasks`` hook.
 The core only reads the structural fields (head type, number of queries, output kind, input size) to
-build a model; the callables (dataset, transforms, loss, metrics, decode) are used by training,
-evaluation and prediction.
+build a model; the callables (dataset, transforms, loss, metrics, decode, baseline) are used by training,
+evaluation and prediction. Their exact signatures are the protocols below (:class:`DatasetFactory`,
+:class:`TransformsFactory`, :class:`LossFactory`, :class:`MetricsFactory` making a :class:`Metric`,
+:class:`DecodeFn`, :class:`BaselineFactory` making a :class:`Baseline`); docs/plugins.md says the same.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal, Protocol, runtime_checkable
 
+import torch
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from torch import nn
+from torch.utils.data import Dataset
 
 from .crop import CropSpec
+from .predictions import Prediction
 
 HeadType = Literal["dense", "attribute", "identity"]
 OutputKind = Literal[
@@ -70,23 +76,146 @@ class Baseline(Protocol):
     def describe(self) -> str: ...
 
 
+class MetricMeta(BaseModel):
+    """What one value a metric computes means: which direction is better, its unit, a short description.
+
+    ``better`` is ``"higher"`` or ``"lower"`` for a score, ``None`` for a value that is no score (a threshold, a
+    spread). ``unit`` is free text (``"years"``, ``"degrees"``, ``"px"``); ``"fraction"`` means a value in
+    ``[0, 1]`` (x100 for a percentage), which the contract kit checks.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    better: Literal["higher", "lower"] | None
+    unit: str = ""
+    description: str = ""
+
+    @property
+    def higher_is_better(self) -> bool | None:
+        return None if self.better is None else self.better == "higher"
+
+
+@runtime_checkable
+class Metric(Protocol):
+    """A task's evaluation metric; accumulates over batches so that any batching gives the same result.
+
+    - ``update(prediction, target_batch, batch_meta=None)``: add one batch. ``prediction`` is the decoded
+      prediction's ``tensor()`` (``points``, ``labels``, ``age``, ``probabilities``, ``values``, ``embedding``),
+      or the raw head output when ``takes_raw_output``; ``target_batch`` the collated targets; ``batch_meta``
+      the collated ``meta`` of the items (None when they have none). Evaluation passes all three positionally.
+    - ``compute() -> dict[str, float]``: the values over everything added since ``reset()``.
+    - ``reset()``: forget every batch.
+    - ``meta``: a :class:`MetricMeta` for every key ``compute()`` returns (direction, unit, description).
+    - ``takes_raw_output``: feed ``update`` the raw head output (e.g. logits, for the reference's own tie rule
+      or geometry) instead of the decoded prediction; ``decode`` is then not used by evaluation.
+    - ``pairs``: a verification metric scored on pairs (:class:`PairMetric`); evaluation then feeds it
+      ``update_pairs`` with both sides' embeddings.
+    """
+
+    takes_raw_output: bool
+    pairs: bool
+
+    @property
+    def meta(self) -> Mapping[str, MetricMeta]: ...
+
+    def update(self, prediction: Any, target_batch: Any, batch_meta: Mapping[str, Any] | None = None) -> None: ...
+
+    def compute(self) -> dict[str, float]: ...
+
+    def reset(self) -> None: ...
+
+
+@runtime_checkable
+class PairMetric(Metric, Protocol):
+    """A metric scored on pairs of faces (``pairs = True``): verification.
+
+    Its evaluation split yields pair items ``{"image_a", "image_b", "issame", ...}``; evaluation embeds both
+    sides (flip-augmented, L2-normalised) and calls ``update_pairs(emb_a, emb_b, issame)`` with ``B x D``
+    embeddings and ``B`` booleans (the trivial baseline's embedding is given to both sides).
+    """
+
+    def update_pairs(self, emb_a: torch.Tensor, emb_b: torch.Tensor, issame: torch.Tensor) -> None: ...
+
+
+# -- the callables' contracts -----------------------------------------------------------------------------
+@runtime_checkable
+class Transform(Protocol):
+    """``transform(raw_item) -> item``: a raw dataset item ``{"image": uint8 H x W x 3, "target": ...}`` (plus
+    ``"box"`` / ``"align_points"`` when known) -> a model-ready item ``{"image": float32 3 x S x S in [0, 1],
+    "target": tensor, "meta": {...}}`` that ``default_collate`` can stack (``meta["affine"]``: original pixels ->
+    crop pixels)."""
+
+    def __call__(self, item: Mapping[str, Any]) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class DatasetFactory(Protocol):
+    """``dataset(root, split, transform=None) -> Dataset``: raw items without a transform, model-ready items with
+    one. A dataset that can leave unusable records out (and report them) also takes ``skip_invalid=True``."""
+
+    def __call__(self, root: str | None, split: str, transform: Transform | None = None) -> Dataset: ...
+
+
+@runtime_checkable
+class TransformsFactory(Protocol):
+    """``transforms(split, input_size) -> Transform`` for ``split`` ("train" augments) at ``input_size`` px."""
+
+    def __call__(self, split: str, input_size: int) -> Transform: ...
+
+
+@runtime_checkable
+class LossFactory(Protocol):
+    """``loss(spec) -> nn.Module`` called as ``loss_module(raw_output, target_batch) -> scalar tensor``."""
+
+    def __call__(self, spec: TaskSpec) -> nn.Module: ...
+
+
+@runtime_checkable
+class MetricsFactory(Protocol):
+    """``metrics(spec) -> Metric``: a fresh :class:`Metric` (one per evaluated split)."""
+
+    def __call__(self, spec: TaskSpec) -> Metric: ...
+
+
+@runtime_checkable
+class DecodeFn(Protocol):
+    """``decode(raw_output, image_hw) -> Prediction``: output decoding of the task's raw head output for images
+    of ``image_hw = (height, width)`` pixels, in place of the core's decoding for the output kind
+    (:data:`faceptor_core.outputs.OUTPUTS`)."""
+
+    def __call__(self, raw_output: torch.Tensor, image_hw: tuple[int, int]) -> Prediction: ...
+
+
+@runtime_checkable
+class BaselineFactory(Protocol):
+    """``baseline(spec) -> Baseline``: the task's trivial answer (see :class:`Baseline`)."""
+
+    def __call__(self, spec: TaskSpec) -> Baseline: ...
+
+
 class TaskSpec(BaseModel):
     """Declaration of one task (one dataset with its label space).
 
-    Structural fields decide the model's shape; callables are plugged into training and evaluation:
+    Structural fields decide the model's shape; callables are plugged into training and evaluation (their
+    exact signatures are the protocols of this module):
 
-    - ``dataset(root, split, transform=None) -> torch.utils.data.Dataset`` of raw items
-      ``{"image": uint8 HxWx3, "target": ...}`` (or transformed items when ``transform`` is given).
-    - ``transforms(split, input_size) -> callable`` mapping a raw item to a model-ready item.
-    - ``loss(spec) -> torch.nn.Module`` called as ``loss_module(raw_output, target_batch) -> scalar``.
-    - ``metrics(spec) -> Metric`` with ``update(prediction, target_batch)``, ``compute() -> dict``, ``reset()``.
-    - ``decode(raw_output, image_hw) -> prediction`` overrides the core's decoding for the output kind.
-    - ``baseline(spec) -> Baseline`` (optional): the task's trivial answer, scored by its own metric beside the
-      model (see :class:`Baseline`).
+    - ``dataset(root, split, transform=None) -> torch.utils.data.Dataset`` (:class:`DatasetFactory`) of raw
+      items ``{"image": uint8 HxWx3, "target": ...}``, or model-ready items when ``transform`` is given.
+    - ``transforms(split, input_size) -> Transform`` (:class:`TransformsFactory`), a raw item -> a model-ready
+      item (:class:`Transform`).
+    - ``loss(spec) -> torch.nn.Module`` (:class:`LossFactory`) called as
+      ``loss_module(raw_output, target_batch) -> scalar``.
+    - ``metrics(spec) -> Metric`` (:class:`MetricsFactory`): ``update(prediction, target_batch, batch_meta)``,
+      ``compute() -> dict[str, float]``, ``reset()``, ``meta`` (direction, unit, description per value),
+      ``takes_raw_output`` and ``pairs`` (see :class:`Metric` and :class:`PairMetric`).
+    - ``decode(raw_output, image_hw) -> Prediction`` (:class:`DecodeFn`, optional): output decoding in place of
+      the core's for the output kind.
+    - ``baseline(spec) -> Baseline`` (:class:`BaselineFactory`, optional): the task's trivial answer, scored by
+      its own metric beside the model (see :class:`Baseline`).
 
-    A metric whose class sets ``takes_raw_output = True`` is fed the raw head output (e.g. logits, so that it
-    can apply the reference's own tie rule or geometry) instead of the decoded prediction; ``decode`` is then
-    not used by evaluation.
+    ``primary_metric`` names the value that selects the best checkpoint; its direction is the metric's
+    ``meta`` (``higher_is_better`` must agree with it: the contract kit checks; it is the fallback for a metric
+    without ``meta``).
 
     ``crop`` declares how a face is cut from a photo for this task (:class:`~faceptor_core.crop.CropSpec`):
     the training transforms crop with it and :func:`faceptor_core.analyze` crops faces in photos with it.
@@ -114,12 +243,12 @@ class TaskSpec(BaseModel):
     description: str = ""
     license: str = ""
     citation: str = ""
-    dataset: Callable[..., Any] | None = None
-    transforms: Callable[..., Any] | None = None
-    loss: Callable[..., Any] | None = None
-    metrics: Callable[..., Any] | None = None
-    decode: Callable[..., Any] | None = None
-    baseline: Callable[..., Any] | None = None
+    dataset: DatasetFactory | None = None
+    transforms: TransformsFactory | None = None
+    loss: LossFactory | None = None
+    metrics: MetricsFactory | None = None
+    decode: DecodeFn | None = None
+    baseline: BaselineFactory | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
 
     _plugin: str | None = PrivateAttr(default=None)

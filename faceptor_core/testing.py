@@ -21,19 +21,14 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-from . import predictions as P
 from .build import build, load
+from .outputs import OUTPUTS
 from .registry import TaskRegistry, default_registry
 from .spec import TaskSpec
 
 TINY = {"hidden_dim": 32, "num_heads": 4, "ffn_dim": 64, "num_layers": 2}
 BATCH = 4
 
-_EXPECTED = {
-    "landmarks": P.LandmarkPrediction, "segmentation": P.ParsingPrediction, "age_distribution": P.AgePrediction,
-    "classification": P.ClassificationPrediction, "multilabel": P.MultilabelPrediction,
-    "regression": P.RegressionPrediction, "embedding": P.EmbeddingPrediction,
-}
 
 
 class ContractError(AssertionError):
@@ -122,7 +117,7 @@ def check_forward(spec: TaskSpec, root: str | None, tmp: Path, registry: TaskReg
     if tuple(raw.shape) != want:
         _fail(spec, "forward", f"raw output shape {tuple(raw.shape)}, expected {want}")
     pred = model.predict(x)[spec.name]
-    expected = _EXPECTED[spec.output]
+    expected = OUTPUTS[spec.output].prediction
     if spec.decode is None and not isinstance(pred, expected):
         _fail(spec, "predict", f"returned {type(pred).__name__}, expected {expected.__name__}")
     if not isinstance(pred.item(0), Mapping):
@@ -144,17 +139,30 @@ def check_loss(spec: TaskSpec, root: str | None, tmp: Path, registry: TaskRegist
 
 
 def check_metrics(spec: TaskSpec, root: str | None, tmp: Path, registry: TaskRegistry | None = None) -> None:
-    from .train.evaluate import evaluate_task
+    """Metrics compute finite values (the primary one among them), declare a ``meta`` for each (the primary
+    metric's direction agreeing with ``spec.higher_is_better``), and fractions lie in [0, 1]."""
+    from .evaluate import evaluate_with_baseline
 
     model = _model(spec, registry)
-    values = evaluate_task(model, spec, root, "test", batch_size=BATCH, limit=2 * BATCH)
+    result = evaluate_with_baseline(model, spec, root, "test", batch_size=BATCH, limit=2 * BATCH, baseline=False)
+    values, meta = result.metrics, result.meta
     if not values or not all(math.isfinite(v) for v in values.values()):
         _fail(spec, "metrics", f"must compute finite values, got {values}")
     if spec.primary_metric not in values:
         _fail(spec, "metrics", f"primary metric {spec.primary_metric!r} not among {sorted(values)}")
+    undeclared = sorted(set(values) - set(meta))
+    if undeclared:
+        _fail(spec, "metrics", f"meta declares no direction / unit for {', '.join(undeclared)} (give the metric a "
+                               "meta: {name: faceptor_core.spec.MetricMeta(better=..., unit=..., description=...)})")
+    primary = meta[spec.primary_metric]
+    if primary.higher_is_better is None:
+        _fail(spec, "metrics", f"primary metric {spec.primary_metric!r} is no score (its meta has better=None)")
+    if primary.higher_is_better != spec.higher_is_better:
+        _fail(spec, "metrics", f"primary metric {spec.primary_metric!r}: meta says {primary.better} is better, the "
+                               f"spec says higher_is_better={spec.higher_is_better}")
     for name, v in values.items():
-        if any(k in name for k in ("accuracy", "acc", "f1", "auc")) and not 0 <= v <= 1 + 1e-9:
-            _fail(spec, "metrics", f"{name}={v} outside [0, 1]")
+        if meta[name].unit == "fraction" and not 0 <= v <= 1 + 1e-9:
+            _fail(spec, "metrics", f"{name}={v} outside [0, 1] (its meta's unit is 'fraction')")
 
 
 def check_save_load(spec: TaskSpec, root: str | None, tmp: Path, registry: TaskRegistry | None = None) -> None:

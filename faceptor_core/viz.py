@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import colorsys
 import math
 from collections.abc import Mapping, Sequence
 
@@ -10,60 +9,21 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from . import predictions as P
+from .drawing import draw_landmarks, overlay_parsing, palette, scaled_points
 
-
-def palette(n: int) -> np.ndarray:
-    """``n x 3`` uint8 distinct colours; class 0 (background) is black."""
-    colours = [(0, 0, 0)]
-    for k in range(1, n):
-        r, g, b = colorsys.hsv_to_rgb((k * 0.618034) % 1.0, 0.75, 1.0)
-        colours.append((int(r * 255), int(g * 255), int(b * 255)))
-    return np.array(colours[:n], dtype=np.uint8)
-
-
-def overlay_parsing(image: np.ndarray, labels: np.ndarray, num_classes: int | None = None,
-                    alpha: float = 0.5) -> np.ndarray:
-    """Blend class colours over ``image`` (H x W x 3 uint8); background stays as it is."""
-    n = int(num_classes or labels.max() + 1)
-    colours = palette(max(n, 2))[labels.clip(0, n - 1)]
-    mask = (labels > 0)[..., None]
-    blended = image.astype(np.float32) * (1 - alpha) + colours.astype(np.float32) * alpha
-    return np.where(mask, blended, image).astype(np.uint8)
-
-
-def draw_landmarks(img: Image.Image, points: np.ndarray, colour=(0, 255, 0), radius: float | None = None) -> None:
-    """Draw points (N x 2 pixel coordinates, pixel centres at integers) onto ``img`` in place."""
-    d = ImageDraw.Draw(img)
-    r = radius if radius is not None else max(1.0, min(img.size) / 80)
-    for x, y in np.asarray(points, dtype=np.float64):
-        d.ellipse([x - r + 0.5, y - r + 0.5, x + r + 0.5, y + r + 0.5], fill=colour)
+__all__ = ["contact_sheet", "draw_landmarks", "face_lines", "overlay_parsing", "palette", "photo_overlay",
+           "plot_curves", "prediction_card"]
 
 
 def prediction_card(image: np.ndarray, preds: Mapping[str, P.Prediction], index: int = 0,
                     scale: int = 1) -> Image.Image:
-    """One image with every task's prediction drawn: parsing colours, landmarks, and text lines."""
-    canvas = image
-    lines = []
-    for pred in preds.values():
-        if isinstance(pred, P.ParsingPrediction):
-            canvas = overlay_parsing(canvas, pred.labels[index].cpu().numpy(), len(pred.label_names) or None)
-    img = Image.fromarray(canvas)
+    """One image with every task's prediction drawn (area fills under marks) and each one's caption below."""
+    img = Image.fromarray(image)
     if scale != 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    for name, pred in preds.items():
-        if isinstance(pred, P.LandmarkPrediction):
-            draw_landmarks(img, (pred.points[index].cpu().numpy() + 0.5) * scale - 0.5)
-        elif isinstance(pred, P.AgePrediction):
-            lines.append(f"{name}: {float(pred.age[index]):.1f} y")
-        elif isinstance(pred, P.ClassificationPrediction):
-            k = int(pred.labels[index])
-            label = pred.label_names[k] if pred.label_names else str(k)
-            lines.append(f"{name}: {label} ({float(pred.probabilities[index, k]):.2f})")
-        elif isinstance(pred, P.MultilabelPrediction):
-            on = [n for n, p in zip(pred.label_names, pred.probabilities[index].tolist(), strict=False) if p > 0.5]
-            lines.append(f"{name}: {', '.join(on[:4]) or '-'}")
-        elif isinstance(pred, P.RegressionPrediction):
-            lines.append(f"{name}: " + ", ".join(f"{v:.2f}" for v in pred.values[index].tolist()[:4]))
+    for pred in sorted(preds.values(), key=lambda p: p.layer):
+        img = pred.draw(img, index, scale)
+    lines = [f"{name}: {c}" for name, pred in preds.items() if (c := pred.caption(index)) is not None]
     if not lines:
         return img
     card = Image.new("RGB", (img.width, img.height + 12 * len(lines) + 4), "white")
@@ -135,8 +95,6 @@ def _text_width(d: ImageDraw.ImageDraw, text: str) -> int:
 
 def face_lines(face, names: Sequence[str] | None = None) -> list[str]:
     """Text lines describing one analysed face (values with their units)."""
-    from .photo import results as R
-
     head = f"#{face.index + 1}"
     if face.score is not None:
         head += f"  score {face.score:.2f}"
@@ -146,28 +104,15 @@ def face_lines(face, names: Sequence[str] | None = None) -> list[str]:
     for name, r in face.tasks.items():
         if names is not None and name not in names:
             continue
-        if isinstance(r, R.AgeResult):
-            lines.append(f"  {name}: {r.age:.1f} years")
-        elif isinstance(r, R.ClassificationResult):
-            lines.append(f"  {name}: {r.label} (p={r.probabilities[r.label]:.2f})")
-        elif isinstance(r, R.MultilabelResult):
-            lines.append(f"  {name}: {', '.join(r.positive[:5]) or '-'}{' ...' if len(r.positive) > 5 else ''}")
-        elif isinstance(r, R.RegressionResult):
-            lines.append(f"  {name}: " + ", ".join(f"{k}={v:.3g}" for k, v in list(r.values.items())[:4]))
-        elif isinstance(r, R.LandmarksResult):
-            lines.append(f"  {name}: {len(r.points)} points (px)")
-        elif isinstance(r, R.ParsingResult):
-            lines.append(f"  {name}: {sum(r.class_pixels().values())} face px")
-        elif isinstance(r, R.EmbeddingResult):
-            lines.append(f"  {name}: {r.embedding.shape[-1]}-d embedding")
+        line = r.summary()
+        if line is not None:
+            lines.append(f"  {name}: {line}")
     return lines
 
 
 def photo_overlay(image: np.ndarray, result, max_side: int = 2048) -> Image.Image:
     """An analysed photo: parsing colours (first parsing task), every face's box with its number, its five
     points and landmarks, then a panel with each face's values (with units) and the parsing legend."""
-    from .photo import results as R
-
     h, w = image.shape[:2]
     canvas = image
     parsing_task = next(iter(result.parsing), None)
@@ -191,11 +136,9 @@ def photo_overlay(image: np.ndarray, result, max_side: int = 2048) -> Image.Imag
         d.rectangle([x1, y1 - 12, x1 + tw + 4, y1], fill=c)
         d.text((x1 + 2, y1 - 12), label, fill=(0, 0, 0))
         for r in f.tasks.values():
-            if isinstance(r, R.LandmarksResult):
-                draw_landmarks(img, (r.points + 0.5) * scale - 0.5, colour=(0, 255, 0),
-                               radius=max(1.0, (x2 - x1) / 120))
+            r.draw(img, scale, x2 - x1)
         if f.points is not None:
-            draw_landmarks(img, (f.points + 0.5) * scale - 0.5, colour=c, radius=max(1.5, (x2 - x1) / 60))
+            draw_landmarks(img, scaled_points(f.points, scale), colour=c, radius=max(1.5, (x2 - x1) / 60))
     lines = [f"{result.name}: {len(result.faces)} face(s)" if result.faces else f"{result.name}: no face found"]
     for f in result.faces:
         lines += face_lines(f)

@@ -100,7 +100,7 @@ def test_landmarks_and_parsing_land_on_the_pasted_ground_truth(faces):
     lm_items = [lm_spec.transforms("test", 64)(raw_item(s, "synth_landmarks")) for s in faces]
     ps_items = [ps_spec.transforms("test", 112)(raw_item(s, "synth_parsing")) for s in faces]
     crop_points = torch.stack([it["target"] for it in lm_items]).float()
-    model.decoders["synth_landmarks"] = lambda raw, hw: P.LandmarkPrediction("synth_landmarks", crop_points)
+    model.output_decoders["synth_landmarks"] = lambda raw, hw: P.LandmarkPrediction("synth_landmarks", crop_points)
     onehot = torch.stack([torch.nn.functional.one_hot(it["target"], 11).permute(2, 0, 1).float() * 20
                           for it in ps_items])
     real = model.forward_multitask

@@ -11,8 +11,8 @@ import torch
 from faceptor_core import get_task
 from faceptor_core import predictions as P
 from faceptor_core.cli import main
+from faceptor_core.evaluate import BaselineUnavailable, evaluate_task, evaluate_with_baseline
 from faceptor_core.spec import Baseline
-from faceptor_core.train.evaluate import BaselineUnavailable, evaluate_task, evaluate_with_baseline
 from faceptor_tasks.families import inter_points
 from faceptor_tasks.families.age import AgeMAE
 from faceptor_tasks.families.attributes import AttributeAccuracy
@@ -122,7 +122,7 @@ SYNTH = ("synth_landmarks", "synth_parsing", "synth_age", "synth_expression", "s
 
 @pytest.mark.parametrize("task", SYNTH)
 def test_model_giving_the_trivial_answer_scores_the_baseline(task: str, monkeypatch) -> None:
-    from faceptor_core.train.evaluate import fit_baseline
+    from faceptor_core.evaluate import fit_baseline
 
     spec = get_task(task)
     model = tiny_build([task])
@@ -148,7 +148,7 @@ def test_model_giving_the_trivial_answer_scores_the_baseline(task: str, monkeypa
         "synth_attributes": lambda raw, hw: P.MultilabelPrediction(task, trivial.predict({"image": raw})),
     }
     if task in decoded:
-        model.decoders[task] = decoded[task]
+        model.output_decoders[task] = decoded[task]
     result = evaluate_with_baseline(model, spec, None, "test", batch_size=4, limit=8, baseline_limit=12)
     assert result.baseline is not None and result.baseline_answer == trivial.describe()
     assert result.metrics == result.baseline

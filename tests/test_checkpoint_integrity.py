@@ -13,8 +13,8 @@ from safetensors.torch import save_file
 
 import faceptor_core
 from faceptor_core import CheckpointError
+from faceptor_core.addons import ADDON_MANIFEST, ADDON_WEIGHTS, save_addon
 from faceptor_core.checkpoint import ChecksumWarning
-from faceptor_core.train.addons import ADDON_MANIFEST, ADDON_WEIGHTS, save_addon
 from tests.conftest import tiny_build
 
 

@@ -14,8 +14,8 @@ from PIL import Image
 import faceptor_core
 from faceptor_core import TaskRegistry
 from faceptor_core.cli import main
+from faceptor_core.evaluate import NonFinitePredictionError, evaluate_task
 from faceptor_core.train import RunConfig, Trainer
-from faceptor_core.train.evaluate import NonFinitePredictionError, evaluate_task
 from faceptor_tasks.families.age import AgeMAE
 from faceptor_tasks.families.common import (
     DatasetFormatError,

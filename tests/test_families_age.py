@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image
 from torch.utils.data import default_collate
 
-from faceptor_core.model.decode import expected_age
+from faceptor_core.outputs import expected_age
 from faceptor_tasks.builtin import builtin_tasks
 from faceptor_tasks.families.age import AgeMAE, DLDLv2Loss, gaussian_label_distribution
 from faceptor_tasks.families.common import DatasetFormatError

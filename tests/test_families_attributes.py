@@ -106,7 +106,7 @@ def test_probability_exactly_half_is_negative_as_the_reference(monkeypatch) -> N
     """The reference predicts ``round(sigmoid(logit))``: 0.5 rounds to 0. A logit of 1e-9 has a float32 sigmoid
     of exactly 0.5, so it is negative too; 1e-3 is positive."""
     from faceptor_core import get_task
-    from faceptor_core.train.evaluate import evaluate_task
+    from faceptor_core.evaluate import evaluate_task
     from tests.conftest import tiny_build
 
     assert torch.sigmoid(torch.tensor(1e-9)) == 0.5 and torch.round(torch.tensor(0.5)) == 0

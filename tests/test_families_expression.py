@@ -167,7 +167,7 @@ def test_top1_is_topk_on_the_logits_as_the_reference() -> None:
 
 def test_evaluation_feeds_the_logits(monkeypatch) -> None:
     from faceptor_core import get_task
-    from faceptor_core.train.evaluate import evaluate_task
+    from faceptor_core.evaluate import evaluate_task
     from tests.conftest import tiny_build
 
     spec = get_task("synth_expression")

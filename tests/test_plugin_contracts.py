@@ -13,8 +13,8 @@ import faceptor_core
 from faceptor_core import TaskRegistry, TaskSpec, hookimpl
 from faceptor_core.cli import main
 from faceptor_core.errors import PluginContractError
+from faceptor_core.evaluate import evaluate_task
 from faceptor_core.train import RunConfig, Trainer
-from faceptor_core.train.evaluate import evaluate_task
 from tests.conftest import TINY_DECODER, tiny_build
 from tests.toytasks import toy_specs
 

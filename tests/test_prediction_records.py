@@ -31,7 +31,7 @@ def records():
     toys = toy_specs()
     model = tiny_build(["landmarks_300w", "parsing_lapa", "age_morph2", "expression_rafdb", "attributes_celeba",
                         "recognition_ms1mv3", *toys])
-    model.decoders["toy_channel"] = lambda raw, hw: ColourName("toy_channel", "red")  # a plugin's own decoder
+    model.output_decoders["toy_channel"] = lambda raw, hw: ColourName("toy_channel", "red")  # a plugin's own decoder
     astro, cat = model.analyze([skimage.data.astronaut(), skimage.data.chelsea()])
     return model, astro, cat
 

@@ -10,6 +10,7 @@ from torch.utils.data import Dataset
 
 from faceptor_core import CropSpec, TaskSpec, hookimpl
 from faceptor_core.geometry import warp_image
+from faceptor_core.spec import MetricMeta
 
 
 class ColourDataset(Dataset):
@@ -55,6 +56,8 @@ class MSELoss(nn.Module):
 
 
 class Accuracy:
+    meta = {"accuracy": MetricMeta(better="higher", unit="fraction", description="top-1 accuracy")}
+
     def __init__(self, spec=None):
         self.reset()
 
@@ -70,6 +73,8 @@ class Accuracy:
 
 
 class MAE:
+    meta = {"mae": MetricMeta(better="lower", unit="", description="mean absolute error")}
+
     def __init__(self, spec=None):
         self.reset()
 

@@ -17,12 +17,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import predictions as P
-from ..errors import FaceptorError, PluginContractError, describe_callable
+from ..errors import FaceptorError, PluginContractError, TaskNotFoundError, describe_callable
 from ..images import to_float_images
-from ..registry import TaskNotFoundError
+from ..outputs import decode_output
 from ..spec import TaskHead
 from .config import ModelConfig
-from .decode import age_distribution, expected_age, normalised_to_pixels, soft_argmax, upsample_logits
 from .encoder import ViTEncoder
 
 Images = torch.Tensor | np.ndarray | Sequence[np.ndarray] | Mapping[int, torch.Tensor]
@@ -30,7 +29,7 @@ Images = torch.Tensor | np.ndarray | Sequence[np.ndarray] | Mapping[int, torch.T
 
 @dataclass(frozen=True)
 class Job:
-    """Decode ``tasks`` for rows ``rows`` (a slice of the size group's batch) of input size ``size``."""
+    """Run the heads of ``tasks`` on rows ``rows`` (a slice of the size group's batch) of input size ``size``."""
 
     size: int
     tasks: tuple[TaskHead, ...]
@@ -62,8 +61,9 @@ class FaceptorBase(nn.Module):
         self.encoder = ViTEncoder(config.encoder)
         self.register_buffer("pixel_mean", torch.tensor(config.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(config.std).view(1, 3, 1, 1), persistent=False)
-        self.decoders: dict[str, Callable] = {}
-        self.decoder_plugins: dict[str, str | None] = {}  # who supplied each decoder, for error messages
+        #: Tasks whose plugin decodes their outputs itself (``TaskSpec.decode``), and who supplied each one.
+        self.output_decoders: dict[str, Callable] = {}
+        self.output_decoder_plugins: dict[str, str | None] = {}
 
     # -- tasks ---------------------------------------------------------------------------------------
     @property
@@ -173,10 +173,10 @@ class FaceptorBase(nn.Module):
         batches = {s: torch.cat([resize_images(x, s) for x in xs]) for s in groups}
         raw = self(batches, tasks)
         hws = [tuple(x.shape[-2:]) for x in xs]
-        return {name: self._decode_rows(name, out, hws) for name, out in raw.items()}
+        return {name: self._decode_by_size(name, out, hws) for name, out in raw.items()}
 
-    def _decode_rows(self, task: str, raw: torch.Tensor, hws: Sequence[tuple[int, int]]) -> P.Prediction:
-        """Decode rows of images of sizes ``hws``: rows of one size together, then put back in order (tensor
+    def _decode_by_size(self, task: str, raw: torch.Tensor, hws: Sequence[tuple[int, int]]) -> P.Prediction:
+        """Output decoding of rows of images of sizes ``hws``: rows of one size together, then put back in order (tensor
         fields whose per-image shapes differ become lists)."""
         by_size: dict[tuple[int, int], list[int]] = {}
         for i, hw in enumerate(hws):
@@ -208,35 +208,19 @@ class FaceptorBase(nn.Module):
         return analyze(self, photos, tasks, detector, faces, **kw)
 
     def decode(self, task: str, raw: torch.Tensor, image_hw: tuple[int, int]) -> P.Prediction:
-        """Decode one task's raw output for images of size ``image_hw``."""
-        if task in self.decoders:
-            fn = self.decoders[task]
-            pred = fn(raw, image_hw)
-            if not isinstance(pred, P.Prediction):
-                plugin = self.decoder_plugins.get(task) or "unregistered"
-                raise PluginContractError(
-                    f"task {task!r} (plugin {plugin!r}): decode callable {describe_callable(fn)} returned "
-                    f"{type(pred).__name__}; expected a faceptor_core.predictions.Prediction"
-                )
-            return pred
-        head = self.tasks[task]
-        h, w = image_hw
-        kind = head.output
-        if kind == "landmarks":
-            return P.LandmarkPrediction(task, normalised_to_pixels(soft_argmax(raw), h, w))
-        if kind == "segmentation":
-            return P.ParsingPrediction(task, upsample_logits(raw, h, w).argmax(dim=1), head.label_names)
-        if kind == "age_distribution":
-            return P.AgePrediction(task, expected_age(raw), age_distribution(raw))
-        if kind == "classification":
-            return P.ClassificationPrediction(task, raw.float().softmax(dim=-1), head.label_names)
-        if kind == "multilabel":
-            return P.MultilabelPrediction(task, raw.float().sigmoid(), head.label_names)
-        if kind == "regression":
-            return P.RegressionPrediction(task, raw.float(), head.label_names)
-        if kind == "embedding":
-            return P.EmbeddingPrediction(task, F.normalize(raw.float(), dim=-1))
-        raise ValueError(f"task {task!r}: no decoder for output kind {kind!r}")
+        """Output decoding: one task's raw output for images of size ``image_hw`` -> its prediction (the task's
+        own ``decode`` when its plugin gives one, else the core's for its output kind)."""
+        fn = self.output_decoders.get(task)
+        if fn is None:
+            return decode_output(self.tasks[task], raw, image_hw)
+        pred = fn(raw, image_hw)
+        if not isinstance(pred, P.Prediction):
+            plugin = self.output_decoder_plugins.get(task) or "unregistered"
+            raise PluginContractError(
+                f"task {task!r} (plugin {plugin!r}): decode callable {describe_callable(fn)} returned "
+                f"{type(pred).__name__}; expected a faceptor_core.predictions.Prediction"
+            )
+        return pred
 
     # -- parameters and weights ----------------------------------------------------------------------
     def num_parameters(self, trainable_only: bool = False) -> int:

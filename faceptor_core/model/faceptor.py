@@ -1,7 +1,7 @@
 """Faceptor: shared encoder, dual decoder (transformer decoder + pixel decoder), task queries,
 Layer-Attention and the value / map / feature interpreters.
 
-All requested tasks' queries are decoded in one batched decoder pass: every job's queries become rows,
+All requested tasks' queries go through one batched transformer decoder pass: every job's queries become rows,
 padded to a common length, with a block-diagonal self-attention mask so that tasks never see each
 other, and padded memory masked out of the cross-attention.
 """
@@ -45,7 +45,7 @@ class Faceptor(FaceptorBase):
             raise ValueError(f"memory_layers must include the last encoder layer ({self.last_layer})")
         layers = [self.last_layer] + [x for x in layers if x != self.last_layer]
         self.layer_attention = LayerAttention(self.encoder.embed_dim, dim, layers)
-        self.decoder = TransformerDecoder(config.decoder)
+        self.decoder = TransformerDecoder(config.decoder)  # the transformer decoder (state-dict keys decoder.*)
         self.queries = nn.ModuleDict()
         self.pixel_decoder: PixelDecoder | None = None
         self.map_interpreter: MapInterpreter | None = None
@@ -98,7 +98,7 @@ class Faceptor(FaceptorBase):
             return key.split(".")[1]
         return None
 
-    # -- decoding ------------------------------------------------------------------------------------
+    # -- running the heads (one transformer decoder pass) ---------------------------------------------
     def run_jobs(
         self, feats: dict[int, list[torch.Tensor]], jobs: Sequence[Job], need_weights: bool = False
     ) -> dict[str, torch.Tensor]:
@@ -111,7 +111,7 @@ class Faceptor(FaceptorBase):
         memory: dict[int, tuple[torch.Tensor, torch.Tensor, list]] = {}
         pixels: dict[int, torch.Tensor] = {}
         identity_cache: dict[tuple[int, int | None, int | None], torch.Tensor] = {}
-        dec_jobs: list[tuple[Job, list[TaskHead]]] = []
+        decoder_jobs: list[tuple[Job, list[TaskHead]]] = []
         for job in jobs:
             f = feats[job.size]
             for head in job.tasks:
@@ -126,11 +126,11 @@ class Faceptor(FaceptorBase):
             if job.size not in projected:
                 projected[job.size] = self.layer_attention.project(f[-1], self.last_layer)
                 memory[job.size] = self.layer_attention(f, projected[job.size])
-            dec_jobs.append((job, heads))
-        if not dec_jobs:
+            decoder_jobs.append((job, heads))
+        if not decoder_jobs:
             return out, None
-        rows, weights = self._decode(memory, dec_jobs, need_weights)
-        for (job, heads), q_out in zip(dec_jobs, rows, strict=True):
+        rows, weights = self._run_transformer_decoder(memory, decoder_jobs, need_weights)
+        for (job, heads), q_out in zip(decoder_jobs, rows, strict=True):
             start = 0
             for head in heads:
                 q = q_out[:, start : start + head.num_queries]
@@ -141,12 +141,12 @@ class Faceptor(FaceptorBase):
                     if job.size not in pixels:
                         pixels[job.size] = self.pixel_decoder(projected[job.size])
                     out[head.name] = self.map_interpreter(q, pixels[job.size][job.rows])
-        return out, (weights, memory, dec_jobs)
+        return out, (weights, memory, decoder_jobs)
 
-    def _decode(self, memory, dec_jobs, need_weights):
-        """One decoder pass over all jobs; returns each job's ``B_j x Q_j x D`` query outputs."""
+    def _run_transformer_decoder(self, memory, decoder_jobs, need_weights):
+        """One transformer decoder pass over all jobs; returns each job's ``B_j x Q_j x D`` query outputs."""
         mems, poss, tgts, qposs, counts = [], [], [], [], []
-        for job, heads in dec_jobs:
+        for job, heads in decoder_jobs:
             mem, pos, _ = memory[job.size]
             mem = mem[job.rows]
             qf = torch.cat([self.queries[h.name].feat for h in heads])
@@ -159,7 +159,7 @@ class Faceptor(FaceptorBase):
             counts.append([h.num_queries for h in heads])
         q_max = max(t.shape[1] for t in tgts)
         l_max = max(m.shape[1] for m in mems)
-        single = len(dec_jobs) == 1
+        single = len(decoder_jobs) == 1
         self_masks, mem_masks = [], []
         for tgt, mem, cnt in zip(tgts, mems, counts, strict=True):
             self_masks.append(_block_mask(cnt, q_max, tgt.device).expand(tgt.shape[0], -1, -1))

@@ -9,42 +9,23 @@ photo.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
-from .. import predictions as P
-from ..crop import CropSpec, cut, to_crop, to_photo
+from ..crop import CropSpec, cut
+from ..crop_frames import CropFrames
 from ..detect import Detections, as_detector, run_detector
-from ..geometry import compose, resize_matrix
 from ..registry import TaskRegistry, default_registry
 from ..spec import TaskHead
 from . import faces as FA
 from .inputs import as_photo_list, load_photo
-from .results import (
-    AgeResult,
-    ClassificationResult,
-    CustomResult,
-    EmbeddingResult,
-    FaceResult,
-    LandmarksResult,
-    MultilabelResult,
-    ParsingResult,
-    PhotoParsing,
-    PhotoResult,
-    RegressionResult,
-    TaskResult,
-)
-
-#: Sampled logits held at once when parsing is mapped back (classes x pixels), to bound memory.
-PARSING_CHUNK = 1 << 22
+from .results import FaceResult, PhotoParsing, PhotoResult
 
 
 @dataclass(frozen=True)
@@ -91,106 +72,6 @@ def crop_faces(image: np.ndarray, faces: Sequence[FA.Face], group: CropGroup) ->
         np.zeros((0, 2, 3))
     crops = np.stack([cut(image, m, group.crop, s) for m in mats]) if faces else np.zeros((0, s, s, 3), np.uint8)
     return crops, mats
-
-
-# -- mapping back ---------------------------------------------------------------------------------------
-def crop_region(m: np.ndarray, size: int, height: int, width: int,
-                crop: CropSpec | None = None) -> tuple[int, int, int, int]:
-    """Photo pixels ``(x0, y0, x1, y1)`` (end exclusive) covered by a ``size``-px crop of affine ``m`` (and
-    ``crop``'s tanh warp: then its border band reaches far into the photo)."""
-    edge = np.linspace(-0.5, size - 0.5, 9)
-    border = np.concatenate([np.stack([edge, np.full(9, -0.5)], 1), np.stack([edge, np.full(9, size - 0.5)], 1),
-                             np.stack([np.full(9, -0.5), edge], 1), np.stack([np.full(9, size - 0.5), edge], 1)])
-    pts = to_photo(border, m, crop or CropSpec(), size)
-    x0, y0 = (max(0, math.floor(v + 0.5)) for v in pts.min(0))
-    x1 = max(0, min(width, math.ceil(pts[:, 0].max() + 0.5)))
-    y1 = max(0, min(height, math.ceil(pts[:, 1].max() + 0.5)))
-    return x0, y0, max(x0, x1), max(y0, y1)
-
-
-def map_logits(logits: torch.Tensor, m: np.ndarray, size: int, height: int, width: int,
-               crop: CropSpec | None = None) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]:
-    """A crop's ``K x h x w`` segmentation logits sampled at the photo pixels its crop covers.
-
-    Returns the region, its label map (argmax; 0 outside the crop) and the winning logits (-inf outside; they
-    decide between overlapping faces). Sampling follows the decoder's convention (bilinear,
-    ``align_corners=False``: the logits are what ``upsample_logits`` gives at every crop pixel, read at the
-    photo pixel's crop position; through the tanh warp too when ``crop`` has one).
-    """
-    crop = crop or CropSpec()
-    x0, y0, x1, y1 = crop_region(m, size, height, width, crop)
-    rh, rw = y1 - y0, x1 - x0
-    labels, conf = np.zeros((rh, rw), np.uint8), np.full((rh, rw), -np.inf, np.float32)
-    if rh == 0 or rw == 0:
-        return (x0, y0, x1, y1), labels, conf
-    k, h, w = logits.shape
-    grid = np.ascontiguousarray(logits.detach().float().permute(1, 2, 0).cpu().numpy())  # h x w x K
-    m = np.asarray(m, np.float64)
-    to_grid = compose(resize_matrix(size, size, (h, w)), m)  # photo pixel -> logit cell
-    xs = np.arange(x0, x1, dtype=np.float64)
-    step = max(1, PARSING_CHUNK // max(1, k * rw))
-    for r0 in range(0, rh, step):
-        r1 = min(rh, r0 + step)
-        ys = np.arange(y0 + r0, y0 + r1, dtype=np.float64)[:, None]
-        if crop.warp_factor > 0:  # photo pixel -> warped crop pixel -> logit cell, then a remap
-            gx, gy = np.broadcast_to(xs, (r1 - r0, rw)), np.broadcast_to(ys, (r1 - r0, rw))
-            c = to_crop(np.stack([gx.ravel(), gy.ravel()], 1), m, crop, size)
-            cx, cy = c[:, 0].reshape(r1 - r0, rw), c[:, 1].reshape(r1 - r0, rw)
-            sampled = cv2.remap(grid, ((cx + 0.5) * w / size - 0.5).astype(np.float32),
-                                ((cy + 0.5) * h / size - 0.5).astype(np.float32), cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_REPLICATE)
-        else:
-            band = compose(to_grid, np.array([[1.0, 0.0, x0], [0.0, 1.0, y0 + r0]]))
-            sampled = cv2.warpAffine(grid, band, (rw, r1 - r0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                     borderMode=cv2.BORDER_REPLICATE)
-            cx, cy = m[0, 0] * xs + m[0, 1] * ys + m[0, 2], m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
-        sampled = torch.from_numpy(sampled.reshape(r1 - r0, rw, k))
-        top, lab = sampled.max(dim=2)
-        valid = (cx >= -0.5) & (cx <= size - 0.5) & (cy >= -0.5) & (cy <= size - 0.5)
-        labels[r0:r1] = np.where(valid, lab.numpy(), 0)
-        conf[r0:r1] = np.where(valid, top.numpy(), -np.inf)
-    return (x0, y0, x1, y1), labels, conf
-
-
-def map_labels(labels: np.ndarray, m: np.ndarray, size: int, height: int, width: int,
-               crop: CropSpec | None = None) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]:
-    """A crop label map (from a plugin's own decoder) mapped back, nearest; confidence 0 where labelled."""
-    crop = crop or CropSpec()
-    x0, y0, x1, y1 = crop_region(m, size, height, width, crop)
-    gy, gx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
-    c = to_crop(np.stack([gx.ravel(), gy.ravel()], 1), m, crop, size).reshape(y1 - y0, x1 - x0, 2)
-    back = cv2.remap(np.ascontiguousarray(np.asarray(labels, np.uint8)), c[..., 0].astype(np.float32),
-                     c[..., 1].astype(np.float32), cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    return (x0, y0, x1, y1), back, np.where(back > 0, 0.0, -np.inf).astype(np.float32)
-
-
-def _names(names: Sequence[str], k: int) -> tuple[str, ...]:
-    return tuple(names) if len(names) == k else tuple(str(i) for i in range(k))
-
-
-def face_results(pred: P.Prediction, rows: range) -> list[TaskResult] | None:
-    """Per-face results of predictions that do not depend on geometry (None for those that do)."""
-    if isinstance(pred, P.AgePrediction):
-        return [AgeResult(float(pred.age[i]), pred.distribution[i].cpu().numpy()) for i in rows]
-    if isinstance(pred, P.ClassificationPrediction):
-        probs = pred.probabilities.cpu().numpy()
-        names = _names(pred.label_names, probs.shape[1])
-        return [ClassificationResult(names[int(probs[i].argmax())], int(probs[i].argmax()),
-                                     dict(zip(names, map(float, probs[i]), strict=True))) for i in rows]
-    if isinstance(pred, P.MultilabelPrediction):
-        probs = pred.probabilities.cpu().numpy()
-        names = _names(pred.label_names, probs.shape[1])
-        return [MultilabelResult(dict(zip(names, map(float, probs[i]), strict=True))) for i in rows]
-    if isinstance(pred, P.RegressionPrediction):
-        vals = pred.values.cpu().numpy()
-        names = _names(pred.names, vals.shape[1])
-        return [RegressionResult(dict(zip(names, map(float, vals[i]), strict=True))) for i in rows]
-    if isinstance(pred, P.EmbeddingPrediction):
-        emb = pred.embedding.cpu().numpy()
-        return [EmbeddingResult(emb[i]) for i in rows]
-    if isinstance(pred, (P.LandmarkPrediction, P.ParsingPrediction)):
-        return None
-    return [CustomResult(pred.item(i)) for i in rows]
 
 
 # -- the pipeline ---------------------------------------------------------------------------------------
@@ -319,40 +200,28 @@ def analyze(
 
 def _map_task(model: Any, head: TaskHead, group: CropGroup, raw: torch.Tensor, mats: np.ndarray,
               owners: list[tuple[int, int]], results: list[PhotoResult]) -> None:
-    """Decode one task's rows and put each face's result, in photo coordinates, into ``results``."""
+    """Decode one task's rows and put each face's result, in photo coordinates, into ``results`` (results with a
+    per-pixel confidence, parsing, also go into the photo-wide map: the face with the higher logit wins)."""
     s = group.size
     pred = model.decode(head.name, raw, (s, s))
-    for k, (p, j) in enumerate(owners):
-        results[p].faces[j].crops[head.name] = mats[k]
-    simple = face_results(pred, range(len(owners)))
-    if simple is not None:
-        for k, (p, j) in enumerate(owners):
-            results[p].faces[j].tasks[head.name] = simple[k]
-        return
-    if isinstance(pred, P.LandmarkPrediction):
-        pts = pred.points.detach().double().cpu().numpy()
-        for k, (p, j) in enumerate(owners):
-            back = to_photo(pts[k], mats[k], group.crop, s)
-            results[p].faces[j].tasks[head.name] = LandmarksResult(back, head.label_names)
-        return
-    # parsing: built-in decoding maps the logits back; a plugin's decoder's label maps are mapped nearest
-    names = tuple(pred.label_names) or head.label_names
-    own = head.name not in model.decoders and head.output == "segmentation" and raw.ndim == 4
+    own = head.name not in model.output_decoders and head.output == "segmentation" and raw.ndim == 4
+    frames = CropFrames(mats, group.crop, s, [(results[p].height, results[p].width) for p, _ in owners],
+                        head.label_names, raw if own else None)
     maps: dict[int, PhotoParsing] = {}
     best: dict[int, np.ndarray] = {}
-    for k, (p, j) in enumerate(owners):
+    for k, ((p, j), result) in enumerate(zip(owners, pred.face_results(frames), strict=True)):
         r = results[p]
-        if own:
-            region, labels, conf = map_logits(raw[k], mats[k], s, r.height, r.width, group.crop)
-        else:
-            region, labels, conf = map_labels(pred.labels[k].cpu().numpy(), mats[k], s, r.height, r.width,
-                                              group.crop)
-        r.faces[j].tasks[head.name] = ParsingResult(region, labels, names)
+        r.faces[j].crops[head.name] = mats[k]
+        r.faces[j].tasks[head.name] = result
+        conf = getattr(result, "confidence", None)
+        if conf is None:
+            continue
         if p not in maps:
             maps[p] = PhotoParsing(np.zeros((r.height, r.width), np.uint8), np.full((r.height, r.width), -1, np.int16),
-                                   names)
+                                   result.label_names)
             best[p] = np.full((r.height, r.width), -np.inf, np.float32)
-        x0, y0, x1, y1 = region
+        x0, y0, x1, y1 = result.region
+        labels = result.labels
         win = (labels > 0) & (conf > best[p][y0:y1, x0:x1])
         maps[p].labels[y0:y1, x0:x1][win] = labels[win]
         maps[p].faces[y0:y1, x0:x1][win] = j

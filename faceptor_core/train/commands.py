@@ -66,7 +66,7 @@ def format_evaluation(result) -> str:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_with_baseline
+    from ..evaluate import evaluate_with_baseline
 
     model = _load_model(args.checkpoint, args.addon)
     roots = _parse_pairs(args.root, "--root")

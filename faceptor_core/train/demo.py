@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..errors import RunDirectoryError
+from ..evaluate import higher_is_better
 from ..registry import default_registry
 from .config import RunConfig
 from .engine import Trainer
@@ -29,8 +30,6 @@ TYPE_WEIGHTS = {"landmarks": 10.0, "parsing": 1.0, "age": 0.05, "expression": 1.
 DEMO_MODEL = {"encoder": "vit_t16", "stem": "conv", "depth": 6, "input_size": 112, "drop_path_rate": 0.05,
               "decoder": {"hidden_dim": 128, "num_heads": 4, "ffn_dim": 512, "num_layers": 3}}
 DEFAULT_STEPS, QUICK_STEPS = 300, 40
-#: Metric-name prefixes where smaller is better (the primary metric's direction comes from its task).
-LOWER_IS_BETTER = ("nme", "mae", "fr_", "error", "loss")
 
 
 def demo_config(out: Path, quick: bool = False, steps: int | None = None) -> RunConfig:
@@ -94,9 +93,8 @@ def write_report(trainer: Trainer, results: dict, out: Path, seconds: float) -> 
             if k.startswith(("baseline/", "acc_")):  # per-attribute accuracies: in metrics.json
                 continue
             b = metrics.get(f"baseline/{k}")
-            lower = (not spec.higher_is_better) if k == spec.primary_metric else k.startswith(LOWER_IS_BETTER)
-            better = "-" if b is None or k.endswith("_std") or k == "threshold" else (
-                "yes" if (v < b if lower else v > b) else "**no**")
+            higher = higher_is_better(spec, k, trainer.metric_meta.get(task))  # the metric's meta says
+            better = "-" if b is None or higher is None else ("yes" if (v > b if higher else v < b) else "**no**")
             lines.append(f"| {task} | {k} | {v:.4f} | {'-' if b is None else f'{b:.4f}'} | {better} |")
     answers = {t: ev.baseline_answer for t, ev in trainer.baselines.items() if ev.baseline_answer}
     if answers:

@@ -17,20 +17,20 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ..addons import save_addon
 from ..build import build, load
 from ..checkpoint import MANIFEST, WEIGHTS, CheckpointError, non_finite_keys, read_weights, save_state
 from ..data.collate import group_by_size
 from ..data.streams import TaskStream, data_report_line, open_dataset
 from ..durable import recover_dir, replace_dir, resolve_dir, write_atomic
 from ..errors import FaceptorError, RunDirectoryError, contract_error
+from ..evaluate import TaskEvaluation, evaluate_with_baseline, primary_value
 from ..model.base import FaceptorBase
 from ..model.config import EncoderConfig
 from ..registry import TaskRegistry, default_registry
 from ..spec import TaskSpec
-from .addons import save_addon
 from .config import ConfigError, RunConfig
 from .distributed import DistInfo, barrier, device_for, init_distributed
-from .evaluate import TaskEvaluation, evaluate_with_baseline, primary_value
 from .schedule import lr_at, param_groups
 from .weighting import combine_losses, task_weights
 
@@ -110,6 +110,7 @@ class Trainer:
         )
         self.step = 0
         self.baselines: dict[str, TaskEvaluation] = {}
+        self.metric_meta: dict[str, dict] = {}  # per task: its metric's MetricMeta per value
         self.best: float | None = None
         self.consumed = {n: 0 for n in self.specs}
         self._rng_to_restore: torch.Tensor | None = None
@@ -347,6 +348,7 @@ class Trainer:
                                         e.eval_limit, progress=progress, baseline=first, baseline_split=e.train_split,
                                         baseline_limit=self.cfg.baseline_limit or None,
                                         skip_invalid=e.skip_invalid)
+            self.metric_meta[name] = ev.meta
             if first:
                 self.baselines[name] = ev
             cached = self.baselines.get(name)
@@ -387,7 +389,8 @@ class Trainer:
         results = self.evaluate()
         self._log({"step": self.step, "eval": results})
         if self.main_task in results:
-            score = primary_value(self.specs[self.main_task], results[self.main_task])
+            score = primary_value(self.specs[self.main_task], results[self.main_task],
+                                  self.metric_meta.get(self.main_task))
             if math.isnan(score):  # not comparable (e.g. parsing F1 with a class absent from the set)
                 self._log({"step": self.step, "note": f"primary metric of {self.main_task} is NaN; best not updated"})
             elif self.best is None or score > self.best:

@@ -11,12 +11,12 @@ import torch
 from torch import nn
 
 from faceptor_core.crop import CropSpec
-from faceptor_core.model.decode import age_distribution
+from faceptor_core.outputs import age_distribution
 from faceptor_core.spec import TaskSpec
 
 from .baselines import age_baseline
 from .checks import AgeSample
-from .common import Metric, as_tensor, build_dataset
+from .common import Metric, MetricMeta, as_tensor, build_dataset, lower
 from .crop import FaceCropTransform, float_target
 
 #: Ages beyond this are annotation errors (the readers' bound; UTKFace reaches 116).
@@ -35,7 +35,7 @@ class DLDLv2Loss(nn.Module):
     """DLDL-v2: ``KL(target || p)`` summed over bins and averaged over the batch, plus ``L1(E[age], age)``.
 
     ``p`` is the L1-normalised sigmoid of the ``B x K`` logits (the decoding of
-    :func:`faceptor_core.model.decode.age_distribution`); the target is a Gaussian (``sigma``) at the age.
+    :func:`faceptor_core.outputs.age_distribution`); the target is a Gaussian (``sigma``) at the age.
     """
 
     def __init__(self, num_bins: int = 101, sigma: float = 2.0):
@@ -71,6 +71,10 @@ class AgeMAE(Metric):
 
     def compute(self) -> dict[str, float]:
         return {"mae": float(self.abs_sum / self.count) if self.count else float("nan")}
+
+    @property
+    def meta(self) -> dict[str, MetricMeta]:
+        return {"mae": lower("years", "mean absolute error of the expected age")}
 
 
 def age_metrics(spec: TaskSpec) -> AgeMAE:

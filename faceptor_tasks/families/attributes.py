@@ -15,7 +15,7 @@ from faceptor_core.spec import TaskSpec
 
 from .baselines import attribute_baseline
 from .checks import AttributeSample
-from .common import Metric, as_tensor, build_dataset
+from .common import Metric, MetricMeta, as_tensor, build_dataset, higher
 from .crop import FaceCropTransform, float_target
 
 
@@ -63,6 +63,12 @@ class AttributeAccuracy(Metric):
         acc = self.correct.double() / self.count.clamp_min(1)
         out = {"macc": float(acc[seen].mean()) if seen.any() else float("nan")}
         out.update({f"acc_{n}": float(acc[i]) for i, n in enumerate(self.label_names) if seen[i]})
+        return out
+
+    @property
+    def meta(self) -> dict[str, MetricMeta]:
+        out = {"macc": higher("fraction", "mean of the per-attribute accuracies (mAcc)")}
+        out.update({f"acc_{n}": higher("fraction", f"accuracy of attribute {n!r}") for n in self.label_names})
         return out
 
 

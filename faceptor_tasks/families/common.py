@@ -9,13 +9,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from faceptor_core.errors import FaceptorError
+from faceptor_core.spec import MetricMeta
 
 #: ``(file, line, reason)`` of an entry left out by ``skip_invalid=True``; line 0 when not line-based.
 Skip = tuple[str, int, str]
@@ -440,12 +441,15 @@ def _refusing_non_finite(fn: Callable, method: str, args: int) -> Callable:
 
 
 class Metric(ABC):
-    """Accumulates over batches; :meth:`compute` is exact for the whole set, whatever the batching.
+    """The families' base of :class:`faceptor_core.spec.Metric`: accumulates over batches; :meth:`compute` is exact
+    for the whole set, whatever the batching. A subclass declares :attr:`meta` for every value it computes.
 
     Every metric refuses NaN or infinite predictions (:class:`NonFinitePredictionError`): a subclass's
     ``update`` (and ``update_pairs``) is wrapped with the check. ``task`` names the task in that error."""
 
     task: str = ""
+    takes_raw_output: ClassVar[bool] = False
+    pairs: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -465,6 +469,21 @@ class Metric(ABC):
 
     @abstractmethod
     def compute(self) -> dict[str, float]: ...
+
+    @property
+    @abstractmethod
+    def meta(self) -> dict[str, MetricMeta]:
+        """Direction, unit and description of every value :meth:`compute` returns."""
+
+
+def higher(unit: str, description: str) -> MetricMeta:
+    """A score where higher is better."""
+    return MetricMeta(better="higher", unit=unit, description=description)
+
+
+def lower(unit: str, description: str) -> MetricMeta:
+    """A score where lower is better."""
+    return MetricMeta(better="lower", unit=unit, description=description)
 
 
 def as_tensor(x: Any, dtype: torch.dtype | None = None) -> torch.Tensor:

@@ -15,7 +15,7 @@ from faceptor_core.spec import TaskSpec
 
 from .baselines import majority_class_baseline
 from .checks import ClassSample
-from .common import Metric, as_tensor, build_dataset
+from .common import Metric, MetricMeta, as_tensor, build_dataset, higher
 from .crop import FaceCropTransform, long_target
 from .readers.expression import EXPRESSIONS
 
@@ -72,6 +72,11 @@ class AccuracyMetric(Metric):
             "accuracy": float(c.diagonal().sum() / total) if total > 0 else float("nan"),
             "mean_class_accuracy": float(per_class[seen].mean()) if seen.any() else float("nan"),
         }
+
+    @property
+    def meta(self) -> dict[str, MetricMeta]:
+        return {"accuracy": higher("fraction", "top-1 accuracy"),
+                "mean_class_accuracy": higher("fraction", "mean of the per-class accuracies (classes in the set)")}
 
 
 def accuracy_metrics(spec: TaskSpec) -> AccuracyMetric:

@@ -18,13 +18,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from faceptor_core.crop import CropSpec
-from faceptor_core.model.decode import soft_argmax
+from faceptor_core.outputs import soft_argmax
 from faceptor_core.spec import TaskSpec
 
 from .augment import EVAL_RNG, dense_photometric, is_train_split, run_pipeline, to_tensor_image, torch_rng
 from .baselines import landmark_baseline
 from .checks import LandmarkItem, LandmarkSample
-from .common import Metric, as_tensor, build_dataset
+from .common import Metric, MetricMeta, as_tensor, build_dataset, higher, lower
 from .crop import base_meta, item_crop_matrix
 from .geometry import (
     apply_affine,
@@ -245,6 +245,23 @@ class NMEMetric(Metric):
                 auc, fr = auc_failure_rate(self.per_image(name), thr, self.step, rule)
                 suffix = "" if rule == "reference" else f"_{rule}"
                 out[f"auc_{tag}{suffix}"], out[f"fr_{tag}{suffix}"] = auc, fr
+        return out
+
+    @property
+    def meta(self) -> dict[str, MetricMeta]:
+        unit = "normaliser distances"
+        out: dict[str, MetricMeta] = {}
+        for i, name in enumerate(self.norms):
+            out[f"nme_{name}"] = lower(unit, f"mean point error over the {name} distance, per image, averaged")
+            if i == 0:
+                out["nme"] = lower(unit, f"mean point error over the {name} distance, per image, averaged")
+        for name, thr in self.auc:
+            tag = f"{name}_{round(thr * 100):d}"
+            for rule in self.auc_rules:
+                suffix = "" if rule == "reference" else f"_{rule}"
+                out[f"auc_{tag}{suffix}"] = higher("fraction", f"area under the cumulative {name} NME curve up to "
+                                                               f"{thr:g} ({rule} integration)")
+                out[f"fr_{tag}{suffix}"] = lower("fraction", f"images with {name} NME above {thr:g}")
         return out
 
 

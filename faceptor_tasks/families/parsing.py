@@ -21,7 +21,7 @@ from faceptor_core.warp import crop_maps, remap, warp_to_original
 from .augment import EVAL_RNG, is_train_split, run_pipeline, to_tensor_image, torch_rng
 from .baselines import parsing_baseline
 from .checks import LabelMapItem
-from .common import Metric, as_tensor, build_dataset
+from .common import Metric, MetricMeta, as_tensor, build_dataset, higher
 from .crop import base_meta, item_crop_matrix
 from .geometry import compose, hflip_matrix, random_affine, warp_image
 
@@ -220,6 +220,13 @@ class ParsingF1(Metric):
         out = {"f1": float(f1[fg].mean()) if fg else float("nan")}
         out.update({f"f1_{self.label_names[i]}": float(f1[i]) for i in keep})
         out["pixel_accuracy"] = float(tp.sum() / c.sum()) if c.sum() > 0 else float("nan")
+        return out
+
+    @property
+    def meta(self) -> dict[str, MetricMeta]:
+        out = {"f1": higher("fraction", "mean F1 of the classes but the background, over the whole set")}
+        out.update({f"f1_{n}": higher("fraction", f"F1 of class {n!r} over the whole set") for n in self.label_names})
+        out["pixel_accuracy"] = higher("fraction", "pixels labelled correctly")
         return out
 
 

@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from faceptor_core.crop import CropSpec
-from faceptor_core.spec import TaskSpec
+from faceptor_core.spec import MetricMeta, TaskSpec
 
 from .baselines import verification_baseline
-from .common import DatasetFormatError, FaceDataset, Metric, as_tensor
+from .common import DatasetFormatError, FaceDataset, Metric, as_tensor, higher
 from .crop import FaceCropTransform, long_target
 from .readers.recognition import RecordIODataset, VerificationDataset
 from .templates import ARCFACE_CROP
@@ -66,6 +66,8 @@ class VerificationMetric(Metric):
     the caller), or with :meth:`update` on batches of a :class:`VerificationDataset` (``meta`` carries the pair
     index and side; without ``meta`` consecutive rows form pairs).
     """
+
+    pairs = True
 
     def __init__(self, folds: int = 10, thresholds: torch.Tensor | None = None):
         self.folds = folds
@@ -127,6 +129,16 @@ class VerificationMetric(Metric):
         return {"verification_accuracy": float(test_acc.mean()),
                 "verification_std": float(test_acc.std(unbiased=False)),
                 "threshold": float(self.thresholds[best].mean())}
+
+    @property
+    def meta(self) -> dict[str, MetricMeta]:
+        return {
+            "verification_accuracy": higher("fraction", f"pairs judged correctly, mean over {self.folds} folds with "
+                                                        "thresholds chosen on the other folds"),
+            "verification_std": MetricMeta(better=None, unit="fraction", description="spread of the folds' accuracy"),
+            "threshold": MetricMeta(better=None, unit="squared distance",
+                                    description="mean of the folds' chosen thresholds on the embeddings' distance"),
+        }
 
 
 def verification_metrics(spec: TaskSpec) -> VerificationMetric:

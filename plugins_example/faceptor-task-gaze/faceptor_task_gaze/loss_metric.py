@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from faceptor_core import TaskSpec
+from faceptor_core.spec import MetricMeta
 
 from .angles import angular_error_degrees
 
@@ -23,6 +24,14 @@ def gaze_loss(spec: TaskSpec) -> GazeL1Loss:
 
 class AngularError:
     """Mean (and median) angular error in degrees between predicted and true 3-D gaze vectors."""
+
+    takes_raw_output = False
+    pairs = False
+    meta = {
+        "angular_error": MetricMeta(better="lower", unit="degrees", description="mean angle between the predicted "
+                                    "and the true 3-D gaze vectors"),
+        "angular_error_median": MetricMeta(better="lower", unit="degrees", description="median of that angle"),
+    }
 
     def __init__(self, spec: TaskSpec | None = None):
         self.reset()

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from pydantic import ValidationError
 
-from ..checkpoint import (
+from .checkpoint import (
     MANIFEST,
     WEIGHTS,
     CheckpointError,
@@ -28,8 +28,8 @@ from ..checkpoint import (
     verify_digest,
     write_json,
 )
-from ..model.base import FaceptorBase
-from ..spec import TaskHead
+from .model.base import FaceptorBase
+from .spec import TaskHead
 
 ADDON_WEIGHTS = "addon.safetensors"
 ADDON_MANIFEST = "addon.json"

@@ -4,7 +4,7 @@ the same metrics of the task's trivial baseline."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -12,12 +12,12 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from .. import predictions as P
-from ..data.collate import collate_items
-from ..data.streams import data_report_line, open_dataset, unwrap_worker_error
-from ..errors import FaceptorError, PluginContractError, contract_error, plugin_of
-from ..model.base import FaceptorBase
-from ..spec import Baseline, TaskSpec
+from . import predictions as P
+from .data.collate import collate_items
+from .data.streams import data_report_line, open_dataset, unwrap_worker_error
+from .errors import FaceptorError, PluginContractError, contract_error, plugin_of
+from .model.base import FaceptorBase
+from .spec import Baseline, MetricMeta, TaskSpec
 
 
 class NonFinitePredictionError(FaceptorError, ValueError):
@@ -25,20 +25,8 @@ class NonFinitePredictionError(FaceptorError, ValueError):
 
 
 def prediction_tensor(pred: P.Prediction) -> torch.Tensor:
-    """The tensor a metric scores: points, labels, ages, probabilities, values or embeddings."""
-    if isinstance(pred, P.LandmarkPrediction):
-        return pred.points
-    if isinstance(pred, P.ParsingPrediction):
-        return pred.labels
-    if isinstance(pred, P.AgePrediction):
-        return pred.age
-    if isinstance(pred, (P.ClassificationPrediction, P.MultilabelPrediction)):
-        return pred.probabilities
-    if isinstance(pred, P.RegressionPrediction):
-        return pred.values
-    if isinstance(pred, P.EmbeddingPrediction):
-        return pred.embedding
-    raise TypeError(f"no metric tensor for {type(pred).__name__}")
+    """The tensor a metric scores (``pred.tensor()``: points, labels, ages, probabilities, values or embeddings)."""
+    return pred.tensor()
 
 
 def eval_dataset(spec: TaskSpec, root: str | None, split: str, input_size: int, limit: int | None = None,
@@ -87,6 +75,8 @@ class TaskEvaluation:
     baseline_answer: str = ""
     baseline_error: str = ""
     protocol: str = ""
+    #: The metric's :class:`~faceptor_core.spec.MetricMeta` per value (direction, unit, description).
+    meta: dict[str, MetricMeta] = field(default_factory=dict)
 
     def flat(self) -> dict[str, float]:
         """``{metric: value, ..., "baseline/<metric>": value, ...}``."""
@@ -159,7 +149,8 @@ def evaluate_with_baseline(
     (fitted on ``baseline_split``) on the same items with the same metric. A baseline that cannot be computed
     leaves ``baseline`` None with the reason in ``baseline_error``.
 
-    Verification tasks (items with ``image_a``/``image_b``) are scored on pairs with flip-augmented embeddings.
+    A metric that declares ``pairs`` (verification, :class:`~faceptor_core.spec.PairMetric`) is fed pair items
+    ``{"image_a", "image_b", "issame"}`` as flip-augmented embeddings through ``update_pairs``.
     ``on_report`` receives the dataset's data report (records skipped, excluded or dropped) as one line when there
     is one; ``skip_invalid`` leaves unusable records out (reported) instead of stopping at the first. An empty
     split, NaN or infinite predictions and a metric that breaks its contract are errors naming the task.
@@ -180,13 +171,15 @@ def evaluate_with_baseline(
             error = str(exc)
     metric = make_metric(spec)
     trivial_metric = make_metric(spec) if trivial is not None else None
+    pairs = scores_pairs(spec, metric)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate_items)
     device = model.pixel_mean.device
     was_training = model.training
     model.eval()
     try:
         for batch in tqdm(_batches(loader), desc=f"eval {spec.name}", disable=not progress, leave=False):
-            if "image_a" in batch:
+            _check_items(spec, batch, pairs)
+            if pairs:
                 emb_a = embed_with_flip(model, spec.name, batch["image_a"].to(device))
                 emb_b = embed_with_flip(model, spec.name, batch["image_b"].to(device))
                 _check_finite(spec, emb_a, split)
@@ -209,7 +202,7 @@ def evaluate_with_baseline(
         metrics=checked_results(spec, metric.compute()),
         baseline=checked_results(spec, trivial_metric.compute()) if trivial_metric is not None else None,
         baseline_answer=trivial.describe() if trivial is not None else "",
-        baseline_error=error, protocol=str(spec.extra.get("protocol", "")),
+        baseline_error=error, protocol=str(spec.extra.get("protocol", "")), meta=metric_meta(spec, metric),
     )
 
 
@@ -252,6 +245,42 @@ def _batches(loader):
                 raise
             raise unwrapped from None
         yield batch
+
+
+PAIR_KEYS = ("image_a", "image_b", "issame")
+
+
+def scores_pairs(spec: TaskSpec, metric: Any) -> bool:
+    """Whether ``metric`` declares pair scoring (``pairs = True``); such a metric must have ``update_pairs``."""
+    pairs = bool(getattr(metric, "pairs", False))
+    if pairs and not callable(getattr(metric, "update_pairs", None)):
+        raise contract_error(spec, "metrics", f"returned {type(metric).__name__}, which declares pairs = True "
+                                              "without update_pairs()")
+    return pairs
+
+
+def _check_items(spec: TaskSpec, batch: Mapping[str, Any], pairs: bool) -> None:
+    """The evaluation items are what the metric scores: pair items for a pair metric, images otherwise."""
+    if pairs:
+        missing = [k for k in PAIR_KEYS if k not in batch]
+        if missing:
+            raise contract_error(spec, "dataset", f"gave evaluation items without {', '.join(missing)}; the task's "
+                                                  "metric scores pairs (pairs = True)")
+    elif "image" not in batch:
+        hint = " (pair items: the metric must declare pairs = True)" if "image_a" in batch else ""
+        raise contract_error(spec, "dataset", f"gave evaluation items without 'image'{hint}")
+
+
+def metric_meta(spec: TaskSpec, metric: Any) -> dict[str, MetricMeta]:
+    """The metric's ``meta`` (empty for a metric that declares none); anything but a mapping of
+    :class:`~faceptor_core.spec.MetricMeta` breaks the metric contract."""
+    meta = getattr(metric, "meta", None)
+    if meta is None:
+        return {}
+    if not isinstance(meta, Mapping) or not all(isinstance(v, MetricMeta) for v in meta.values()):
+        raise contract_error(spec, "metrics", f"returned {type(metric).__name__} whose meta is not a dict of "
+                                              "faceptor_core.spec.MetricMeta")
+    return {str(k): v for k, v in meta.items()}
 
 
 def make_metric(spec: TaskSpec):
@@ -301,10 +330,21 @@ def evaluate(
     }
 
 
-def primary_value(spec: TaskSpec, metrics: Mapping[str, float]) -> float:
-    """The task's primary metric, oriented so that larger is better."""
+def higher_is_better(spec: TaskSpec, key: str, meta: Mapping[str, MetricMeta] | None = None) -> bool | None:
+    """Whether a larger ``key`` is better: the metric's ``meta`` says (None: the value is no score); for a metric
+    without ``meta``, the spec's ``higher_is_better`` for its primary metric, else unknown (None)."""
+    if meta and key in meta:
+        return meta[key].higher_is_better
+    return spec.higher_is_better if key == spec.primary_metric else None
+
+
+def primary_value(spec: TaskSpec, metrics: Mapping[str, float], meta: Mapping[str, MetricMeta] | None = None) -> float:
+    """The task's primary metric, oriented so that larger is better (direction from the metric's ``meta``)."""
     key = spec.primary_metric or next(iter(metrics))
     if key not in metrics:
         raise KeyError(f"task {spec.name!r}: primary metric {key!r} not among {sorted(metrics)}")
+    higher = higher_is_better(spec, key, meta)
+    if higher is None:
+        raise ValueError(f"task {spec.name!r}: primary metric {key!r} is no score (its meta declares no direction)")
     value = metrics[key]
-    return value if spec.higher_is_better else -value
+    return value if higher else -value
