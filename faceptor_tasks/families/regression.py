@@ -202,7 +202,8 @@ def regression_task(
         units: the unit of every output (or one per output), shown with the metric (``meta``) and the baseline.
         loss: ``"l1"`` or ``"smooth_l1"`` (with ``beta``).
         augment: :class:`RegressionTransform` options (``shift``, ``scale``, ``color``).
-        spec_fields: other :class:`TaskSpec` fields (description, license, citation, primary_metric, ...).
+        spec_fields: other :class:`TaskSpec` fields (description, license, citation, primary_metric, a task's own
+            ``metrics`` or ``baseline``, ...).
     """
     names = tuple(names)
     if (reader is None) == (dataset is None):
@@ -220,7 +221,7 @@ def regression_task(
         transforms=partial(RegressionTransform, crop=crop, flip=resolve_flip(flip, "regression", names, len(names)),
                            **dict(augment or {})),
         loss=partial(regression_loss, kind=loss, beta=beta),
-        metrics=partial(regression_metrics, unit=units),
+        metrics=spec_fields.pop("metrics", partial(regression_metrics, unit=units)),
         baseline=spec_fields.pop("baseline", partial(regression_baseline, unit=unit_line)),
         **spec_fields,
     )
