@@ -124,7 +124,7 @@ class RegressionMAE(Metric):
         self.count = 0
 
     def update(self, prediction: Any, target: Any, meta: dict[str, Any] | None = None) -> None:
-        pred = as_tensor(getattr(prediction, "values", prediction), torch.float64)
+        pred = as_tensor(prediction, torch.float64)
         gt = as_tensor(target, torch.float64)
         k = len(self.names)
         pred, gt = pred.reshape(len(pred), -1), gt.reshape(len(gt), -1)
