@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from .crop import CropSpec
+from .flip import FlipRule, LabelFlip, resolve_flip
 from .predictions import Prediction
 
 HeadType = Literal["dense", "attribute", "identity"]
@@ -219,6 +220,11 @@ class TaskSpec(BaseModel):
 
     ``crop`` declares how a face is cut from a photo for this task (:class:`~faceptor_core.crop.CropSpec`):
     the training transforms crop with it and :func:`faceptor_core.analyze` crops faces in photos with it.
+
+    ``flip`` declares how the labels change when the image is mirrored (:class:`~faceptor_core.flip.FlipRule`:
+    point/class reorder, class swaps, negated values); the transforms apply it and the contract kit checks that
+    they do. ``None``: the task's transforms do not mirror images. ``flip_permutation`` is the older spelling of
+    ``FlipRule(permutation=...)``; either fills the other.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", frozen=True)
@@ -236,6 +242,7 @@ class TaskSpec(BaseModel):
     num_identities: int = Field(default=0, ge=0, description="Training classes (identity tasks).")
     label_names: tuple[str, ...] = ()
     flip_permutation: tuple[int, ...] | None = None
+    flip: FlipRule | None = Field(default=None, description="How the labels change under a horizontal flip.")
     crop: CropSpec = Field(default_factory=CropSpec, description="How a face is cropped for this task.")
     loss_weight: float = Field(default=1.0, gt=0)
     primary_metric: str = ""
@@ -253,10 +260,20 @@ class TaskSpec(BaseModel):
 
     _plugin: str | None = PrivateAttr(default=None)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _flip_fields(cls, data: Any) -> Any:
+        return fill_flip_fields(data)
+
     @model_validator(mode="after")
     def _consistent(self) -> TaskSpec:
         check_structure(self)
         return self
+
+    @property
+    def label_flip(self) -> LabelFlip | None:
+        """The flip rule resolved for this task (indices, permutation, signs); None when it declares none."""
+        return resolve_flip(self.flip, self.output, self.label_names, self.num_queries)
 
     @property
     def plugin(self) -> str | None:
@@ -275,6 +292,7 @@ class TaskSpec(BaseModel):
             embedding_dim=self.embedding_dim,
             label_names=self.label_names,
             flip_permutation=self.flip_permutation,
+            flip=self.flip,
             crop=self.crop,
         )
 
@@ -294,9 +312,17 @@ class TaskHead(BaseModel):
     embedding_dim: int = Field(default=512, ge=1, le=MAX_EMBEDDING_DIM)
     label_names: tuple[str, ...] = ()
     flip_permutation: tuple[int, ...] | None = None
+    #: How the labels change under a horizontal flip (None in manifests written before flip rules: then it is
+    #: ``FlipRule(permutation=flip_permutation)`` when that is set).
+    flip: FlipRule | None = None
     #: The task's face crop (None in manifests written before crops were declared: then the registered
     #: task's crop is used, else the default).
     crop: CropSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flip_fields(cls, data: Any) -> Any:
+        return fill_flip_fields(data)
 
     @model_validator(mode="after")
     def _consistent(self) -> TaskHead:
@@ -304,8 +330,32 @@ class TaskHead(BaseModel):
         return self
 
 
+def fill_flip_fields(data: Any) -> Any:
+    """``flip_permutation`` alone becomes ``flip=FlipRule(permutation=...)``; a rule's permutation fills
+    ``flip_permutation`` (so older readers and manifests keep working)."""
+    if not isinstance(data, Mapping):
+        return data
+    rule, perm = data.get("flip"), data.get("flip_permutation")
+    if rule is None and perm is not None:
+        return {**data, "flip": FlipRule(permutation=tuple(perm))}
+    if rule is not None and perm is None:
+        rule = FlipRule.model_validate(rule)
+        data = {**data, "flip": rule}
+        if rule.permutation is not None:
+            data["flip_permutation"] = rule.permutation
+        elif rule.swap:
+            try:
+                resolved = resolve_flip(rule, str(data.get("output")), tuple(data.get("label_names") or ()),
+                                        int(data.get("num_queries") or 0))
+            except (ValueError, TypeError):
+                resolved = None  # reported by check_structure
+            if resolved is not None and resolved.permutation is not None:
+                data["flip_permutation"] = resolved.permutation
+    return data
+
+
 def check_structure(t: TaskSpec | TaskHead) -> None:
-    """Head type, output kind, queries, labels and flip permutation agree (raises ``ValueError``)."""
+    """Head type, output kind, queries, labels and flip rule agree (raises ``ValueError``)."""
     expected = HEAD_OF_OUTPUT[t.output]
     if t.head != expected:
         raise ValueError(f"output {t.output!r} needs head {expected!r}, got head {t.head!r}")
@@ -325,6 +375,11 @@ def check_structure(t: TaskSpec | TaskHead) -> None:
             raise ValueError("flip_permutation must be a permutation of range(num_queries)")
         if any(perm[perm[i]] != i for i in range(len(perm))):
             raise ValueError("flip_permutation must be an involution (flipping twice is identity)")
+    if t.flip is not None:
+        resolved = resolve_flip(t.flip, t.output, t.label_names, t.num_queries)
+        if t.flip_permutation is not None and tuple(t.flip_permutation) != (
+                resolved.permutation if resolved and resolved.permutation else tuple(range(t.num_queries))):
+            raise ValueError("flip_permutation contradicts the flip rule; give only the rule")
 
 
 #: The structural fields a checkpoint's task must share with the registered task of the same name.

@@ -5,10 +5,14 @@
 
     test_contract = task_contract_tests(["gaze_synth"])
 
-Each task is checked for: a valid spec, well-formed raw and transformed dataset items that collate,
-evaluation crops made with the spec's declared ``crop`` (what photo inference cuts), forward / predict shapes
-on a tiny model, a finite and differentiable loss, metrics that compute finite
+Each task is checked for: a valid spec, well-formed raw and transformed dataset items that collate (targets
+of the output kind's shape), evaluation crops made with the spec's declared ``crop`` (what photo inference cuts),
+horizontal flips that change the labels as the spec's flip rule says (:mod:`faceptor_core.testing_flip`),
+forward / predict shapes on a tiny model, a finite and differentiable loss, metrics that compute finite
 values (including the primary metric), and an exact save / load round trip.
+
+Every failure is a :class:`ContractError` naming the task and the check (an exception raised inside a check, such
+as a shape error in the task's loss, is reported as that check's failure).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from .build import build, load
 from .outputs import OUTPUTS
 from .registry import TaskRegistry, default_registry
 from .spec import TaskSpec
+from .testing_flip import check_flip as _check_flip
 
 TINY = {"hidden_dim": 32, "num_heads": 4, "ffn_dim": 64, "num_layers": 2}
 BATCH = 4
@@ -76,6 +81,28 @@ def check_dataset(spec: TaskSpec, root: str | None, tmp: Path) -> None:
         _fail(spec, "dataset", f"transformed images must be float 3 x {size} x {size}, got {tuple(x.shape)}")
     if float(x.min()) < -1e-6 or float(x.max()) > 1 + 1e-6:
         _fail(spec, "dataset", "transformed images must lie in [0, 1] (the model normalises)")
+    _check_targets(spec, batch["target"], size)
+
+
+def _target_shape(spec: TaskSpec, b: int, size: int) -> tuple[tuple[int, ...], ...]:
+    """The accepted shapes of a collated training target batch, by output kind."""
+    k = spec.num_queries
+    return {
+        "landmarks": ((b, k, 2),), "segmentation": ((b, size, size),), "classification": ((b,), (b, 1)),
+        "multilabel": ((b, k),), "regression": ((b, k),) + (((b,),) if k == 1 else ()),
+        "age_distribution": ((b,), (b, 1)), "embedding": ((b,), (b, 1)),
+    }[spec.output]
+
+
+def _check_targets(spec: TaskSpec, target: object, size: int) -> None:
+    if not isinstance(target, torch.Tensor):
+        _fail(spec, "dataset", f"transformed targets must collate into a tensor, got {type(target).__name__}")
+    assert isinstance(target, torch.Tensor)
+    want = _target_shape(spec, len(target), size)
+    if tuple(target.shape) not in want:
+        what = " or ".join(str(w) for w in want)
+        _fail(spec, "dataset", f"a batch of {spec.output} targets has shape {tuple(target.shape)}, expected {what} "
+                               f"({spec.num_queries} queries)")
 
 
 def check_crop(spec: TaskSpec, root: str | None, tmp: Path) -> None:
@@ -100,6 +127,11 @@ def check_crop(spec: TaskSpec, root: str | None, tmp: Path) -> None:
     if abs(factor - spec.crop.warp_factor) > 1e-9:
         _fail(spec, "crop", f"the evaluation crop's tanh warp is {factor:g}, the spec's crop declares "
                             f"{spec.crop.warp_factor:g}")
+
+
+def check_flip(spec: TaskSpec, root: str | None, tmp: Path) -> None:
+    """Flips change the labels as ``spec.flip`` says (see :mod:`faceptor_core.testing_flip`)."""
+    _check_flip(spec, root, _tiny_size(spec), lambda msg: _fail(spec, "flip", msg))
 
 
 def _model(spec: TaskSpec, registry: TaskRegistry | None):
@@ -175,24 +207,35 @@ def check_save_load(spec: TaskSpec, root: str | None, tmp: Path, registry: TaskR
 
 
 CHECKS: dict[str, Callable] = {
-    "spec": check_spec, "dataset": check_dataset, "crop": check_crop, "forward": check_forward, "loss": check_loss,
-    "metrics": check_metrics, "save_load": check_save_load,
+    "spec": check_spec, "dataset": check_dataset, "crop": check_crop, "flip": check_flip, "forward": check_forward,
+    "loss": check_loss, "metrics": check_metrics, "save_load": check_save_load,
 }
+_DATA_CHECKS = ("spec", "dataset", "crop", "flip")
 
 
 def run_contract(task: str | TaskSpec, root: str | None = None, tmp: Path | None = None,
                  registry: TaskRegistry | None = None, checks: Sequence[str] = tuple(CHECKS)) -> None:
-    """Run the contract checks on one task; raises :class:`ContractError` naming the failing check."""
+    """Run the contract checks on one task; raises :class:`ContractError` naming the task and the failing check
+    (any exception inside a check becomes that check's ``ContractError``, the original chained)."""
     import tempfile
 
     spec = task if isinstance(task, TaskSpec) else (registry or default_registry()).get_task(task)
+    unknown = [c for c in checks if c not in CHECKS]
+    if unknown:
+        raise ValueError(f"unknown contract check(s) {unknown}; known: {', '.join(CHECKS)}")
     with tempfile.TemporaryDirectory() as d:
         for name in checks:
             fn = CHECKS[name]
-            if name in ("spec", "dataset", "crop"):
-                fn(spec, root, Path(tmp or d))
-            else:
-                fn(spec, root, Path(tmp or d), registry)
+            try:
+                if name in _DATA_CHECKS:
+                    fn(spec, root, Path(tmp or d))
+                else:
+                    fn(spec, root, Path(tmp or d), registry)
+            except ContractError:
+                raise
+            except Exception as exc:
+                reason = " ".join(str(exc).split()) or "(no message)"
+                raise ContractError(f"task {spec.name!r}, {name}: {type(exc).__name__}: {reason}") from exc
 
 
 def task_contract_tests(tasks: Sequence[str], roots: Mapping[str, str] | None = None):

@@ -163,11 +163,11 @@ def test_core_contract_on_fixtures(task: str, tmp_path: Path) -> None:
     root = tmp_path / "data"
     root.mkdir()
     FIXTURES[task](root)
-    run_contract(task, str(root), tmp_path / "ckpt", checks=["spec", "dataset", "crop", "loss", "metrics"])
+    run_contract(task, str(root), tmp_path / "ckpt", checks=["spec", "dataset", "crop", "flip", "loss", "metrics"])
 
 
 def test_core_contract_aflw19(tmp_path: Path) -> None:
     write_aflw(tmp_path, n=10, train=6)
     base = get_task("landmarks_aflw19")
     spec = base.model_copy(update={"dataset": partial(base.dataset.func, partial(read_aflw19, train_size=6))})
-    run_contract(spec, str(tmp_path), tmp_path / "ckpt", checks=["spec", "dataset", "crop", "loss", "metrics"])
+    run_contract(spec, str(tmp_path), tmp_path / "ckpt", checks=["spec", "dataset", "crop", "flip", "loss", "metrics"])

@@ -9,7 +9,8 @@ Each factory returns a :class:`~faceptor_core.spec.TaskSpec` whose ``dataset``, 
 
 A reader is ``reader(root, split, skip_invalid=False) -> FaceDataset`` of raw items
 (``{"image": uint8 H x W x 3, "target": ...}``, with ``"box"`` or ``"align_points"`` when the dataset has them);
-see :mod:`faceptor_tasks.families.common`. Each factory takes ``crop=`` (a :class:`~faceptor_core.crop.CropSpec`):
+see :mod:`faceptor_tasks.families.common`. Plugins import these (and the crop / affine / flip / tensor helpers)
+from :mod:`faceptor_tasks.kit`. Each factory takes ``crop=`` (a :class:`~faceptor_core.crop.CropSpec`):
 the crop its transform cuts and photo inference reproduces.
 """
 
@@ -32,15 +33,16 @@ from .landmarks import (
 )
 from .parsing import ParsingF1, ParsingLoss, ParsingTransform, parsing_crop, parsing_task
 from .recognition import CosFaceLoss, VerificationMetric, recognition_task
+from .regression import RegressionLoss, RegressionMAE, RegressionTransform, regression_task
 from .weighting import REFERENCE_TYPE_WEIGHTS, combine_losses, task_weights, weighted_loss
 
 __all__ = [
     "BOX_NORM", "DIAG_NORM", "REFERENCE_TYPE_WEIGHTS",
     "AccuracyMetric", "AgeMAE", "AttributeAccuracy", "ClassificationLoss", "CosFaceLoss", "DLDLv2Loss",
     "DatasetFormatError", "FaceCropTransform", "FaceDataset", "LandmarkLoss", "LandmarkTransform",
-    "MaskedBCELoss", "Metric", "NMEMetric", "Norm", "ParsingF1", "ParsingLoss", "ParsingTransform", "Sample",
-    "VerificationMetric",
+    "MaskedBCELoss", "Metric", "NMEMetric", "Norm", "ParsingF1", "ParsingLoss", "ParsingTransform",
+    "RegressionLoss", "RegressionMAE", "RegressionTransform", "Sample", "VerificationMetric",
     "age_task", "attribute_task", "build_dataset", "combine_losses", "expression_task", "inter_points",
     "item_crop_matrix", "landmark_crop", "landmark_task", "load_image", "parsing_crop", "parsing_task",
-    "permutation_from_pairs", "recognition_task", "task_weights", "weighted_loss",
+    "permutation_from_pairs", "recognition_task", "regression_task", "task_weights", "weighted_loss",
 ]

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from faceptor_core.crop import CropSpec
+from faceptor_core.flip import UNCHANGED, FlipRule, resolve_flip
 from faceptor_core.outputs import age_distribution
 from faceptor_core.spec import TaskSpec
 
@@ -91,6 +92,7 @@ def age_task(
     loss_weight: float = 1.0,
     sigma: float = 2.0,
     crop: CropSpec | None = None,
+    flip: FlipRule | None = UNCHANGED,
     **spec_fields: Any,
 ) -> TaskSpec:
     """An age-estimation task: ``num_bins`` queries for ages ``0..num_bins-1``.
@@ -98,6 +100,7 @@ def age_task(
     Args:
         reader: ``reader(root, split, skip_invalid=False) -> FaceDataset`` with float ages as targets.
         sigma: standard deviation (years) of the label distribution.
+        flip: the flip rule (default: training flips, the age unchanged; None: no flips).
     """
     crop = crop or CropSpec()
     return TaskSpec(
@@ -105,7 +108,8 @@ def age_task(
         input_size=input_size, loss_weight=loss_weight, primary_metric=spec_fields.pop("primary_metric", "mae"),
         higher_is_better=spec_fields.pop("higher_is_better", False),
         dataset=partial(build_dataset, reader, check_sample=AgeSample(MAX_AGE)),
-        transforms=partial(FaceCropTransform, target=float_target, crop=crop), crop=crop,
+        transforms=partial(FaceCropTransform, target=float_target, crop=crop,
+                           flip=resolve_flip(flip, "age_distribution", (), num_bins)), crop=crop, flip=flip,
         loss=partial(age_loss, sigma=sigma), metrics=age_metrics,
         baseline=spec_fields.pop("baseline", age_baseline),
         **spec_fields,

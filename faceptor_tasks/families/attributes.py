@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from faceptor_core.crop import CropSpec
+from faceptor_core.flip import UNCHANGED, FlipRule, resolve_flip
 from faceptor_core.spec import TaskSpec
 
 from .baselines import attribute_baseline
@@ -85,12 +86,15 @@ def attribute_task(
     input_size: int = 112,
     loss_weight: float = 1.0,
     crop: CropSpec | None = None,
+    flip: FlipRule | None = UNCHANGED,
     **spec_fields: Any,
 ) -> TaskSpec:
     """A binary-attribute task (one query per attribute).
 
     Args:
         reader: ``reader(root, split, skip_invalid=False) -> FaceDataset`` with 0/1 (or -1 unknown) vectors.
+        flip: the flip rule (default: training flips, labels unchanged; ``FlipRule(swap=...)`` for attributes
+            that mirror, such as a left and a right eye closed; None: no flips).
     """
     crop = crop or CropSpec()
     return TaskSpec(
@@ -98,7 +102,9 @@ def attribute_task(
         input_size=input_size, label_names=tuple(label_names), loss_weight=loss_weight,
         primary_metric=spec_fields.pop("primary_metric", "macc"),
         dataset=partial(build_dataset, reader, check_sample=AttributeSample(len(label_names))),
-        transforms=partial(FaceCropTransform, target=float_target, crop=crop), crop=crop,
+        transforms=partial(FaceCropTransform, target=float_target, crop=crop,
+                           flip=resolve_flip(flip, "multilabel", tuple(label_names), len(label_names))),
+        crop=crop, flip=flip,
         loss=attribute_loss, metrics=attribute_metrics,
         baseline=spec_fields.pop("baseline", attribute_baseline),
         **spec_fields,

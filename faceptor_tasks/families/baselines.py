@@ -8,7 +8,7 @@ exactly what a model's prediction would be: scoring it is scoring a model that a
 | --- | --- |
 | landmarks | the mean training shape, in the normalised crop frame |
 | parsing | the per-pixel majority class map of the training crops |
-| age, regression | the mean training value (per output) |
+| age, regression | the mean training value (per output; `regression_task` declares it) |
 | expression (classification) | the majority training class |
 | attributes | each attribute's majority training value |
 | recognition (verification) | one constant embedding (chance: see :class:`ConstantEmbeddingBaseline`) |
@@ -258,6 +258,7 @@ def parsing_baseline(spec: TaskSpec) -> PixelMajorityBaseline:
 
 
 def mean_value_baseline(spec: TaskSpec, unit: str = "") -> MeanValueBaseline:
+    """``TaskSpec.baseline`` of value tasks: the mean training target (``unit`` names its unit)."""
     return MeanValueBaseline(unit)
 
 

@@ -6,7 +6,7 @@ Train (as the reference's timm pipeline): resize (bicubic), horizontal flip 0.5,
 a ``"box"``, or neither (the whole image, already aligned by the dataset; at evaluation it is resized with
 Pillow's antialiased bilinear filter, exactly as the reference's ``transforms.Resize`` on a PIL image).
 ``meta["affine"]`` records crop and flip (RandAugment's own geometric ops are not recorded: image-level targets
-do not move).
+do not move). A flipped item's target goes through the task's flip rule (:class:`~faceptor_core.flip.LabelFlip`).
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ import torch
 from PIL import Image
 
 from faceptor_core.crop import CropSpec
+from faceptor_core.flip import LabelFlip
 
 from .augment import EVAL_RNG, RandAugment, is_train_split, random_erasing, run_pipeline, to_tensor_image, torch_rng
-from .geometry import compose, hflip_matrix, warp_image
+from .geometry import random_hflip, warp_image
 
 
 def base_meta(affine: np.ndarray, height: int, width: int, item: dict[str, Any]) -> dict[str, Any]:
@@ -39,7 +40,9 @@ class FaceCropTransform:
         split: ``train*`` selects the training pipeline.
         input_size: crop side ``S``.
         target: maps the raw target to its tensor.
-        flip, randaugment, erasing: training augmentations (erasing is a probability).
+        flip: horizontal flip (probability 0.5) in training: the task's resolved flip rule (applied to the target of
+            a flipped item), ``True`` (labels unchanged by a flip) or ``False``/``None`` (no flip).
+        randaugment, erasing: training augmentations (erasing is a probability).
         crop: the task's crop (default: :class:`~faceptor_core.crop.CropSpec`'s defaults).
     """
 
@@ -48,14 +51,14 @@ class FaceCropTransform:
         split: str,
         input_size: int,
         target: Callable[[Any], torch.Tensor],
-        flip: bool = True,
+        flip: bool | LabelFlip | None = True,
         randaugment: bool = True,
         erasing: float = 0.25,
         crop: CropSpec | None = None,
     ):
         self.train = is_train_split(split)
         self.size, self.target = input_size, target
-        self.flip, self.crop = flip, crop or CropSpec()
+        self.flip, self.crop = flip_of(flip), crop or CropSpec()
         self.randaugment = RandAugment(input_size) if self.train and randaugment else None
         self.erasing = random_erasing(erasing) if self.train and erasing > 0 else None
 
@@ -65,8 +68,7 @@ class FaceCropTransform:
         s = self.size
         m = item_crop_matrix(self.crop, item, s)
         rng = torch_rng() if self.train else EVAL_RNG
-        if self.train and self.flip and rng.random() < 0.5:
-            m = compose(hflip_matrix(s), m)
+        m, flipped = random_hflip(m, s, rng, self.train and self.flip is not None)
         if not self.train and item.get("box") is None and item.get("align_points") is None:  # the whole image
             crop = np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((s, s), Image.BILINEAR))
         else:
@@ -75,7 +77,18 @@ class FaceCropTransform:
             crop = self.randaugment(crop)
         if self.erasing is not None:
             crop = run_pipeline(self.erasing, rng, image=crop)["image"]
-        return {"image": to_tensor_image(crop), "target": self.target(item["target"]), "meta": base_meta(m, h, w, item)}
+        target = self.target(item["target"])
+        if flipped and self.flip is not None:
+            target = self.flip.relabel(target)
+        return {"image": to_tensor_image(crop), "target": target, "meta": base_meta(m, h, w, item)}
+
+
+def flip_of(flip: bool | LabelFlip | None) -> LabelFlip | None:
+    """A transform's ``flip`` argument as a rule: ``True`` -> labels unchanged by a flip, ``False``/``None`` -> no
+    flip (None)."""
+    if isinstance(flip, LabelFlip) or flip is None:
+        return flip
+    return LabelFlip("unchanged", None, (), 0) if flip else None
 
 
 def item_crop_matrix(crop: CropSpec, item: dict[str, Any], size: int, box: Any = None) -> np.ndarray:

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from faceptor_core.crop import CropSpec
+from faceptor_core.flip import UNCHANGED, FlipRule, resolve_flip
 from faceptor_core.spec import TaskSpec
 
 from .baselines import majority_class_baseline
@@ -92,6 +93,7 @@ def expression_task(
     input_size: int = 112,
     loss_weight: float = 1.0,
     crop: CropSpec | None = None,
+    flip: FlipRule | None = UNCHANGED,
     **spec_fields: Any,
 ) -> TaskSpec:
     """An expression (or any single-label classification) task.
@@ -99,6 +101,8 @@ def expression_task(
     Args:
         reader: ``reader(root, split, skip_invalid=False) -> FaceDataset`` with class indices in
             ``label_names`` order as targets.
+        flip: the flip rule (default: training flips, classes unchanged; e.g. ``FlipRule(swap=(("looking_left",
+            "looking_right"),))`` for classes that mirror; None: no flips).
     """
     crop = crop or CropSpec()
     return TaskSpec(
@@ -106,7 +110,9 @@ def expression_task(
         num_queries=len(label_names), input_size=input_size, label_names=tuple(label_names),
         loss_weight=loss_weight, primary_metric=spec_fields.pop("primary_metric", "accuracy"),
         dataset=partial(build_dataset, reader, check_sample=ClassSample(len(label_names))),
-        transforms=partial(FaceCropTransform, target=long_target, crop=crop), crop=crop,
+        transforms=partial(FaceCropTransform, target=long_target, crop=crop,
+                           flip=resolve_flip(flip, "classification", tuple(label_names), len(label_names))),
+        crop=crop, flip=flip,
         loss=classification_loss, metrics=accuracy_metrics,
         baseline=spec_fields.pop("baseline", majority_class_baseline),
         **spec_fields,

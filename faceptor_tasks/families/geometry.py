@@ -45,6 +45,16 @@ def hflip_matrix(width: int) -> np.ndarray:
     return np.array([[-1.0, 0, width - 1.0], [0, 1.0, 0]])
 
 
+def random_hflip(m: np.ndarray, size: int, rng: np.random.Generator, enabled: bool = True,
+                 p: float = 0.5) -> tuple[np.ndarray, bool]:
+    """With probability ``p`` (when ``enabled``; nothing is drawn otherwise) mirror the crop ``m`` of a
+    ``size``-wide crop: returns the new matrix and whether it flipped. The caller then applies the task's flip rule
+    to the labels (``LabelFlip.relabel``): the geometry of points and label maps follows the matrix."""
+    if enabled and rng.random() < p:
+        return compose(hflip_matrix(size), m), True
+    return m, False
+
+
 def random_affine(
     size: int,
     rng: np.random.Generator,

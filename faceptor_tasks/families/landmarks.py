@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from faceptor_core.crop import CropSpec
+from faceptor_core.flip import FlipRule, LabelFlip, resolve_flip
 from faceptor_core.outputs import soft_argmax
 from faceptor_core.spec import TaskSpec
 
@@ -30,9 +31,9 @@ from .geometry import (
     apply_affine,
     apply_affine_batch,
     compose,
-    hflip_matrix,
     invert_affine_batch,
     random_affine,
+    random_hflip,
     warp_image,
 )
 from .readers.landmarks import points_box
@@ -63,8 +64,8 @@ class LandmarkTransform:
     The box (raw ``"box"``, else the landmarks' extent) is cropped by the task's box rule (``crop``, default:
     squared, unless ``square_box=False``: then its own width and height are stretched onto the crop, as the
     reference does for AFLW-19, filling ``face_scale`` of the ``S x S`` crop). Training adds a random affine
-    (uniform shift, rotation in radians, scale), a horizontal flip with ``flip_permutation`` (none when it is
-    None) and photometric noise.
+    (uniform shift, rotation in radians, scale), a horizontal flip that reorders the points by the task's flip rule
+    (``flip``, or the older ``flip_permutation``; none when both are None) and photometric noise.
     ``meta`` holds ``affine``, ``orig_size``, ``landmarks_orig`` (N x 2) and ``box`` (x1, y1, x2, y2).
     """
 
@@ -80,11 +81,15 @@ class LandmarkTransform:
         photometric: bool = True,
         square_box: bool = True,
         crop: CropSpec | None = None,
+        flip: LabelFlip | None = None,
     ):
         self.train = is_train_split(split)
         self.size = input_size
         self.crop = crop or landmark_crop(face_scale, square=square_box)
-        self.perm = list(flip_permutation) if flip_permutation is not None else None
+        if flip is None and flip_permutation is not None:
+            flip = resolve_flip(FlipRule(permutation=tuple(flip_permutation)), "landmarks", (),
+                                len(flip_permutation))
+        self.flip = flip
         self.shift, self.rotation, self.scale = shift, rotation, scale
         self.photometric = dense_photometric() if self.train and photometric else None
 
@@ -97,12 +102,11 @@ class LandmarkTransform:
         rng = torch_rng() if self.train else EVAL_RNG
         if self.train:
             m = compose(random_affine(self.size, rng, self.shift, self.rotation, self.scale), m)
-            if self.perm is not None and rng.random() < 0.5:
-                m, flipped = compose(hflip_matrix(self.size), m), True
+            m, flipped = random_hflip(m, self.size, rng, self.flip is not None)
         crop = warp_image(image, m, self.size)
         target = apply_affine(pts, m)
-        if flipped:
-            target = target[self.perm]
+        if flipped and self.flip is not None:
+            target = self.flip.relabel(target)
         if self.photometric is not None:
             crop = run_pipeline(self.photometric, rng, image=crop, keypoints=target.astype(np.float32))["image"]
         meta = base_meta(m, h, w, item)
@@ -341,6 +345,7 @@ def landmark_task(
     heatmap_radius: float = 5.0,
     label_names: tuple[str, ...] = (),
     crop: CropSpec | None = None,
+    flip: FlipRule | None = None,
     **spec_fields: Any,
 ) -> TaskSpec:
     """A landmark task on the shared family.
@@ -351,7 +356,8 @@ def landmark_task(
         auc: ``(norm name, threshold)`` pairs for AUC and failure rate.
         auc_rules: which integrations of the AUC are reported (``reference``: ``auc_<tag>``; ``exact``:
             ``auc_<tag>_exact``); see :func:`auc_failure_rate`.
-        flip_permutation: mirrored point order; None disables flip augmentation.
+        flip_permutation: mirrored point order; None (and no ``flip``) disables flip augmentation.
+        flip: the flip rule instead of ``flip_permutation`` (e.g. ``FlipRule(swap=...)`` over ``label_names``).
         face_scale: fraction of the crop filled by the (squared) box.
         square_box: False maps a non-square box's width and height onto the square crop (the reference's
             AFLW-19 crop).
@@ -359,14 +365,16 @@ def landmark_task(
         spec_fields: other :class:`TaskSpec` fields (description, license, citation, extra, ...).
     """
     crop = crop or landmark_crop(face_scale, square=square_box)
+    if flip is None and flip_permutation is not None:
+        flip = FlipRule(permutation=tuple(flip_permutation))
     return TaskSpec(
         name=name, family="landmarks", head="dense", output="landmarks", num_queries=num_points,
-        input_size=input_size, label_names=label_names, crop=crop,
-        flip_permutation=tuple(flip_permutation) if flip_permutation is not None else None,
+        input_size=input_size, label_names=label_names, crop=crop, flip=flip,
         loss_weight=loss_weight, primary_metric=spec_fields.pop("primary_metric", "nme"),
         higher_is_better=spec_fields.pop("higher_is_better", False),
         dataset=partial(build_dataset, reader, check_sample=LandmarkSample(num_points), check_item=LandmarkItem()),
-        transforms=partial(LandmarkTransform, flip_permutation=flip_permutation, crop=crop),
+        transforms=partial(LandmarkTransform, crop=crop,
+                           flip=resolve_flip(flip, "landmarks", label_names, num_points)),
         loss=partial(landmark_loss, radius=heatmap_radius),
         metrics=partial(landmark_metrics, norms=dict(norms), auc=tuple(auc), auc_rules=tuple(auc_rules)),
         baseline=spec_fields.pop("baseline", landmark_baseline),

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from faceptor_core.crop import CropSpec, farl_template
+from faceptor_core.flip import FlipRule, LabelFlip, resolve_flip
 from faceptor_core.spec import TaskSpec
 from faceptor_core.warp import crop_maps, remap, warp_to_original
 
@@ -23,7 +24,7 @@ from .baselines import parsing_baseline
 from .checks import LabelMapItem
 from .common import Metric, MetricMeta, as_tensor, build_dataset, higher
 from .crop import base_meta, item_crop_matrix
-from .geometry import compose, hflip_matrix, random_affine, warp_image
+from .geometry import compose, random_affine, random_hflip, warp_image
 
 IGNORE_INDEX = 255
 
@@ -45,8 +46,9 @@ class ParsingTransform:
     crop's template (FaRL's, scaled by ``face_scale``). With a ``warp_factor > 0`` the aligned crop is then
     tanh-warped (:mod:`faceptor_core.warp`; the reference's LaPa pipeline uses 0.8): the face fills the
     crop's centre and the rest of the image is squeezed into its border. Training composes a random affine
-    (rotation and scale from normals, shift uniform, as the reference) into ``A``, an optional flip
-    (``label_flip`` permutes the classes, e.g. left/right brows; None disables flips) and grey/gamma/blur.
+    (rotation and scale from normals, shift uniform, as the reference) into ``A``, an optional flip (the task's
+    flip rule ``flip``, or the older class permutation ``label_flip``, e.g. left/right brows; None disables flips)
+    and grey/gamma/blur.
     Labels use nearest sampling; pixels outside the image become background (0).
 
     Evaluation items keep what scoring in the original image needs: ``meta["label_orig"]`` (the original label
@@ -66,6 +68,7 @@ class ParsingTransform:
         photometric: bool = True,
         warp_factor: float = 0.0,
         crop: CropSpec | None = None,
+        flip: LabelFlip | None = None,
     ):
         if not 0.0 <= warp_factor < 1.0:
             raise ValueError(f"warp_factor must be in [0, 1), got {warp_factor}")
@@ -73,7 +76,9 @@ class ParsingTransform:
         self.size = input_size
         self.crop = crop or parsing_crop(face_scale, warp_factor=warp_factor)
         self.warp_factor = self.crop.warp_factor
-        self.label_flip = np.asarray(label_flip, np.uint8) if label_flip is not None else None
+        if flip is None and label_flip is not None:
+            flip = resolve_flip(FlipRule(permutation=tuple(label_flip)), "segmentation", (), len(label_flip))
+        self.flip = flip
         self.shift, self.rotation, self.scale = shift, rotation, scale
         self.photometric = (
             A.Compose([A.ToGray(p=0.1), A.RandomGamma(gamma_limit=(70, 150), p=0.5), A.Blur(blur_limit=(3, 5), p=0.2)])
@@ -90,8 +95,7 @@ class ParsingTransform:
         if self.train:
             m = compose(random_affine(s, rng, self.shift, self.rotation, self.scale, normal=True, shift_normal=False),
                         m)
-            if self.label_flip is not None and rng.random() < 0.5:
-                m, flipped = compose(hflip_matrix(s), m), True
+            m, flipped = random_hflip(m, s, rng, self.flip is not None)
         if self.warp_factor > 0:
             maps = crop_maps(m, self.warp_factor, s)
             crop = remap(image if self.train else image.astype(np.float32) / np.float32(255.0), maps)
@@ -99,8 +103,8 @@ class ParsingTransform:
         else:
             crop = warp_image(image, m, s)
             target = warp_image(label, m, s, cv2.INTER_NEAREST)
-        if flipped:
-            target = self.label_flip[target]
+        if flipped and self.flip is not None:
+            target = self.flip.relabel(target)
         if self.photometric is not None:
             crop = run_pipeline(self.photometric, rng, image=crop)["image"]
         meta = base_meta(m, h, w, item)
@@ -257,13 +261,15 @@ def parsing_task(
     absent_classes: AbsentRule = "nan",
     score_space: ScoreSpace = "original",
     crop: CropSpec | None = None,
+    flip: FlipRule | None = None,
     **spec_fields: Any,
 ) -> TaskSpec:
     """A face-parsing task on the shared family (``label_names[0]`` is the background).
 
     Args:
         reader: ``reader(root, split, skip_invalid=False) -> FaceDataset`` of raw items.
-        label_flip: class permutation under a horizontal flip; None disables flip augmentation.
+        label_flip: class permutation under a horizontal flip; None (and no ``flip``) disables flip augmentation.
+        flip: the flip rule instead of ``label_flip``, e.g. ``FlipRule(swap=(("left_eye", "right_eye"), ...))``.
         face_scale: template scale for items carrying ``align_points``.
         warp_factor: tanh warp of the aligned crop (0: none; the reference's LaPa: 0.8).
         absent_classes: F1 of a class absent from the whole evaluated set: ``"nan"`` (the reference) or
@@ -272,13 +278,15 @@ def parsing_task(
         crop: the task's crop (default: :func:`parsing_crop` with ``face_scale`` and ``warp_factor``).
     """
     crop = crop or parsing_crop(face_scale, warp_factor=warp_factor)
+    if flip is None and label_flip is not None:
+        flip = FlipRule(permutation=tuple(label_flip))
     return TaskSpec(
         name=name, family="parsing", head="dense", output="segmentation", num_queries=len(label_names),
-        input_size=input_size, label_names=tuple(label_names), loss_weight=loss_weight, crop=crop,
+        input_size=input_size, label_names=tuple(label_names), loss_weight=loss_weight, crop=crop, flip=flip,
         primary_metric=spec_fields.pop("primary_metric", "f1"),
         dataset=partial(build_dataset, reader, check_item=LabelMapItem(len(label_names))),
         transforms=partial(ParsingTransform, crop=crop,
-                           label_flip=tuple(label_flip) if label_flip is not None else None),
+                           flip=resolve_flip(flip, "segmentation", tuple(label_names), len(label_names))),
         loss=parsing_loss, metrics=partial(parsing_metrics, absent=absent_classes, space=score_space),
         baseline=spec_fields.pop("baseline", parsing_baseline),
         **spec_fields,

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from faceptor_core.crop import CropSpec
+from faceptor_core.flip import FlipRule
 from faceptor_core.spec import MetricMeta, TaskSpec
 
 from .baselines import verification_baseline
@@ -197,7 +198,7 @@ def recognition_task(
         loss_weight=loss_weight, primary_metric=spec_fields.pop("primary_metric", "verification_accuracy"),
         dataset=partial(recognition_dataset, reader=reader),
         transforms=partial(FaceCropTransform, target=long_target, randaugment=False, erasing=0.0, crop=crop),
-        crop=crop,
+        crop=crop, flip=FlipRule(),
         loss=partial(cosface_loss, scale=scale, margin=margin), metrics=verification_metrics,
         baseline=spec_fields.pop("baseline", verification_baseline),
         extra=extra, **spec_fields,

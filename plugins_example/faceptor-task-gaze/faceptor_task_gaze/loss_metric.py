@@ -1,28 +1,18 @@
-"""Loss on angles (L1 on pitch and yaw) and the mean angular error metric."""
+"""The mean angular error metric (the loss is the regression family's L1 on pitch and yaw)."""
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from typing import Any
 
-from faceptor_core import TaskSpec
+import torch
+
 from faceptor_core.spec import MetricMeta
+from faceptor_tasks.kit import Metric, TaskSpec, as_tensor
 
 from .angles import angular_error_degrees
 
 
-class GazeL1Loss(nn.Module):
-    """Mean absolute error of (pitch, yaw) in radians: the raw outputs of the two queries."""
-
-    def forward(self, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return (raw.float() - target.float()).abs().mean()
-
-
-def gaze_loss(spec: TaskSpec) -> GazeL1Loss:
-    return GazeL1Loss()
-
-
-class AngularError:
+class AngularError(Metric):
     """Mean (and median) angular error in degrees between predicted and true 3-D gaze vectors."""
 
     takes_raw_output = False
@@ -34,13 +24,13 @@ class AngularError:
     }
 
     def __init__(self, spec: TaskSpec | None = None):
-        self.reset()
+        super().__init__()
 
     def reset(self) -> None:
         self._errors: list[torch.Tensor] = []
 
-    def update(self, prediction: torch.Tensor, target: torch.Tensor, meta: dict | None = None) -> None:
-        self._errors.append(angular_error_degrees(prediction.float(), torch.as_tensor(target).float()))
+    def update(self, prediction: Any, target: Any, meta: dict | None = None) -> None:
+        self._errors.append(angular_error_degrees(as_tensor(prediction).float(), as_tensor(target).float()))
 
     def compute(self) -> dict[str, float]:
         if not self._errors:

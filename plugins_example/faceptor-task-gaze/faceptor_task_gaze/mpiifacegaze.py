@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceptor_tasks.families.common import Collector, DatasetFormatError, FaceDataset, Sample, read_lines
+from faceptor_tasks.kit import Collector, DatasetFormatError, FaceDataset, Sample, read_lines
 
 from .angles import vector_to_angles
 

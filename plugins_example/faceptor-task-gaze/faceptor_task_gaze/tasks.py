@@ -1,22 +1,16 @@
-"""The gaze tasks: an attribute-type head with two queries (pitch, yaw), regression output."""
+"""The gaze tasks: the regression family with two outputs (pitch, yaw in radians) and the gaze flip rule."""
 
 from __future__ import annotations
 
 from functools import partial
 from typing import Any
 
-from faceptor_core import TaskSpec
-from faceptor_core.crop import CropSpec
-from faceptor_tasks.families.baselines import mean_value_baseline
-from faceptor_tasks.families.common import build_dataset
-from faceptor_tasks.synth_tasks import SYNTH_CROP
-from faceptor_tasks.synthfaces.dataset import SynthFacesDataset
+from faceptor_tasks.kit import SYNTH_CROP, CropSpec, SynthFacesDataset, TaskSpec, build_dataset, regression_task
 
-from .loss_metric import gaze_loss, gaze_metrics
+from .loss_metric import gaze_metrics
 from .mpiifacegaze import read_mpiifacegaze
-from .transforms import GazeTransform
+from .transforms import GAZE_FLIP, GAZE_LABELS
 
-GAZE_LABELS = ("pitch", "yaw")
 MPII_CITATION = (
     "Zhang, Sugano, Fritz, Bulling. It's Written All Over Your Face: Full-Face Appearance-Based Gaze "
     "Estimation. CVPRW 2017."
@@ -34,13 +28,9 @@ MPII_CROP = CropSpec(method="box", source="MPIIFaceGaze: a box 2.4 x the six lan
 
 
 def gaze_task(name: str, dataset, description: str, crop: CropSpec, **fields: Any) -> TaskSpec:
-    return TaskSpec(
-        name=name, family="gaze", head="attribute", output="regression", num_queries=2, input_size=112,
-        label_names=GAZE_LABELS, primary_metric="angular_error", higher_is_better=False, crop=crop,
-        dataset=dataset, transforms=partial(GazeTransform, crop=crop), loss=gaze_loss, metrics=gaze_metrics,
-        baseline=partial(mean_value_baseline, unit="rad (pitch, yaw)"),
-        description=description, **fields,
-    )
+    return regression_task(name, GAZE_LABELS, flip=GAZE_FLIP, dataset=dataset, units="rad", crop=crop,
+                           family="gaze", primary_metric="angular_error", metrics=gaze_metrics,
+                           description=description, **fields)
 
 
 def gaze_tasks() -> list[TaskSpec]:
