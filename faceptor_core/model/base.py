@@ -103,9 +103,9 @@ class FaceptorBase(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        """The floating-point type of the weights (``model.double()``, ``.half()``, ``.to(torch.bfloat16)``
-        change it); inputs are normalised in their own precision, then cast to it."""
-        return self.encoder.pos_embed.dtype
+        """The floating-point type of the model (``model.double()``, ``.half()``, ``.to(torch.bfloat16)`` change it,
+        for the weights and the normalisation buffers alike); inputs are normalised, then cast to it."""
+        return self.pixel_mean.dtype
 
     def encode(self, batches: Mapping[int, torch.Tensor]) -> dict[int, list[torch.Tensor]]:
         """One encoder pass per input size: ``{size: [B x C x S x S] * depth}``."""
