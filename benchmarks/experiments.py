@@ -22,7 +22,7 @@ import torch
 
 import faceptor_core
 from faceptor_core.train import RunConfig, Trainer
-from faceptor_core.train.demo import BATCH, DEMO_TASKS, demo_config
+from faceptor_tasks.synthfaces.demo import BATCH, DEMO_TASKS, demo_config
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

@@ -32,8 +32,8 @@ def _merge(a: dict, b: dict) -> None:
 def run_faceptor(job: dict, out: Path, workers: int) -> dict:
     """Train the demo configuration with ``job['overrides']`` and return its last evaluation."""
     from faceptor_core.train.config import RunConfig
-    from faceptor_core.train.demo import demo_config
     from faceptor_core.train.engine import Trainer
+    from faceptor_tasks.synthfaces.demo import demo_config
 
     ov = dict(job.get("overrides", {}))
     steps = ov.pop("steps", 400)

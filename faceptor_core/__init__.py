@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 
 from .build import build, from_config, load  # noqa: E402
 from .checkpoint import CheckpointError  # noqa: E402
+from .command import CommandSpec  # noqa: E402
 from .crop import CropSpec  # noqa: E402
 from .detect import Detections, DetectorError, DetectorSpec  # noqa: E402
 from .flip import FlipRule  # noqa: E402
@@ -34,10 +35,10 @@ from .registry import (  # noqa: E402
 from .spec import TaskHead, TaskSpec  # noqa: E402
 
 __all__ = [
-    "CheckpointError", "CropSpec", "DecoderConfig", "Detections", "DetectorError", "DetectorNotFoundError",
-    "DetectorSpec", "DuplicateTaskError", "EncoderConfig", "FaceResult", "Faceptor", "FaceptorBase", "FlipRule",
-    "ModelConfig",
-    "NaiveConfig", "NaiveFaceptor", "PhotoResult", "PluginInfo", "TaskHead", "TaskNotFoundError", "TaskRegistry",
-    "TaskSpec", "WeightsMismatchError", "__version__", "analyze", "build", "default_registry", "from_config",
-    "get_task", "hookimpl", "list_detectors", "list_plugins", "list_tasks", "load", "photo_record",
+    "CheckpointError", "CommandSpec", "CropSpec", "DecoderConfig", "Detections", "DetectorError",
+    "DetectorNotFoundError", "DetectorSpec", "DuplicateTaskError", "EncoderConfig", "FaceResult", "Faceptor",
+    "FaceptorBase", "FlipRule", "ModelConfig", "NaiveConfig", "NaiveFaceptor", "PhotoResult", "PluginInfo", "TaskHead",
+    "TaskNotFoundError", "TaskRegistry", "TaskSpec", "WeightsMismatchError", "__version__", "analyze", "build",
+    "default_registry", "from_config", "get_task", "hookimpl", "list_detectors", "list_plugins", "list_tasks", "load",
+    "photo_record",
 ]

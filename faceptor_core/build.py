@@ -119,7 +119,10 @@ def load(
     Before anything is allocated, the manifest is validated (bounded sizes, each task consistent with the
     registered task of that name) and the weights' header is compared with the shapes the manifest implies;
     then the weights' SHA-256 is checked against the manifest and non-finite weights are refused. Every
-    error is a :class:`CheckpointError` naming the file."""
+    error is a :class:`CheckpointError` naming the file.
+
+    The model comes back in eval mode, ready for inference (dropout and drop-path off); training code switches
+    modes itself (``Trainer`` calls ``model.train()`` each step)."""
     directory = Path(directory)
     config, manifest = read_manifest(directory)
     manifest_path, weights_path = directory / MANIFEST, directory / WEIGHTS
@@ -134,7 +137,7 @@ def load(
         for addon in addons:
             load_addon(model, addon, base_dir=directory, base_digest=digest)
         _attach_output_decoders(model, registry)
-    return model.to(map_location)
+    return model.to(map_location).eval()
 
 
 def check_against_registry(config: ModelConfig, manifest: Path, registry: TaskRegistry | None = None) -> None:

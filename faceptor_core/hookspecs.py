@@ -1,5 +1,5 @@
-"""Hook specifications a Faceptor plugin implements: ``register_tasks`` and ``register_detectors`` (either or
-both).
+"""Hook specifications a Faceptor plugin implements: ``register_tasks``, ``register_detectors`` and
+``register_commands`` (any of them).
 
 A plugin is a module (or object) with functions decorated by :data:`faceptor_core.hookimpl`, exposed
 through the ``faceptor`` entry-point group::
@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import pluggy
 
+from .command import CommandSpec
 from .detect import DetectorSpec
 from .spec import TaskSpec
 
@@ -30,3 +31,12 @@ def register_tasks(register: Callable[[TaskSpec], None]) -> None:
 @hookspec
 def register_detectors(register: Callable[[DetectorSpec], None]) -> None:
     """Register face detectors by calling ``register(DetectorSpec(...))`` once per detector."""
+
+
+@hookspec
+def register_commands(register: Callable[[CommandSpec], None]) -> None:
+    """Add ``faceptor <name>`` commands by calling ``register(CommandSpec(...))`` once per command.
+
+    A command named like one of the core's (:data:`~faceptor_core.command.CORE_COMMANDS`) or a built-in
+    plugin's is refused and the plugin is reported as broken; a hook that raises, or a command whose
+    ``add_arguments`` raises, is reported with the plugin's name and leaves every other command working."""

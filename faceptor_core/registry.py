@@ -1,4 +1,5 @@
-"""The task registry: a pluggy plugin manager plus the tasks and face detectors its plugins registered.
+"""The task registry: a pluggy plugin manager plus the tasks, face detectors and CLI commands its plugins
+registered.
 
 Entry points in the ``faceptor`` group are loaded one by one, each in its own ``try``: a plugin that
 fails to import or to register is recorded with its error and every other plugin keeps working.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import difflib
 import os
 import traceback
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -19,6 +20,7 @@ import pluggy
 from pydantic import ValidationError
 
 from . import hookspecs
+from .command import CORE_COMMANDS, CommandSpec
 from .detect import DetectorError, DetectorSpec, as_detector
 from .errors import FaceptorError, TaskNotFoundError
 from .spec import TaskSpec
@@ -43,7 +45,7 @@ class DetectorNotFoundError(FaceptorError, KeyError):
 
 
 class DuplicateTaskError(FaceptorError, ValueError):
-    """Two plugins registered a task (or a detector) with the same name."""
+    """Two plugins registered a task (or a detector, or a command) with the same name."""
 
     def __init__(self, task: str, first: str, second: str, kind: str = "task"):
         self.task, self.plugins = task, (first, second)
@@ -64,16 +66,19 @@ class PluginInfo:
     version: str = ""
     tasks: list[str] = field(default_factory=list)
     detectors: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
     load_error: str | None = None
     register_error: str | None = None
+    command_error: str | None = None
     traceback: str | None = None
     disabled: bool = False
     builtin: bool = False
 
     @property
     def error(self) -> str | None:
-        """Why the plugin is broken (failed import or failed registration), or ``None``."""
-        return self.load_error or self.register_error
+        """Why the plugin is broken (failed import, failed registration, or a command the CLI could not add),
+        or ``None``."""
+        return self.load_error or "; ".join(e for e in (self.register_error, self.command_error) if e) or None
 
     @property
     def ok(self) -> bool:
@@ -111,6 +116,9 @@ class TaskRegistry:
         self._detector_owner: dict[str, str] = {}
         self._detector_conflicts: dict[str, list[DuplicateTaskError]] = {}
         self._detector_cache: dict[tuple, Any] = {}
+        self._commands: dict[str, CommandSpec] = {}
+        self._command_owner: dict[str, str] = {}
+        self._command_conflicts: dict[str, list[DuplicateTaskError]] = {}
         self._dirty = True
 
     # -- plugins -------------------------------------------------------------------------------------
@@ -173,12 +181,14 @@ class TaskRegistry:
         if not self._dirty:
             return
         for info in self._plugins.values():
-            info.tasks, info.detectors = [], []
-            info.register_error = None
+            info.tasks, info.detectors, info.commands = [], [], []
+            info.register_error = info.command_error = None
         errors: dict[str, list[str]] = {}
         self._tasks, self._owner, self._conflicts = self._run_hook("register_tasks", TaskSpec, "task", errors)
         self._detectors, self._detector_owner, self._detector_conflicts = self._run_hook(
             "register_detectors", DetectorSpec, "detector", errors)
+        self._commands, self._command_owner, self._command_conflicts = self._run_hook(
+            "register_commands", CommandSpec, "command", errors, reserved=CORE_COMMANDS)
         self._detector_cache.clear()
         for pname, errs in errors.items():
             self._plugins[pname].register_error = "; ".join(errs) or None
@@ -186,12 +196,15 @@ class TaskRegistry:
             self._plugins[pname].tasks.append(tname)
         for dname, pname in self._detector_owner.items():
             self._plugins[pname].detectors.append(dname)
+        for cname, pname in self._command_owner.items():
+            self._plugins[pname].commands.append(cname)
         self._dirty = False
 
-    def _run_hook(self, hook: str, spec_cls: type, kind: str, errors: dict[str, list[str]]):
+    def _run_hook(self, hook: str, spec_cls: type, kind: str, errors: dict[str, list[str]],
+                  reserved: Collection[str] = ()):
         """Call every implementation of ``hook`` (built-in plugins first); returns ``(specs, owners, conflicts)``
-        by name. A plugin that takes a built-in's name is the one blamed; one that breaks is named in ``errors``
-        and what it registered before breaking is kept."""
+        by name. A plugin that takes a built-in's name or a ``reserved`` one (the core's commands) is the one
+        blamed; one that breaks is named in ``errors`` and what it registered before breaking is kept."""
         specs: dict[str, Any] = {}
         owners: dict[str, str] = {}
         conflicts: dict[str, list[DuplicateTaskError]] = {}
@@ -209,6 +222,10 @@ class TaskRegistry:
                     raise PluginRegistrationError(f"register() takes a {spec_cls.__name__}, got {type(spec).__name__}")
                 if spec.name in _pending:
                     _errs.append(f"{kind} {spec.name!r} registered twice")
+                    return
+                if spec.name in reserved:
+                    _errs.append(f"{kind} {spec.name!r} is one of the core's {kind}s (`faceptor {spec.name}`); "
+                                 "this plugin cannot register that name (the core's is kept)")
                     return
                 owner = owners.get(spec.name)
                 if owner is not None and self._is_builtin(owner):
@@ -270,6 +287,21 @@ class TaskRegistry:
             return self._tasks[name]
         except KeyError:
             raise TaskNotFoundError(name, self._tasks) from None
+
+    def list_commands(self) -> list[CommandSpec]:
+        """Every usable plugin command, sorted by name (one that two plugins claim is left out)."""
+        self._collect()
+        return [self._commands[n] for n in sorted(self._commands) if n not in self._command_conflicts]
+
+    def command_owner(self, name: str) -> str:
+        """The plugin that registered command ``name``."""
+        self._collect()
+        return self._command_owner[name]
+
+    def record_command_error(self, name: str, message: str) -> None:
+        """The CLI could not add command ``name``: blame its plugin (shown by ``list_plugins``)."""
+        info = self._plugins[self.command_owner(name)]
+        info.command_error = "; ".join(e for e in (info.command_error, f"command {name!r}: {message}") if e)
 
     def list_detectors(self) -> list[DetectorSpec]:
         """Every usable detector, sorted by name."""

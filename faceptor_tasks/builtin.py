@@ -29,6 +29,8 @@ from .families.templates import CELEBA_ALIGN_CROP, CELEBA_HQ_CROP
 #: 112-px datasets whose prepared crops the reference does not document: FaRL's template is assumed.
 ASSUMED_CROP = CropSpec(source="not documented by the reference: FaRL's 5-point template (512-px frame) assumed")
 
+# The permutation tables keep one row per face part:
+# fmt: off
 # Landmark flip permutation of the iBUG 300-W 68-point layout (0-based).
 FLIP_68 = (
     16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0,
@@ -55,6 +57,7 @@ FLIP_29 = permutation_from_pairs(29, (
 # AFLW 19 (Zhu et al.): brows 1-6, eyes 7-12, nose 13-15, mouth 16-18, chin 19.
 FLIP_19 = permutation_from_pairs(19, ((1, 6), (2, 5), (3, 4), (7, 12), (8, 11), (9, 10), (13, 15), (16, 18)),
                                  one_based=True)
+# fmt: on
 
 EXPRESSIONS = _EXPRESSIONS
 #: The reference's LaPa warp: five-point alignment, then a tanh warp of factor 0.8.

@@ -7,7 +7,7 @@ import json
 from PIL import Image
 
 from faceptor_core.cli import main
-from faceptor_core.train.demo import DEMO_TASKS
+from faceptor_tasks.synthfaces.demo import DEMO_TASKS
 
 
 def test_demo_writes_metrics_curves_and_pictures(tmp_path):

@@ -191,7 +191,7 @@ def test_synth_export_refuses_a_non_empty_folder(tmp_path, capsys):
 
 
 def test_demo_replaces_only_its_own_output(tmp_path, capsys):
-    from faceptor_core.train.demo import DEMO_TASKS, owned_by_demo
+    from faceptor_tasks.synthfaces.demo import DEMO_TASKS, owned_by_demo
 
     foreign = tmp_path / "my-run"
     (foreign / "checkpoints" / "last").mkdir(parents=True)

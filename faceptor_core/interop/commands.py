@@ -83,7 +83,7 @@ def add_commands(sub) -> None:
     p.add_argument("--tasks", nargs="+", default=None, help="tasks to export (default: all)")
     p.add_argument("--image-size", type=int, default=None, metavar="N",
                    help="run every task at N x N with a single 'images' input (default: each task's own size)")
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset version")
     p.add_argument("--verify", action="store_true", help="compare onnxruntime with torch on random images")
     p.add_argument("--tolerance", type=float, default=1e-4,
                    help="max difference accepted by --verify (absolute; relative for outputs larger than 1)")

@@ -101,9 +101,15 @@ class FaceptorBase(nn.Module):
             return (images - images.new_tensor(mean).view(1, 3, 1, 1)) / images.new_tensor(std).view(1, 3, 1, 1)
         return (images - self.pixel_mean) / self.pixel_std
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating-point type of the model (``model.double()``, ``.half()``, ``.to(torch.bfloat16)`` change it,
+        for the weights and the normalisation buffers alike); inputs are normalised, then cast to it."""
+        return self.pixel_mean.dtype
+
     def encode(self, batches: Mapping[int, torch.Tensor]) -> dict[int, list[torch.Tensor]]:
         """One encoder pass per input size: ``{size: [B x C x S x S] * depth}``."""
-        return {size: self.encoder(self.normalise(x, size)) for size, x in batches.items()}
+        return {size: self.encoder(self.normalise(x, size).to(self.dtype)) for size, x in batches.items()}
 
     def prepare(self, images: Images, sizes: Sequence[int]) -> dict[int, torch.Tensor]:
         """Images (any size, resized per group) or ``{size: batch}`` -> ``{size: float batch}``."""

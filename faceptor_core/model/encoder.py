@@ -41,7 +41,8 @@ def resize_pos_grid(pos: torch.Tensor, size: int | tuple[int, int]) -> torch.Ten
     if (h, w) == (g, g):
         return pos
     grid = pos.reshape(1, g, g, c).permute(0, 3, 1, 2)
-    grid = F.interpolate(grid.float(), size=(h, w), mode="bicubic", align_corners=False, antialias=False)
+    work = grid if grid.dtype in (torch.float32, torch.float64) else grid.float()  # half types: in float32
+    grid = F.interpolate(work, size=(h, w), mode="bicubic", align_corners=False, antialias=False)
     return grid.permute(0, 2, 3, 1).reshape(1, h * w, c).to(pos.dtype)
 
 

@@ -24,7 +24,7 @@ class LayerAttention(nn.Module):
         self.proj = nn.ModuleDict()
         self.level_embed = nn.ParameterDict()
         self.pos_mlp = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim))
-        self._pos_cache: dict[tuple[int, int, str], torch.Tensor] = {}
+        self._pos_cache: dict[tuple[int, int, str, torch.dtype], torch.Tensor] = {}
         self.add_layers(layers)
 
     def add_layers(self, layers: Sequence[int]) -> list[str]:
@@ -43,10 +43,10 @@ class LayerAttention(nn.Module):
         """The ``B x dim x S x S`` projection of one encoder layer."""
         return self.proj[str(layer)](feature)
 
-    def _sine(self, h: int, w: int, device: torch.device) -> torch.Tensor:
-        key = (h, w, str(device))
+    def _sine(self, h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        key = (h, w, str(device), dtype)
         if key not in self._pos_cache:
-            self._pos_cache[key] = sine_position_encoding(h, w, self.dim, device=device)
+            self._pos_cache[key] = sine_position_encoding(h, w, self.dim, device=device, dtype=dtype)
         return self._pos_cache[key]
 
     def forward(
@@ -61,7 +61,7 @@ class LayerAttention(nn.Module):
             proj = self.project(feat, layer) if proj is None else proj
             b, _, h, w = proj.shape
             mems.append(proj.flatten(2).transpose(1, 2))
-            poss.append(self.pos_mlp(self._sine(h, w, proj.device)) + self.level_embed[str(layer)])
+            poss.append(self.pos_mlp(self._sine(h, w, proj.device, proj.dtype)) + self.level_embed[str(layer)])
             spans.append((layer, start, start + h * w))
             start += h * w
         return torch.cat(mems, dim=1), torch.cat(poss, dim=0).unsqueeze(0), spans

@@ -166,11 +166,13 @@ def add_commands(sub) -> None:
     p.add_argument("inputs", nargs="+", metavar="PHOTO", help="photo files, folders (searched recursively) or globs")
     p.add_argument("--checkpoint", required=True, help="a Faceptor checkpoint directory")
     p.add_argument("--tasks", nargs="+", help="tasks to run (default: all of the checkpoint's)")
-    p.add_argument("--addon", action="append", help="prompt-tuning add-on directory to load on top")
+    p.add_argument("--addon", action="append",
+                   help="prompt-tuning add-on directory to load on top; repeatable (default: none)")
     p.add_argument("--out", default="predictions", help="output folder (default: predictions)")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--faces", metavar="FILE", help="JSON {photo: [{box, points}, ...]} of faces to use instead of "
-                                                     "detecting (photos it does not name are detected)")
+                                                     "detecting (photos it does not name are detected; default: "
+                                                     "detect every face)")
     how.add_argument("--no-detect", action="store_true", help="each photo is one face, already cropped")
     p.add_argument("--detector", default="yunet", help="registered face detector (default: yunet)")
     p.add_argument("--min-score", type=float, help="detector score threshold (YuNet default 0.7)")

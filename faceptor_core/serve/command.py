@@ -62,7 +62,8 @@ def add_commands(sub) -> None:
                        description="Serve a checkpoint over HTTP (docs/serving.md). Photos from concurrent requests "
                                    "are analysed together: one model pass per input size for all their faces.")
     p.add_argument("checkpoint", help="a Faceptor checkpoint directory")
-    p.add_argument("--addon", action="append", help="prompt-tuning add-on directory to load on top")
+    p.add_argument("--addon", action="append",
+                   help="prompt-tuning add-on directory to load on top; repeatable (default: none)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     p.add_argument("--workers", type=int, default=1, help="worker processes, each with its own model (default: 1)")
@@ -82,5 +83,6 @@ def add_commands(sub) -> None:
     p.add_argument("--device", default="cpu", help="torch device of the model (default: cpu)")
     p.add_argument("--graceful-timeout", type=float, default=30.0,
                    help="seconds in-flight requests get to finish on shutdown (default: 30)")
-    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
+                   help="uvicorn's log level")
     p.set_defaults(func=cmd_serve)

@@ -1,4 +1,5 @@
-"""CLI commands for training and evaluating models: train, eval, tune, demo (predict: photo.commands)."""
+"""CLI commands for training and evaluating models: train, eval, tune (predict: photo.commands; the SynthFaces
+demo comes from the built-in plugin, faceptor_tasks.synthfaces.commands)."""
 
 from __future__ import annotations
 
@@ -108,32 +109,29 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
-
-    report = run_demo(Path(args.out), quick=args.quick, steps=args.steps)
-    print(f"report: {report}")
-    return 0
-
-
 def add_commands(sub) -> None:
     p = sub.add_parser("train", help="train a model from a YAML run configuration")
-    p.add_argument("config")
+    p.add_argument("config", help="the run configuration (YAML; docs/architecture.md, Training)")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/checkpoints/last")
     p.add_argument("--overwrite", action="store_true",
                    help="delete an earlier run's checkpoints and log in OUTPUT_DIR and start over")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a top-level key (YAML value)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a top-level key of the configuration with a YAML value; repeatable (default: none)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint on tasks' evaluation splits")
-    p.add_argument("checkpoint")
-    p.add_argument("--tasks", nargs="+")
-    p.add_argument("--root", action="append", metavar="TASK=PATH", help="dataset root of a task")
-    p.add_argument("--split", default="test")
-    p.add_argument("--limit", type=int)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--addon", action="append", help="prompt-tuning add-on directory to load on top")
-    p.add_argument("--json", help="also write the metrics (NaN as null; baselines as baseline/<metric>) to this file")
+    p.add_argument("checkpoint", help="a Faceptor checkpoint directory")
+    p.add_argument("--tasks", nargs="+", help="tasks to evaluate (default: all of the checkpoint's)")
+    p.add_argument("--root", action="append", metavar="TASK=PATH",
+                   help="dataset root of a task; repeatable (default: none; real datasets need one, "
+                        "SynthFaces tasks do not)")
+    p.add_argument("--split", default="test", help="the split to evaluate on")
+    p.add_argument("--limit", type=int, help="evaluate only the first N items of each task (default: all)")
+    p.add_argument("--batch-size", type=int, default=32, help="images per model pass")
+    p.add_argument("--addon", action="append",
+                   help="prompt-tuning add-on directory to load on top; repeatable (default: none)")
+    p.add_argument("--json", help="also write the metrics (NaN as null; baselines as baseline/<metric>) to this file "
+                                  "(default: no file)")
     p.add_argument("--no-baseline", action="store_true", help="skip the trivial baselines")
     p.add_argument("--baseline-split", default="train", help="split the baselines' statistics come from")
     p.add_argument("--baseline-limit", type=int, default=2000,
@@ -143,19 +141,13 @@ def add_commands(sub) -> None:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("tune", help="prompt-tune a new task onto a trained checkpoint (only its queries train)")
-    p.add_argument("checkpoint")
-    p.add_argument("--task", required=True)
-    p.add_argument("--root")
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--eval-limit", type=int, default=500)
-    p.add_argument("--out")
+    p.add_argument("checkpoint", help="the trained Faceptor checkpoint directory to tune on top of")
+    p.add_argument("--task", required=True, help="the registered task to add")
+    p.add_argument("--root", help="the task's dataset root (default: none; real datasets need one)")
+    p.add_argument("--steps", type=int, default=300, help="training steps")
+    p.add_argument("--batch-size", type=int, default=32, help="images per step")
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate of the new queries")
+    p.add_argument("--eval-limit", type=int, default=500, help="items evaluated before and after tuning")
+    p.add_argument("--out", help="run folder; the add-on goes to OUT/addon (default: runs/tune-TASK)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier tuning run in --out")
     p.set_defaults(func=cmd_tune)
-
-    p = sub.add_parser("demo", help="train a small Faceptor on SynthFaces and write a report")
-    p.add_argument("--quick", action="store_true", help="a short run (under 2 minutes) for CI")
-    p.add_argument("--out", default="faceptor-demo")
-    p.add_argument("--steps", type=int, help="training steps (default: 300, or 40 with --quick)")
-    p.set_defaults(func=cmd_demo)

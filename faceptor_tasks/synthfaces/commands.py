@@ -1,15 +1,17 @@
-"""``faceptor synth export`` and ``faceptor synth preview``."""
+"""The SynthFaces commands the built-in plugin adds to the CLI: ``faceptor synth export|preview`` and
+``faceptor demo`` (registered through ``register_commands`` in :mod:`faceptor_tasks.plugin`)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from .export import EXPORT_FORMATS, export_dataset
-from .preview import make_preview
+from faceptor_core.command import CommandSpec
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_dataset
+
     root = export_dataset(args.format, Path(args.out), count=args.count, seed=args.seed, size=args.size,
                           overwrite=args.overwrite)
     print(f"wrote {args.count} SynthFaces images in the {args.format} layout to {root}")
@@ -17,25 +19,64 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
+    from .preview import make_preview
+
     make_preview(Path(args.out), count=args.count, size=args.size, seed=args.seed)
     print(f"wrote {args.out}")
     return 0
 
 
-def add_commands(sub) -> None:
-    synth = sub.add_parser("synth", help="SynthFaces: export in a real dataset's layout, or preview")
-    ssub = synth.add_subparsers(dest="synth_command", required=True)
-    p = ssub.add_parser("export", help="write a SynthFaces sample in a real dataset's layout")
-    p.add_argument("--format", required=True, choices=EXPORT_FORMATS)
-    p.add_argument("out")
-    p.add_argument("--count", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=int, default=224)
+def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
+    from .export import EXPORT_FORMATS
+
+    ssub = parser.add_subparsers(dest="synth_command", required=True, metavar="SUBCOMMAND",
+                                 help="export or preview")
+    p = ssub.add_parser("export", help="write a SynthFaces sample in a real dataset's layout",
+                        description="Write SynthFaces images and labels in the file layout of a real dataset, "
+                                    "so that its reader can be tested on them.")
+    p.add_argument("--format", required=True, choices=EXPORT_FORMATS, help="the dataset layout to write")
+    p.add_argument("out", help="output folder (refused if not empty, unless --overwrite)")
+    p.add_argument("--count", type=int, default=64, help="images to write")
+    p.add_argument("--seed", type=int, default=0, help="generator seed (the same seed writes the same faces)")
+    p.add_argument("--size", type=int, default=224, help="image side in pixels")
     p.add_argument("--overwrite", action="store_true", help="write into OUT even if it is not empty")
     p.set_defaults(func=cmd_export)
     p = ssub.add_parser("preview", help="a contact sheet of faces with landmarks and parsing overlaid")
-    p.add_argument("out")
-    p.add_argument("--count", type=int, default=16)
-    p.add_argument("--size", type=int, default=112)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("out", help="the PNG file to write")
+    p.add_argument("--count", type=int, default=16, help="faces on the sheet")
+    p.add_argument("--size", type=int, default=112, help="side of each face in pixels")
+    p.add_argument("--seed", type=int, default=0, help="generator seed")
     p.set_defaults(func=cmd_preview)
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    """The sub-command's function (set by its parser)."""
+    return args.func(args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    report = run_demo(Path(args.out), quick=args.quick, steps=args.steps)
+    print(f"report: {report}")
+    return 0
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true", help="a short run (under 2 minutes) for CI")
+    parser.add_argument("--out", default="faceptor-demo",
+                        help="output folder (the demo only replaces its own earlier output)")
+    parser.add_argument("--steps", type=int, help="training steps (default: 300, or 40 with --quick)")
+
+
+def commands() -> list[CommandSpec]:
+    """``synth`` and ``demo``."""
+    return [
+        CommandSpec(name="synth", help="SynthFaces: export in a real dataset's layout, or preview",
+                    add_arguments=add_synth_arguments, run=run_synth),
+        CommandSpec(name="demo", help="train a small Faceptor on SynthFaces and write a report",
+                    description="Train a small Faceptor on every SynthFaces task on the CPU (about 10 minutes on "
+                                "2 cores; --quick: under 2) and write a report: metrics beside their trivial "
+                                "answers, loss curves and predictions (OUT/report/metrics.md).",
+                    add_arguments=add_demo_arguments, run=cmd_demo),
+    ]

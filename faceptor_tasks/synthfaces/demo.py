@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import RunDirectoryError
-from ..evaluate import higher_is_better
-from ..registry import default_registry
-from .config import RunConfig
-from .engine import Trainer
+from faceptor_core.errors import RunDirectoryError
+from faceptor_core.evaluate import higher_is_better
+from faceptor_core.registry import default_registry
+from faceptor_core.train.config import RunConfig
+from faceptor_core.train.engine import Trainer
 
 DEMO_TASKS = ("synth_landmarks", "synth_parsing", "synth_age", "synth_expression", "synth_attributes",
               "synth_identity")
@@ -67,7 +67,7 @@ def _loss_series(log: Path) -> dict[str, list[tuple[float, float]]]:
 
 def write_report(trainer: Trainer, results: dict, out: Path, seconds: float) -> Path:
     """Metrics table (Markdown + JSON), loss curves and a sheet of test predictions."""
-    from ..viz import contact_sheet, plot_curves, prediction_card
+    from faceptor_core.viz import contact_sheet, plot_curves, prediction_card
 
     report = out / "report"
     report.mkdir(parents=True, exist_ok=True)
