@@ -47,7 +47,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     reg = default_registry()
     rows = [("task", "family", "head", "output", "queries", "size", "plugin")]
     for s in specs:
-        rows.append((s.name, s.family, s.head, s.output, str(s.num_queries), str(s.input_size), reg.owner(s.name)))
+        rows.append((s.name, s.family, s.head_type, s.output, str(s.num_queries), str(s.input_size), reg.owner(s.name)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())

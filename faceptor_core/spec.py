@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -23,6 +23,21 @@ from .flip import FlipRule, LabelFlip, resolve_flip
 from .predictions import Prediction
 
 HeadType = Literal["dense", "attribute", "identity"]
+
+#: Specs and manifests name the head type ``head_type``; ``head`` (the name before 0.2) is still accepted.
+_HEAD_TYPE_FIELD = {"validation_alias": AliasChoices("head_type", "head"),
+                    "description": "Which standardized head type produces the output: dense, attribute or identity."}
+
+
+class _HeadTypeAlias:
+    """``.head`` reads as ``.head_type`` (the field's name before 0.2), with a DeprecationWarning."""
+
+    @property
+    def head(self) -> str:
+        import warnings
+
+        warnings.warn("TaskSpec.head / TaskHead.head is now head_type", DeprecationWarning, stacklevel=2)
+        return self.head_type  # type: ignore[attr-defined]
 OutputKind = Literal[
     "landmarks",  # dense: heatmap per point, soft-argmax to coordinates
     "segmentation",  # dense: one mask logit map per class
@@ -194,7 +209,7 @@ class BaselineFactory(Protocol):
     def __call__(self, spec: TaskSpec) -> Baseline: ...
 
 
-class TaskSpec(BaseModel):
+class TaskSpec(_HeadTypeAlias, BaseModel):
     """Declaration of one task (one dataset with its label space).
 
     Structural fields decide the model's shape; callables are plugged into training and evaluation (their
@@ -234,7 +249,7 @@ class TaskSpec(BaseModel):
         pattern=NAME_PATTERN,
         description="Task type used for loss weighting and Naive heads (e.g. landmarks, parsing, age).",
     )
-    head: HeadType
+    head_type: HeadType = Field(**_HEAD_TYPE_FIELD)
     output: OutputKind
     num_queries: int = Field(ge=0, le=MAX_QUERIES, description="Task queries; 0 for identity tasks.")
     input_size: int = Field(ge=16, le=MAX_INPUT_SIZE, description="Square input size in pixels.")
@@ -285,7 +300,7 @@ class TaskSpec(BaseModel):
         return TaskHead(
             name=self.name,
             family=self.family,
-            head=self.head,
+            head_type=self.head_type,
             output=self.output,
             num_queries=self.num_queries,
             input_size=self.input_size,
@@ -297,7 +312,7 @@ class TaskSpec(BaseModel):
         )
 
 
-class TaskHead(BaseModel):
+class TaskHead(_HeadTypeAlias, BaseModel):
     """Structural description of a task inside a model (what a checkpoint manifest stores); held to the same
     bounds and consistency rules as a :class:`TaskSpec`."""
 
@@ -305,7 +320,7 @@ class TaskHead(BaseModel):
 
     name: str = Field(pattern=NAME_PATTERN, max_length=64)
     family: str = Field(pattern=NAME_PATTERN)
-    head: HeadType
+    head_type: HeadType = Field(**_HEAD_TYPE_FIELD)
     output: OutputKind
     num_queries: int = Field(ge=0, le=MAX_QUERIES)
     input_size: int = Field(ge=16, le=MAX_INPUT_SIZE)
@@ -357,14 +372,14 @@ def fill_flip_fields(data: Any) -> Any:
 def check_structure(t: TaskSpec | TaskHead) -> None:
     """Head type, output kind, queries, labels and flip rule agree (raises ``ValueError``)."""
     expected = HEAD_OF_OUTPUT[t.output]
-    if t.head != expected:
-        raise ValueError(f"output {t.output!r} needs head {expected!r}, got head {t.head!r}")
-    if t.head == "identity":
+    if t.head_type != expected:
+        raise ValueError(f"output {t.output!r} needs head {expected!r}, got head {t.head_type!r}")
+    if t.head_type == "identity":
         if t.num_queries != 0:
             raise ValueError("identity tasks bypass the decoder: num_queries must be 0")
     elif t.num_queries < 1:
-        raise ValueError(f"{t.head} tasks need num_queries >= 1")
-    if t.label_names and t.head != "identity":
+        raise ValueError(f"{t.head_type} tasks need num_queries >= 1")
+    if t.label_names and t.head_type != "identity":
         n_labels = len(t.label_names)
         per_query = ("classification", "multilabel", "segmentation", "regression", "landmarks")
         if t.output in per_query and n_labels != t.num_queries:
@@ -383,7 +398,7 @@ def check_structure(t: TaskSpec | TaskHead) -> None:
 
 
 #: The structural fields a checkpoint's task must share with the registered task of the same name.
-STRUCTURAL_FIELDS = ("family", "head", "output", "num_queries", "embedding_dim", "label_names")
+STRUCTURAL_FIELDS = ("family", "head_type", "output", "num_queries", "embedding_dim", "label_names")
 
 
 def head_contradictions(head: TaskHead, spec: TaskSpec) -> list[str]:
@@ -396,7 +411,7 @@ def head_contradictions(head: TaskHead, spec: TaskSpec) -> list[str]:
         a, b = getattr(head, field), getattr(spec, field)
         if field == "label_names" and (not a or not b):
             continue
-        if field == "embedding_dim" and head.head != "identity":
+        if field == "embedding_dim" and head.head_type != "identity":
             continue
         if a != b:
             out.append(f"{field} {a!r} (registered: {b!r})")

@@ -45,7 +45,7 @@ def _fail(spec: TaskSpec, check: str, msg: str) -> None:
 
 
 def _tiny_size(spec: TaskSpec) -> int:
-    return 64 if spec.head == "dense" else 32
+    return 64 if spec.head_type == "dense" else 32
 
 
 def _batch(spec: TaskSpec, root: str | None, split: str = "train") -> dict:
@@ -145,7 +145,7 @@ def check_forward(spec: TaskSpec, root: str | None, tmp: Path, registry: TaskReg
     raw = model(x)[spec.name]
     s = _tiny_size(spec) // 4
     want = {"dense": (2, spec.num_queries, s, s), "attribute": (2, spec.num_queries),
-            "identity": (2, spec.embedding_dim)}[spec.head]
+            "identity": (2, spec.embedding_dim)}[spec.head_type]
     if tuple(raw.shape) != want:
         _fail(spec, "forward", f"raw output shape {tuple(raw.shape)}, expected {want}")
     pred = model.predict(x)[spec.name]

@@ -32,7 +32,7 @@ def tiny_build(tasks, variant: str = "faceptor", size: int | dict | None = None,
         size = {}
         for t in tasks:
             spec = t if isinstance(t, faceptor_core.TaskSpec) else registry.get_task(t)
-            size[spec.name] = 64 if spec.head == "dense" else 32
+            size[spec.name] = 64 if spec.head_type == "dense" else 32
     torch.manual_seed(0)
     return faceptor_core.build(
         tasks, variant=variant, encoder="vit_t16", input_sizes=size, decoder=TINY_DECODER, naive=TINY_NAIVE, **kw

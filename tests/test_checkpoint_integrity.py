@@ -88,7 +88,7 @@ def test_a_head_that_contradicts_the_registered_task_is_refused(saved, tmp_path)
     contradiction = r"faceptor.json: task 'age_morph2' contradicts .*output 'classification'"
     with pytest.raises(CheckpointError, match=contradiction):
         faceptor_core.load(ckpt)
-    edit_manifest(ckpt, lambda m: m["config"]["tasks"][0].update(output="regression", head="dense"))
+    edit_manifest(ckpt, lambda m: m["config"]["tasks"][0].update(output="regression", head_type="dense"))
     with pytest.raises(CheckpointError, match="needs head 'attribute'"):
         faceptor_core.load(ckpt)
 

@@ -51,8 +51,8 @@ def test_task_list_and_structure() -> None:
     assert [specs[n].loss_weight for n in ("landmarks_300w", "parsing_celebamask_hq", "age_morph2",
                                            "expression_rafdb", "attributes_celeba", "recognition_ms1mv3")] == \
         [1000.0, 100.0, 6.0, 1.0, 2.0, 5.0]
-    assert {s.input_size for s in specs.values() if s.head == "dense"} == {512}
-    assert {s.input_size for s in specs.values() if s.head != "dense"} == {112}
+    assert {s.input_size for s in specs.values() if s.head_type == "dense"} == {512}
+    assert {s.input_size for s in specs.values() if s.head_type != "dense"} == {112}
 
 
 def test_task_weights_formula() -> None:
@@ -73,7 +73,7 @@ def test_third_party_declaration_in_a_few_lines(tmp_path: Path) -> None:
     write_300w_csv(tmp_path, "train")
     spec = landmark_task("landmarks_mine", 68, FLIP_68, reader=read_300w, input_size=64,
                          norms={"inter_ocular": inter_points(36, 45)})
-    assert isinstance(spec, TaskSpec) and spec.family == "landmarks" and spec.head == "dense"
+    assert isinstance(spec, TaskSpec) and spec.family == "landmarks" and spec.head_type == "dense"
     ds = spec.dataset(tmp_path, "train", transform=spec.transforms("train", 64))
     assert ds[0]["target"].shape == (68, 2)
 

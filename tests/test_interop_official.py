@@ -33,7 +33,7 @@ CLIP_BLOCK = {"norm1": "ln_1", "norm2": "ln_2", "attn.qkv.weight": "attn.in_proj
 
 def _sizes(tasks):
     reg = faceptor_core.default_registry()
-    return {t: 64 if reg.get_task(t).head == "dense" else 32 for t in tasks}
+    return {t: 64 if reg.get_task(t).head_type == "dense" else 32 for t in tasks}
 
 
 def _source(variant: str, memory_layers=(-1,)):
@@ -322,7 +322,7 @@ def test_cli_variant_names_match():
 def test_base_checkpoint_as_full_hints_at_the_variant():
     source = _source("base")
     reg = faceptor_core.default_registry()
-    sizes = {REFERENCE_TASKS[t]: 64 if reg.get_task(REFERENCE_TASKS[t]).head == "dense" else 32
+    sizes = {REFERENCE_TASKS[t]: 64 if reg.get_task(REFERENCE_TASKS[t]).head_type == "dense" else 32
              for t in VARIANTS["full"].tasks}
     _, report = convert_official(release_layout(source, "base"), "full", input_sizes=sizes)
     assert not report.ok and "queries.parsing_lapa.feat" in report.missing

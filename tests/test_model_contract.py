@@ -26,12 +26,12 @@ EXPECTED = {
 def test_task_contract(task, variant, images, tmp_path):
     spec = faceptor_core.get_task(task)
     model = tiny_build([task], variant).eval()
-    size = 64 if spec.head == "dense" else 32
+    size = 64 if spec.head_type == "dense" else 32
     raw = model(images)[task]
     b = images.shape[0]
-    if spec.head == "dense":
+    if spec.head_type == "dense":
         assert raw.shape == (b, spec.num_queries, size // 4, size // 4)
-    elif spec.head == "attribute":
+    elif spec.head_type == "attribute":
         assert raw.shape == (b, spec.num_queries)
     else:
         assert raw.shape == (b, spec.embedding_dim)

@@ -23,16 +23,16 @@ NAMES = {"landmarks": ("a", "b", "c"), "segmentation": ("background", "skin", "h
 
 def _head(kind: str) -> TaskHead:
     identity = HEAD_OF_OUTPUT[kind] == "identity"
-    return TaskHead(name=f"t_{kind}", family="f", head=HEAD_OF_OUTPUT[kind], output=kind,
+    return TaskHead(name=f"t_{kind}", family="f", head_type=HEAD_OF_OUTPUT[kind], output=kind,
                     num_queries=0 if identity else (101 if kind == "age_distribution" else 3), input_size=S,
                     embedding_dim=8, label_names=NAMES.get(kind, ()))
 
 
 def _raw(head: TaskHead) -> torch.Tensor:
     torch.manual_seed(0)
-    if head.head == "dense":
+    if head.head_type == "dense":
         return torch.randn(B, head.num_queries, S // 4, S // 4)
-    return torch.randn(B, head.embedding_dim if head.head == "identity" else head.num_queries)
+    return torch.randn(B, head.embedding_dim if head.head_type == "identity" else head.num_queries)
 
 
 def _identity_frames(head: TaskHead, logits: torch.Tensor | None = None) -> CropFrames:

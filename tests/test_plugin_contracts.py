@@ -20,7 +20,7 @@ from tests.toytasks import toy_specs
 
 
 def spec(name: str, **kw) -> TaskSpec:
-    base = dict(name=name, family="expression", head="attribute", output="classification", num_queries=3,
+    base = dict(name=name, family="expression", head_type="attribute", output="classification", num_queries=3,
                 input_size=32)
     base.update(kw)
     return TaskSpec(**base)
@@ -97,7 +97,7 @@ def test_keyboard_interrupt_still_stops_the_program(monkeypatch):
 
 
 def test_a_plugin_taking_a_builtin_name_is_blamed_and_the_builtin_kept(monkeypatch):
-    builtin = spec("landmarks_mine", family="landmarks", head="dense", output="landmarks", num_queries=5)
+    builtin = spec("landmarks_mine", family="landmarks", head_type="dense", output="landmarks", num_queries=5)
     impostor = spec("landmarks_mine")
     # the impostor sorts first by name: precedence must not depend on names
     fake_entry_points(monkeypatch, [
@@ -105,7 +105,7 @@ def test_a_plugin_taking_a_builtin_name_is_blamed_and_the_builtin_kept(monkeypat
         _EntryPoint("faceptor_tasks", lambda: module_with(builtin), dist=_Dist("faceptor")),
     ])
     reg = TaskRegistry()
-    assert reg.get_task("landmarks_mine").head == "dense"
+    assert reg.get_task("landmarks_mine").head_type == "dense"
     assert reg.owner("landmarks_mine") == "faceptor_tasks"
     assert reg.task_names() == ["aaa_own", "landmarks_mine"]
     plugins = {p.name: p for p in reg.list_plugins()}
@@ -150,7 +150,7 @@ def test_a_decode_returning_the_wrong_type_names_task_plugin_and_callable():
         return {"values": raw}
 
     reg = TaskRegistry(load_entry_points=False)
-    reg.register_plugin(Plugin(spec("decoded", output="regression", head="attribute", num_queries=2,
+    reg.register_plugin(Plugin(spec("decoded", output="regression", head_type="attribute", num_queries=2,
                                     decode=bad_decode)), name="decoder_plugin")
     model = tiny_build(["decoded"], registry=reg)
     with pytest.raises(PluginContractError) as info:

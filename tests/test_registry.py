@@ -14,7 +14,7 @@ from faceptor_core.registry import DuplicateTaskError
 
 
 def spec(name: str, **kw) -> TaskSpec:
-    base = dict(name=name, family="expression", head="attribute", output="classification", num_queries=3,
+    base = dict(name=name, family="expression", head_type="attribute", output="classification", num_queries=3,
                 input_size=112)
     base.update(kw)
     return TaskSpec(**base)
@@ -96,7 +96,7 @@ def test_spec_validation_messages():
     with pytest.raises(ValueError, match="needs head 'dense'"):
         spec("x", output="landmarks")
     with pytest.raises(ValueError, match="involution"):
-        TaskSpec(name="lm", family="landmarks", head="dense", output="landmarks", num_queries=3,
+        TaskSpec(name="lm", family="landmarks", head_type="dense", output="landmarks", num_queries=3,
                  input_size=64, flip_permutation=(1, 2, 0))
     with pytest.raises(ValueError, match="label_names"):
         spec("x", label_names=("a", "b"))

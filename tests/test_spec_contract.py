@@ -56,7 +56,7 @@ def test_taskspec_fields_are_typed_with_the_protocols() -> None:
                          ("metrics", S.MetricsFactory), ("decode", S.DecodeFn), ("baseline", S.BaselineFactory)]:
         assert fields[field].annotation == proto | None
     with pytest.raises(ValidationError, match="metrics"):
-        TaskSpec(name="x", family="x", head="attribute", output="regression", num_queries=1, input_size=32,
+        TaskSpec(name="x", family="x", head_type="attribute", output="regression", num_queries=1, input_size=32,
                  metrics="accuracy")
 
 
@@ -123,3 +123,15 @@ def test_pair_scoring_is_declared_by_the_metric_not_guessed_from_the_items() -> 
     image_items_for_a_pair_metric = toy.model_copy(update={"metrics": lambda spec: VerificationMetric()})
     with pytest.raises(PluginContractError, match=r"'toy_channel'.*without image_a, image_b, issame"):
         evaluate_task(model, image_items_for_a_pair_metric, None, "test")
+
+
+def test_head_type_is_the_field_and_the_old_name_still_reads():
+    """Manifests and plugins written before the rename (``head``) still load; reading ``.head`` warns."""
+    from faceptor_core.spec import TaskHead
+
+    old = {"name": "a", "family": "age", "head": "attribute", "output": "regression", "num_queries": 1,
+           "input_size": 32}
+    head = TaskHead.model_validate(old)
+    assert head.head_type == "attribute" and "head_type" in head.model_dump() and "head" not in head.model_dump()
+    with pytest.warns(DeprecationWarning, match="head_type"):
+        assert head.head == "attribute"

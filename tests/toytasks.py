@@ -91,11 +91,11 @@ class MAE:
 
 def toy_specs():
     return [
-        TaskSpec(name="toy_channel", family="toy_channel", head="attribute", output="classification",
+        TaskSpec(name="toy_channel", family="toy_channel", head_type="attribute", output="classification",
                  num_queries=3, input_size=32, label_names=("red", "green", "blue"), primary_metric="accuracy",
                  dataset=ColourDataset, transforms=lambda split, size: ToTensor("channel", size),
                  loss=lambda spec: CELoss(), metrics=Accuracy),
-        TaskSpec(name="toy_brightness", family="toy_brightness", head="attribute", output="regression",
+        TaskSpec(name="toy_brightness", family="toy_brightness", head_type="attribute", output="regression",
                  num_queries=1, input_size=32, primary_metric="mae", higher_is_better=False,
                  dataset=ColourDataset, transforms=lambda split, size: ToTensor("brightness", size),
                  loss=lambda spec: MSELoss(), metrics=MAE),

@@ -56,7 +56,7 @@ class Faceptor(FaceptorBase):
 
     def _add_head_modules(self, head: TaskHead) -> None:
         dim = self.config.decoder.hidden_dim
-        if head.head == "identity":
+        if head.head_type == "identity":
             if self.feature_interpreter is None:
                 self.feature_interpreter = FeatureInterpreter(self.encoder.embed_dim, head.embedding_dim)
             elif self.feature_interpreter.bn2.num_features != head.embedding_dim:
@@ -66,10 +66,10 @@ class Faceptor(FaceptorBase):
                 )
             return
         self.queries[head.name] = TaskQueries(head.num_queries, dim)
-        if head.head == "dense" and self.pixel_decoder is None:
+        if head.head_type == "dense" and self.pixel_decoder is None:
             self.pixel_decoder = PixelDecoder(dim)
             self.map_interpreter = MapInterpreter(dim)
-        if head.head == "attribute" and self.value_interpreter is None:
+        if head.head_type == "attribute" and self.value_interpreter is None:
             self.value_interpreter = ValueInterpreter(dim)
 
     def add_task(self, head: TaskHead) -> list[str]:
@@ -115,12 +115,12 @@ class Faceptor(FaceptorBase):
         for job in jobs:
             f = feats[job.size]
             for head in job.tasks:
-                if head.head == "identity":
+                if head.head_type == "identity":
                     key = (job.size, job.rows.start, job.rows.stop)
                     if key not in identity_cache:
                         identity_cache[key] = self.feature_interpreter(f[-1][job.rows])
                     out[head.name] = identity_cache[key]
-            heads = [h for h in job.tasks if h.head != "identity"]
+            heads = [h for h in job.tasks if h.head_type != "identity"]
             if not heads:
                 continue
             if job.size not in projected:
@@ -135,7 +135,7 @@ class Faceptor(FaceptorBase):
             for head in heads:
                 q = q_out[:, start : start + head.num_queries]
                 start += head.num_queries
-                if head.head == "attribute":
+                if head.head_type == "attribute":
                     out[head.name] = self.value_interpreter(q)
                 else:
                     if job.size not in pixels:
@@ -189,7 +189,7 @@ class Faceptor(FaceptorBase):
     def layer_preference(self, images, task: str) -> dict[int, float]:
         """Mean cross-attention mass the task's queries put on each memory layer (sums to 1)."""
         head = self.select(task)[0]
-        if head.head == "identity":
+        if head.head_type == "identity":
             raise ValueError(f"task {task!r} bypasses the decoder: it has no layer preference")
         was_training = self.training
         self.eval()

@@ -29,10 +29,10 @@ class NaiveFaceptor(FaceptorBase):
         self.identity_head: FeatureInterpreter | None = None
         families: dict[tuple[str, str], dict[str, int]] = {}
         for head in config.tasks:
-            if head.head == "identity":
+            if head.head_type == "identity":
                 self._ensure_identity(head)
             else:
-                families.setdefault((head.head, head.family), {})[head.name] = head.num_queries
+                families.setdefault((head.head_type, head.family), {})[head.name] = head.num_queries
         for (kind, family), outputs in families.items():
             self.heads[family] = self._make_head(kind, outputs)
 
@@ -54,17 +54,17 @@ class NaiveFaceptor(FaceptorBase):
         if head.name in self.tasks:
             raise ValueError(f"the model already has a task {head.name!r}")
         before = set(dict(self.named_parameters()))
-        if head.head == "identity":
+        if head.head_type == "identity":
             self._ensure_identity(head)
         elif head.family in self.heads:
             fam = self.heads[head.family]
-            width = fam.mlp[0].in_features if head.head == "attribute" else fam.uper.fuse[0].out_channels
-            layer = nn.Linear(width, head.num_queries) if head.head == "attribute" else nn.Conv2d(
+            width = fam.mlp[0].in_features if head.head_type == "attribute" else fam.uper.fuse[0].out_channels
+            layer = nn.Linear(width, head.num_queries) if head.head_type == "attribute" else nn.Conv2d(
                 width, head.num_queries, 1
             )
             fam.classifiers[head.name] = layer
         else:
-            self.heads[head.family] = self._make_head(head.head, {head.name: head.num_queries})
+            self.heads[head.family] = self._make_head(head.head_type, {head.name: head.num_queries})
         self.config = self.config.model_copy(update={"tasks": (*self.config.tasks, head)})
         self.to(self.pixel_mean.device)
         return [n for n in dict(self.named_parameters()) if n not in before]
@@ -82,7 +82,7 @@ class NaiveFaceptor(FaceptorBase):
             f = [x[job.rows] for x in feats[job.size]]
             by_family: dict[str, list[str]] = {}
             for head in job.tasks:
-                if head.head == "identity":
+                if head.head_type == "identity":
                     out[head.name] = self.identity_head(f[-1])
                 else:
                     by_family.setdefault(head.family, []).append(head.name)

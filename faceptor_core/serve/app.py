@@ -150,7 +150,7 @@ class Service:
 
         heads = self.model.config.tasks
         info = task_info(self.model)
-        tasks = [{"name": h.name, **info[h.name], "head": h.head, "label_names": list(h.label_names),
+        tasks = [{"name": h.name, **info[h.name], "head_type": h.head_type, "label_names": list(h.label_names),
                   **({"embedding_dim": h.embedding_dim} if h.output == "embedding" else {})} for h in heads]
         c = self.config
         return {

@@ -104,7 +104,7 @@ def age_task(
     """
     crop = crop or CropSpec()
     return TaskSpec(
-        name=name, family="age", head="attribute", output="age_distribution", num_queries=num_bins,
+        name=name, family="age", head_type="attribute", output="age_distribution", num_queries=num_bins,
         input_size=input_size, loss_weight=loss_weight, primary_metric=spec_fields.pop("primary_metric", "mae"),
         higher_is_better=spec_fields.pop("higher_is_better", False),
         dataset=partial(build_dataset, reader, check_sample=AgeSample(MAX_AGE)),

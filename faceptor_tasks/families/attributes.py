@@ -98,7 +98,7 @@ def attribute_task(
     """
     crop = crop or CropSpec()
     return TaskSpec(
-        name=name, family="attributes", head="attribute", output="multilabel", num_queries=len(label_names),
+        name=name, family="attributes", head_type="attribute", output="multilabel", num_queries=len(label_names),
         input_size=input_size, label_names=tuple(label_names), loss_weight=loss_weight,
         primary_metric=spec_fields.pop("primary_metric", "macc"),
         dataset=partial(build_dataset, reader, check_sample=AttributeSample(len(label_names))),

@@ -106,7 +106,7 @@ def expression_task(
     """
     crop = crop or CropSpec()
     return TaskSpec(
-        name=name, family=spec_fields.pop("family", "expression"), head="attribute", output="classification",
+        name=name, family=spec_fields.pop("family", "expression"), head_type="attribute", output="classification",
         num_queries=len(label_names), input_size=input_size, label_names=tuple(label_names),
         loss_weight=loss_weight, primary_metric=spec_fields.pop("primary_metric", "accuracy"),
         dataset=partial(build_dataset, reader, check_sample=ClassSample(len(label_names))),

@@ -368,7 +368,7 @@ def landmark_task(
     if flip is None and flip_permutation is not None:
         flip = FlipRule(permutation=tuple(flip_permutation))
     return TaskSpec(
-        name=name, family="landmarks", head="dense", output="landmarks", num_queries=num_points,
+        name=name, family="landmarks", head_type="dense", output="landmarks", num_queries=num_points,
         input_size=input_size, label_names=label_names, crop=crop, flip=flip,
         loss_weight=loss_weight, primary_metric=spec_fields.pop("primary_metric", "nme"),
         higher_is_better=spec_fields.pop("higher_is_better", False),

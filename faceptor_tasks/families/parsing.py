@@ -281,7 +281,7 @@ def parsing_task(
     if flip is None and label_flip is not None:
         flip = FlipRule(permutation=tuple(label_flip))
     return TaskSpec(
-        name=name, family="parsing", head="dense", output="segmentation", num_queries=len(label_names),
+        name=name, family="parsing", head_type="dense", output="segmentation", num_queries=len(label_names),
         input_size=input_size, label_names=tuple(label_names), loss_weight=loss_weight, crop=crop, flip=flip,
         primary_metric=spec_fields.pop("primary_metric", "f1"),
         dataset=partial(build_dataset, reader, check_item=LabelMapItem(len(label_names))),

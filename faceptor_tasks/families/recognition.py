@@ -193,7 +193,7 @@ def recognition_task(
     extra = {"eval_splits": tuple(verification), **spec_fields.pop("extra", {})}
     crop = crop or ARCFACE_CROP
     return TaskSpec(
-        name=name, family="recognition", head="identity", output="embedding", num_queries=0,
+        name=name, family="recognition", head_type="identity", output="embedding", num_queries=0,
         input_size=input_size, embedding_dim=embedding_dim, num_identities=num_identities,
         loss_weight=loss_weight, primary_metric=spec_fields.pop("primary_metric", "verification_accuracy"),
         dataset=partial(recognition_dataset, reader=reader),

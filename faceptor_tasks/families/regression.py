@@ -217,7 +217,7 @@ def regression_task(
     crop = crop or CropSpec()
     unit_line = units if isinstance(units, str) else ", ".join(f"{n} {u}" for n, u in zip(names, units, strict=True))
     return TaskSpec(
-        name=name, family=family, head="attribute", output="regression", num_queries=len(names),
+        name=name, family=family, head_type="attribute", output="regression", num_queries=len(names),
         input_size=input_size, label_names=names, crop=crop, flip=flip,
         primary_metric=spec_fields.pop("primary_metric", "mae"),
         higher_is_better=spec_fields.pop("higher_is_better", False),

@@ -106,7 +106,7 @@ def write_report(trainer: Trainer, results: dict, out: Path, seconds: float) -> 
     spec = reg.get_task("synth_landmarks")
     ds = spec.dataset(None, "test", transform=None)
     images = np.stack([ds[i]["image"] for i in range(8)])  # predict() works in these images' own geometry
-    preds = model.predict(images, [t for t in model.task_names if model.tasks[t].head != "identity"])
+    preds = model.predict(images, [t for t in model.task_names if model.tasks[t].head_type != "identity"])
     cards = [prediction_card(images[i], preds, index=i, scale=2) for i in range(len(images))]
     contact_sheet(cards, columns=4).save(report / "predictions.png")
     return report / "metrics.md"
