@@ -24,8 +24,14 @@ import torch
 
 import faceptor_core
 
-PAPER_TASKS = ["landmarks_300w", "parsing_celebamask_hq", "age_morph2", "expression_rafdb",
-               "attributes_celeba", "recognition_ms1mv3"]
+PAPER_TASKS = [
+    "landmarks_300w",
+    "parsing_celebamask_hq",
+    "age_morph2",
+    "expression_rafdb",
+    "attributes_celeba",
+    "recognition_ms1mv3",
+]
 CELL = 200
 
 
@@ -40,7 +46,7 @@ def group_photo(n: int) -> np.ndarray:
     photo = np.full((rows * CELL, cols * CELL, 3), 128, np.uint8)
     for k in range(n):
         r, c = divmod(k, cols)
-        photo[r * CELL + 15:r * CELL + 185, c * CELL + 15:c * CELL + 185] = patch
+        photo[r * CELL + 15 : r * CELL + 185, c * CELL + 15 : c * CELL + 185] = patch
     return photo
 
 
@@ -73,8 +79,11 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--save", action="store_true",
-                    help="also write benchmarks/results/analyze_<encoder>_<device>_<size or ref>.json")
+    ap.add_argument(
+        "--save",
+        action="store_true",
+        help="also write benchmarks/results/analyze_<encoder>_<device>_<size or ref>.json",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
@@ -96,28 +105,48 @@ def main() -> None:
             return det + sum(_timed(lambda f=f: model.analyze(p, faces=[f])) for f in found)
 
         per = min(per_face() for _ in range(args.repeats))
-        rows.append({"faces": n, "found": len(res), "detect": t["detect"], "align": t["align"], "model": t["model"],
-                     "map": t["map"], "analyze": total, "per_face": per, "gflop": model_gflop(model, n)})
+        rows.append(
+            {
+                "faces": n,
+                "found": len(res),
+                "detect": t["detect"],
+                "align": t["align"],
+                "model": t["model"],
+                "map": t["map"],
+                "analyze": total,
+                "per_face": per,
+                "gflop": model_gflop(model, n),
+            }
+        )
     sizes = f"{args.size} px" if args.size else "112 / 512 px"
-    head = (f"encoder {args.encoder}, {sizes}, {len(PAPER_TASKS)} tasks, {args.device}"
-            f"{f' ({args.threads} threads)' if args.device == 'cpu' else ''}, best of {args.repeats}")
-    table = ["| faces (found) | detect ms | align ms | model ms | map ms | analyze ms | per-face calls ms | "
-             "speed-up | detect + align | model GFLOP (per face) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    head = (
+        f"encoder {args.encoder}, {sizes}, {len(PAPER_TASKS)} tasks, {args.device}"
+        f"{f' ({args.threads} threads)' if args.device == 'cpu' else ''}, best of {args.repeats}"
+    )
+    table = [
+        "| faces (found) | detect ms | align ms | model ms | map ms | analyze ms | per-face calls ms | "
+        "speed-up | detect + align | model GFLOP (per face) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in rows:
         table.append(
             f"| {r['faces']} ({r['found']}) | {r['detect'] * 1e3:.0f} | {r['align'] * 1e3:.0f} | "
             f"{r['model'] * 1e3:.0f} | {r['map'] * 1e3:.0f} | {r['analyze'] * 1e3:.0f} | {r['per_face'] * 1e3:.0f} | "
             f"{r['per_face'] / r['analyze']:.1f}x | {(r['detect'] + r['align']) / r['analyze']:.0%} | "
-            f"{r['gflop']:.1f} ({r['gflop'] / r['faces']:.2f}) |")
-    table += ["", head + ". The model's work per face is the same at any batch size (GFLOP column): where the "
-              "hardware is already busy at one face (a CPU), batching saves only per-call overheads."]
+            f"{r['gflop']:.1f} ({r['gflop'] / r['faces']:.2f}) |"
+        )
+    table += [
+        "",
+        head + ". The model's work per face is the same at any batch size (GFLOP column): where the "
+        "hardware is already busy at one face (a CPU), batching saves only per-call overheads.",
+    ]
     print("\n".join(table))
     if args.save:
         out = Path(__file__).resolve().parent / "results"
         out.mkdir(exist_ok=True)
         (out / f"analyze_{args.encoder}_{args.device}_{args.size or 'ref'}.json").write_text(
-            json.dumps({"table": "\n".join(table), "rows": rows}, indent=2))
+            json.dumps({"table": "\n".join(table), "rows": rows}, indent=2)
+        )
 
 
 def _timed(fn) -> float:

@@ -17,8 +17,14 @@ import torch
 
 import faceptor_core
 
-PAPER_TASKS = ["landmarks_300w", "parsing_celebamask_hq", "age_morph2", "expression_rafdb",
-               "attributes_celeba", "recognition_ms1mv3"]
+PAPER_TASKS = [
+    "landmarks_300w",
+    "parsing_celebamask_hq",
+    "age_morph2",
+    "expression_rafdb",
+    "attributes_celeba",
+    "recognition_ms1mv3",
+]
 
 
 def timed(fn, repeats: int) -> float:
@@ -58,8 +64,10 @@ def main() -> None:
         rows.append(("Naive Faceptor, all tasks", naive_t, naive.num_parameters()))
     sizes = f"{args.size} px" if args.size else "112 / 512 px"
     head = f"encoder {args.encoder}, {sizes}, batch {args.batch}, {args.threads} threads, best of {args.repeats}"
-    table = ["| configuration | ms / batch | images/s | parameters | time vs one pass |",
-             "| --- | --- | --- | --- | --- |"]
+    table = [
+        "| configuration | ms / batch | images/s | parameters | time vs one pass |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for name, t, n in rows:
         table.append(f"| {name} | {t * 1000:.0f} | {args.batch / t:.2f} | {n / 1e6:.2f}M | {t / together:.2f}x |")
     table += ["", f"{head}. Max difference between the one-pass and one-task-at-a-time raw outputs: {max_diff:.1e}."]

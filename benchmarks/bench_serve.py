@@ -39,9 +39,14 @@ def photos() -> list[bytes]:
     from PIL import Image
 
     astro = Image.fromarray(skimage.data.astronaut())
-    variants = [astro, astro.transpose(Image.Transpose.FLIP_LEFT_RIGHT), astro.crop((60, 0, 400, 340)),
-                astro.resize((384, 384)), astro.crop((100, 20, 356, 276)).resize((320, 320)),
-                astro.rotate(8, fillcolor=(128, 128, 128))]
+    variants = [
+        astro,
+        astro.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+        astro.crop((60, 0, 400, 340)),
+        astro.resize((384, 384)),
+        astro.crop((100, 20, 356, 276)).resize((320, 320)),
+        astro.rotate(8, fillcolor=(128, 128, 128)),
+    ]
     out = []
     for im in variants:
         buf = io.BytesIO()
@@ -70,8 +75,23 @@ def server(checkpoint: str, *args: str):
     port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     log = tempfile.TemporaryFile()  # noqa: SIM115 (read after the server ends)
-    proc = subprocess.Popen([sys.executable, "-m", "faceptor_core.cli", "serve", checkpoint, "--port", str(port),
-                             "--log-level", "warning", *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "faceptor_core.cli",
+            "serve",
+            checkpoint,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            *args,
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):
@@ -106,8 +126,9 @@ def load(base: str, clients: int, requests: int, pics: list[bytes]) -> dict[str,
             for i in range(requests):
                 pic = pics[(k + i) % len(pics)]
                 t0 = time.perf_counter()
-                r = c.post("/v1/analyze/upload", files=[("photo", ("p.jpg", pic, "image/jpeg"))],
-                           data={"embeddings": "false"})
+                r = c.post(
+                    "/v1/analyze/upload", files=[("photo", ("p.jpg", pic, "image/jpeg"))], data={"embeddings": "false"}
+                )
                 out.append(time.perf_counter() - t0)
                 if r.status_code != 200:
                     raise SystemExit(f"request failed: {r.status_code} {r.text[:300]}")
@@ -120,10 +141,15 @@ def load(base: str, clients: int, requests: int, pics: list[bytes]) -> dict[str,
         lat = np.concatenate([np.asarray(x) for x in pool.map(client, range(clients))])
     wall = time.perf_counter() - t0
     batches = metric(base, "faceptor_batch_size_photos_count") - b0
-    return {"requests": len(lat), "seconds": wall, "throughput": len(lat) / wall,
-            "p50_ms": 1000 * float(np.percentile(lat, 50)), "p99_ms": 1000 * float(np.percentile(lat, 99)),
-            "mean_batch": (metric(base, "faceptor_batch_size_photos_sum") - p0) / max(batches, 1),
-            "batch_ms": 1000 * (metric(base, "faceptor_batch_seconds_sum") - s0) / max(batches, 1)}
+    return {
+        "requests": len(lat),
+        "seconds": wall,
+        "throughput": len(lat) / wall,
+        "p50_ms": 1000 * float(np.percentile(lat, 50)),
+        "p99_ms": 1000 * float(np.percentile(lat, 99)),
+        "mean_batch": (metric(base, "faceptor_batch_size_photos_sum") - p0) / max(batches, 1),
+        "batch_ms": 1000 * (metric(base, "faceptor_batch_seconds_sum") - s0) / max(batches, 1),
+    }
 
 
 def open_loop(base: str, rate: float, seconds: float, clients: int, pics: list[bytes]) -> dict[str, float]:
@@ -141,8 +167,11 @@ def open_loop(base: str, rate: float, seconds: float, clients: int, pics: list[b
         if not hasattr(local, "client"):
             local.client = httpx.Client(base_url=base, timeout=600)
         t1 = time.perf_counter()
-        r = local.client.post("/v1/analyze/upload", files=[("photo", ("p.jpg", pics[k % len(pics)], "image/jpeg"))],
-                              data={"embeddings": "false"})
+        r = local.client.post(
+            "/v1/analyze/upload",
+            files=[("photo", ("p.jpg", pics[k % len(pics)], "image/jpeg"))],
+            data={"embeddings": "false"},
+        )
         if r.status_code != 200:
             raise SystemExit(f"request failed: {r.status_code} {r.text[:300]}")
         return time.perf_counter() - t1
@@ -153,10 +182,14 @@ def open_loop(base: str, rate: float, seconds: float, clients: int, pics: list[b
     with ThreadPoolExecutor(clients) as pool:
         lat = np.asarray(list(pool.map(send, range(len(starts)))))
     batches = metric(base, "faceptor_batch_size_photos_count") - b0
-    return {"rate": rate, "requests": len(lat), "p50_ms": 1000 * float(np.percentile(lat, 50)),
-            "p99_ms": 1000 * float(np.percentile(lat, 99)),
-            "mean_batch": (metric(base, "faceptor_batch_size_photos_sum") - p0) / max(batches, 1),
-            "batch_ms": 1000 * (metric(base, "faceptor_batch_seconds_sum") - s0) / max(batches, 1)}
+    return {
+        "rate": rate,
+        "requests": len(lat),
+        "p50_ms": 1000 * float(np.percentile(lat, 50)),
+        "p99_ms": 1000 * float(np.percentile(lat, 99)),
+        "mean_batch": (metric(base, "faceptor_batch_size_photos_sum") - p0) / max(batches, 1),
+        "batch_ms": 1000 * (metric(base, "faceptor_batch_seconds_sum") - s0) / max(batches, 1),
+    }
 
 
 def no_face_photos() -> list[bytes]:
@@ -185,8 +218,9 @@ def memory(base: str, pid: int, n: int, clients: int, pics: list[bytes]) -> dict
                 r = c.post("/v1/analyze/upload", files=[("photo", ("x.jpg", body, "image/jpeg"))])
                 garbage["sent"] += 1
                 garbage["5xx"] += r.status_code >= 500
-                r = c.post("/v1/analyze", content=b'{"photos": [{"data": "%%%"}', headers={
-                    "content-type": "application/json"})
+                r = c.post(
+                    "/v1/analyze", content=b'{"photos": [{"data": "%%%"}', headers={"content-type": "application/json"}
+                )
                 garbage["5xx"] += r.status_code >= 500
 
     done, rss, lock = [0], [(0, rss_mib(pid))], threading.Lock()
@@ -200,8 +234,11 @@ def memory(base: str, pid: int, n: int, clients: int, pics: list[bytes]) -> dict
                         return
                     done[0] += 1
                     i = done[0]
-                r = c.post("/v1/analyze/upload", files=[("photo", ("p.jpg", pics[i % len(pics)], "image/jpeg"))],
-                           data={"tasks": "age_morph2"})
+                r = c.post(
+                    "/v1/analyze/upload",
+                    files=[("photo", ("p.jpg", pics[i % len(pics)], "image/jpeg"))],
+                    data={"tasks": "age_morph2"},
+                )
                 if r.status_code != 200:
                     raise SystemExit(f"request failed: {r.status_code} {r.text[:300]}")
                 if i % step == 0:
@@ -228,12 +265,20 @@ def main() -> None:
     ap.add_argument("--max-batch", type=int, default=16)
     ap.add_argument("--max-wait-ms", type=float, default=20.0)
     ap.add_argument("--memory-requests", type=int, default=200, help="requests of the memory test (0: skip)")
-    ap.add_argument("--memory-face-every", type=int, default=1,
-                    help="in the memory test, one photo in K has a face, the others none (default: 1, all faces)")
+    ap.add_argument(
+        "--memory-face-every",
+        type=int,
+        default=1,
+        help="in the memory test, one photo in K has a face, the others none (default: 1, all faces)",
+    )
     ap.add_argument("--skip-load", action="store_true", help="only the memory test")
-    ap.add_argument("--open-rate", type=float, default=0.0,
-                    help="also send requests arriving at this rate per second (Poisson, for 60 s) to measure "
-                         "latency below saturation (default: 0, skip)")
+    ap.add_argument(
+        "--open-rate",
+        type=float,
+        default=0.0,
+        help="also send requests arriving at this rate per second (Poisson, for 60 s) to measure "
+        "latency below saturation (default: 0, skip)",
+    )
     ap.add_argument("--save", action="store_true", help="write benchmarks/results/serve_<encoder>.json")
     args = ap.parse_args()
 
@@ -247,8 +292,7 @@ def main() -> None:
         ckpt = str(Path(tmp) / "ckpt")
         faceptor_core.build(args.tasks, encoder=args.encoder, input_sizes=args.size).save_pretrained(ckpt)
         rows = {}
-        for label, batch in () if args.skip_load else (("dynamic batching", args.max_batch),
-                                                         ("one photo per pass", 1)):
+        for label, batch in () if args.skip_load else (("dynamic batching", args.max_batch), ("one photo per pass", 1)):
             with server(ckpt, "--max-batch", str(batch), "--max-wait-ms", str(args.max_wait_ms)) as (base, _):
                 load(base, 2, 1, pics)  # warm-up
                 rows[label] = load(base, args.clients, args.requests, pics)
@@ -260,34 +304,43 @@ def main() -> None:
                 print("open loop", json.dumps({k: round(v, 2) for k, v in rows["open loop"].items()}), flush=True)
         mem = None
         if args.memory_requests:
-            with server(ckpt, "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)) as \
-                    (base, pid):
+            with server(ckpt, "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)) as (
+                base,
+                pid,
+            ):
                 load(base, 2, 1, pics)
                 k = args.memory_face_every
                 empty = no_face_photos()
-                mix = [pics[(i // k) % len(pics)] if i % k == 0 else empty[i % len(empty)]
-                       for i in range(k * len(pics))]
+                mix = [
+                    pics[(i // k) % len(pics)] if i % k == 0 else empty[i % len(empty)] for i in range(k * len(pics))
+                ]
                 t0 = time.perf_counter()
                 mem = memory(base, pid, args.memory_requests, args.clients, mix)
                 mem["seconds"] = time.perf_counter() - t0
                 mem["face_every"] = k
                 print("memory", json.dumps(mem), flush=True)
-    setup = f"encoder {args.encoder}, {len(args.tasks)} tasks at {args.size} px, {args.clients} clients x " \
-            f"{args.requests} requests, --max-wait-ms {args.max_wait_ms:g}, {os.cpu_count()} CPUs, " \
-            f"torch {torch.get_num_threads()} threads"
+    setup = (
+        f"encoder {args.encoder}, {len(args.tasks)} tasks at {args.size} px, {args.clients} clients x "
+        f"{args.requests} requests, --max-wait-ms {args.max_wait_ms:g}, {os.cpu_count()} CPUs, "
+        f"torch {torch.get_num_threads()} threads"
+    )
     print(f"\n{setup}\n")
     print("| server | requests | req/s | p50 ms | p99 ms | photos per pass | ms per pass |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for label, r in rows.items():
         if label == "open loop":
             continue
-        print(f"| {label} | {r['requests']} | {r['throughput']:.2f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | "
-              f"{r['mean_batch']:.1f} | {r['batch_ms']:.0f} |")
+        print(
+            f"| {label} | {r['requests']} | {r['throughput']:.2f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | "
+            f"{r['mean_batch']:.1f} | {r['batch_ms']:.0f} |"
+        )
     if "open loop" in rows:
         r = rows["open loop"]
         bound = 2 * args.max_wait_ms + r["batch_ms"]
-        print(f"\nopen loop at {r['rate']:g} requests/s: p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms; "
-              f"2 x window + one batch's compute = {bound:.0f} ms (mean batch {r['mean_batch']:.1f} photos)")
+        print(
+            f"\nopen loop at {r['rate']:g} requests/s: p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms; "
+            f"2 x window + one batch's compute = {bound:.0f} ms (mean batch {r['mean_batch']:.1f} photos)"
+        )
     if "one photo per pass" in rows:
         base = rows["one photo per pass"]["throughput"]
         print(f"\nthroughput: {rows['dynamic batching']['throughput'] / base:.2f}x that of one photo per pass")
@@ -295,8 +348,11 @@ def main() -> None:
         print("RSS MiB after n requests: " + ", ".join(f"{n}: {m:.0f}" for n, m in mem["rss_mib"]))
         print(f"garbage requests meanwhile: {mem['garbage_requests']}, answered 5xx: {mem['garbage_5xx']}")
     if args.save:
-        name = f"serve_{args.encoder}" + ("_memory" if args.skip_load and not args.open_rate else "") + \
-            ("_open" if args.open_rate and args.skip_load else "")
+        name = (
+            f"serve_{args.encoder}"
+            + ("_memory" if args.skip_load and not args.open_rate else "")
+            + ("_open" if args.open_rate and args.skip_load else "")
+        )
         out = ROOT / "benchmarks" / "results" / f"{name}.json"
         out.write_text(json.dumps({"setup": setup, "load": rows, "memory": mem}, indent=1))
         print(f"wrote {out}")

@@ -53,8 +53,16 @@ def _loss(spec, raw: torch.Tensor, target, loss_module: nn.Module) -> torch.Tens
     return loss_module(raw, target)
 
 
-def train_specialist(task: str, images: int, batch: int = 32, lr: float = 1e-3, seed: int = 0,
-                     device: str = "cpu", num_workers: int = 1, eval_limit: int = 500) -> dict:
+def train_specialist(
+    task: str,
+    images: int,
+    batch: int = 32,
+    lr: float = 1e-3,
+    seed: int = 0,
+    device: str = "cpu",
+    num_workers: int = 1,
+    eval_limit: int = 500,
+) -> dict:
     spec = default_registry().get_task(task)
     if task not in SUPPORTED:
         raise SystemExit(f"no specialist head for {task}; choose one of {', '.join(SUPPORTED)}")
@@ -62,8 +70,9 @@ def train_specialist(task: str, images: int, batch: int = 32, lr: float = 1e-3, 
     torch.manual_seed(seed)
     net = torchvision.models.resnet18(num_classes=_outputs(spec)).to(device)
     loss_module = spec.loss(spec).to(device)
-    stream = TaskStream(spec.dataset(None, "train", transform=None), spec.transforms("train", size), batch, seed,
-                        task, num_workers)
+    stream = TaskStream(
+        spec.dataset(None, "train", transform=None), spec.transforms("train", size), batch, seed, task, num_workers
+    )
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.05)
     steps = max(1, images // batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
@@ -90,8 +99,15 @@ def train_specialist(task: str, images: int, batch: int = 32, lr: float = 1e-3, 
         for b in loader:
             x = (b["image"].to(device).float() / (255.0 if b["image"].dtype == torch.uint8 else 1.0) - mean) / std
             metric.update(_raw_to_metric_input(spec, net(x), size).cpu(), b["target"], b.get("meta"))
-    return {"task": task, "images": steps * batch, "batch": batch, "lr": lr, "seed": seed,
-            "train_seconds": round(train_s, 1), "metrics": {k: float(v) for k, v in metric.compute().items()}}
+    return {
+        "task": task,
+        "images": steps * batch,
+        "batch": batch,
+        "lr": lr,
+        "seed": seed,
+        "train_seconds": round(train_s, 1),
+        "metrics": {k: float(v) for k, v in metric.compute().items()},
+    }
 
 
 def main() -> None:

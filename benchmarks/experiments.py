@@ -76,18 +76,27 @@ def save(name: str, record: dict) -> None:
 def exp_multitask(steps: int) -> None:
     tasks = list(DEMO_TASKS)
     multi, res, secs = train(config(RUNS / "multitask", tasks, steps))
-    record = {"steps": steps, "multi": {"metrics": {t: primary(t, res[t]) for t in tasks}, "seconds": secs,
-                                        "parameters": multi.model.num_parameters(),
-                                        "inference_ms_all_tasks": inference_ms(multi.model, tasks)},
-              "single": {}}
+    record = {
+        "steps": steps,
+        "multi": {
+            "metrics": {t: primary(t, res[t]) for t in tasks},
+            "seconds": secs,
+            "parameters": multi.model.num_parameters(),
+            "inference_ms_all_tasks": inference_ms(multi.model, tasks),
+        },
+        "single": {},
+    }
     single_params, single_ms = 0, 0.0
     for t in tasks:
         tr, r, s = train(config(RUNS / f"single_{t}", [t], steps))
         single_params += tr.model.num_parameters()
         single_ms += inference_ms(tr.model, [t])
         record["single"][t] = {"metric": primary(t, r[t]), "seconds": s}
-    record["single_total"] = {"parameters": single_params, "inference_ms_all_tasks": single_ms,
-                              "seconds": sum(v["seconds"] for v in record["single"].values())}
+    record["single_total"] = {
+        "parameters": single_params,
+        "inference_ms_all_tasks": single_ms,
+        "seconds": sum(v["seconds"] for v in record["single"].values()),
+    }
     save("multitask", record)
 
 
@@ -108,15 +117,23 @@ def exp_stage2(steps: int, target: str = "synth_expression") -> None:
         raise SystemExit("run the multitask experiment first: its model is Stage 1")
     out = {"steps": steps, "task": target}
     common = {"init_from": str(stage1), "optimizer": {"lr": 1e-3, "head_lr_multiplier": 1.0}}
-    for name, train_cfg in (("stage1_queries_only", {"mode": "prompt"}),
-                            ("stage2_layer_attention", {"mode": "layer_attention",
-                                                        "add_memory_layers": [1, 3, 5, 7, 9]})):
+    for name, train_cfg in (
+        ("stage1_queries_only", {"mode": "prompt"}),
+        ("stage2_layer_attention", {"mode": "layer_attention", "add_memory_layers": [1, 3, 5, 7, 9]}),
+    ):
         tr, res, secs = train(config(RUNS / f"stage2_{name}", [target], steps, train=train_cfg, **common))
-        entry = {"metric": primary(target, res[target]), "trainable_parameters": tr.num_trainable_parameters(),
-                 "seconds": secs}
+        entry = {
+            "metric": primary(target, res[target]),
+            "trainable_parameters": tr.num_trainable_parameters(),
+            "seconds": secs,
+        }
         if name.startswith("stage2"):
-            images = torch.stack([torch.from_numpy(tr.specs[target].dataset(None, "test")[i]["image"]).permute(2, 0, 1)
-                                  for i in range(32)])
+            images = torch.stack(
+                [
+                    torch.from_numpy(tr.specs[target].dataset(None, "test")[i]["image"]).permute(2, 0, 1)
+                    for i in range(32)
+                ]
+            )
             entry["layer_preference"] = {str(k): v for k, v in tr.model.layer_preference(images, target).items()}
         out[name] = entry
     base = faceptor_core.load(stage1)
@@ -131,8 +148,10 @@ def exp_prompt(steps: int, new_task: str = "gaze_synth") -> None:
     if not stage1.is_dir():
         raise SystemExit("run the multitask experiment first: its model is the base")
     out = {"steps": steps, "task": new_task}
-    runs = (("prompt_tuning", {"train": {"mode": "prompt"}, "optimizer": {"lr": 1e-2, "head_lr_multiplier": 1.0}}),
-            ("full_fine_tuning", {"train": {"mode": "full"}, "optimizer": {"lr": 5e-4}}))
+    runs = (
+        ("prompt_tuning", {"train": {"mode": "prompt"}, "optimizer": {"lr": 1e-2, "head_lr_multiplier": 1.0}}),
+        ("full_fine_tuning", {"train": {"mode": "full"}, "optimizer": {"lr": 5e-4}}),
+    )
     for name, kw in runs:
         cfg = config(RUNS / f"prompt_{name}", [new_task], steps, init_from=str(stage1), **kw)
         tr = Trainer(cfg, overwrite=True)
@@ -140,9 +159,12 @@ def exp_prompt(steps: int, new_task: str = "gaze_synth") -> None:
             out["untrained"] = primary(new_task, tr.evaluate()[new_task])
         t0 = time.perf_counter()
         res = tr.fit()
-        out[name] = {"metric": primary(new_task, res[new_task]), "seconds": time.perf_counter() - t0,
-                     "trainable_parameters": tr.num_trainable_parameters(),
-                     "parameters": tr.model.num_parameters()}
+        out[name] = {
+            "metric": primary(new_task, res[new_task]),
+            "seconds": time.perf_counter() - t0,
+            "trainable_parameters": tr.num_trainable_parameters(),
+            "parameters": tr.model.num_parameters(),
+        }
     save("prompt", out)
 
 
@@ -158,7 +180,8 @@ def main() -> None:
         render(RESULTS, HERE.parent / "docs" / "results.md")
         return
     {"multitask": exp_multitask, "auxiliary": exp_auxiliary, "stage2": exp_stage2, "prompt": exp_prompt}[
-        args.experiment](args.steps)
+        args.experiment
+    ](args.steps)
 
 
 if __name__ == "__main__":

@@ -50,8 +50,12 @@ def run_faceptor(job: dict, out: Path, workers: int) -> dict:
     trainer = Trainer(RunConfig.model_validate(d))
     t0 = time.perf_counter()
     res = trainer.fit()
-    return {"seconds": round(time.perf_counter() - t0, 1), "device": str(trainer.device),
-            "parameters": trainer.model.num_parameters(), "results": res}
+    return {
+        "seconds": round(time.perf_counter() - t0, 1),
+        "device": str(trainer.device),
+        "parameters": trainer.model.num_parameters(),
+        "results": res,
+    }
 
 
 def _child(job_json: str, workers: int) -> None:
@@ -66,8 +70,15 @@ def _child(job_json: str, workers: int) -> None:
         sys.path.insert(0, str(Path(__file__).parent))
         from bench_specialist import train_specialist
 
-        rec = train_specialist(job["task"], job["images"], job.get("batch", 32), job.get("lr", 1e-3),
-                               job.get("seed", 0), "cuda" if torch.cuda.is_available() else "cpu", workers)
+        rec = train_specialist(
+            job["task"],
+            job["images"],
+            job.get("batch", 32),
+            job.get("lr", 1e-3),
+            job.get("seed", 0),
+            "cuda" if torch.cuda.is_available() else "cpu",
+            workers,
+        )
     print("RESULT " + json.dumps({"job": job, **rec}), flush=True)
 
 
@@ -91,7 +102,7 @@ def main() -> None:
         lines = [x for x in p.stdout.splitlines() if x.startswith("RESULT ")]
         if not lines:
             return json.dumps({"job": job, "error": p.stderr[-2000:]})
-        return lines[-1][len("RESULT "):]
+        return lines[-1][len("RESULT ") :]
 
     with ThreadPoolExecutor(args.parallel) as pool, open(args.results, "a") as fh:
         for line in pool.map(one, jobs):

@@ -21,8 +21,15 @@ from faceptor_core.photo.faces import from_detections
 from faceptor_core.viz import palette
 from faceptor_core.warp import warp_points
 
-TASKS = ["recognition_ms1mv3", "attributes_celeba", "age_morph2", "parsing_lapa", "parsing_celebamask_hq",
-         "landmarks_300w", "synth_age"]
+TASKS = [
+    "recognition_ms1mv3",
+    "attributes_celeba",
+    "age_morph2",
+    "parsing_lapa",
+    "parsing_celebamask_hq",
+    "landmarks_300w",
+    "synth_age",
+]
 SHOW = 150
 
 
@@ -37,8 +44,9 @@ def main() -> None:
         spec = faceptor_core.get_task(task)
         size = spec.input_size
         m = face_crop_matrix(spec.crop, size, face, photo.shape[:2])
-        corners = apply_affine(np.array([[-0.5, -0.5], [size - 0.5, -0.5], [size - 0.5, size - 0.5],
-                                         [-0.5, size - 0.5]]), invert_affine(m))
+        corners = apply_affine(
+            np.array([[-0.5, -0.5], [size - 0.5, -0.5], [size - 0.5, size - 0.5], [-0.5, size - 0.5]]), invert_affine(m)
+        )
         d.polygon([tuple(p + 0.5) for p in corners], outline=colour, width=3)
         crop = Image.fromarray(cut(photo, m, spec.crop, size)).resize((SHOW, SHOW), Image.BILINEAR)
         cd = ImageDraw.Draw(crop)

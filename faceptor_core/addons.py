@@ -76,8 +76,10 @@ def read_addon_manifest(directory: Path) -> tuple[list[TaskHead], dict]:
     manifest = read_json(path, "add-on manifest (addon.json)")
     base = manifest.get("base_sha256")
     if not _is_sha256(base):
-        raise CheckpointError(f"{path}: base_sha256 must be the 64-digit SHA-256 of the base checkpoint's "
-                              f"{WEIGHTS}, got {base!r}; an add-on only loads onto the base it was tuned on")
+        raise CheckpointError(
+            f"{path}: base_sha256 must be the 64-digit SHA-256 of the base checkpoint's "
+            f"{WEIGHTS}, got {base!r}; an add-on only loads onto the base it was tuned on"
+        )
     own = manifest.get("weights_sha256")
     if own is not None and not _is_sha256(own):
         raise CheckpointError(f"{path}: weights_sha256 must be 64 hexadecimal digits, got {own!r}")
@@ -93,8 +95,13 @@ def read_addon_manifest(directory: Path) -> tuple[list[TaskHead], dict]:
     return heads, manifest
 
 
-def load_addon(model: FaceptorBase, directory: str | os.PathLike, base_dir: str | os.PathLike | None = None,
-               check_base: bool = True, base_digest: str | None = None) -> list[str]:
+def load_addon(
+    model: FaceptorBase,
+    directory: str | os.PathLike,
+    base_dir: str | os.PathLike | None = None,
+    check_base: bool = True,
+    base_digest: str | None = None,
+) -> list[str]:
     """Add the add-on's tasks to ``model`` and load their parameters; returns the task names.
 
     The add-on must have been tuned on the base at ``base_dir`` (whose weights' SHA-256 is ``base_digest``
@@ -105,12 +112,16 @@ def load_addon(model: FaceptorBase, directory: str | os.PathLike, base_dir: str 
     heads, manifest = read_addon_manifest(directory)
     if check_base:
         if base_dir is None and base_digest is None:
-            raise CheckpointError(f"{path}: the base checkpoint is unknown, so the add-on's base_sha256 cannot be "
-                                  "checked; pass base_dir (or check_base=False)")
+            raise CheckpointError(
+                f"{path}: the base checkpoint is unknown, so the add-on's base_sha256 cannot be "
+                "checked; pass base_dir (or check_base=False)"
+            )
         actual = base_digest or _base_digest(Path(base_dir))  # type: ignore[arg-type]
         if actual != manifest["base_sha256"]:
-            raise CheckpointError(f"{path}: this add-on was tuned on another base checkpoint than {base_dir} "
-                                  f"(base_sha256 {manifest['base_sha256'][:12]}..., this base {actual[:12]}...)")
+            raise CheckpointError(
+                f"{path}: this add-on was tuned on another base checkpoint than {base_dir} "
+                f"(base_sha256 {manifest['base_sha256'][:12]}..., this base {actual[:12]}...)"
+            )
     weights_path = directory / ADDON_WEIGHTS
     clash = [h.name for h in heads if h.name in model.tasks]
     if clash:

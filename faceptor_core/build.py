@@ -150,8 +150,9 @@ def check_against_registry(config: ModelConfig, manifest: Path, registry: TaskRe
             continue
         diffs = head_contradictions(head, reg.get_task(head.name))
         if diffs:
-            raise CheckpointError(f"{manifest}: task {head.name!r} contradicts the registered task of that name: "
-                                  + ", ".join(diffs))
+            raise CheckpointError(
+                f"{manifest}: task {head.name!r} contradicts the registered task of that name: " + ", ".join(diffs)
+            )
 
 
 def expected_shapes(config: ModelConfig, manifest: Path) -> dict[str, tuple[int, ...]]:

@@ -150,14 +150,21 @@ def read_header(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
         raise CheckpointError(f"{path}: cannot read safetensors weights: {exc}") from None
 
 
-def check_shapes(path: str | os.PathLike, expected: Mapping[str, tuple[int, ...]],
-                 found: Mapping[str, tuple[int, ...]], manifest: str | os.PathLike | None = None) -> None:
+def check_shapes(
+    path: str | os.PathLike,
+    expected: Mapping[str, tuple[int, ...]],
+    found: Mapping[str, tuple[int, ...]],
+    manifest: str | os.PathLike | None = None,
+) -> None:
     """The weights file holds exactly the tensors (and shapes) the manifest implies; else a
     :class:`CheckpointError` naming both files and the first differences."""
     missing = [k for k in expected if k not in found]
     unexpected = [k for k in found if k not in expected]
-    shapes = [f"{k}: weights {found[k]} vs manifest {expected[k]}" for k in expected
-              if k in found and tuple(found[k]) != tuple(expected[k])]
+    shapes = [
+        f"{k}: weights {found[k]} vs manifest {expected[k]}"
+        for k in expected
+        if k in found and tuple(found[k]) != tuple(expected[k])
+    ]
     problems = []
     if missing:
         problems.append(f"missing tensors: {_some(missing)}")
@@ -173,18 +180,25 @@ def check_shapes(path: str | os.PathLike, expected: Mapping[str, tuple[int, ...]
 def verify_digest(path: str | os.PathLike, expected: str | None, manifest: str | os.PathLike) -> str | None:
     """Compare a file's SHA-256 with the one recorded; ``None`` recorded means an old checkpoint (warned)."""
     if expected is None:
-        warnings.warn(f"{manifest}: no weights_sha256 (written before checksums were recorded); {path} is loaded "
-                      "unverified. Save it again to record one.", ChecksumWarning, stacklevel=3)
+        warnings.warn(
+            f"{manifest}: no weights_sha256 (written before checksums were recorded); {path} is loaded "
+            "unverified. Save it again to record one.",
+            ChecksumWarning,
+            stacklevel=3,
+        )
         return None
     actual = file_digest(path)
     if actual != expected:
-        raise CheckpointError(f"{path}: SHA-256 {actual[:12]}... differs from {expected[:12]}... recorded in "
-                              f"{manifest}: the file is damaged or was replaced")
+        raise CheckpointError(
+            f"{path}: SHA-256 {actual[:12]}... differs from {expected[:12]}... recorded in "
+            f"{manifest}: the file is damaged or was replaced"
+        )
     return actual
 
 
-def read_weights(path: str | os.PathLike, expected: Mapping[str, tuple[int, ...]] | None = None,
-                 check_finite: bool = True) -> dict[str, torch.Tensor]:
+def read_weights(
+    path: str | os.PathLike, expected: Mapping[str, tuple[int, ...]] | None = None, check_finite: bool = True
+) -> dict[str, torch.Tensor]:
     """Load a safetensors file (errors name it). With ``expected``, the header is checked against those
     shapes before any tensor is read; non-finite tensors are refused unless ``check_finite=False``."""
     path = Path(path)

@@ -22,9 +22,14 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
         default = action.default
-        if (text == argparse.SUPPRESS or "default" in text.lower() or default is None or default is False
-                or default == argparse.SUPPRESS
-                or (not action.option_strings and action.nargs not in (argparse.OPTIONAL, argparse.ZERO_OR_MORE))):
+        if (
+            text == argparse.SUPPRESS
+            or "default" in text.lower()
+            or default is None
+            or default is False
+            or default == argparse.SUPPRESS
+            or (not action.option_strings and action.nargs not in (argparse.OPTIONAL, argparse.ZERO_OR_MORE))
+        ):
             return action.help
         return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
 
@@ -89,12 +94,18 @@ def build_parser(registry: TaskRegistry | None = None) -> argparse.ArgumentParse
     command that cannot be added is left out and its plugin blamed (``faceptor plugins``); ``--help`` lists
     the broken plugins below the commands."""
     reg = registry or default_registry()
-    parser = ArgumentParser(prog="faceptor", description="Faceptor: one model for face perception.",
-                            formatter_class=_MainHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
-                        help="print the version and exit")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                help="one of the commands below; `faceptor COMMAND --help` tells more")
+    parser = ArgumentParser(
+        prog="faceptor", description="Faceptor: one model for face perception.", formatter_class=_MainHelpFormatter
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}", help="print the version and exit"
+    )
+    sub = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        help="one of the commands below; `faceptor COMMAND --help` tells more",
+    )
     for name, (func, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
         p.set_defaults(func=func)
@@ -103,8 +114,9 @@ def build_parser(registry: TaskRegistry | None = None) -> argparse.ArgumentParse
         _add_plugin_command(sub, spec, reg)
     broken = [f"  plugin {p.name!r}: {p.error}" for p in reg.list_plugins() if p.error]
     if broken:
-        parser.epilog = ("broken plugins (their commands or tasks may be missing; see `faceptor plugins`):\n"
-                         + "\n".join(broken))
+        parser.epilog = (
+            "broken plugins (their commands or tasks may be missing; see `faceptor plugins`):\n" + "\n".join(broken)
+        )
     return parser
 
 

@@ -43,10 +43,12 @@ class CommandSpec(BaseModel):
     name: str = Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=40, description="The word after ``faceptor``.")
     help: str = Field(min_length=1, description="One line, shown in ``faceptor --help``.")
     run: Callable[[argparse.Namespace], int | None] = Field(
-        description="run(args) -> exit status (None: 0); called with the parsed arguments.")
+        description="run(args) -> exit status (None: 0); called with the parsed arguments."
+    )
     add_arguments: Callable[[argparse.ArgumentParser], None] = Field(
         default=_no_arguments,
         description="add_arguments(parser): declares the command's arguments (and sub-commands, with "
-                    "parser.add_subparsers) on its parser, each with a help text. It only declares: it may be "
-                    "called more than once (the CLI tries it on a scratch parser first).")
+        "parser.add_subparsers) on its parser, each with a help text. It only declares: it may be "
+        "called more than once (the CLI tries it on a scratch parser first).",
+    )
     description: str = Field(default="", description="Longer text for ``faceptor NAME --help`` (default: help).")

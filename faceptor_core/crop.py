@@ -62,20 +62,27 @@ class CropSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     method: Literal["points", "box"] = Field(
-        default="points", description="What a face with both points and box is cropped from.")
+        default="points", description="What a face with both points and box is cropped from."
+    )
     anchors: Literal["five", "eyes_mouth"] = Field(
-        default="five", description="Points fitted to the template: all five, or eyes + mouth centre.")
+        default="five", description="Points fitted to the template: all five, or eyes + mouth centre."
+    )
     template: tuple[tuple[float, float], ...] = Field(
-        default=farl_template(), description="Anchor positions in frame pixels (pixel centres at integers).")
+        default=farl_template(), description="Anchor positions in frame pixels (pixel centres at integers)."
+    )
     frame: tuple[float, float] = Field(
-        default=(512.0, 512.0), description="Width and height of the frame the template lives in.")
+        default=(512.0, 512.0), description="Width and height of the frame the template lives in."
+    )
     box_scale: float = Field(default=1.0, gt=0.0, le=10.0, description="Fraction of the crop the squared box fills.")
     box_offset: tuple[float, float] = Field(
-        default=(0.0, 0.0), description="Shift of the box centre, in sides of the squared box (x, y).")
+        default=(0.0, 0.0), description="Shift of the box centre, in sides of the squared box (x, y)."
+    )
     box_square: bool = Field(
-        default=True, description="Square the box about its centre (False: its width and height are stretched).")
+        default=True, description="Square the box about its centre (False: its width and height are stretched)."
+    )
     warp_factor: float = Field(
-        default=0.0, ge=0.0, lt=1.0, description="Tanh warp of the aligned crop's border (0: the plain affine crop).")
+        default=0.0, ge=0.0, lt=1.0, description="Tanh warp of the aligned crop's border (0: the plain affine crop)."
+    )
     source: str = Field(default="", description="Where this geometry comes from (shown in the docs).")
 
     @model_validator(mode="after")

@@ -48,13 +48,20 @@ class CropFrames:
         return to_photo(points, self.matrices[k], self.crop, self.size)
 
 
-def crop_region(m: np.ndarray, size: int, height: int, width: int,
-                crop: CropSpec | None = None) -> tuple[int, int, int, int]:
+def crop_region(
+    m: np.ndarray, size: int, height: int, width: int, crop: CropSpec | None = None
+) -> tuple[int, int, int, int]:
     """Photo pixels ``(x0, y0, x1, y1)`` (end exclusive) covered by a ``size``-px crop of affine ``m`` (and
     ``crop``'s tanh warp: then its border band reaches far into the photo)."""
     edge = np.linspace(-0.5, size - 0.5, 9)
-    border = np.concatenate([np.stack([edge, np.full(9, -0.5)], 1), np.stack([edge, np.full(9, size - 0.5)], 1),
-                             np.stack([np.full(9, -0.5), edge], 1), np.stack([np.full(9, size - 0.5), edge], 1)])
+    border = np.concatenate(
+        [
+            np.stack([edge, np.full(9, -0.5)], 1),
+            np.stack([edge, np.full(9, size - 0.5)], 1),
+            np.stack([np.full(9, -0.5), edge], 1),
+            np.stack([np.full(9, size - 0.5), edge], 1),
+        ]
+    )
     pts = to_photo(border, m, crop or CropSpec(), size)
     x0, y0 = (max(0, math.floor(v + 0.5)) for v in pts.min(0))
     x1 = max(0, min(width, math.ceil(pts[:, 0].max() + 0.5)))
@@ -62,8 +69,9 @@ def crop_region(m: np.ndarray, size: int, height: int, width: int,
     return x0, y0, max(x0, x1), max(y0, y1)
 
 
-def map_logits(logits: torch.Tensor, m: np.ndarray, size: int, height: int, width: int,
-               crop: CropSpec | None = None) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]:
+def map_logits(
+    logits: torch.Tensor, m: np.ndarray, size: int, height: int, width: int, crop: CropSpec | None = None
+) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]:
     """A crop's ``K x h x w`` segmentation logits sampled at the photo pixels its crop covers.
 
     Returns the region, its label map (argmax; 0 outside the crop) and the winning logits (-inf outside; they
@@ -90,13 +98,22 @@ def map_logits(logits: torch.Tensor, m: np.ndarray, size: int, height: int, widt
             gx, gy = np.broadcast_to(xs, (r1 - r0, rw)), np.broadcast_to(ys, (r1 - r0, rw))
             c = to_crop(np.stack([gx.ravel(), gy.ravel()], 1), m, crop, size)
             cx, cy = c[:, 0].reshape(r1 - r0, rw), c[:, 1].reshape(r1 - r0, rw)
-            sampled = cv2.remap(grid, ((cx + 0.5) * w / size - 0.5).astype(np.float32),
-                                ((cy + 0.5) * h / size - 0.5).astype(np.float32), cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_REPLICATE)
+            sampled = cv2.remap(
+                grid,
+                ((cx + 0.5) * w / size - 0.5).astype(np.float32),
+                ((cy + 0.5) * h / size - 0.5).astype(np.float32),
+                cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_REPLICATE,
+            )
         else:
             band = compose(to_grid, np.array([[1.0, 0.0, x0], [0.0, 1.0, y0 + r0]]))
-            sampled = cv2.warpAffine(grid, band, (rw, r1 - r0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                     borderMode=cv2.BORDER_REPLICATE)
+            sampled = cv2.warpAffine(
+                grid,
+                band,
+                (rw, r1 - r0),
+                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                borderMode=cv2.BORDER_REPLICATE,
+            )
             cx, cy = m[0, 0] * xs + m[0, 1] * ys + m[0, 2], m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
         sampled = torch.from_numpy(sampled.reshape(r1 - r0, rw, k))
         top, lab = sampled.max(dim=2)
@@ -106,15 +123,20 @@ def map_logits(logits: torch.Tensor, m: np.ndarray, size: int, height: int, widt
     return (x0, y0, x1, y1), labels, conf
 
 
-def map_labels(labels: np.ndarray, m: np.ndarray, size: int, height: int, width: int,
-               crop: CropSpec | None = None) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]:
+def map_labels(
+    labels: np.ndarray, m: np.ndarray, size: int, height: int, width: int, crop: CropSpec | None = None
+) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]:
     """A crop label map (from a plugin's own decoder) mapped back, nearest; confidence 0 where labelled."""
     crop = crop or CropSpec()
     x0, y0, x1, y1 = crop_region(m, size, height, width, crop)
     gy, gx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
     c = to_crop(np.stack([gx.ravel(), gy.ravel()], 1), m, crop, size).reshape(y1 - y0, x1 - x0, 2)
-    back = cv2.remap(np.ascontiguousarray(np.asarray(labels, np.uint8)), c[..., 0].astype(np.float32),
-                     c[..., 1].astype(np.float32), cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    back = cv2.remap(
+        np.ascontiguousarray(np.asarray(labels, np.uint8)),
+        c[..., 0].astype(np.float32),
+        c[..., 1].astype(np.float32),
+        cv2.INTER_NEAREST,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
     return (x0, y0, x1, y1), back, np.where(back > 0, 0.0, -np.inf).astype(np.float32)
-
-

@@ -47,8 +47,9 @@ class Detections:
             points = np.asarray(self.points, np.float32).reshape(-1, 5, 2)
             if len(points) != len(boxes):
                 raise ValueError(f"{len(boxes)} boxes but {len(points)} sets of five points")
-        if not (np.isfinite(boxes).all() and np.isfinite(scores).all()
-                and (points is None or np.isfinite(points).all())):
+        if not (
+            np.isfinite(boxes).all() and np.isfinite(scores).all() and (points is None or np.isfinite(points).all())
+        ):
             raise ValueError("detections must be finite")
         object.__setattr__(self, "boxes", boxes)
         object.__setattr__(self, "scores", scores)
@@ -101,4 +102,3 @@ def as_detector(obj: Any, name: str) -> Detector:
     if not callable(getattr(obj, "detect", None)):
         raise DetectorError(f"detector {name!r}: its factory returned {type(obj).__name__}, which has no detect()")
     return obj
-

@@ -18,8 +18,9 @@ def palette(n: int) -> np.ndarray:
     return np.array(colours[:n], dtype=np.uint8)
 
 
-def overlay_parsing(image: np.ndarray, labels: np.ndarray, num_classes: int | None = None,
-                    alpha: float = 0.5) -> np.ndarray:
+def overlay_parsing(
+    image: np.ndarray, labels: np.ndarray, num_classes: int | None = None, alpha: float = 0.5
+) -> np.ndarray:
     """Blend class colours over ``image`` (H x W x 3 uint8); background stays as it is."""
     n = int(num_classes or labels.max() + 1)
     colours = palette(max(n, 2))[labels.clip(0, n - 1)]

@@ -57,6 +57,4 @@ def contract_error(spec: Any, field: str, problem: str) -> PluginContractError:
     """``task 'x' (plugin 'p'): dataset callable mod.fn returned None; expected ...``."""
     fn = getattr(spec, field, None)
     what = describe_callable(fn) if fn is not None else "(none)"
-    return PluginContractError(
-        f"task {spec.name!r} (plugin {plugin_of(spec)!r}): {field} callable {what} {problem}"
-    )
+    return PluginContractError(f"task {spec.name!r} (plugin {plugin_of(spec)!r}): {field} callable {what} {problem}")

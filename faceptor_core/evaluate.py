@@ -29,8 +29,15 @@ def prediction_tensor(pred: P.Prediction) -> torch.Tensor:
     return pred.tensor()
 
 
-def eval_dataset(spec: TaskSpec, root: str | None, split: str, input_size: int, limit: int | None = None,
-                 transform_split: str | None = None, skip_invalid: bool = False):
+def eval_dataset(
+    spec: TaskSpec,
+    root: str | None,
+    split: str,
+    input_size: int,
+    limit: int | None = None,
+    transform_split: str | None = None,
+    skip_invalid: bool = False,
+):
     """``spec``'s dataset for ``split`` through its transform for ``transform_split`` (default: ``split``)."""
     if spec.dataset is None:
         raise ValueError(f"task {spec.name!r} supplies no dataset")
@@ -108,15 +115,17 @@ def fit_baseline(
     try:
         ds = eval_dataset(spec, root, split, input_size, transform_split=eval_split)
     except (ValueError, OSError) as exc:
-        raise BaselineUnavailable(f"task {spec.name!r}: cannot read its {split!r} split for the baseline ({exc})") \
-            from None
+        raise BaselineUnavailable(
+            f"task {spec.name!r}: cannot read its {split!r} split for the baseline ({exc})"
+        ) from None
     if len(ds) == 0:
         raise BaselineUnavailable(f"task {spec.name!r}: its {split!r} split is empty")
     if limit and len(ds) > limit:
         ds = Subset(ds, np.unique(np.linspace(0, len(ds) - 1, limit).round().astype(int)).tolist())
     try:
-        baseline.fit(DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                                collate_fn=collate_items))
+        baseline.fit(
+            DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate_items)
+        )
     except (ValueError, OSError) as exc:  # e.g. an unreadable training image
         raise BaselineUnavailable(f"task {spec.name!r}: fitting the baseline on {split!r} failed ({exc})") from None
     return baseline
@@ -198,11 +207,15 @@ def evaluate_with_baseline(
     finally:
         model.train(was_training)
     return TaskEvaluation(
-        task=spec.name, split=split, items=len(ds),
+        task=spec.name,
+        split=split,
+        items=len(ds),
         metrics=checked_results(spec, metric.compute()),
         baseline=checked_results(spec, trivial_metric.compute()) if trivial_metric is not None else None,
         baseline_answer=trivial.describe() if trivial is not None else "",
-        baseline_error=error, protocol=str(spec.extra.get("protocol", "")), meta=metric_meta(spec, metric),
+        baseline_error=error,
+        protocol=str(spec.extra.get("protocol", "")),
+        meta=metric_meta(spec, metric),
     )
 
 
@@ -224,8 +237,21 @@ def evaluate_task(
     """``spec``'s metrics over its ``split``: ``{metric: value}``; with ``baseline=True`` also
     ``{"baseline/<metric>": value}`` of the task's trivial baseline (raises :class:`BaselineUnavailable` when it
     cannot be computed). See :func:`evaluate_with_baseline`."""
-    result = evaluate_with_baseline(model, spec, root, split, batch_size, limit, num_workers, progress, baseline,
-                                    baseline_split, baseline_limit, on_report=on_report, skip_invalid=skip_invalid)
+    result = evaluate_with_baseline(
+        model,
+        spec,
+        root,
+        split,
+        batch_size,
+        limit,
+        num_workers,
+        progress,
+        baseline,
+        baseline_split,
+        baseline_limit,
+        on_report=on_report,
+        skip_invalid=skip_invalid,
+    )
     if baseline and result.baseline is None:
         raise BaselineUnavailable(result.baseline_error)
     return result.flat()
@@ -254,8 +280,9 @@ def scores_pairs(spec: TaskSpec, metric: Any) -> bool:
     """Whether ``metric`` declares pair scoring (``pairs = True``); such a metric must have ``update_pairs``."""
     pairs = bool(getattr(metric, "pairs", False))
     if pairs and not callable(getattr(metric, "update_pairs", None)):
-        raise contract_error(spec, "metrics", f"returned {type(metric).__name__}, which declares pairs = True "
-                                              "without update_pairs()")
+        raise contract_error(
+            spec, "metrics", f"returned {type(metric).__name__}, which declares pairs = True without update_pairs()"
+        )
     return pairs
 
 
@@ -264,8 +291,11 @@ def _check_items(spec: TaskSpec, batch: Mapping[str, Any], pairs: bool) -> None:
     if pairs:
         missing = [k for k in PAIR_KEYS if k not in batch]
         if missing:
-            raise contract_error(spec, "dataset", f"gave evaluation items without {', '.join(missing)}; the task's "
-                                                  "metric scores pairs (pairs = True)")
+            raise contract_error(
+                spec,
+                "dataset",
+                f"gave evaluation items without {', '.join(missing)}; the task's metric scores pairs (pairs = True)",
+            )
     elif "image" not in batch:
         hint = " (pair items: the metric must declare pairs = True)" if "image_a" in batch else ""
         raise contract_error(spec, "dataset", f"gave evaluation items without 'image'{hint}")
@@ -278,8 +308,11 @@ def metric_meta(spec: TaskSpec, metric: Any) -> dict[str, MetricMeta]:
     if meta is None:
         return {}
     if not isinstance(meta, Mapping) or not all(isinstance(v, MetricMeta) for v in meta.values()):
-        raise contract_error(spec, "metrics", f"returned {type(metric).__name__} whose meta is not a dict of "
-                                              "faceptor_core.spec.MetricMeta")
+        raise contract_error(
+            spec,
+            "metrics",
+            f"returned {type(metric).__name__} whose meta is not a dict of faceptor_core.spec.MetricMeta",
+        )
     return {str(k): v for k, v in meta.items()}
 
 
@@ -297,19 +330,22 @@ def make_metric(spec: TaskSpec):
 def checked_results(spec: TaskSpec, values) -> dict[str, float]:
     """``compute()``'s result as ``{name: float}``; anything else breaks the metric contract."""
     if not isinstance(values, Mapping):
-        raise contract_error(spec, "metrics", f"compute() returned {type(values).__name__}; expected a dict of "
-                                              "numbers")
+        raise contract_error(spec, "metrics", f"compute() returned {type(values).__name__}; expected a dict of numbers")
     try:
         return {str(k): float(v) for k, v in values.items()}
     except (TypeError, ValueError) as exc:
-        raise PluginContractError(f"task {spec.name!r} (plugin {plugin_of(spec)!r}): metrics "
-                                  f"compute() returned a value that is not a number ({exc})") from None
+        raise PluginContractError(
+            f"task {spec.name!r} (plugin {plugin_of(spec)!r}): metrics "
+            f"compute() returned a value that is not a number ({exc})"
+        ) from None
 
 
 def _check_finite(spec: TaskSpec, values: torch.Tensor, split: str) -> None:
     if values.is_floating_point() and not bool(torch.isfinite(values).all()):
-        raise NonFinitePredictionError(f"task {spec.name!r}: the model predicts NaN or infinite values on split "
-                                       f"{split!r} (has it diverged?); refusing to score them")
+        raise NonFinitePredictionError(
+            f"task {spec.name!r}: the model predicts NaN or infinite values on split "
+            f"{split!r} (has it diverged?); refusing to score them"
+        )
 
 
 def evaluate(
@@ -324,8 +360,9 @@ def evaluate(
     """Metrics of every task in ``specs``: ``{task: {metric: value}}``."""
     roots, splits, limits = roots or {}, splits or {}, limits or {}
     return {
-        name: evaluate_task(model, spec, roots.get(name), splits.get(name, "test"), batch_size,
-                            limits.get(name), progress=progress)
+        name: evaluate_task(
+            model, spec, roots.get(name), splits.get(name, "test"), batch_size, limits.get(name), progress=progress
+        )
         for name, spec in specs.items()
     }
 

@@ -76,8 +76,9 @@ def _index(name: str | int, label_names: Sequence[str], num_queries: int, what: 
     return list(label_names).index(name)
 
 
-def resolve_flip(rule: FlipRule | None, output: str, label_names: Sequence[str] = (),
-                 num_queries: int = 0) -> LabelFlip | None:
+def resolve_flip(
+    rule: FlipRule | None, output: str, label_names: Sequence[str] = (), num_queries: int = 0
+) -> LabelFlip | None:
     """The rule in the task's terms (indices, a permutation and signs); ``ValueError`` when it does not fit the task
     (an unknown label, a permutation of the wrong length or not an involution, a negation outside a regression)."""
     if rule is None:
@@ -92,8 +93,9 @@ def resolve_flip(rule: FlipRule | None, output: str, label_names: Sequence[str] 
     if rule.permutation is not None:
         perm = tuple(int(p) for p in rule.permutation)
         if sorted(perm) != list(range(num_queries)):
-            raise ValueError(f"flip rule permutation must be a permutation of range({num_queries}), got {len(perm)} "
-                             "entries")
+            raise ValueError(
+                f"flip rule permutation must be a permutation of range({num_queries}), got {len(perm)} entries"
+            )
     elif rule.swap:
         order = list(range(num_queries))
         seen: set[int] = set()
@@ -110,8 +112,10 @@ def resolve_flip(rule: FlipRule | None, output: str, label_names: Sequence[str] 
     signs = np.ones(num_queries, np.float64)
     signs[negated] = -1.0
     if perm is not None and any(signs[i] != signs[perm[i]] for i in range(num_queries)):
-        raise ValueError("flip rule: a negated value must be swapped with another negated value (flipping twice "
-                         "must be the identity)")
+        raise ValueError(
+            "flip rule: a negated value must be swapped with another negated value (flipping twice "
+            "must be the identity)"
+        )
     if perm is not None and perm == tuple(range(num_queries)):
         perm = None
     return LabelFlip(output, perm, tuple(negated), num_queries)
@@ -170,8 +174,9 @@ class LabelFlip:
     def _check_width(self, target: Any) -> None:
         shape = tuple(target.shape)
         if not shape or shape[-1] != self.num_queries:
-            raise ValueError(f"targets of shape {shape} do not hold the rule's {self.num_queries} values in their "
-                             "last dimension")
+            raise ValueError(
+                f"targets of shape {shape} do not hold the rule's {self.num_queries} values in their last dimension"
+            )
 
 
 def _take(x: Any, perm: Sequence[int] | None, axis: int) -> Any:

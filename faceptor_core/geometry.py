@@ -94,8 +94,12 @@ def warp_image(
 def unwarp_labels(labels: np.ndarray, m: np.ndarray, height: int, width: int, fill: int = 0) -> np.ndarray:
     """Map a crop label map back to the ``height x width`` original with the inverse of ``m`` (nearest)."""
     return cv2.warpAffine(
-        np.ascontiguousarray(labels.astype(np.uint8)), np.asarray(m, np.float64), (width, height),
-        flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=fill,
+        np.ascontiguousarray(labels.astype(np.uint8)),
+        np.asarray(m, np.float64),
+        (width, height),
+        flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=fill,
     )
 
 

@@ -81,8 +81,7 @@ def decode_age(head: TaskHead, raw: torch.Tensor, image_hw: tuple[int, int]) -> 
     return P.AgePrediction(head.name, expected_age(raw), age_distribution(raw))
 
 
-def decode_classification(head: TaskHead, raw: torch.Tensor,
-                          image_hw: tuple[int, int]) -> P.ClassificationPrediction:
+def decode_classification(head: TaskHead, raw: torch.Tensor, image_hw: tuple[int, int]) -> P.ClassificationPrediction:
     return P.ClassificationPrediction(head.name, raw.float().softmax(dim=-1), head.label_names)
 
 
@@ -112,15 +111,18 @@ class Output:
 
 
 #: Output kind -> (decode, prediction class): the core's only table over output kinds.
-OUTPUTS: dict[str, Output] = {o.kind: o for o in (
-    Output("landmarks", decode_landmarks, P.LandmarkPrediction),
-    Output("segmentation", decode_segmentation, P.ParsingPrediction),
-    Output("age_distribution", decode_age, P.AgePrediction),
-    Output("classification", decode_classification, P.ClassificationPrediction),
-    Output("multilabel", decode_multilabel, P.MultilabelPrediction),
-    Output("regression", decode_regression, P.RegressionPrediction),
-    Output("embedding", decode_embedding, P.EmbeddingPrediction),
-)}
+OUTPUTS: dict[str, Output] = {
+    o.kind: o
+    for o in (
+        Output("landmarks", decode_landmarks, P.LandmarkPrediction),
+        Output("segmentation", decode_segmentation, P.ParsingPrediction),
+        Output("age_distribution", decode_age, P.AgePrediction),
+        Output("classification", decode_classification, P.ClassificationPrediction),
+        Output("multilabel", decode_multilabel, P.MultilabelPrediction),
+        Output("regression", decode_regression, P.RegressionPrediction),
+        Output("embedding", decode_embedding, P.EmbeddingPrediction),
+    )
+}
 
 
 def decode_output(head: TaskHead, raw: torch.Tensor, image_hw: tuple[int, int]) -> P.Prediction:

@@ -53,8 +53,10 @@ class Prediction:
 
     def tensor(self) -> torch.Tensor:
         """The tensor a metric scores (a plugin's own prediction has none unless it says so)."""
-        raise TypeError(f"task {self.task!r}: a {type(self).__name__} has no metric tensor; give it a tensor() "
-                        "method or let the metric take the raw output (takes_raw_output = True)")
+        raise TypeError(
+            f"task {self.task!r}: a {type(self).__name__} has no metric tensor; give it a tensor() "
+            "method or let the metric take the raw output (takes_raw_output = True)"
+        )
 
     def face_results(self, frames: CropFrames) -> list[FaceTaskResult]:
         """Each row's result in its photo's coordinates (default: its ``item`` as a custom result, in crop
@@ -164,8 +166,14 @@ class ClassificationPrediction(Prediction):
     def face_results(self, frames: CropFrames) -> list[FaceTaskResult]:
         probs = self.probabilities.cpu().numpy()
         names = _names(self.label_names, probs.shape[1])
-        return [ClassificationResult(names[int(probs[k].argmax())], int(probs[k].argmax()),
-                                     dict(zip(names, map(float, probs[k]), strict=True))) for k in range(len(frames))]
+        return [
+            ClassificationResult(
+                names[int(probs[k].argmax())],
+                int(probs[k].argmax()),
+                dict(zip(names, map(float, probs[k]), strict=True)),
+            )
+            for k in range(len(frames))
+        ]
 
     def caption(self, i: int) -> str:
         k = int(self.labels[i])

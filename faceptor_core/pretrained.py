@@ -119,7 +119,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     else:
         state = unwrap_state_dict(safe_torch_load(path), path)
     if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
+        state = {k[len("module.") :]: v for k, v in state.items()}
     return state
 
 
@@ -133,9 +133,13 @@ _CLIP_SIMPLE = {
     "ln_post.bias": "ln_post.bias",
 }
 _CLIP_BLOCK = {
-    "ln_1": "norm1", "ln_2": "norm2", "attn.in_proj_weight": "attn.qkv.weight",
-    "attn.in_proj_bias": "attn.qkv.bias", "attn.out_proj": "attn.proj",
-    "mlp.c_fc": "mlp.fc1", "mlp.c_proj": "mlp.fc2",
+    "ln_1": "norm1",
+    "ln_2": "norm2",
+    "attn.in_proj_weight": "attn.qkv.weight",
+    "attn.in_proj_bias": "attn.qkv.bias",
+    "attn.out_proj": "attn.proj",
+    "mlp.c_fc": "mlp.fc1",
+    "mlp.c_proj": "mlp.fc2",
 }
 
 
@@ -154,7 +158,7 @@ def clip_key(key: str) -> str | None:
         rest = m.group(2)
         for src, dst in _CLIP_BLOCK.items():
             if rest == src or rest.startswith(src + "."):
-                return f"blocks.{m.group(1)}.{dst}{rest[len(src):]}"
+                return f"blocks.{m.group(1)}.{dst}{rest[len(src) :]}"
     return None
 
 
@@ -178,9 +182,9 @@ def clip_to_encoder_keys(state: dict[str, torch.Tensor], prefix: str = "visual."
     out: dict[str, torch.Tensor] = {}
     unknown = []
     for key, value in state.items():
-        if not key.startswith(prefix) or key[len(prefix):].startswith(CLIP_EXTRA_PREFIXES):
+        if not key.startswith(prefix) or key[len(prefix) :].startswith(CLIP_EXTRA_PREFIXES):
             continue
-        target = clip_key(key[len(prefix):])
+        target = clip_key(key[len(prefix) :])
         if target is None:
             unknown.append(key)
             continue
@@ -198,11 +202,11 @@ def timm_to_encoder_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     out = {}
     for key, value in state.items():
         if key.startswith("patch_embed.proj."):
-            out["patch_embed." + key[len("patch_embed.proj."):]] = value
+            out["patch_embed." + key[len("patch_embed.proj.") :]] = value
         elif key.startswith(("blocks.", "norm_pre.")) or key in ("cls_token", "pos_embed"):
             out[key] = value
         elif key.startswith("norm."):
-            out["ln_post." + key[len("norm."):]] = value
+            out["ln_post." + key[len("norm.") :]] = value
         elif key == "head.weight" and "head.bias" not in state:
             out["proj.weight"] = value
     return out
@@ -230,8 +234,11 @@ def encoder_state(state: dict[str, torch.Tensor], encoder: ViTEncoder, source: s
     unknown = [k for k in mapped if k not in own]
     if unknown:
         raise ValueError(f"{source}: keys the encoder does not have: {unknown[:5]}")
-    bad = [f"{k}: file {tuple(v.shape)} vs encoder {tuple(own[k].shape)}" for k, v in mapped.items()
-           if v.shape != own[k].shape]
+    bad = [
+        f"{k}: file {tuple(v.shape)} vs encoder {tuple(own[k].shape)}"
+        for k, v in mapped.items()
+        if v.shape != own[k].shape
+    ]
     if bad:
         raise ValueError(f"{source}: shape mismatches: {'; '.join(bad[:5])}")
     return mapped

@@ -186,9 +186,11 @@ class TaskRegistry:
         errors: dict[str, list[str]] = {}
         self._tasks, self._owner, self._conflicts = self._run_hook("register_tasks", TaskSpec, "task", errors)
         self._detectors, self._detector_owner, self._detector_conflicts = self._run_hook(
-            "register_detectors", DetectorSpec, "detector", errors)
+            "register_detectors", DetectorSpec, "detector", errors
+        )
         self._commands, self._command_owner, self._command_conflicts = self._run_hook(
-            "register_commands", CommandSpec, "command", errors, reserved=CORE_COMMANDS)
+            "register_commands", CommandSpec, "command", errors, reserved=CORE_COMMANDS
+        )
         self._detector_cache.clear()
         for pname, errs in errors.items():
             self._plugins[pname].register_error = "; ".join(errs) or None
@@ -200,8 +202,9 @@ class TaskRegistry:
             self._plugins[pname].commands.append(cname)
         self._dirty = False
 
-    def _run_hook(self, hook: str, spec_cls: type, kind: str, errors: dict[str, list[str]],
-                  reserved: Collection[str] = ()):
+    def _run_hook(
+        self, hook: str, spec_cls: type, kind: str, errors: dict[str, list[str]], reserved: Collection[str] = ()
+    ):
         """Call every implementation of ``hook`` (built-in plugins first); returns ``(specs, owners, conflicts)``
         by name. A plugin that takes a built-in's name or a ``reserved`` one (the core's commands) is the one
         blamed; one that breaks is named in ``errors`` and what it registered before breaking is kept."""
@@ -224,13 +227,17 @@ class TaskRegistry:
                     _errs.append(f"{kind} {spec.name!r} registered twice")
                     return
                 if spec.name in reserved:
-                    _errs.append(f"{kind} {spec.name!r} is one of the core's {kind}s (`faceptor {spec.name}`); "
-                                 "this plugin cannot register that name (the core's is kept)")
+                    _errs.append(
+                        f"{kind} {spec.name!r} is one of the core's {kind}s (`faceptor {spec.name}`); "
+                        "this plugin cannot register that name (the core's is kept)"
+                    )
                     return
                 owner = owners.get(spec.name)
                 if owner is not None and self._is_builtin(owner):
-                    _errs.append(f"{kind} {spec.name!r} is a built-in {kind} of plugin {owner!r}; "
-                                 "this plugin cannot register that name (the built-in is kept)")
+                    _errs.append(
+                        f"{kind} {spec.name!r} is a built-in {kind} of plugin {owner!r}; "
+                        "this plugin cannot register that name (the built-in is kept)"
+                    )
                     return
                 if owner is not None:
                     # record the clash, keep going: the plugin's other registrations are not lost
@@ -243,8 +250,10 @@ class TaskRegistry:
             try:
                 returned = impl.function(register=register)
                 if returned is not None:
-                    errs.append(f"{hook} returned {type(returned).__name__} (it must call register(spec) for each "
-                                f"{kind} and return None); the returned value is ignored")
+                    errs.append(
+                        f"{hook} returned {type(returned).__name__} (it must call register(spec) for each "
+                        f"{kind} and return None); the returned value is ignored"
+                    )
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:  # report the plugin by name, keep the others
@@ -333,8 +342,10 @@ class TaskRegistry:
             except DetectorError:
                 raise
             except Exception as exc:
-                raise DetectorError(f"detector {name!r} (plugin {self._detector_owner[name]!r}) cannot be loaded: "
-                                    f"{type(exc).__name__}: {exc}") from exc
+                raise DetectorError(
+                    f"detector {name!r} (plugin {self._detector_owner[name]!r}) cannot be loaded: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
             self._detector_cache[key] = as_detector(obj, name)
         return self._detector_cache[key]
 

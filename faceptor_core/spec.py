@@ -25,8 +25,10 @@ from .predictions import Prediction
 HeadType = Literal["dense", "attribute", "identity"]
 
 #: Specs and manifests name the head type ``head_type``; ``head`` (the name before 0.2) is still accepted.
-_HEAD_TYPE_FIELD = {"validation_alias": AliasChoices("head_type", "head"),
-                    "description": "Which standardized head type produces the output: dense, attribute or identity."}
+_HEAD_TYPE_FIELD = {
+    "validation_alias": AliasChoices("head_type", "head"),
+    "description": "Which standardized head type produces the output: dense, attribute or identity.",
+}
 
 
 class _HeadTypeAlias:
@@ -38,6 +40,8 @@ class _HeadTypeAlias:
 
         warnings.warn("TaskSpec.head / TaskHead.head is now head_type", DeprecationWarning, stacklevel=2)
         return self.head_type  # type: ignore[attr-defined]
+
+
 OutputKind = Literal[
     "landmarks",  # dense: heatmap per point, soft-argmax to coordinates
     "segmentation",  # dense: one mask logit map per class
@@ -360,8 +364,12 @@ def fill_flip_fields(data: Any) -> Any:
             data["flip_permutation"] = rule.permutation
         elif rule.swap:
             try:
-                resolved = resolve_flip(rule, str(data.get("output")), tuple(data.get("label_names") or ()),
-                                        int(data.get("num_queries") or 0))
+                resolved = resolve_flip(
+                    rule,
+                    str(data.get("output")),
+                    tuple(data.get("label_names") or ()),
+                    int(data.get("num_queries") or 0),
+                )
             except (ValueError, TypeError):
                 resolved = None  # reported by check_structure
             if resolved is not None and resolved.permutation is not None:
@@ -393,7 +401,8 @@ def check_structure(t: TaskSpec | TaskHead) -> None:
     if t.flip is not None:
         resolved = resolve_flip(t.flip, t.output, t.label_names, t.num_queries)
         if t.flip_permutation is not None and tuple(t.flip_permutation) != (
-                resolved.permutation if resolved and resolved.permutation else tuple(range(t.num_queries))):
+            resolved.permutation if resolved and resolved.permutation else tuple(range(t.num_queries))
+        ):
             raise ValueError("flip_permutation contradicts the flip rule; give only the rule")
 
 

@@ -119,8 +119,12 @@ class ClassificationResult(FaceTaskResult):
     kind = "classification"
 
     def to_json(self, **_: Any) -> dict[str, Any]:
-        return {"kind": self.kind, "label": self.label, "index": self.index,
-                "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()}}
+        return {
+            "kind": self.kind,
+            "label": self.label,
+            "index": self.index,
+            "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
+        }
 
     def summary(self) -> str:
         return f"{self.label} (p={self.probabilities[self.label]:.2f})"
@@ -139,8 +143,12 @@ class MultilabelResult(FaceTaskResult):
         return [k for k, v in self.probabilities.items() if v >= self.threshold]
 
     def to_json(self, **_: Any) -> dict[str, Any]:
-        return {"kind": self.kind, "threshold": self.threshold, "positive": self.positive,
-                "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()}}
+        return {
+            "kind": self.kind,
+            "threshold": self.threshold,
+            "positive": self.positive,
+            "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
+        }
 
     def summary(self) -> str:
         on = self.positive
@@ -189,7 +197,13 @@ class CustomResult(FaceTaskResult):
         return {"kind": self.kind, "frame": "crop", "value": self.value}
 
 
-TaskResult = (LandmarksResult | ParsingResult | AgeResult | ClassificationResult | MultilabelResult
-              | RegressionResult | EmbeddingResult | CustomResult)
-
-
+TaskResult = (
+    LandmarksResult
+    | ParsingResult
+    | AgeResult
+    | ClassificationResult
+    | MultilabelResult
+    | RegressionResult
+    | EmbeddingResult
+    | CustomResult
+)

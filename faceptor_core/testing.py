@@ -35,7 +35,6 @@ TINY = {"hidden_dim": 32, "num_heads": 4, "ffn_dim": 64, "num_layers": 2}
 BATCH = 4
 
 
-
 class ContractError(AssertionError):
     """A task breaks the plugin contract; the message names the task and the check."""
 
@@ -88,9 +87,13 @@ def _target_shape(spec: TaskSpec, b: int, size: int) -> tuple[tuple[int, ...], .
     """The accepted shapes of a collated training target batch, by output kind."""
     k = spec.num_queries
     return {
-        "landmarks": ((b, k, 2),), "segmentation": ((b, size, size),), "classification": ((b,), (b, 1)),
-        "multilabel": ((b, k),), "regression": ((b, k),) + (((b,),) if k == 1 else ()),
-        "age_distribution": ((b,), (b, 1)), "embedding": ((b,), (b, 1)),
+        "landmarks": ((b, k, 2),),
+        "segmentation": ((b, size, size),),
+        "classification": ((b,), (b, 1)),
+        "multilabel": ((b, k),),
+        "regression": ((b, k),) + (((b,),) if k == 1 else ()),
+        "age_distribution": ((b,), (b, 1)),
+        "embedding": ((b,), (b, 1)),
     }[spec.output]
 
 
@@ -101,8 +104,12 @@ def _check_targets(spec: TaskSpec, target: object, size: int) -> None:
     want = _target_shape(spec, len(target), size)
     if tuple(target.shape) not in want:
         what = " or ".join(str(w) for w in want)
-        _fail(spec, "dataset", f"a batch of {spec.output} targets has shape {tuple(target.shape)}, expected {what} "
-                               f"({spec.num_queries} queries)")
+        _fail(
+            spec,
+            "dataset",
+            f"a batch of {spec.output} targets has shape {tuple(target.shape)}, expected {what} "
+            f"({spec.num_queries} queries)",
+        )
 
 
 def check_crop(spec: TaskSpec, root: str | None, tmp: Path) -> None:
@@ -121,12 +128,19 @@ def check_crop(spec: TaskSpec, root: str | None, tmp: Path) -> None:
         _fail(spec, "crop", "transformed items must record meta['affine'] (original pixels -> crop pixels)")
     want = spec.crop.matrix(size, points=pts, box=box, image_hw=(h, w))
     if not np.allclose(np.asarray(affine, np.float64), want, atol=1e-3):
-        _fail(spec, "crop", f"the evaluation crop is not the spec's crop ({spec.crop.method} method): the transform "
-                            "must crop with spec.crop.matrix (faceptor_tasks.families.crop.item_crop_matrix)")
+        _fail(
+            spec,
+            "crop",
+            f"the evaluation crop is not the spec's crop ({spec.crop.method} method): the transform "
+            "must crop with spec.crop.matrix (faceptor_tasks.families.crop.item_crop_matrix)",
+        )
     factor = float(np.asarray(out["meta"].get("warp_factor", 0.0)))
     if abs(factor - spec.crop.warp_factor) > 1e-9:
-        _fail(spec, "crop", f"the evaluation crop's tanh warp is {factor:g}, the spec's crop declares "
-                            f"{spec.crop.warp_factor:g}")
+        _fail(
+            spec,
+            "crop",
+            f"the evaluation crop's tanh warp is {factor:g}, the spec's crop declares {spec.crop.warp_factor:g}",
+        )
 
 
 def check_flip(spec: TaskSpec, root: str | None, tmp: Path) -> None:
@@ -144,8 +158,11 @@ def check_forward(spec: TaskSpec, root: str | None, tmp: Path, registry: TaskReg
     x = torch.rand(2, 3, 48, 48)
     raw = model(x)[spec.name]
     s = _tiny_size(spec) // 4
-    want = {"dense": (2, spec.num_queries, s, s), "attribute": (2, spec.num_queries),
-            "identity": (2, spec.embedding_dim)}[spec.head_type]
+    want = {
+        "dense": (2, spec.num_queries, s, s),
+        "attribute": (2, spec.num_queries),
+        "identity": (2, spec.embedding_dim),
+    }[spec.head_type]
     if tuple(raw.shape) != want:
         _fail(spec, "forward", f"raw output shape {tuple(raw.shape)}, expected {want}")
     pred = model.predict(x)[spec.name]
@@ -184,14 +201,22 @@ def check_metrics(spec: TaskSpec, root: str | None, tmp: Path, registry: TaskReg
         _fail(spec, "metrics", f"primary metric {spec.primary_metric!r} not among {sorted(values)}")
     undeclared = sorted(set(values) - set(meta))
     if undeclared:
-        _fail(spec, "metrics", f"meta declares no direction / unit for {', '.join(undeclared)} (give the metric a "
-                               "meta: {name: faceptor_core.spec.MetricMeta(better=..., unit=..., description=...)})")
+        _fail(
+            spec,
+            "metrics",
+            f"meta declares no direction / unit for {', '.join(undeclared)} (give the metric a "
+            "meta: {name: faceptor_core.spec.MetricMeta(better=..., unit=..., description=...)})",
+        )
     primary = meta[spec.primary_metric]
     if primary.higher_is_better is None:
         _fail(spec, "metrics", f"primary metric {spec.primary_metric!r} is no score (its meta has better=None)")
     if primary.higher_is_better != spec.higher_is_better:
-        _fail(spec, "metrics", f"primary metric {spec.primary_metric!r}: meta says {primary.better} is better, the "
-                               f"spec says higher_is_better={spec.higher_is_better}")
+        _fail(
+            spec,
+            "metrics",
+            f"primary metric {spec.primary_metric!r}: meta says {primary.better} is better, the "
+            f"spec says higher_is_better={spec.higher_is_better}",
+        )
     for name, v in values.items():
         if meta[name].unit == "fraction" and not 0 <= v <= 1 + 1e-9:
             _fail(spec, "metrics", f"{name}={v} outside [0, 1] (its meta's unit is 'fraction')")
@@ -207,14 +232,25 @@ def check_save_load(spec: TaskSpec, root: str | None, tmp: Path, registry: TaskR
 
 
 CHECKS: dict[str, Callable] = {
-    "spec": check_spec, "dataset": check_dataset, "crop": check_crop, "flip": check_flip, "forward": check_forward,
-    "loss": check_loss, "metrics": check_metrics, "save_load": check_save_load,
+    "spec": check_spec,
+    "dataset": check_dataset,
+    "crop": check_crop,
+    "flip": check_flip,
+    "forward": check_forward,
+    "loss": check_loss,
+    "metrics": check_metrics,
+    "save_load": check_save_load,
 }
 _DATA_CHECKS = ("spec", "dataset", "crop", "flip")
 
 
-def run_contract(task: str | TaskSpec, root: str | None = None, tmp: Path | None = None,
-                 registry: TaskRegistry | None = None, checks: Sequence[str] = tuple(CHECKS)) -> None:
+def run_contract(
+    task: str | TaskSpec,
+    root: str | None = None,
+    tmp: Path | None = None,
+    registry: TaskRegistry | None = None,
+    checks: Sequence[str] = tuple(CHECKS),
+) -> None:
     """Run the contract checks on one task; raises :class:`ContractError` naming the task and the failing check
     (any exception inside a check becomes that check's ``ContractError``, the original chained)."""
     import tempfile

@@ -60,16 +60,20 @@ def _train_outputs(spec: TaskSpec, items: list[dict], size: int) -> list[tuple[d
     return outs
 
 
-def _expected(spec: TaskSpec, flip: LabelFlip, item: dict, out: dict, flipped: bool, eval_target: Any,
-              size: int) -> np.ndarray:
+def _expected(
+    spec: TaskSpec, flip: LabelFlip, item: dict, out: dict, flipped: bool, eval_target: Any, size: int
+) -> np.ndarray:
     """The target a training item must carry, from the raw item and the affine the transform recorded."""
     affine = np.asarray(_np(out["meta"]["affine"]), np.float64)
     if spec.output == "landmarks":
         target = apply_affine(np.asarray(item["target"], np.float64), affine)
     elif spec.output == "segmentation":
         label = np.asarray(item["target"], np.uint8)
-        target = (remap(label, crop_maps(affine, spec.crop.warp_factor, size), cv2.INTER_NEAREST)
-                  if spec.crop.warp_factor > 0 else warp_image(label, affine, size, cv2.INTER_NEAREST))
+        target = (
+            remap(label, crop_maps(affine, spec.crop.warp_factor, size), cv2.INTER_NEAREST)
+            if spec.crop.warp_factor > 0
+            else warp_image(label, affine, size, cv2.INTER_NEAREST)
+        )
     else:
         target = _np(eval_target)
     return _np(flip.relabel(target)) if flipped else np.asarray(target)
@@ -107,8 +111,10 @@ def _symmetry(spec: TaskSpec, flip: LabelFlip, targets: list[np.ndarray], size: 
         err_best = float(dist.min(axis=1).mean()) / spread  # each mirrored point to its nearest point
         err_rule = float(np.linalg.norm(_np(flip.mirror(mean, size)) - mean, axis=-1).mean()) / spread
         if mutual >= 0.7 and err_best < 0.035 and err_rule > 2 * err_best + 0.05:
-            return (f"the mirrored mean face lands within {err_best:.0%} of the face size on its own points, but the "
-                    f"rule's point order puts them {err_rule:.0%} away: the rule's point pairing looks wrong")
+            return (
+                f"the mirrored mean face lands within {err_best:.0%} of the face size on its own points, but the "
+                f"rule's point order puts them {err_rule:.0%} away: the rule's point pairing looks wrong"
+            )
         return None
     if spec.output == "segmentation":
         labels = np.stack([t.astype(np.int64) for t in targets])
@@ -125,11 +131,15 @@ def _symmetry(spec: TaskSpec, flip: LabelFlip, targets: list[np.ndarray], size: 
                 swap, keep = int(confusion[c, d] + confusion[d, c]), int(confusion[c, c] + confusion[d, d])
                 pair = f"{names[c]!r} and {names[d]!r}"
                 if perm[c] == d and swap + keep >= 16 and swap < keep:
-                    return (f"the rule swaps {pair}, but mirrored faces put them on themselves ({keep} pixels) more "
-                            f"than on each other ({swap}): the rule's class swap looks wrong")
+                    return (
+                        f"the rule swaps {pair}, but mirrored faces put them on themselves ({keep} pixels) more "
+                        f"than on each other ({swap}): the rule's class swap looks wrong"
+                    )
                 if perm[c] == c and perm[d] == d and swap >= 16 and swap > 2 * keep:
-                    return (f"the rule keeps {pair}, but mirrored faces put each on the other ({swap} pixels, against "
-                            f"{keep} on themselves): the rule should swap them")
+                    return (
+                        f"the rule keeps {pair}, but mirrored faces put each on the other ({swap} pixels, against "
+                        f"{keep} on themselves): the rule should swap them"
+                    )
     return None
 
 
@@ -148,18 +158,23 @@ def check_flip(spec: TaskSpec, root: str | None, size: int, fail: Callable[[str]
     mirrored = [_mirrored(out) for _, out in outs]
     if flip is None:
         if any(mirrored):
-            fail("the training transform mirrors images (meta['affine'] has a negative determinant) but the task "
-                 "declares no flip rule: set TaskSpec.flip to how its labels change (FlipRule() when they do not)")
+            fail(
+                "the training transform mirrors images (meta['affine'] has a negative determinant) but the task "
+                "declares no flip rule: set TaskSpec.flip to how its labels change (FlipRule() when they do not)"
+            )
         return
     for t in eval_targets:
         try:
             twice = _np(flip.mirror(flip.mirror(t, size), size))
         except (ValueError, IndexError, RuntimeError) as exc:
-            fail(f"the rule ({spec.flip.describe()}) cannot be applied to the task's targets of shape "
-                 f"{tuple(np.shape(_np(t)))}: {exc}")
+            fail(
+                f"the rule ({spec.flip.describe()}) cannot be applied to the task's targets of shape "
+                f"{tuple(np.shape(_np(t)))}: {exc}"
+            )
             return
-        if twice.shape != _np(t).shape or not np.allclose(twice.astype(np.float64), _np(t).astype(np.float64),
-                                                          atol=1e-4, equal_nan=True):
+        if twice.shape != _np(t).shape or not np.allclose(
+            twice.astype(np.float64), _np(t).astype(np.float64), atol=1e-4, equal_nan=True
+        ):
             fail(f"flipping a target twice does not give it back ({spec.flip.describe()})")
     if flip.changes_labels and any(m is None for m in mirrored):
         fail("training items must record meta['affine'] (crop and flip) so that flipped items can be told apart")

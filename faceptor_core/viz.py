@@ -11,12 +11,21 @@ from PIL import Image, ImageDraw
 from . import predictions as P
 from .drawing import draw_landmarks, overlay_parsing, palette, scaled_points
 
-__all__ = ["contact_sheet", "draw_landmarks", "face_lines", "overlay_parsing", "palette", "photo_overlay",
-           "plot_curves", "prediction_card"]
+__all__ = [
+    "contact_sheet",
+    "draw_landmarks",
+    "face_lines",
+    "overlay_parsing",
+    "palette",
+    "photo_overlay",
+    "plot_curves",
+    "prediction_card",
+]
 
 
-def prediction_card(image: np.ndarray, preds: Mapping[str, P.Prediction], index: int = 0,
-                    scale: int = 1) -> Image.Image:
+def prediction_card(
+    image: np.ndarray, preds: Mapping[str, P.Prediction], index: int = 0, scale: int = 1
+) -> Image.Image:
     """One image with every task's prediction drawn (area fills under marks) and each one's caption below."""
     img = Image.fromarray(image)
     if scale != 1:
@@ -48,8 +57,12 @@ def contact_sheet(cards: Sequence[Image.Image], columns: int = 4, pad: int = 4) 
     return sheet
 
 
-def plot_curves(series: Mapping[str, Sequence[tuple[float, float]]], title: str = "",
-                size: tuple[int, int] = (720, 400), log_y: bool = True) -> Image.Image:
+def plot_curves(
+    series: Mapping[str, Sequence[tuple[float, float]]],
+    title: str = "",
+    size: tuple[int, int] = (720, 400),
+    log_y: bool = True,
+) -> Image.Image:
     """A line chart of ``{name: [(x, y), ...]}`` (log-scale y by default)."""
     width, height = size
     left, right, top, bottom = 60, 170, 28, 36
@@ -72,7 +85,7 @@ def plot_curves(series: Mapping[str, Sequence[tuple[float, float]]], title: str 
     d.rectangle([left, top, width - right, height - bottom], outline=(0, 0, 0))
     for frac in (0.0, 0.5, 1.0):
         yv = y0 + frac * (y1 - y0)
-        label = f"{10 ** yv:.3g}" if log_y else f"{yv:.3g}"
+        label = f"{10**yv:.3g}" if log_y else f"{yv:.3g}"
         py = height - bottom - frac * (height - top - bottom)
         d.text((4, py - 6), label, fill=(0, 0, 0))
         xv = x0 + frac * (x1 - x0)
@@ -122,8 +135,9 @@ def photo_overlay(image: np.ndarray, result, max_side: int = 2048) -> Image.Imag
     img = Image.fromarray(canvas)
     scale = min(max_side / max(h, w), max(1.0, 256 / max(h, w)))
     if scale != 1:
-        img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))),
-                         Image.NEAREST if scale > 1 else Image.BILINEAR)
+        img = img.resize(
+            (max(1, round(w * scale)), max(1, round(h * scale))), Image.NEAREST if scale > 1 else Image.BILINEAR
+        )
     d = ImageDraw.Draw(img)
     colours = palette(len(result.faces) + 2)[2:]
     lw = max(1, round(min(img.size) / 300))

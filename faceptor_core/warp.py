@@ -113,18 +113,27 @@ def original_maps(affine: np.ndarray, factor: float, size: int, height: int, wid
 
 def remap(array: np.ndarray, maps: Maps, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
     """``array`` (``H x W`` or ``H x W x C``) sampled at ``maps`` (border value 0)."""
-    return cv2.remap(np.ascontiguousarray(array), maps[0], maps[1], interpolation, borderMode=cv2.BORDER_CONSTANT,
-                     borderValue=0)
+    return cv2.remap(
+        np.ascontiguousarray(array), maps[0], maps[1], interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
 
 
-def warp_to_crop(array: np.ndarray, affine: np.ndarray, factor: float, size: int,
-                 interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+def warp_to_crop(
+    array: np.ndarray, affine: np.ndarray, factor: float, size: int, interpolation: int = cv2.INTER_LINEAR
+) -> np.ndarray:
     """An original image (``H x W`` or ``H x W x C``) -> its ``size x size`` warped crop (zeros outside)."""
     return remap(array, crop_maps(affine, factor, size), interpolation)
 
 
-def warp_to_original(array: np.ndarray, affine: np.ndarray, factor: float, size: int, height: int, width: int,
-                     interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+def warp_to_original(
+    array: np.ndarray,
+    affine: np.ndarray,
+    factor: float,
+    size: int,
+    height: int,
+    width: int,
+    interpolation: int = cv2.INTER_LINEAR,
+) -> np.ndarray:
     """A ``size x size`` warped crop (e.g. ``S x S x K`` logits) -> the ``height x width`` original geometry
     (zeros where the crop does not reach)."""
     return remap(array, original_maps(affine, factor, size, height, width), interpolation)

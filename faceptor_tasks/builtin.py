@@ -71,109 +71,188 @@ _SIMPLE = "whole image resized to 112 px (Pillow bilinear)"
 #: The evaluation protocol of each built-in task, as ``faceptor eval`` names it (details: docs/datasets.md).
 PROTOCOLS = {
     "landmarks_300w": f"{_REF}: CSV coordinates - 2.0; box centre +- 100*scale fills 80% of the 512-px crop; {_NME}; "
-                      "inter-ocular 36-45 (nme), inter-pupil",
+    "inter-ocular 36-45 (nme), inter-pupil",
     "landmarks_wflw": f"{_REF}: box centre +- 100*scale fills 80% of the 512-px crop; {_NME}; inter-ocular 60-72; "
-                      f"{_AUC} at 0.1",
+    f"{_AUC} at 0.1",
     "landmarks_cofw": f"{_REF}: box = landmarks' extent squared, fills 80% of the 512-px crop; {_NME}; inter-ocular "
-                      f"8-9; {_AUC} at 0.1",
+    f"8-9; {_AUC} at 0.1",
     "landmarks_aflw19": f"{_REF}: release box stretched onto the 512-px crop (not squared); {_NME}; box diagonal "
-                        f"(nme), sqrt(w*h) (nme_box); {_AUC} at 0.07: grid ends at 0.0701, perfect = 1.0014, FR counts "
-                        "NME > 0.0701",
+    f"(nme), sqrt(w*h) (nme_box); {_AUC} at 0.07: grid ends at 0.0701, perfect = 1.0014, FR counts "
+    "NME > 0.0701",
     "parsing_celebamask_hq": f"{_REF}: 512-px mask geometry, no alignment; F1 from one confusion matrix over the "
-                             "split, mean over the 18 non-background classes (NaN if a class is absent from the set)",
+    "split, mean over the 18 non-background classes (NaN if a class is absent from the set)",
     "parsing_lapa": f"{_REF}: 5-point similarity to FaRL's template + tanh warp 0.8 (512 px); logits warped back "
-                    "(bilinear) and scored in the original image; F1 from one confusion matrix, mean over the 10 "
-                    "non-background classes (NaN if a class is absent from the set)",
+    "(bilinear) and scored in the original image; F1 from one confusion matrix, mean over the 10 "
+    "non-background classes (NaN if a class is absent from the set)",
     "age_morph2": f"{_REF}: {_SIMPLE}; age = sum k p_k, p the L1-normalised sigmoid over 0..100; MAE",
     "age_utkface": f"{_REF}: {_SIMPLE}; age = sum k p_k, p the L1-normalised sigmoid over 0..100; MAE "
-                   "(the reference's split with its label/*.csv, else a CRC-32 80/20 split)",
+    "(the reference's split with its label/*.csv, else a CRC-32 80/20 split)",
     "expression_rafdb": f"{_REF}: {_SIMPLE}; top-1 = torch.topk on the logits; accuracy",
     "expression_affectnet": f"{_REF}: {_SIMPLE} (CSV face box when reading the release); top-1 = torch.topk on the "
-                            "logits; accuracy",
+    "logits; accuracy",
     "expression_ferplus": f"{_REF}: {_SIMPLE}; majority-vote labels; top-1 = torch.topk on the logits; accuracy",
     "attributes_celeba": f"{_REF}: {_SIMPLE}; positive iff sigmoid(logit) > 0.5 (0.5 is negative); mean accuracy "
-                         "over the 40 attributes",
+    "over the 40 attributes",
     "recognition_ms1mv3": "InsightFace verification: embedding(image) + embedding(flip), L2-normalised; squared "
-                          "distance thresholds 0..4 step 0.01, unshuffled 10-fold CV; mean accuracy",
+    "distance thresholds 0..4 step 0.01, unshuffled 10-fold CV; mean accuracy",
 }
 
 
 def builtin_tasks() -> list[TaskSpec]:
     """The paper's tasks and their sibling datasets, declared on the families (``extra["protocol"]`` names
     each one's evaluation protocol)."""
-    return [spec.model_copy(update={"extra": {**spec.extra, "protocol": PROTOCOLS[spec.name]}})
-            for spec in _declarations()]
+    return [
+        spec.model_copy(update={"extra": {**spec.extra, "protocol": PROTOCOLS[spec.name]}}) for spec in _declarations()
+    ]
 
 
 def _declarations() -> list[TaskSpec]:
     return [
         # -- landmarks -----------------------------------------------------------------------------------
         landmark_task(
-            "landmarks_300w", 68, FLIP_68, reader=read_300w, loss_weight=1000.0,
-            crop=landmark_crop(0.8, "300W face boxes (HRNet CSV: side 200 x scale; .pts: the points' extent), "
-                                    "squared, filling 0.8 of the crop"),
-            norms={"inter_ocular": inter_points(36, 45),
-                   "inter_pupil": inter_points(range(36, 42), range(42, 48))},
+            "landmarks_300w",
+            68,
+            FLIP_68,
+            reader=read_300w,
+            loss_weight=1000.0,
+            crop=landmark_crop(
+                0.8,
+                "300W face boxes (HRNet CSV: side 200 x scale; .pts: the points' extent), "
+                "squared, filling 0.8 of the crop",
+            ),
+            norms={"inter_ocular": inter_points(36, 45), "inter_pupil": inter_points(range(36, 42), range(42, 48))},
             description="300W, 68 points (HRNet CSV layout).",
             extra={"splits": ("train", "valid", "valid_common", "valid_challenge", "test")},
         ),
         landmark_task(
-            "landmarks_wflw", 98, FLIP_98, reader=read_wflw, loss_weight=1000.0,
+            "landmarks_wflw",
+            98,
+            FLIP_98,
+            reader=read_wflw,
+            loss_weight=1000.0,
             crop=landmark_crop(0.8, "WFLW face rectangles (HRNet CSV: side 200 x scale), squared, filling 0.8"),
             norms={"inter_ocular": inter_points(60, 72), "inter_pupil": inter_points(96, 97)},
-            auc=(("inter_ocular", 0.1),), description="WFLW, 98 points.", extra={"splits": WFLW_SPLITS},
+            auc=(("inter_ocular", 0.1),),
+            description="WFLW, 98 points.",
+            extra={"splits": WFLW_SPLITS},
         ),
         landmark_task(
-            "landmarks_cofw", 29, FLIP_29, reader=read_cofw, loss_weight=1000.0,
+            "landmarks_cofw",
+            29,
+            FLIP_29,
+            reader=read_cofw,
+            loss_weight=1000.0,
             crop=landmark_crop(0.8, "COFW: the 29 points' extent, squared, filling 0.8 of the crop"),
-            norms={"inter_ocular": inter_points(8, 9)}, auc=(("inter_ocular", 0.1),),
-            description="COFW, 29 points (COFW_{train,test}_color.mat).", extra={"splits": ("train", "test")},
+            norms={"inter_ocular": inter_points(8, 9)},
+            auc=(("inter_ocular", 0.1),),
+            description="COFW, 29 points (COFW_{train,test}_color.mat).",
+            extra={"splits": ("train", "test")},
         ),
         landmark_task(
-            "landmarks_aflw19", 19, FLIP_19, reader=read_aflw19, loss_weight=1000.0,
-            crop=landmark_crop(1.0, "AFLW-19 face boxes (bbox of AFLWinfo_release.mat), stretched onto the crop "
-                                    "(the reference's AFLW-19 crop), filling it", square=False),
-            norms={"diag": DIAG_NORM, "box": BOX_NORM, "inter_ocular": inter_points(6, 11),
-                   "inter_pupil": inter_points(7, 10)},
-            auc=(("box", 0.07),), description="AFLW-19, 19 points (AFLWinfo_release.mat).",
+            "landmarks_aflw19",
+            19,
+            FLIP_19,
+            reader=read_aflw19,
+            loss_weight=1000.0,
+            crop=landmark_crop(
+                1.0,
+                "AFLW-19 face boxes (bbox of AFLWinfo_release.mat), stretched onto the crop "
+                "(the reference's AFLW-19 crop), filling it",
+                square=False,
+            ),
+            norms={
+                "diag": DIAG_NORM,
+                "box": BOX_NORM,
+                "inter_ocular": inter_points(6, 11),
+                "inter_pupil": inter_points(7, 10),
+            },
+            auc=(("box", 0.07),),
+            description="AFLW-19, 19 points (AFLWinfo_release.mat).",
             extra={"splits": ("train", "test", "test_frontal")},
         ),
         # -- parsing -------------------------------------------------------------------------------------
         parsing_task(
-            "parsing_celebamask_hq", CELEBAMASK_LABELS, reader=read_celebamask_hq, loss_weight=100.0,
+            "parsing_celebamask_hq",
+            CELEBAMASK_LABELS,
+            reader=read_celebamask_hq,
+            loss_weight=100.0,
             crop=CELEBA_HQ_CROP,
-            description="CelebAMask-HQ, 19 classes.", extra={"splits": ("train", "val", "test", "train_val")},
+            description="CelebAMask-HQ, 19 classes.",
+            extra={"splits": ("train", "val", "test", "train_val")},
         ),
         parsing_task(
-            "parsing_lapa", LAPA_LABELS, reader=read_lapa, loss_weight=100.0,
-            crop=parsing_crop(1.0, "LaPa: the reader's five points aligned to FaRL's template at 512 px, then "
-                                   f"FaRL's tanh warp ({LAPA_WARP_FACTOR})", warp_factor=LAPA_WARP_FACTOR),
+            "parsing_lapa",
+            LAPA_LABELS,
+            reader=read_lapa,
+            loss_weight=100.0,
+            crop=parsing_crop(
+                1.0,
+                "LaPa: the reader's five points aligned to FaRL's template at 512 px, then "
+                f"FaRL's tanh warp ({LAPA_WARP_FACTOR})",
+                warp_factor=LAPA_WARP_FACTOR,
+            ),
             description="LaPa, 11 classes (crops aligned on 5 landmarks, tanh-warped; scored in the original image).",
             extra={"splits": ("train", "val", "test", "train_val")},
         ),
         # -- age -----------------------------------------------------------------------------------------
-        age_task("age_morph2", reader=read_morph2, loss_weight=6.0, description="MORPH II, ages 0..100.",
-                 crop=ASSUMED_CROP, extra={"splits": ("train", "test")}),
-        age_task("age_utkface", reader=read_utkface, loss_weight=1.5, description="UTKFace, ages 0..100.",
-                 crop=ASSUMED_CROP, extra={"splits": ("train", "test", "all")}),
+        age_task(
+            "age_morph2",
+            reader=read_morph2,
+            loss_weight=6.0,
+            description="MORPH II, ages 0..100.",
+            crop=ASSUMED_CROP,
+            extra={"splits": ("train", "test")},
+        ),
+        age_task(
+            "age_utkface",
+            reader=read_utkface,
+            loss_weight=1.5,
+            description="UTKFace, ages 0..100.",
+            crop=ASSUMED_CROP,
+            extra={"splits": ("train", "test", "all")},
+        ),
         # -- expression ----------------------------------------------------------------------------------
-        expression_task("expression_rafdb", reader=read_rafdb, loss_weight=1.0, crop=ASSUMED_CROP,
-                        description="RAF-DB basic, 7 expressions.", extra={"splits": ("train", "test")}),
-        expression_task("expression_affectnet", reader=read_affectnet, loss_weight=4.0,
-                        crop=CropSpec(method="box", source="AffectNet's face boxes, squared, filling the crop"),
-                        description="AffectNet, 7 expressions (contempt excluded).",
-                        extra={"splits": ("train", "val", "test")}),
-        expression_task("expression_ferplus", reader=read_ferplus, loss_weight=1.0, crop=ASSUMED_CROP,
-                        description="FERPlus (majority vote), 7 expressions.",
-                        extra={"splits": ("train", "val", "test", "train_val")}),
+        expression_task(
+            "expression_rafdb",
+            reader=read_rafdb,
+            loss_weight=1.0,
+            crop=ASSUMED_CROP,
+            description="RAF-DB basic, 7 expressions.",
+            extra={"splits": ("train", "test")},
+        ),
+        expression_task(
+            "expression_affectnet",
+            reader=read_affectnet,
+            loss_weight=4.0,
+            crop=CropSpec(method="box", source="AffectNet's face boxes, squared, filling the crop"),
+            description="AffectNet, 7 expressions (contempt excluded).",
+            extra={"splits": ("train", "val", "test")},
+        ),
+        expression_task(
+            "expression_ferplus",
+            reader=read_ferplus,
+            loss_weight=1.0,
+            crop=ASSUMED_CROP,
+            description="FERPlus (majority vote), 7 expressions.",
+            extra={"splits": ("train", "val", "test", "train_val")},
+        ),
         # -- attributes ----------------------------------------------------------------------------------
-        attribute_task("attributes_celeba", CELEBA_ATTRIBUTES, reader=read_celeba_attributes, loss_weight=2.0,
-                       crop=CELEBA_ALIGN_CROP,
-                       description="CelebA, 40 binary attributes.",
-                       extra={"splits": ("train", "val", "test", "trainval")}),
+        attribute_task(
+            "attributes_celeba",
+            CELEBA_ATTRIBUTES,
+            reader=read_celeba_attributes,
+            loss_weight=2.0,
+            crop=CELEBA_ALIGN_CROP,
+            description="CelebA, 40 binary attributes.",
+            extra={"splits": ("train", "val", "test", "trainval")},
+        ),
         # -- recognition ---------------------------------------------------------------------------------
         recognition_task(
-            "recognition_ms1mv3", 93431, loss_weight=5.0, verification=VERIFICATION_SETS,
-            description="MS1MV3, CosFace.", extra={"splits": ("train", *VERIFICATION_SETS)},
+            "recognition_ms1mv3",
+            93431,
+            loss_weight=5.0,
+            verification=VERIFICATION_SETS,
+            description="MS1MV3, CosFace.",
+            extra={"splits": ("train", *VERIFICATION_SETS)},
         ),
     ]

@@ -34,8 +34,11 @@ SYNTH_LANDMARK_LOSS = partial(landmark_loss, radius=12.0, heatmap_weight=0.01)
 #: (``mean_five_points(4000)``; their spread is about 4-7 px): where the training images put the face, so the
 #: crop that the whole-image training resize gives an average face.
 SYNTH_POINTS_112 = ((42.312, 50.4), (68.699, 50.375), (55.492, 62.905), (45.523, 72.225), (65.501, 72.2))
-SYNTH_CROP = CropSpec(template=SYNTH_POINTS_112, frame=(112.0, 112.0),
-                      source="SynthFaces: the mean five points of its 112-px training images")
+SYNTH_CROP = CropSpec(
+    template=SYNTH_POINTS_112,
+    frame=(112.0, 112.0),
+    source="SynthFaces: the mean five points of its 112-px training images",
+)
 SYNTH_LANDMARK_CROP = landmark_crop(0.8, "SynthFaces: the 68 points' extent, squared, filling 0.8 of the crop")
 #: synth_parsing uses absent_classes="skip": a class absent from both the labels and the predictions of a (small)
 #: evaluated set is left out of the mean F1, so that smoke evaluations of a few images stay finite. The real
@@ -56,8 +59,9 @@ def _unused_reader(*args: Any, **kw: Any):  # the families' factories take a rea
     raise NotImplementedError
 
 
-def synth_dataset(root: Any, split: str, transform=None, skip_invalid: bool = False, *, target: str,
-                  length: int | None = None):
+def synth_dataset(
+    root: Any, split: str, transform=None, skip_invalid: bool = False, *, target: str, length: int | None = None
+):
     """``TaskSpec.dataset`` of a SynthFaces task (``root`` is unused: images are generated)."""
     return SynthFacesDataset(split, size=SIZE, length=length, target=target, transform=transform)
 
@@ -78,8 +82,13 @@ class SynthVerificationPairs:
             return {"image": self.a[i], "image_b": self.b[i], "target": int(same)}
         a = self.transform({"image": self.a[i], "target": int(same)})
         b = self.transform({"image": self.b[i], "target": int(same)})
-        return {"image_a": a["image"], "image_b": b["image"], "issame": same, "target": a["target"],
-                "meta": {"pair": i}}
+        return {
+            "image_a": a["image"],
+            "image_b": b["image"],
+            "issame": same,
+            "target": a["target"],
+            "meta": {"pair": i},
+        }
 
 
 def synth_identity_dataset(root: Any, split: str, transform=None, skip_invalid: bool = False):
@@ -88,30 +97,70 @@ def synth_identity_dataset(root: Any, split: str, transform=None, skip_invalid: 
     return SynthVerificationPairs(transform)
 
 
-PROTOCOL = ("SynthFaces smoke protocol: the family's metric on the generated test split (parsing: a class absent "
-            "from the evaluated set is left out of the mean F1)")
+PROTOCOL = (
+    "SynthFaces smoke protocol: the family's metric on the generated test split (parsing: a class absent "
+    "from the evaluated set is left out of the mean F1)"
+)
 
 
 def _on_synth(spec: TaskSpec, target: str) -> TaskSpec:
-    return spec.model_copy(update={"dataset": partial(synth_dataset, target=target), "description": NOTE,
-                                   "license": "Apache-2.0 (generated data)",
-                                   "extra": {**spec.extra, "protocol": PROTOCOL}})
+    return spec.model_copy(
+        update={
+            "dataset": partial(synth_dataset, target=target),
+            "description": NOTE,
+            "license": "Apache-2.0 (generated data)",
+            "extra": {**spec.extra, "protocol": PROTOCOL},
+        }
+    )
 
 
 def synth_tasks() -> list[TaskSpec]:
     return [
-        _on_synth(landmark_task("synth_landmarks", 68, FLIP_68, reader=_unused_reader, input_size=SIZE,
-                                crop=SYNTH_LANDMARK_CROP, norms={"inter_ocular": inter_points(36, 45)},
-                                auc=[("inter_ocular", 0.1)]),
-                  "landmarks").model_copy(update={"loss": SYNTH_LANDMARK_LOSS}),
-        _on_synth(parsing_task("synth_parsing", LAPA_CLASSES, reader=_unused_reader, input_size=SIZE,
-                               label_flip=LAPA_FLIP, absent_classes="skip", crop=SYNTH_CROP), "parsing"),
+        _on_synth(
+            landmark_task(
+                "synth_landmarks",
+                68,
+                FLIP_68,
+                reader=_unused_reader,
+                input_size=SIZE,
+                crop=SYNTH_LANDMARK_CROP,
+                norms={"inter_ocular": inter_points(36, 45)},
+                auc=[("inter_ocular", 0.1)],
+            ),
+            "landmarks",
+        ).model_copy(update={"loss": SYNTH_LANDMARK_LOSS}),
+        _on_synth(
+            parsing_task(
+                "synth_parsing",
+                LAPA_CLASSES,
+                reader=_unused_reader,
+                input_size=SIZE,
+                label_flip=LAPA_FLIP,
+                absent_classes="skip",
+                crop=SYNTH_CROP,
+            ),
+            "parsing",
+        ),
         _on_synth(age_task("synth_age", reader=_unused_reader, input_size=SIZE, crop=SYNTH_CROP), "age"),
-        _on_synth(expression_task("synth_expression", reader=_unused_reader, input_size=SIZE, crop=SYNTH_CROP),
-                  "expression"),
-        _on_synth(attribute_task("synth_attributes", SYNTH_ATTRIBUTES, reader=_unused_reader, input_size=SIZE,
-                                 crop=SYNTH_CROP), "attributes"),
-        _on_synth(recognition_task("synth_identity", TRAIN_IDENTITIES, reader=_unused_reader, input_size=SIZE,
-                                   verification=("synth_pairs",), embedding_dim=512, crop=SYNTH_CROP),
-                  "identity").model_copy(update={"dataset": synth_identity_dataset}),
+        _on_synth(
+            expression_task("synth_expression", reader=_unused_reader, input_size=SIZE, crop=SYNTH_CROP), "expression"
+        ),
+        _on_synth(
+            attribute_task(
+                "synth_attributes", SYNTH_ATTRIBUTES, reader=_unused_reader, input_size=SIZE, crop=SYNTH_CROP
+            ),
+            "attributes",
+        ),
+        _on_synth(
+            recognition_task(
+                "synth_identity",
+                TRAIN_IDENTITIES,
+                reader=_unused_reader,
+                input_size=SIZE,
+                verification=("synth_pairs",),
+                embedding_dim=512,
+                crop=SYNTH_CROP,
+            ),
+            "identity",
+        ).model_copy(update={"dataset": synth_identity_dataset}),
     ]

@@ -13,8 +13,7 @@ import faceptor_core
 from faceptor_core.photo import CUT_BY_BORDER, SMALL
 from tests.conftest import tiny_build
 
-PAPER = ["landmarks_300w", "parsing_lapa", "age_morph2", "expression_rafdb", "attributes_celeba",
-         "recognition_ms1mv3"]
+PAPER = ["landmarks_300w", "parsing_lapa", "age_morph2", "expression_rafdb", "attributes_celeba", "recognition_ms1mv3"]
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +63,11 @@ def test_all_faces_of_all_photos_go_through_one_encoder_pass_per_input_size():
 
 def test_a_face_gets_the_same_results_alone_or_in_a_crowd(model):
     photo = skimage.data.astronaut()
-    faces = [{"box": [178, 63, 268, 176]}, {"points": [[300, 300], [340, 300], [320, 325], [303, 350], [337, 350]]},
-             [10, 400, 60, 460]]
+    faces = [
+        {"box": [178, 63, 268, 176]},
+        {"points": [[300, 300], [340, 300], [320, 325], [303, 350], [337, 350]]},
+        [10, 400, 60, 460],
+    ]
     crowd = model.analyze(photo, faces=faces)[0]
     alone = model.analyze(photo, faces=[faces[1]])[0]
     a, b = crowd[1], alone[0]
@@ -92,8 +94,9 @@ def test_without_detection_each_photo_is_one_face_cropped_like_predict(model):
     predicted = model.predict(crops)
     for i, r in enumerate(results):
         assert r.faces_from == "whole_image" and len(r) == 1 and r[0].face.source == "whole_image"
-        np.testing.assert_allclose(r[0]["landmarks_300w"].points, predicted["landmarks_300w"].points[i].numpy(),
-                                   atol=0.25)
+        np.testing.assert_allclose(
+            r[0]["landmarks_300w"].points, predicted["landmarks_300w"].points[i].numpy(), atol=0.25
+        )
         assert abs(r[0]["age_morph2"].age - float(predicted["age_morph2"].age[i])) < 0.5
 
 
@@ -114,8 +117,7 @@ def test_predict_takes_images_of_different_sizes(model):
     a, b = (rng.random((40, 50, 3)) * 255).astype(np.uint8), (rng.random((64, 30, 3)) * 255).astype(np.uint8)
     both = model.predict([a, b, a])
     alone = model.predict(b)
-    torch.testing.assert_close(both["landmarks_300w"].points[1], alone["landmarks_300w"].points[0], atol=1e-4,
-                               rtol=0)
+    torch.testing.assert_close(both["landmarks_300w"].points[1], alone["landmarks_300w"].points[0], atol=1e-4, rtol=0)
     labels = both["parsing_lapa"].labels
     assert [tuple(x.shape) for x in labels] == [(40, 50), (64, 30), (40, 50)]
     assert torch.equal(labels[1], alone["parsing_lapa"].labels[0])
@@ -127,8 +129,11 @@ def test_photos_of_every_accepted_form_decode_alike():
 
     grey16 = (np.arange(48 * 64).reshape(48, 64) * 21).astype(np.uint16)
     want = ((grey16.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-    for photo in (Image.fromarray(grey16), grey16, torch.from_numpy(grey16.astype(np.float32) / 65535)[None]
-                  .expand(3, -1, -1)):
+    for photo in (
+        Image.fromarray(grey16),
+        grey16,
+        torch.from_numpy(grey16.astype(np.float32) / 65535)[None].expand(3, -1, -1),
+    ):
         arr, _ = load_photo(photo)
         assert arr.shape == (48, 64, 3) and arr.dtype == np.uint8
         np.testing.assert_allclose(arr[..., 0].astype(int), want.astype(int), atol=1)

@@ -47,8 +47,9 @@ def paste(samples, transforms, labels: bool = False):
     for s, t in zip(samples, transforms, strict=True):
         cv2.warpAffine(s.image, t, (W, H), dst=canvas, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_TRANSPARENT)
         if labels:
-            cv2.warpAffine(s.parsing, t, (W, H), dst=label_map, flags=cv2.INTER_NEAREST,
-                           borderMode=cv2.BORDER_TRANSPARENT)
+            cv2.warpAffine(
+                s.parsing, t, (W, H), dst=label_map, flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_TRANSPARENT
+            )
     return canvas, label_map
 
 
@@ -84,8 +85,7 @@ def test_photo_crop_is_the_training_crop(faces, task):
         assert float(item["meta"].get("warp_factor", 0.0)) == spec.crop.warp_factor
         # and the same pixels, to interpolation tolerance, where the crop sees the pasted image
         reference = item["image"].permute(1, 2, 0).numpy().astype(np.float32) * 255
-        inside = cut(np.full((112, 112), 255, np.uint8), item["meta"]["affine"], spec.crop, size,
-                     cv2.INTER_NEAREST) > 0
+        inside = cut(np.full((112, 112), 255, np.uint8), item["meta"]["affine"], spec.crop, size, cv2.INTER_NEAREST) > 0
         inside = cv2.erode(inside.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
         diff = np.abs(crop.astype(np.float32) - reference)[inside]
         assert inside.mean() > 0.05 and diff.mean() < 6.0, (task, inside.mean(), diff.mean())
@@ -101,8 +101,9 @@ def test_landmarks_and_parsing_land_on_the_pasted_ground_truth(faces):
     ps_items = [ps_spec.transforms("test", 112)(raw_item(s, "synth_parsing")) for s in faces]
     crop_points = torch.stack([it["target"] for it in lm_items]).float()
     model.output_decoders["synth_landmarks"] = lambda raw, hw: P.LandmarkPrediction("synth_landmarks", crop_points)
-    onehot = torch.stack([torch.nn.functional.one_hot(it["target"], 11).permute(2, 0, 1).float() * 20
-                          for it in ps_items])
+    onehot = torch.stack(
+        [torch.nn.functional.one_hot(it["target"], 11).permute(2, 0, 1).float() * 20 for it in ps_items]
+    )
     real = model.forward_multitask
 
     def oracle(batches, rows):
@@ -135,8 +136,7 @@ def test_tanh_warped_parsing_maps_back_onto_the_pasted_ground_truth(faces):
     model = tiny_build(["parsing_lapa"], size={"parsing_lapa": 224})
     spec = get_task("parsing_lapa")
     items = [spec.transforms("test", 224)(raw_item(s, "parsing_lapa")) for s in faces]
-    onehot = torch.stack([torch.nn.functional.one_hot(it["target"], 11).permute(2, 0, 1).float() * 20
-                          for it in items])
+    onehot = torch.stack([torch.nn.functional.one_hot(it["target"], 11).permute(2, 0, 1).float() * 20 for it in items])
     real = model.forward_multitask
     model.forward_multitask = lambda batches, rows: {**real(batches, rows), "parsing_lapa": onehot}
     [photo] = analyze(model, canvas, faces=[given(s, t) for s, t in zip(faces, ts, strict=True)])

@@ -56,8 +56,9 @@ def test_landmarks_mean_shape_is_in_the_normalised_frame() -> None:
     b.fit([_batch([[[4.5, 9.5]]], size=20), _batch([[[float("nan"), 0.0]]], size=20)])
     torch.testing.assert_close(b.mean_shape, torch.tensor([[0.25, (0.5 + 0.025) / 2]], dtype=torch.float64))  # NaN
     # left out of x's mean
-    torch.testing.assert_close(b.predict(_batch([[[0.0, 0.0]]], size=40)),
-                               torch.tensor([[[9.5, 40 * 0.2625 - 0.5]]], dtype=torch.float64))
+    torch.testing.assert_close(
+        b.predict(_batch([[[0.0, 0.0]]], size=40)), torch.tensor([[[9.5, 40 * 0.2625 - 0.5]]], dtype=torch.float64)
+    )
 
 
 def test_parsing_pixel_majority_hand_computed() -> None:
@@ -142,8 +143,9 @@ def test_model_giving_the_trivial_answer_scores_the_baseline(task: str, monkeypa
 
     monkeypatch.setattr(model, "forward", constant)
     decoded = {
-        "synth_landmarks": lambda raw, hw: P.LandmarkPrediction(task, trivial.predict({"image": torch.zeros(
-            len(raw), 3, *hw)})),
+        "synth_landmarks": lambda raw, hw: P.LandmarkPrediction(
+            task, trivial.predict({"image": torch.zeros(len(raw), 3, *hw)})
+        ),
         "synth_age": lambda raw, hw: P.AgePrediction(task, trivial.predict({"image": raw}), raw),
         "synth_attributes": lambda raw, hw: P.MultilabelPrediction(task, trivial.predict({"image": raw})),
     }
@@ -160,8 +162,11 @@ def test_verification_model_giving_a_constant_embedding_scores_the_baseline(tmp_
     write_bin(tmp_path / "lfw.bin", 20)
     spec = get_task("recognition_ms1mv3")
     model = tiny_build([spec.name])
-    monkeypatch.setattr(model, "forward", lambda images, tasks=None: {
-        spec.name: torch.ones(next(iter(images.values())).shape[0], spec.embedding_dim)})
+    monkeypatch.setattr(
+        model,
+        "forward",
+        lambda images, tasks=None: {spec.name: torch.ones(next(iter(images.values())).shape[0], spec.embedding_dim)},
+    )
     result = evaluate_with_baseline(model, spec, str(tmp_path), "lfw", batch_size=8)
     assert result.metrics == result.baseline and result.metrics["verification_accuracy"] == pytest.approx(0.5)
 

@@ -45,6 +45,7 @@ def edit_manifest(directory, edit):
 
 def no_allocation(monkeypatch):
     """Fail the test if a real (non-meta) model is built."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("a model was allocated before the manifest was validated")
 
@@ -149,13 +150,16 @@ def test_addon_without_base_sha256_is_refused(saved, tmp_path):
         faceptor_core.load(root / "base", addons=[addon])
 
 
-@pytest.mark.parametrize("damage, where", [
-    (lambda a: (a / ADDON_MANIFEST).write_text("{not json"), ADDON_MANIFEST),
-    (lambda a: (a / ADDON_MANIFEST).write_text("[1, 2]"), ADDON_MANIFEST),
-    (lambda a: (a / ADDON_MANIFEST).unlink(), ADDON_MANIFEST),
-    (lambda a: (a / ADDON_WEIGHTS).write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}garbage"), ADDON_WEIGHTS),
-    (lambda a: (a / ADDON_WEIGHTS).unlink(), ADDON_WEIGHTS),
-])
+@pytest.mark.parametrize(
+    "damage, where",
+    [
+        (lambda a: (a / ADDON_MANIFEST).write_text("{not json"), ADDON_MANIFEST),
+        (lambda a: (a / ADDON_MANIFEST).write_text("[1, 2]"), ADDON_MANIFEST),
+        (lambda a: (a / ADDON_MANIFEST).unlink(), ADDON_MANIFEST),
+        (lambda a: (a / ADDON_WEIGHTS).write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}garbage"), ADDON_WEIGHTS),
+        (lambda a: (a / ADDON_WEIGHTS).unlink(), ADDON_WEIGHTS),
+    ],
+)
 def test_every_addon_error_names_the_file(saved, tmp_path, damage, where):
     root, _ = saved
     addon = copy_of(root / "addon", tmp_path / "a")

@@ -104,8 +104,10 @@ def test_a_command_whose_arguments_break_is_left_out(plugins, capsys):
         parser.add_argument("--x", help="first")
         parser.add_argument("--x", help="again")  # argparse refuses a second --x
 
-    plugins(CommandPlugin(CommandSpec(name="wobbly", help="breaks", add_arguments=bad_arguments, run=_greet),
-                          GREET), "half_broken")
+    plugins(
+        CommandPlugin(CommandSpec(name="wobbly", help="breaks", add_arguments=bad_arguments, run=_greet), GREET),
+        "half_broken",
+    )
     assert main(["greet", "Cy", "--times", "1"]) == 3
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
@@ -115,8 +117,9 @@ def test_a_command_whose_arguments_break_is_left_out(plugins, capsys):
     assert "command 'wobbly': add_arguments failed: ArgumentError" in info.error
 
 
-@pytest.mark.parametrize("name, blamed", [("train", "one of the core's commands"),
-                                          ("demo", "built-in command of plugin 'faceptor_tasks'")])
+@pytest.mark.parametrize(
+    "name, blamed", [("train", "one of the core's commands"), ("demo", "built-in command of plugin 'faceptor_tasks'")]
+)
 def test_a_command_name_clash_is_refused_naming_the_plugin(plugins, capsys, name, blamed):
     plugins(CommandPlugin(CommandSpec(name=name, help="an impostor", run=_greet), GREET), "impostor")
     assert main(["plugins"]) == 1
@@ -155,9 +158,13 @@ def test_plugin_command_errors(plugins, capsys):
         sub = parser.add_subparsers(dest="what", required=True, help="what to do")
         sub.add_parser("bug", help="crash").set_defaults(func=bug)
 
-    plugins(CommandPlugin(CommandSpec(name="user-error", help="x", run=user_error),
-                          CommandSpec(name="nested", help="y", add_arguments=nested, run=lambda a: a.func(a))),
-            "faulty")
+    plugins(
+        CommandPlugin(
+            CommandSpec(name="user-error", help="x", run=user_error),
+            CommandSpec(name="nested", help="y", add_arguments=nested, run=lambda a: a.func(a)),
+        ),
+        "faulty",
+    )
     assert main(["user-error"]) == 2
     assert capsys.readouterr().err == "error: the file x.json: line 3: field 'age' is missing\n"
     with pytest.raises(ZeroDivisionError):
@@ -173,8 +180,14 @@ def _parsers(parser: argparse.ArgumentParser, prog: str = "faceptor") -> Iterato
                 yield from _parsers(child, f"{prog} {name}")
 
 
-FLAGS = (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._StoreConstAction, argparse._CountAction,
-         argparse._HelpAction, argparse._VersionAction)
+FLAGS = (
+    argparse._StoreTrueAction,
+    argparse._StoreFalseAction,
+    argparse._StoreConstAction,
+    argparse._CountAction,
+    argparse._HelpAction,
+    argparse._VersionAction,
+)
 
 
 def test_every_option_of_every_command_has_a_help_text_and_shows_its_default():
@@ -203,8 +216,13 @@ def test_the_core_imports_nothing_from_faceptor_tasks():
     offenders = []
     for path in sorted(root.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and node.level == 0
+                else []
+            )
             if any(n.split(".")[0] == "faceptor_tasks" for n in names):
                 offenders.append(f"{path.relative_to(root)}:{node.lineno}")
     assert not offenders, f"faceptor_core imports faceptor_tasks at {offenders}"

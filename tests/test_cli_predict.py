@@ -28,12 +28,14 @@ def checkpoint(tmp_path_factory) -> str:
 
 def bomb_png() -> bytes:
     """A PNG whose header claims 40000 x 40000 pixels (a decompression bomb) with almost no data."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", 40000, 40000, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + \
-        chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -90,8 +92,20 @@ def test_an_output_that_would_replace_an_input_is_refused_before_anything_is_wri
     Image.fromarray(skimage.data.astronaut()).save(photos / "me.png")
     Image.fromarray(skimage.data.chelsea()).save(photos / "me.overlay.png")  # me.png's overlay name
     before = tree(tmp_path)
-    assert main(["predict", str(photos / "me.png"), str(photos / "me.overlay.png"), "--checkpoint", checkpoint,
-                 "--out", str(photos)]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                str(photos / "me.png"),
+                str(photos / "me.overlay.png"),
+                "--checkpoint",
+                checkpoint,
+                "--out",
+                str(photos),
+            ]
+        )
+        == 2
+    )
     assert "would overwrite the input photo" in capsys.readouterr().err
     assert tree(tmp_path) == before
 
@@ -111,22 +125,52 @@ def test_a_photo_that_cannot_be_opened_is_reported_and_the_rest_goes_on(checkpoi
 def test_given_faces_replace_detection(checkpoint, tmp_path, capsys):
     Image.fromarray(skimage.data.coffee()).save(tmp_path / "cup.jpg")
     faces = tmp_path / "faces.json"
-    faces.write_text(json.dumps({"cup.jpg": [{"box": [100, 100, 220, 240]},
-                                             {"points": [[300, 150], [350, 150], [325, 180], [305, 210],
-                                                         [345, 210]]}]}))
+    faces.write_text(
+        json.dumps(
+            {
+                "cup.jpg": [
+                    {"box": [100, 100, 220, 240]},
+                    {"points": [[300, 150], [350, 150], [325, 180], [305, 210], [345, 210]]},
+                ]
+            }
+        )
+    )
     out = tmp_path / "out"
-    assert main(["predict", str(tmp_path / "cup.jpg"), "--checkpoint", checkpoint, "--faces", str(faces),
-                 "--out", str(out), "--no-embeddings", "--no-overlay"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "cup.jpg"),
+                "--checkpoint",
+                checkpoint,
+                "--faces",
+                str(faces),
+                "--out",
+                str(out),
+                "--no-embeddings",
+                "--no-overlay",
+            ]
+        )
+        == 0
+    )
     record = json.loads((out / "cup.json").read_text())
     assert record["faces_from"] == "given" and len(record["faces"]) == 2 and record["files"]["overlay"] is None
     assert "embedding" not in record["faces"][0]["tasks"]["recognition_ms1mv3"]
     faces.write_text(json.dumps({"mug.jpg": []}))
-    assert main(["predict", str(tmp_path / "cup.jpg"), "--checkpoint", checkpoint, "--faces", str(faces),
-                 "--out", str(out)]) == 2
+    assert (
+        main(
+            ["predict", str(tmp_path / "cup.jpg"), "--checkpoint", checkpoint, "--faces", str(faces), "--out", str(out)]
+        )
+        == 2
+    )
     assert "faces.json: key 'mug.jpg' names none of the photos" in capsys.readouterr().err
     faces.write_text(json.dumps({"cup.jpg": [{"box": [1, 2, 3]}]}))
-    assert main(["predict", str(tmp_path / "cup.jpg"), "--checkpoint", checkpoint, "--faces", str(faces),
-                 "--out", str(out)]) == 2
+    assert (
+        main(
+            ["predict", str(tmp_path / "cup.jpg"), "--checkpoint", checkpoint, "--faces", str(faces), "--out", str(out)]
+        )
+        == 2
+    )
     assert "faces.json: cup.jpg: face 0.box: expected [x1, y1, x2, y2]" in capsys.readouterr().err
 
 

@@ -11,17 +11,28 @@ from PIL import Image
 
 from faceptor_core.cli import main
 
-TINY_MODEL = {"encoder": "vit_t16", "input_size": 32,
-              "decoder": {"hidden_dim": 32, "num_heads": 4, "ffn_dim": 64, "num_layers": 1}}
+TINY_MODEL = {
+    "encoder": "vit_t16",
+    "input_size": 32,
+    "decoder": {"hidden_dim": 32, "num_heads": 4, "ffn_dim": 64, "num_layers": 1},
+}
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
-    cfg = {"output_dir": str(root / "run"), "model": TINY_MODEL, "progress": False,
-           "tasks": [{"name": "synth_landmarks", "batch_size": 4, "eval_limit": 8},
-                     {"name": "synth_expression", "batch_size": 4, "eval_limit": 8}],
-           "schedule": {"steps": 2, "warmup_steps": 1}, "eval_every": 2, "checkpoint_every": 2}
+    cfg = {
+        "output_dir": str(root / "run"),
+        "model": TINY_MODEL,
+        "progress": False,
+        "tasks": [
+            {"name": "synth_landmarks", "batch_size": 4, "eval_limit": 8},
+            {"name": "synth_expression", "batch_size": 4, "eval_limit": 8},
+        ],
+        "schedule": {"steps": 2, "warmup_steps": 1},
+        "eval_every": 2,
+        "checkpoint_every": 2,
+    }
     path = root / "run.yaml"
     path.write_text(yaml.safe_dump(cfg))
     assert main(["train", str(path)]) == 0
@@ -67,7 +78,14 @@ def test_predict_on_crops_writes_json_and_overlay_and_names_bad_files(trained, t
     assert face["source"] == "whole_image" and face["box"] == [-0.5, -0.5, 49.5, 59.5]
     assert len(face["tasks"]["synth_landmarks"]["points"]) == 68
     assert face["tasks"]["synth_expression"]["label"] in {
-        "surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral"}
+        "surprise",
+        "fear",
+        "disgust",
+        "happiness",
+        "sadness",
+        "anger",
+        "neutral",
+    }
     with Image.open(out / "face.overlay.png") as im:
         assert im.width >= 200
 
@@ -75,8 +93,25 @@ def test_predict_on_crops_writes_json_and_overlay_and_names_bad_files(trained, t
 def test_tune_adds_a_task_as_an_addon(trained, tmp_path, capsys):
     ckpt = str(trained / "run" / "checkpoints" / "last")
     out = tmp_path / "tune"
-    assert main(["tune", ckpt, "--task", "synth_age", "--steps", "2", "--batch-size", "4", "--eval-limit", "8",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "tune",
+                ckpt,
+                "--task",
+                "synth_age",
+                "--steps",
+                "2",
+                "--batch-size",
+                "4",
+                "--eval-limit",
+                "8",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "trainable parameters: 6,464 of" in text  # 101 queries x 32 wide x (content + position)
     manifest = json.loads((out / "addon" / "addon.json").read_text())

@@ -36,8 +36,13 @@ def test_invalid_crops_name_the_problem():
 
 
 @settings(max_examples=40, deadline=None)
-@given(angle=st.floats(-math.pi, math.pi), scale=st.floats(0.2, 5.0), tx=st.floats(-300, 300),
-       ty=st.floats(-300, 300), size=st.sampled_from([32, 112, 224]))
+@given(
+    angle=st.floats(-math.pi, math.pi),
+    scale=st.floats(0.2, 5.0),
+    tx=st.floats(-300, 300),
+    ty=st.floats(-300, 300),
+    size=st.sampled_from([32, 112, 224]),
+)
 def test_template_alignment_is_exact_for_template_shaped_faces(angle, scale, tx, ty, size):
     """A face whose five points are the template under any similarity lands exactly on the template."""
     for crop in (ARCFACE_CROP, CELEBA_ALIGN_CROP, SYNTH_CROP, CropSpec()):
@@ -45,8 +50,15 @@ def test_template_alignment_is_exact_for_template_shaped_faces(angle, scale, tx,
         t = np.array([[c, -s, tx], [s, c, ty]])
         template = np.asarray(crop.template)
         if crop.anchors == "eyes_mouth":  # mouth corners about the mouth centre
-            five = np.stack([template[0], template[1], (template[0] + template[1] + template[2]) / 3,
-                             template[2] - [8, 0], template[2] + [8, 0]])
+            five = np.stack(
+                [
+                    template[0],
+                    template[1],
+                    (template[0] + template[1] + template[2]) / 3,
+                    template[2] - [8, 0],
+                    template[2] + [8, 0],
+                ]
+            )
         else:
             five = template
         points = apply_affine(five, invert_affine(t))
@@ -74,8 +86,9 @@ def test_box_rule_fills_the_declared_fraction_and_shifts():
     np.testing.assert_allclose(apply_affine(shifted, m), [[9.5, 9.5], [89.5, 89.5]], atol=1e-9)
     # the method decides when both are known; a lone box or lone points are used whatever the method
     assert not np.allclose(CropSpec().matrix(100, box=[10, 20, 60, 60], points=np.asarray(farl_template())), m)
-    np.testing.assert_allclose(CropSpec().matrix(100, box=[10, 20, 60, 60]), CropSpec(method="box").matrix(
-        100, box=[10, 20, 60, 60]))
+    np.testing.assert_allclose(
+        CropSpec().matrix(100, box=[10, 20, 60, 60]), CropSpec(method="box").matrix(100, box=[10, 20, 60, 60])
+    )
 
 
 def test_celeba_hq_template_follows_its_crop_rule():

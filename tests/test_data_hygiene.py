@@ -109,7 +109,8 @@ def test_duplicate_rows_are_dropped_and_named(tmp_path):
     ds = task("landmarks_300w").dataset(str(tmp_path), "train")
     assert len(ds) == 3
     assert [(Path(f).name, line, why) for f, line, why in ds.dropped] == [
-        ("face_landmarks_300w_train.csv", 5, f"duplicate of {csv}:2")]
+        ("face_landmarks_300w_train.csv", 5, f"duplicate of {csv}:2")
+    ]
     assert "dropped 1" in ds.report().summary()
 
 
@@ -131,12 +132,15 @@ def test_training_reports_skipped_records_and_images_shared_by_its_splits(tmp_pa
     lines = train_csv.read_text().splitlines()
     train_csv.write_text("\n".join([*lines, "broken,row"]) + "\n")
     (tmp_path / "face_landmarks_300w_test.csv").write_text(lines[0] + "\n" + lines[2] + "\n")
-    cfg = RunConfig.model_validate({
-        "output_dir": str(tmp_path / "run"), "progress": False,
-        "model": {"encoder": "vit_t16", "decoder": TINY_DECODER, "input_size": 32},
-        "tasks": [{"name": "landmarks_300w", "root": str(tmp_path), "batch_size": 2, "skip_invalid": True}],
-        "schedule": {"steps": 1, "warmup_steps": 0},
-    })
+    cfg = RunConfig.model_validate(
+        {
+            "output_dir": str(tmp_path / "run"),
+            "progress": False,
+            "model": {"encoder": "vit_t16", "decoder": TINY_DECODER, "input_size": 32},
+            "tasks": [{"name": "landmarks_300w", "root": str(tmp_path), "batch_size": 2, "skip_invalid": True}],
+            "schedule": {"steps": 1, "warmup_steps": 0},
+        }
+    )
     Trainer(cfg)
     err = capsys.readouterr().err
     assert "1 image(s) are in both the 'train' and the 'test' split" in err and "image_0001.png" in err
@@ -145,8 +149,9 @@ def test_training_reports_skipped_records_and_images_shared_by_its_splits(tmp_pa
     log = (tmp_path / "run" / "log.jsonl").read_text()
     assert "image(s) are in both" in log and "skipped 1" in log
     with pytest.raises(DatasetFormatError, match=r"face_landmarks_300w_train\.csv:6: malformed"):
-        Trainer(cfg.model_copy(update={"tasks": [cfg.tasks[0].model_copy(update={"skip_invalid": False})]}),
-                overwrite=True)
+        Trainer(
+            cfg.model_copy(update={"tasks": [cfg.tasks[0].model_copy(update={"skip_invalid": False})]}), overwrite=True
+        )
 
 
 def test_eval_skip_invalid_reports_what_it_left_out(tmp_path, capsys):
@@ -202,8 +207,13 @@ def test_the_parsing_family_checks_label_values_of_any_reader(tmp_path):
         image = RNG.integers(0, 256, (8, 8, 3), dtype=np.uint8)
         return FaceDataset([Sample(image, np.full((8, 8), 12, np.uint8), ("plugin.txt", 4))], skip_invalid=skip_invalid)
 
-    spec = task("parsing_lapa").model_copy(update={"dataset": lambda root, split, transform=None, **kw: build_dataset(
-        reader, root, split, transform, check_item=task("parsing_lapa").dataset.keywords["check_item"], **kw)})
+    spec = task("parsing_lapa").model_copy(
+        update={
+            "dataset": lambda root, split, transform=None, **kw: build_dataset(
+                reader, root, split, transform, check_item=task("parsing_lapa").dataset.keywords["check_item"], **kw
+            )
+        }
+    )
     with pytest.raises(DatasetFormatError, match=r"plugin\.txt:4: label value\(s\) 12 outside the 11 classes"):
         spec.dataset(str(tmp_path), "train")[0]
 
@@ -230,12 +240,18 @@ def test_a_class_family_checks_labels_of_any_reader(tmp_path):
 
 
 # -- metrics refuse non-finite predictions ------------------------------------------------------------
-@pytest.mark.parametrize("metric, prediction, target", [
-    (NMEMetric({"io": inter_points(0, 1)}, auc=(("io", 0.1),)), torch.full((2, 3, 2), float("nan")),
-     torch.rand(2, 3, 2)),
-    (AccuracyMetric(3), torch.tensor([[0.2, float("nan"), 0.3]]), torch.tensor([1])),
-    (AgeMAE(), torch.tensor([float("inf")]), torch.tensor([30.0])),
-])
+@pytest.mark.parametrize(
+    "metric, prediction, target",
+    [
+        (
+            NMEMetric({"io": inter_points(0, 1)}, auc=(("io", 0.1),)),
+            torch.full((2, 3, 2), float("nan")),
+            torch.rand(2, 3, 2),
+        ),
+        (AccuracyMetric(3), torch.tensor([[0.2, float("nan"), 0.3]]), torch.tensor([1])),
+        (AgeMAE(), torch.tensor([float("inf")]), torch.tensor([30.0])),
+    ],
+)
 def test_metrics_refuse_non_finite_predictions(metric, prediction, target):
     metric.task = "some_task"
     with pytest.raises(MetricNaNError, match="task 'some_task'.*NaN or infinite predictions"):

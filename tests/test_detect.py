@@ -69,8 +69,12 @@ def test_factories_and_detect_that_break_their_contract_are_named():
     def failing(**kw):
         raise OSError("no weights")
 
-    reg.register_plugin(DetectorPlugin(DetectorSpec(name="failing", factory=failing),
-                                       DetectorSpec(name="inert", factory=lambda: object())), name="p")
+    reg.register_plugin(
+        DetectorPlugin(
+            DetectorSpec(name="failing", factory=failing), DetectorSpec(name="inert", factory=lambda: object())
+        ),
+        name="p",
+    )
     with pytest.raises(DetectorError, match=r"detector 'failing' \(plugin 'p'\) cannot be loaded: OSError: no weights"):
         reg.detector("failing")
     with pytest.raises(DetectorError, match="detector 'inert': its factory returned object, which has no detect"):
@@ -112,7 +116,7 @@ def test_yunet_finds_every_face_of_a_group_scaled_rotated_and_mirrored():
     box, pts = ref.boxes[0], ref.points[0]
     side = int(1.8 * max(box[2] - box[0], box[3] - box[1]))
     x0, y0 = int((box[0] + box[2] - side) / 2), int((box[1] + box[3] - side) / 2)
-    patch, ppts = astronaut[y0:y0 + side, x0:x0 + side], pts - [x0, y0]
+    patch, ppts = astronaut[y0 : y0 + side, x0 : x0 + side], pts - [x0, y0]
     canvas = cv2.resize(skimage.data.coffee(), (900, 600))
 
     def placed(angle, scale, tx, ty, mirror=False):
@@ -120,13 +124,17 @@ def test_yunet_finds_every_face_of_a_group_scaled_rotated_and_mirrored():
         t = np.array([[c, -s, tx], [s, c, ty], [0, 0, 1]])
         if mirror:
             t = t @ np.array([[-1, 0, side - 1], [0, 1, 0], [0, 0, 1]])
-        cv2.warpAffine(patch, t[:2], (900, 600), dst=canvas, flags=cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_TRANSPARENT)
+        cv2.warpAffine(patch, t[:2], (900, 600), dst=canvas, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_TRANSPARENT)
         p = ppts @ t[:2, :2].T + t[:2, 2]
         return p[[1, 0, 2, 4, 3]] if mirror else p  # mirrored: the image-left eye is the other eye
 
-    expected = [placed(0, 1.0, 20, 20), placed(0, 0.5, 300, 40), placed(0.35, 1.1, 450, 250),
-                placed(0, 0.9, 40, 300, mirror=True), placed(-0.3, 0.7, 700, 60)]
+    expected = [
+        placed(0, 1.0, 20, 20),
+        placed(0, 0.5, 300, 40),
+        placed(0.35, 1.1, 450, 250),
+        placed(0, 0.9, 40, 300, mirror=True),
+        placed(-0.3, 0.7, 700, 60),
+    ]
     found = det.detect(canvas)
     assert len(found) == len(expected)
     matched = set()

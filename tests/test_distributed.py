@@ -19,13 +19,18 @@ STEPS = 3
 
 
 def _config(out: str) -> RunConfig:
-    return RunConfig.model_validate({
-        "output_dir": out,
-        "model": {"encoder": "vit_t16", "decoder": TINY_DECODER, "drop_path_rate": 0.0},
-        "tasks": [{"name": "toy_channel", "batch_size": 8}, {"name": "toy_brightness", "batch_size": 4}],
-        "optimizer": {"lr": 1e-3}, "schedule": {"steps": STEPS, "warmup_steps": 0},
-        "eval_every": 1000, "checkpoint_every": 1000, "progress": False,
-    })
+    return RunConfig.model_validate(
+        {
+            "output_dir": out,
+            "model": {"encoder": "vit_t16", "decoder": TINY_DECODER, "drop_path_rate": 0.0},
+            "tasks": [{"name": "toy_channel", "batch_size": 8}, {"name": "toy_brightness", "batch_size": 4}],
+            "optimizer": {"lr": 1e-3},
+            "schedule": {"steps": STEPS, "warmup_steps": 0},
+            "eval_every": 1000,
+            "checkpoint_every": 1000,
+            "progress": False,
+        }
+    )
 
 
 def _registry() -> TaskRegistry:

@@ -83,8 +83,12 @@ def test_a_kill_at_every_step_of_the_swap_leaves_a_complete_checkpoint(tmp_path)
         run = tmp_path / f"run{crash_at}"
         final = run / "checkpoints" / "last"
         write_version(final, "v1")
-        proc = subprocess.run([sys.executable, str(script), durable.__file__, str(crash_at), str(final), "v2"],
-                              capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [sys.executable, str(script), durable.__file__, str(crash_at), str(final), "v2"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert proc.returncode in (0, 75), proc.stderr
         found = durable.resolve_dir(final)
         assert found is not None, f"killed at step {crash_at}: no complete checkpoint ({os.listdir(final.parent)})"

@@ -27,8 +27,12 @@ def test_conv_stem_needs_a_power_of_two_patch() -> None:
 
 def test_conv_stem_model_round_trips_through_save_and_load(tmp_path) -> None:
     enc = EncoderConfig(name="vit_t16", stem="conv", depth=2, drop_path_rate=0)
-    model = faceptor_core.build(["synth_expression", "synth_landmarks"], encoder=enc, input_sizes=64,
-                                decoder={"hidden_dim": 32, "num_heads": 2, "ffn_dim": 64, "num_layers": 1})
+    model = faceptor_core.build(
+        ["synth_expression", "synth_landmarks"],
+        encoder=enc,
+        input_sizes=64,
+        decoder={"hidden_dim": 32, "num_heads": 2, "ffn_dim": 64, "num_layers": 1},
+    )
     model.eval()
     x = torch.rand(2, 3, 64, 64)
     before = model(x)

@@ -108,6 +108,6 @@ def test_mae_accumulation_is_batch_independent(ages: list[float], step: int, see
     one, many = AgeMAE(), AgeMAE()
     one.update(pred, gt)
     for i in range(0, len(ages), step):
-        many.update(pred[i:i + step], gt[i:i + step])
+        many.update(pred[i : i + step], gt[i : i + step])
     assert one.compute()["mae"] == pytest.approx(many.compute()["mae"], rel=1e-12)
     assert one.compute()["mae"] >= 0

@@ -97,7 +97,7 @@ def test_macc_accumulation_is_batch_independent(n: int, step: int, seed: int) ->
     one, many = AttributeAccuracy(CELEBA_ATTRIBUTES), AttributeAccuracy(CELEBA_ATTRIBUTES)
     one.update(prob, gt)
     for i in range(0, n, step):
-        many.update(prob[i:i + step], gt[i:i + step])
+        many.update(prob[i : i + step], gt[i : i + step])
     assert one.compute() == many.compute()
     assert all(0 <= v <= 1 for v in one.compute().values())
 
@@ -117,7 +117,7 @@ def test_probability_exactly_half_is_negative_as_the_reference(monkeypatch) -> N
     model = tiny_build([spec.name])
     logits = torch.full((4, spec.num_queries), 1e-9)
     logits[:, 0] = 1e-3
-    monkeypatch.setattr(model, "forward", lambda images, tasks=None: {spec.name: logits[:len(images[32])]})
+    monkeypatch.setattr(model, "forward", lambda images, tasks=None: {spec.name: logits[: len(images[32])]})
     out = evaluate_task(model, spec, None, "test", batch_size=4, limit=4)
     ds = spec.dataset(None, "test")
     truth = np.stack([np.asarray(ds[i]["target"]) for i in range(4)])

@@ -30,9 +30,18 @@ from tests.test_families_parsing import write_celebamask, write_lapa
 from tests.test_families_recognition import write_bin, write_recordio
 
 TASKS = {
-    "landmarks_300w": 68, "landmarks_wflw": 98, "landmarks_cofw": 29, "landmarks_aflw19": 19,
-    "parsing_celebamask_hq": 19, "parsing_lapa": 11, "age_morph2": 101, "age_utkface": 101,
-    "expression_rafdb": 7, "expression_affectnet": 7, "expression_ferplus": 7, "attributes_celeba": 40,
+    "landmarks_300w": 68,
+    "landmarks_wflw": 98,
+    "landmarks_cofw": 29,
+    "landmarks_aflw19": 19,
+    "parsing_celebamask_hq": 19,
+    "parsing_lapa": 11,
+    "age_morph2": 101,
+    "age_utkface": 101,
+    "expression_rafdb": 7,
+    "expression_affectnet": 7,
+    "expression_ferplus": 7,
+    "attributes_celeba": 40,
     "recognition_ms1mv3": 0,
 }
 
@@ -48,21 +57,47 @@ def test_task_list_and_structure() -> None:
     assert specs["landmarks_300w"].flip_permutation == FLIP_68 and specs["landmarks_300w"].input_size == 512
     assert specs["expression_rafdb"].label_names == EXPRESSIONS
     assert specs["recognition_ms1mv3"].num_identities == 93431
-    assert [specs[n].loss_weight for n in ("landmarks_300w", "parsing_celebamask_hq", "age_morph2",
-                                           "expression_rafdb", "attributes_celeba", "recognition_ms1mv3")] == \
-        [1000.0, 100.0, 6.0, 1.0, 2.0, 5.0]
+    assert [
+        specs[n].loss_weight
+        for n in (
+            "landmarks_300w",
+            "parsing_celebamask_hq",
+            "age_morph2",
+            "expression_rafdb",
+            "attributes_celeba",
+            "recognition_ms1mv3",
+        )
+    ] == [1000.0, 100.0, 6.0, 1.0, 2.0, 5.0]
     assert {s.input_size for s in specs.values() if s.head_type == "dense"} == {512}
     assert {s.input_size for s in specs.values() if s.head_type != "dense"} == {112}
 
 
 def test_task_weights_formula() -> None:
     specs = {s.name: s for s in builtin_tasks()}
-    seven = [specs[n] for n in ("landmarks_300w", "parsing_celebamask_hq", "age_morph2", "expression_affectnet",
-                                "expression_rafdb", "attributes_celeba", "recognition_ms1mv3")]
+    seven = [
+        specs[n]
+        for n in (
+            "landmarks_300w",
+            "parsing_celebamask_hq",
+            "age_morph2",
+            "expression_affectnet",
+            "expression_rafdb",
+            "attributes_celeba",
+            "recognition_ms1mv3",
+        )
+    ]
     w = task_weights(seven, REFERENCE_TYPE_WEIGHTS)
-    assert w == pytest.approx({"landmarks_300w": 1000, "parsing_celebamask_hq": 100, "age_morph2": 6,
-                               "expression_affectnet": 4, "expression_rafdb": 1, "attributes_celeba": 2,
-                               "recognition_ms1mv3": 5})
+    assert w == pytest.approx(
+        {
+            "landmarks_300w": 1000,
+            "parsing_celebamask_hq": 100,
+            "age_morph2": 6,
+            "expression_affectnet": 4,
+            "expression_rafdb": 1,
+            "attributes_celeba": 2,
+            "recognition_ms1mv3": 5,
+        }
+    )
     plain = task_weights(seven)  # type weights default to 1: shares within each family
     assert plain["expression_affectnet"] == pytest.approx(0.8) and plain["landmarks_300w"] == 1.0
     losses = {"expression_affectnet": torch.tensor(2.0), "expression_rafdb": torch.tensor(7.0)}
@@ -71,8 +106,9 @@ def test_task_weights_formula() -> None:
 
 def test_third_party_declaration_in_a_few_lines(tmp_path: Path) -> None:
     write_300w_csv(tmp_path, "train")
-    spec = landmark_task("landmarks_mine", 68, FLIP_68, reader=read_300w, input_size=64,
-                         norms={"inter_ocular": inter_points(36, 45)})
+    spec = landmark_task(
+        "landmarks_mine", 68, FLIP_68, reader=read_300w, input_size=64, norms={"inter_ocular": inter_points(36, 45)}
+    )
     assert isinstance(spec, TaskSpec) and spec.family == "landmarks" and spec.head_type == "dense"
     ds = spec.dataset(tmp_path, "train", transform=spec.transforms("train", 64))
     assert ds[0]["target"].shape == (68, 2)
@@ -111,7 +147,8 @@ def _fixture_morph(root: Path) -> None:
         for i in range(4):
             write_small_image(root / "data" / f"{split}{i}.jpg")
         (root / "label" / "RANDOM_80_20" / f"{split}.txt").write_text(
-            "".join(f"{split}{i}.jpg {20 + 7 * i}\n" for i in range(4)))
+            "".join(f"{split}{i}.jpg {20 + 7 * i}\n" for i in range(4))
+        )
 
 
 def _fixture_utk(root: Path) -> None:
@@ -142,10 +179,14 @@ def _fixture_recognition(root: Path) -> None:
 
 
 FIXTURES = {
-    "landmarks_300w": _fixture_300w, "landmarks_wflw": _fixture_wflw, "landmarks_cofw": _fixture_cofw,
+    "landmarks_300w": _fixture_300w,
+    "landmarks_wflw": _fixture_wflw,
+    "landmarks_cofw": _fixture_cofw,
     "parsing_celebamask_hq": lambda r: write_celebamask(r, (0, 0, 0, 0, 2), every_part=True),
     "parsing_lapa": lambda r: (write_lapa(r, "train", 4), write_lapa(r, "test", 4)),
-    "age_morph2": _fixture_morph, "age_utkface": _fixture_utk, "expression_rafdb": _fixture_rafdb,
+    "age_morph2": _fixture_morph,
+    "age_utkface": _fixture_utk,
+    "expression_rafdb": _fixture_rafdb,
     "expression_affectnet": _fixture_prepared_labels,
     "expression_ferplus": _fixture_prepared_labels,
     "attributes_celeba": lambda r: (write_celeba(r, 5), _more_celeba(r)),

@@ -96,11 +96,13 @@ def test_ferplus_majority_vote() -> None:
 
 def test_ferplus_original_csv(tmp_path: Path) -> None:
     header = "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF"
-    rows = ["Training,fer0000000.png,4,0,0,1,3,2,0,0,0,0",   # no majority
-            "Training,fer0000001.png,0,10,0,0,0,0,0,0,0,0",  # happiness
-            "Training,,0,0,0,0,0,0,0,0,0,10",                 # removed image
-            "PrivateTest,fer0000003.png,0,0,0,0,0,0,9,0,1,0",  # fear
-            "Training,fer0000004.png,0,0,8,0,0,0,0,0,2,0"]    # surprise
+    rows = [
+        "Training,fer0000000.png,4,0,0,1,3,2,0,0,0,0",  # no majority
+        "Training,fer0000001.png,0,10,0,0,0,0,0,0,0,0",  # happiness
+        "Training,,0,0,0,0,0,0,0,0,0,10",  # removed image
+        "PrivateTest,fer0000003.png,0,0,0,0,0,0,9,0,1,0",  # fear
+        "Training,fer0000004.png,0,0,8,0,0,0,0,0,2,0",
+    ]  # surprise
     (tmp_path / "fer2013new.csv").write_text("\n".join([header, *rows]) + "\n")
     for name, folder in (("fer0000001", "FER2013Train"), ("fer0000003", "FER2013Test"), ("fer0000004", "FER2013Train")):
         write_image(tmp_path / folder / f"{name}.png", (48, 48))
@@ -144,7 +146,7 @@ def test_accuracy_accumulation_is_batch_independent(n: int, step: int, seed: int
     one, many = AccuracyMetric(7), AccuracyMetric(7)
     one.update(probs, gt)
     for i in range(0, n, step):
-        many.update(probs[i:i + step], gt[i:i + step])
+        many.update(probs[i : i + step], gt[i : i + step])
     assert one.compute() == many.compute()
     assert 0 <= one.compute()["accuracy"] <= 1
 
@@ -153,8 +155,7 @@ def test_top1_is_topk_on_the_logits_as_the_reference() -> None:
     """The reference takes ``topk`` of the logits (timm's ``accuracy``). Softmax can tie classes whose logits
     differ (0 and 1e-9 give equal float32 probabilities), and among exactly tied logits ``topk`` need not
     return the first index (argmax does): the metric follows ``topk`` on the logits in both cases."""
-    logits = torch.tensor([[0.0, 1e-9, -5.0, -5.0, -5.0, -5.0, -5.0],
-                           [1.0, 3.0, 3.0, 0.0, 3.0, 0.0, 0.0]])
+    logits = torch.tensor([[0.0, 1e-9, -5.0, -5.0, -5.0, -5.0, -5.0], [1.0, 3.0, 3.0, 0.0, 3.0, 0.0, 0.0]])
     probs = logits.softmax(dim=-1)
     assert probs[0, 0] == probs[0, 1] and int(probs[0].argmax()) == 0  # the probabilities tie
     target = logits.topk(1, dim=-1).indices[:, 0]
@@ -177,5 +178,5 @@ def test_evaluation_feeds_the_logits(monkeypatch) -> None:
     tied = torch.full((4, 7), -5.0)
     tied[torch.arange(4), 0] = 0.0
     tied[torch.arange(4), labels] = 1e-9  # softmax ties the label with class 0 (or the label is class 0)
-    monkeypatch.setattr(model, "forward", lambda images, tasks=None: {spec.name: tied[:len(images[32])]})
+    monkeypatch.setattr(model, "forward", lambda images, tasks=None: {spec.name: tied[: len(images[32])]})
     assert evaluate_task(model, spec, None, "test", batch_size=4, limit=4)["accuracy"] == 1.0

@@ -135,8 +135,12 @@ def test_wflw_original_and_csv(tmp_path: Path) -> None:
         pts = random_points(98)
         pts_all.append(pts)
         flags = [0, 0, 0, 0, 0, 1 if i == 1 else 0]
-        lines.append(" ".join(f"{v:.3f}" for v in pts.reshape(-1)) + " 3 4 40 36 " + " ".join(map(str, flags))
-                     + f" 0--Parade/{i}.jpg")
+        lines.append(
+            " ".join(f"{v:.3f}" for v in pts.reshape(-1))
+            + " 3 4 40 36 "
+            + " ".join(map(str, flags))
+            + f" 0--Parade/{i}.jpg"
+        )
     txt = tmp_path / "WFLW_annotations" / "list_98pt_rect_attr_train_test" / "list_98pt_rect_attr_test.txt"
     txt.write_text("\n".join(lines) + "\n")
     ds = read_wflw(str(tmp_path), "test")
@@ -186,8 +190,9 @@ def write_aflw(root: Path, n: int = 6, train: int = 4) -> tuple[np.ndarray, np.n
         bbox[i] = [4 + i, 40, 3, 36]  # left right top bottom
     mask[1, 3] = 0
     ra = np.roll(np.arange(1, n + 1), 2).astype(np.float64)[None]
-    scipy.io.savemat(root / "AFLWinfo_release.mat",
-                     {"nameList": names, "data": data, "bbox": bbox, "mask_new": mask, "ra": ra})
+    scipy.io.savemat(
+        root / "AFLWinfo_release.mat", {"nameList": names, "data": data, "bbox": bbox, "mask_new": mask, "ra": ra}
+    )
     return data, bbox, ra[0].astype(int) - 1
 
 
@@ -206,12 +211,15 @@ def test_aflw19_mat(tmp_path: Path) -> None:
 
 
 # -- flips and transforms ------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("perm", "pairs", "fixed"), [
-    (FLIP_68, [(36, 45), (0, 16), (48, 54)], [8, 27, 30]),
-    (FLIP_98, [(60, 72), (0, 32), (96, 97), (76, 82)], [16, 51, 54, 57]),
-    (FLIP_29, [(8, 9), (16, 17), (22, 23)], [20, 21, 28]),
-    (FLIP_19, [(6, 11), (7, 10), (0, 5), (15, 17)], [13, 16, 18]),
-])
+@pytest.mark.parametrize(
+    ("perm", "pairs", "fixed"),
+    [
+        (FLIP_68, [(36, 45), (0, 16), (48, 54)], [8, 27, 30]),
+        (FLIP_98, [(60, 72), (0, 32), (96, 97), (76, 82)], [16, 51, 54, 57]),
+        (FLIP_29, [(8, 9), (16, 17), (22, 23)], [20, 21, 28]),
+        (FLIP_19, [(6, 11), (7, 10), (0, 5), (15, 17)], [13, 16, 18]),
+    ],
+)
 def test_flip_permutations(perm: tuple[int, ...], pairs: list[tuple[int, int]], fixed: list[int]) -> None:
     assert sorted(perm) == list(range(len(perm)))
     assert all(perm[perm[i]] == i for i in range(len(perm)))
@@ -273,8 +281,9 @@ def test_transformed_items_collate_and_eval_is_deterministic(tmp_path: Path) -> 
     a, b = ev(raw), ev(raw)
     assert torch.equal(a["image"], b["image"]) and torch.equal(a["target"], b["target"])
     # eval crop: the box (squared, 0.8 of the crop) is centred
-    centre = apply_affine(np.array([[(raw["box"][0] + raw["box"][2]) / 2, (raw["box"][1] + raw["box"][3]) / 2]]),
-                          a["meta"]["affine"])
+    centre = apply_affine(
+        np.array([[(raw["box"][0] + raw["box"][2]) / 2, (raw["box"][1] + raw["box"][3]) / 2]]), a["meta"]["affine"]
+    )
     np.testing.assert_allclose(centre, [[31.5, 31.5]], atol=1e-4)
 
 
@@ -321,8 +330,11 @@ def test_nme_maps_back_to_original_and_box_norms() -> None:
     pred_orig = gt + np.array([3.0, 4.0])  # error 5 everywhere
     pred_crop = pred_orig * 2 + np.array([5.0, -3.0])
     m = NMEMetric({"box": BOX_NORM, "diag": DIAG_NORM, "io": inter_points(0, 1)})
-    m.update(torch.tensor(pred_crop), torch.zeros(1, 3, 2),
-             {"affine": torch.tensor(affine), "landmarks_orig": torch.tensor(gt), "box": torch.tensor(box)})
+    m.update(
+        torch.tensor(pred_crop),
+        torch.zeros(1, 3, 2),
+        {"affine": torch.tensor(affine), "landmarks_orig": torch.tensor(gt), "box": torch.tensor(box)},
+    )
     out = m.compute()
     assert out["nme"] == pytest.approx(5 / 20) and out["nme_box"] == pytest.approx(0.25)
     assert out["nme_diag"] == pytest.approx(5 / np.sqrt(1700)) and out["nme_io"] == pytest.approx(0.25)
@@ -429,8 +441,11 @@ def test_aflw19_crop_stretches_the_box_as_the_reference() -> None:
     """The reference maps AFLW-19's (non-square) box edges onto the crop edges; the other sets square it."""
     from faceptor_core import get_task
 
-    item = {"image": np.zeros((60, 80, 3), np.uint8), "target": random_points(19, 60, 80),
-            "box": np.array([10.0, 20.0, 50.0, 30.0])}  # 40 wide, 10 high
+    item = {
+        "image": np.zeros((60, 80, 3), np.uint8),
+        "target": random_points(19, 60, 80),
+        "box": np.array([10.0, 20.0, 50.0, 30.0]),
+    }  # 40 wide, 10 high
     out = get_task("landmarks_aflw19").transforms("test", 32)(item)
     corners = apply_affine(np.array([[10.0, 20.0], [50.0, 30.0]]), out["meta"]["affine"])
     np.testing.assert_allclose(corners, [[-0.5, -0.5], [31.5, 31.5]], atol=1e-5)

@@ -55,7 +55,7 @@ def write_celebamask(root: Path, groups: tuple[int, ...] = (0, 0, 1, 2), every_p
             if part in ("skin", "hair", "l_eye"):
                 continue
             mask = np.zeros((32, 32), np.uint8)
-            mask[28:32, k + 6:k + 8] = 255
+            mask[28:32, k + 6 : k + 8] = 255
             save(root / "CelebAMask-HQ-mask-anno" / "0" / f"{hq:05d}_{part}.png", mask)
     (root / "CelebA-HQ-to-CelebA-mapping.txt").write_text("\n".join(lines) + "\n")
     (root / "list_eval_partition.txt").write_text("".join(f"{i + 1:06d}.jpg {g}\n" for i, g in enumerate((*groups, 0))))
@@ -182,6 +182,7 @@ def test_f1_hand_computed() -> None:
     assert out["f1_a"] == pytest.approx(0.8) and out["f1_b"] == pytest.approx(2 / 3)
     assert out["f1"] == pytest.approx((0.8 + 2 / 3) / 2)
 
+
 def test_class_absent_from_the_whole_set_makes_f1_nan_as_the_reference() -> None:
     m = ParsingF1(("background", "a", "b"))
     m.update(torch.tensor([[0, 1]]), torch.tensor([[0, 1]]))  # class b: neither predicted nor labelled
@@ -222,7 +223,7 @@ def test_f1_accumulation_is_batch_independent(n: int, cuts: list[int], seed: int
     one.update(pred, gt)
     start = 0
     for c in [*cuts, n]:
-        many.update(pred[start:start + c], gt[start:start + c])
+        many.update(pred[start : start + c], gt[start : start + c])
         start = min(n, start + c)
     assert one.compute() == many.compute()
     assert all(0 <= v <= 1 for v in one.compute().values() if v == v)

@@ -53,8 +53,8 @@ def write_recordio(root: Path, labels: list[int], split_record: int | None = Non
         index.append(f"{i}\t{len(data)}")
         if i == split_record:
             cut = 30  # the reader re-inserts the magic word between the parts
-            data += frame(body[:cut], 1) + frame(body[cut + 4:], 3)
-            bodies[i] = body[:cut] + struct.pack("<I", MAGIC) + body[cut + 4:]
+            data += frame(body[:cut], 1) + frame(body[cut + 4 :], 3)
+            bodies[i] = body[:cut] + struct.pack("<I", MAGIC) + body[cut + 4 :]
         else:
             data += frame(body)
     (root / "train.rec").write_bytes(data)
@@ -91,7 +91,7 @@ def test_recordio_errors(tmp_path: Path) -> None:
     idx.write_text("\n".join(lines) + "\n")
     rec = bytearray((tmp_path / "train.rec").read_bytes())
     off = int(lines[2].split()[1])
-    rec[off:off + 4] = b"\0\0\0\0"
+    rec[off : off + 4] = b"\0\0\0\0"
     (tmp_path / "train.rec").write_bytes(bytes(rec))
     ds = RecordIODataset(str(tmp_path))
     with pytest.raises(DatasetFormatError, match=r"train\.rec: record at offset \d+: bad magic"):
@@ -188,7 +188,7 @@ def test_verification_matches_reference_and_is_batch_independent(n: int, step: i
     emb = torch.stack([a, b], 1).reshape(2 * n, 8)
     key = torch.randperm(2 * n, generator=g)
     for i in range(0, 2 * n, step):
-        k = key[i:i + step]
+        k = key[i : i + step]
         images.update(emb[k], same[k // 2], {"pair": k // 2, "side": k % 2})
     dist = ((a - b) ** 2).sum(1).numpy()
     expected = reference_verification(dist, same.numpy())

@@ -59,31 +59,65 @@ def test_names_swaps_and_negations_resolve():
     assert not resolve_flip(FlipRule(), "age_distribution", (), 101).changes_labels
 
 
-@pytest.mark.parametrize("rule, output, match", [
-    (FlipRule(swap=(("l", "rr"),)), "classification", "unknown label 'rr'"),
-    (FlipRule(permutation=(1, 2, 0)), "classification", "involution"),
-    (FlipRule(negate=("l",)), "classification", "negate applies to regression"),
-    (FlipRule(swap=(("bg", "l"), ("l", "r"))), "classification", "swapped once"),
-    (FlipRule(permutation=(0, 2, 1), negate=("l",)), "regression", "negated value must be swapped"),
-])
+@pytest.mark.parametrize(
+    "rule, output, match",
+    [
+        (FlipRule(swap=(("l", "rr"),)), "classification", "unknown label 'rr'"),
+        (FlipRule(permutation=(1, 2, 0)), "classification", "involution"),
+        (FlipRule(negate=("l",)), "classification", "negate applies to regression"),
+        (FlipRule(swap=(("bg", "l"), ("l", "r"))), "classification", "swapped once"),
+        (FlipRule(permutation=(0, 2, 1), negate=("l",)), "regression", "negated value must be swapped"),
+    ],
+)
 def test_a_rule_that_does_not_fit_the_task_is_refused(rule, output, match):
     with pytest.raises(ValidationError, match=match):
-        TaskSpec(name="t", family="f", head_type="attribute", output=output, num_queries=3, input_size=32,
-                 label_names=("bg", "l", "r"), flip=rule)
+        TaskSpec(
+            name="t",
+            family="f",
+            head_type="attribute",
+            output=output,
+            num_queries=3,
+            input_size=32,
+            label_names=("bg", "l", "r"),
+            flip=rule,
+        )
 
 
 def test_flip_permutation_and_rule_feed_each_other_and_old_manifests_load():
-    old = {"name": "lm", "family": "landmarks", "head": "dense", "output": "landmarks", "num_queries": 3,
-           "input_size": 64, "flip_permutation": [1, 0, 2]}  # a manifest written before flip rules
+    old = {
+        "name": "lm",
+        "family": "landmarks",
+        "head": "dense",
+        "output": "landmarks",
+        "num_queries": 3,
+        "input_size": 64,
+        "flip_permutation": [1, 0, 2],
+    }  # a manifest written before flip rules
     head = TaskHead.model_validate(old)
     assert head.flip == FlipRule(permutation=(1, 0, 2))
     assert TaskHead.model_validate(head.model_dump(mode="json")) == head
-    spec = TaskSpec(name="p", family="parsing", head_type="dense", output="segmentation", num_queries=3, input_size=32,
-                    label_names=("bg", "l", "r"), flip=FlipRule(swap=(("l", "r"),)))
+    spec = TaskSpec(
+        name="p",
+        family="parsing",
+        head_type="dense",
+        output="segmentation",
+        num_queries=3,
+        input_size=32,
+        label_names=("bg", "l", "r"),
+        flip=FlipRule(swap=(("l", "r"),)),
+    )
     assert spec.flip_permutation == (0, 2, 1) and spec.head_config().flip == spec.flip
     with pytest.raises(ValidationError, match="contradicts"):
-        TaskSpec(name="p", family="parsing", head_type="dense", output="segmentation", num_queries=3, input_size=32,
-                 flip_permutation=(0, 2, 1), flip=FlipRule())
+        TaskSpec(
+            name="p",
+            family="parsing",
+            head_type="dense",
+            output="segmentation",
+            num_queries=3,
+            input_size=32,
+            flip_permutation=(0, 2, 1),
+            flip=FlipRule(),
+        )
 
 
 def test_regression_loss_metric_and_baseline():
@@ -98,8 +132,9 @@ def test_regression_loss_metric_and_baseline():
     split.update(raw[1:], target[1:])
     assert one.compute() == split.compute() == pytest.approx({"mae": 1.25, "mae_yaw": 0.5, "mae_roll": 2.0})
     assert (one.meta["mae_roll"].better, one.meta["mae_roll"].unit) == ("lower", "rad")
-    spec = TaskSpec(name="r", family="regression", head_type="attribute", output="regression", num_queries=2,
-                    input_size=32)
+    spec = TaskSpec(
+        name="r", family="regression", head_type="attribute", output="regression", num_queries=2, input_size=32
+    )
     base = regression_baseline(spec, "rad")
     base.fit([{"image": torch.zeros(2, 3, 4, 4), "target": target}])
     assert base.predict({"image": torch.zeros(3, 3, 4, 4)}).tolist() == [[1.5, 1.5]] * 3

@@ -67,8 +67,11 @@ def test_palette_and_alpha_images_become_rgb() -> None:
 @given(st.integers(0, 255))
 def test_every_dtype_means_the_same_picture(v: int) -> None:
     ref = to_float_images(np.full((2, 2, 3), v, np.uint8))
-    for arr in (np.full((2, 2, 3), v * 257, np.uint16), np.full((2, 2, 3), v, np.int64),
-                np.full((2, 2, 3), v / 255.0, np.float32)):
+    for arr in (
+        np.full((2, 2, 3), v * 257, np.uint16),
+        np.full((2, 2, 3), v, np.int64),
+        np.full((2, 2, 3), v / 255.0, np.float32),
+    ):
         torch.testing.assert_close(to_float_images(arr), ref, atol=1e-6, rtol=0)
     torch.testing.assert_close(to_float_images(torch.full((1, 3, 2, 2), v, dtype=torch.uint8)), ref)
 

@@ -26,9 +26,15 @@ from faceptor_core.interop.official import (
 DECODER = {"hidden_dim": 32, "num_heads": 8, "ffn_dim": 64, "num_layers": 2}  # the reference uses 8 heads
 OURS_TO_REF = {v: k for k, v in REFERENCE_TASKS.items()}
 REF_BN_EPS = 2e-5
-CLIP_BLOCK = {"norm1": "ln_1", "norm2": "ln_2", "attn.qkv.weight": "attn.in_proj_weight",
-              "attn.qkv.bias": "attn.in_proj_bias", "attn.proj": "attn.out_proj", "mlp.fc1": "mlp.c_fc",
-              "mlp.fc2": "mlp.c_proj"}
+CLIP_BLOCK = {
+    "norm1": "ln_1",
+    "norm2": "ln_2",
+    "attn.qkv.weight": "attn.in_proj_weight",
+    "attn.qkv.bias": "attn.in_proj_bias",
+    "attn.proj": "attn.out_proj",
+    "mlp.fc1": "mlp.c_fc",
+    "mlp.fc2": "mlp.c_proj",
+}
 
 
 def _sizes(tasks):
@@ -41,8 +47,13 @@ def _source(variant: str, memory_layers=(-1,)):
     model_kind = VARIANTS[variant].model
     torch.manual_seed(0)
     model = faceptor_core.build(
-        tasks, variant=model_kind, encoder="vit_t16", input_sizes=_sizes(tasks), decoder=DECODER,
-        naive={"attribute_channels": 8, "dense_channels": 16}, memory_layers=memory_layers,
+        tasks,
+        variant=model_kind,
+        encoder="vit_t16",
+        input_sizes=_sizes(tasks),
+        decoder=DECODER,
+        naive={"attribute_channels": 8, "dense_channels": 16},
+        memory_layers=memory_layers,
     )
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
@@ -68,8 +79,13 @@ def _bn_unfold(model, key: str, value: torch.Tensor) -> torch.Tensor:
 
 
 def _encoder_key(k: str, v: torch.Tensor) -> tuple[str, torch.Tensor]:
-    simple = {"patch_embed.weight": "conv1.weight", "cls_token": "class_embedding",
-              "pos_embed": "positional_embedding", "norm_pre.weight": "ln_pre.weight", "norm_pre.bias": "ln_pre.bias"}
+    simple = {
+        "patch_embed.weight": "conv1.weight",
+        "cls_token": "class_embedding",
+        "pos_embed": "positional_embedding",
+        "norm_pre.weight": "ln_pre.weight",
+        "norm_pre.bias": "ln_pre.bias",
+    }
     if k in simple:
         if k in ("cls_token", "pos_embed"):
             v = v[0, 0] if k == "cls_token" else v[0]
@@ -77,7 +93,7 @@ def _encoder_key(k: str, v: torch.Tensor) -> tuple[str, torch.Tensor]:
     _, n, rest = k.split(".", 2)
     for ours, theirs in CLIP_BLOCK.items():
         if rest.startswith(ours):
-            return f"backbone_module.visual.transformer.resblocks.{n}.{theirs}{rest[len(ours):]}", v
+            return f"backbone_module.visual.transformer.resblocks.{n}.{theirs}{rest[len(ours) :]}", v
     raise AssertionError(k)
 
 
@@ -94,7 +110,7 @@ def release_layout(model, variant: str, new_levels=()) -> dict[str, torch.Tensor
     for k, v in model.state_dict().items():
         part = k.split(".")
         if k.startswith("encoder."):
-            key, v = _encoder_key(k[len("encoder."):], v)
+            key, v = _encoder_key(k[len("encoder.") :], v)
             out[key] = v
         elif k.startswith("queries."):
             kind = "query_feat" if part[2] == "feat" else "query_embed"
@@ -116,8 +132,11 @@ def release_layout(model, variant: str, new_levels=()) -> dict[str, torch.Tensor
             elif sub in ffn:
                 out[f"{dec}transformer_ffn_layers.{n}.{ffn[sub]}.{rest}"] = v
             else:
-                layer = {"norm1": "transformer_cross_attention_layers", "norm2": "transformer_self_attention_layers",
-                         "norm3": "transformer_ffn_layers"}[sub]
+                layer = {
+                    "norm1": "transformer_cross_attention_layers",
+                    "norm2": "transformer_self_attention_layers",
+                    "norm3": "transformer_ffn_layers",
+                }[sub]
                 out[f"{dec}{layer}.{n}.norm.{rest}"] = v
         elif k.startswith("decoder.norm."):
             continue  # the reference decoder has no final norm
@@ -202,7 +221,7 @@ def test_release_layout_converts_completely(variant):
     state = release_layout(source, variant)
     model, report = convert_official(state, variant, strict=True, input_sizes=_sizes(source.task_names))
     assert report.ok and not report.unplaced and not report.missing
-    assert set(report.placed) | set(report.skipped) == {k[len("module."):] for k in state}
+    assert set(report.placed) | set(report.skipped) == {k[len("module.") :] for k in state}
     assert "losses_module.losses.recog_ms1mv3.classifier" in report.skipped
     assert model.task_names == source.task_names == [REFERENCE_TASKS[t] for t in VARIANTS[variant].tasks]
     assert not [k for k in report.adjusted if k.endswith("running_var")]  # BatchNorm eps is the reference's
@@ -276,9 +295,15 @@ def test_reference_differences_are_listed():
 def test_cli_convert(tmp_path, capsys):
     source = _source("base")
     ckpt = tmp_path / "checkpoint_rank0_iter_50000.pth.tar"
-    torch.save({"step": 50000, "state_dict": release_layout(source, "base"), "args": argparse.Namespace(seed=2048),
-                "optimizer": {"state": {}, "param_groups": [{"lr": 0.0, "betas": (0.9, 0.999), "params": [0]}]}},
-               ckpt)
+    torch.save(
+        {
+            "step": 50000,
+            "state_dict": release_layout(source, "base"),
+            "args": argparse.Namespace(seed=2048),
+            "optimizer": {"state": {}, "param_groups": [{"lr": 0.0, "betas": (0.9, 0.999), "params": [0]}]},
+        },
+        ckpt,
+    )
     out = tmp_path / "converted"
     assert main(["convert", "official", str(ckpt), str(out), "--variant", "base", "--strict"]) == 0
     text = capsys.readouterr().out
@@ -301,8 +326,9 @@ def test_cli_convert_errors(tmp_path, capsys):
     torch.save({"state_dict": {"module.x": torch.zeros(1)}, "payload": Payload()}, bad)
     assert main(["convert", "official", str(bad), str(tmp_path / "o"), "--variant", "base"]) == 2
     assert "refusing to unpickle" in capsys.readouterr().err
-    assert main(["convert", "official", str(tmp_path / "absent.pth.tar"), str(tmp_path / "o"),
-                 "--variant", "base"]) == 2
+    assert (
+        main(["convert", "official", str(tmp_path / "absent.pth.tar"), str(tmp_path / "o"), "--variant", "base"]) == 2
+    )
     state = release_layout(_source("base"), "base")
     del state["module.heads_module.decoder.adapt_pos2d.0.bias"]
     ckpt = tmp_path / "partial.pth.tar"
@@ -322,8 +348,10 @@ def test_cli_variant_names_match():
 def test_base_checkpoint_as_full_hints_at_the_variant():
     source = _source("base")
     reg = faceptor_core.default_registry()
-    sizes = {REFERENCE_TASKS[t]: 64 if reg.get_task(REFERENCE_TASKS[t]).head_type == "dense" else 32
-             for t in VARIANTS["full"].tasks}
+    sizes = {
+        REFERENCE_TASKS[t]: 64 if reg.get_task(REFERENCE_TASKS[t]).head_type == "dense" else 32
+        for t in VARIANTS["full"].tasks
+    }
     _, report = convert_official(release_layout(source, "base"), "full", input_sizes=sizes)
     assert not report.ok and "queries.parsing_lapa.feat" in report.missing
     assert report.hints and "base" in report.hints[0] and "parsing_lapa" in report.hints[0]

@@ -60,8 +60,22 @@ def test_cli_export(tmp_path, capsys):
     assert main(["export", str(tmp_path / "ckpt"), "--onnx", str(out), "--verify"]) == 0
     text = capsys.readouterr().out
     assert "images_32 (B x 3 x 32 x 32)" in text and "parsing_lapa: max |onnxruntime - torch|" in text
-    assert main(["export", str(tmp_path / "ckpt"), "--onnx", str(out), "--tasks", "age_morph2",
-                 "--image-size", "48", "--verify"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                str(tmp_path / "ckpt"),
+                "--onnx",
+                str(out),
+                "--tasks",
+                "age_morph2",
+                "--image-size",
+                "48",
+                "--verify",
+            ]
+        )
+        == 0
+    )
     assert _graph_io(out) == ({"images": ["batch_48", 3, 48, 48]}, ["age_morph2"])
     assert main(["export", str(tmp_path / "ckpt"), "--onnx", str(out), "--tasks", "age_morf2"]) == 2
     assert "age_morf2" in capsys.readouterr().err

@@ -132,8 +132,11 @@ def test_clip_layout_matches_clip_blocks(clip_file, size):
 def test_build_with_encoder_weights(clip_file):
     clip, path = clip_file
     model = faceptor_core.build(
-        ["age_morph2"], encoder=EncoderConfig(name="vit_t16", pos_grid=GRID), input_sizes=224,
-        decoder={"hidden_dim": 32, "num_heads": 4, "ffn_dim": 64, "num_layers": 1}, encoder_weights=path,
+        ["age_morph2"],
+        encoder=EncoderConfig(name="vit_t16", pos_grid=GRID),
+        input_sizes=224,
+        decoder={"hidden_dim": 32, "num_heads": 4, "ffn_dim": 64, "num_layers": 1},
+        encoder_weights=path,
     ).eval()
     x = torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
@@ -218,8 +221,9 @@ def test_timm_layout_round_trip(tmp_path, fmt):
 
 
 def test_timm_layout_shape_mismatch_names_file(tmp_path):
-    vit = timm.create_model("vit_base_patch16_clip_quickgelu_224", pretrained=False, num_classes=0,
-                            embed_dim=96, num_heads=3, depth=2)
+    vit = timm.create_model(
+        "vit_base_patch16_clip_quickgelu_224", pretrained=False, num_classes=0, embed_dim=96, num_heads=3, depth=2
+    )
     path = tmp_path / "small.safetensors"
     save_file({k: v.contiguous() for k, v in vit.state_dict().items()}, str(path))
     with pytest.raises(ValueError, match="small.safetensors: shape mismatches"):

@@ -19,8 +19,22 @@ from faceptor_tasks.families.parsing import ParsingF1
 from faceptor_tasks.families.readers.parsing import LAPA_ALIGN_POINTS
 
 #: Colour of each LaPa class in the fixture images (so that images and labels can be checked against each other).
-COLOURS = np.array([[0, 0, 0], [220, 180, 150], [60, 40, 20], [70, 40, 20], [250, 250, 250], [240, 240, 240],
-                    [200, 120, 100], [180, 30, 40], [40, 0, 0], [160, 20, 30], [90, 60, 10]], np.uint8)
+COLOURS = np.array(
+    [
+        [0, 0, 0],
+        [220, 180, 150],
+        [60, 40, 20],
+        [70, 40, 20],
+        [250, 250, 250],
+        [240, 240, 240],
+        [200, 120, 100],
+        [180, 30, 40],
+        [40, 0, 0],
+        [160, 20, 30],
+        [90, 60, 10],
+    ],
+    np.uint8,
+)
 
 
 def lapa_face(h: int, w: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -65,8 +79,7 @@ def write_lapa_faces(root: Path, split: str, sizes: list[tuple[int, int]], seed:
         name = f"{split}_{i:04d}"
         Image.fromarray(image).save(root / split / "images" / f"{name}.jpg", quality=95)
         Image.fromarray(label).save(root / split / "labels" / f"{name}.png")
-        (root / split / "landmarks" / f"{name}.txt").write_text(
-            "106\n" + "".join(f"{x:.2f} {y:.2f}\n" for x, y in pts))
+        (root / split / "landmarks" / f"{name}.txt").write_text("106\n" + "".join(f"{x:.2f} {y:.2f}\n" for x, y in pts))
 
 
 @pytest.fixture
@@ -126,20 +139,36 @@ def converted_checkpoint(tmp_path: Path) -> Path:
     from tests.test_interop_official import _source, release_layout
 
     ckpt = tmp_path / "checkpoint_rank0_iter_50000.pth.tar"
-    torch.save({"step": 50000, "state_dict": release_layout(_source("full"), "full"),
-                "args": argparse.Namespace(seed=2048)}, ckpt)
+    torch.save(
+        {"step": 50000, "state_dict": release_layout(_source("full"), "full"), "args": argparse.Namespace(seed=2048)},
+        ckpt,
+    )
     assert main(["convert", "official", str(ckpt), str(tmp_path / "converted"), "--variant", "full", "--strict"]) == 0
     return tmp_path / "converted"
 
 
-def test_lapa_converted_checkpoint_evaluates_in_the_original_image_end_to_end(lapa_root: Path,
-                                                                             tmp_path: Path) -> None:
+def test_lapa_converted_checkpoint_evaluates_in_the_original_image_end_to_end(lapa_root: Path, tmp_path: Path) -> None:
     """A converted (tiny, random) checkpoint through ``faceptor eval`` on the real LaPa layout: F1 over the
     original images' pixels, after warping the 512-px logits back through the inverse tanh warp."""
     ckpt = converted_checkpoint(tmp_path)
     out = tmp_path / "metrics.json"
-    assert main(["eval", str(ckpt), "--tasks", "parsing_lapa", "--root", f"parsing_lapa={lapa_root}",
-                 "--batch-size", "2", "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(ckpt),
+                "--tasks",
+                "parsing_lapa",
+                "--root",
+                f"parsing_lapa={lapa_root}",
+                "--batch-size",
+                "2",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     reported = json.loads(out.read_text())["parsing_lapa"]
 
     loaded = load(ckpt).eval()

@@ -49,8 +49,12 @@ def _under(module: str, package: str) -> bool:
 
 
 def _violations(sources: list[str], targets: list[str]) -> list[str]:
-    return sorted(f"{m} imports {i}" for m in sources for i in IMPORTS[m]
-                  if any(_under(i, t) for t in targets) and not any(m == a and _under(i, b) for a, b in FORWARDING))
+    return sorted(
+        f"{m} imports {i}"
+        for m in sources
+        for i in IMPORTS[m]
+        if any(_under(i, t) for t in targets) and not any(m == a and _under(i, b) for a, b in FORWARDING)
+    )
 
 
 def test_the_walk_sees_the_core() -> None:
@@ -69,6 +73,11 @@ def test_the_model_does_not_import_the_layers_above_it() -> None:
 
 
 def test_loading_and_evaluation_do_not_import_training() -> None:
-    sources = ["faceptor_core.checkpoint", "faceptor_core.build", "faceptor_core.addons", "faceptor_core.evaluate",
-               "faceptor_core.predictions"]
+    sources = [
+        "faceptor_core.checkpoint",
+        "faceptor_core.build",
+        "faceptor_core.addons",
+        "faceptor_core.evaluate",
+        "faceptor_core.predictions",
+    ]
     assert _violations(sources, ["faceptor_core.train"]) == []

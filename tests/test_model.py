@@ -15,8 +15,14 @@ from faceptor_core.model.config import EncoderConfig
 from faceptor_core.model.encoder import ViTEncoder, resize_pos_grid
 from tests.conftest import tiny_build
 
-PAPER_TASKS = ["landmarks_300w", "parsing_celebamask_hq", "age_morph2", "expression_rafdb",
-               "attributes_celeba", "recognition_ms1mv3"]
+PAPER_TASKS = [
+    "landmarks_300w",
+    "parsing_celebamask_hq",
+    "age_morph2",
+    "expression_rafdb",
+    "attributes_celeba",
+    "recognition_ms1mv3",
+]
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +91,14 @@ def test_forward_multitask_rows_match_full_batch(paper_model, images):
     from faceptor_core.model.base import resize_images
 
     x32, x64 = resize_images(images, 32), resize_images(images, 64)
-    rows = {"age_morph2": slice(0, 1), "expression_rafdb": slice(1, 2), "recognition_ms1mv3": slice(0, 2),
-            "landmarks_300w": slice(1, 2), "parsing_celebamask_hq": slice(0, 1), "attributes_celeba": slice(0, 2)}
+    rows = {
+        "age_morph2": slice(0, 1),
+        "expression_rafdb": slice(1, 2),
+        "recognition_ms1mv3": slice(0, 2),
+        "landmarks_300w": slice(1, 2),
+        "parsing_celebamask_hq": slice(0, 1),
+        "attributes_celeba": slice(0, 2),
+    }
     out = paper_model.forward_multitask({32: x32, 64: x64}, rows)
     for task, r in rows.items():
         torch.testing.assert_close(out[task], full[task][r], atol=1e-5, rtol=1e-5)
@@ -186,16 +198,21 @@ def test_add_task_for_prompt_tuning(images):
 
 def test_naive_add_task_and_key_ownership(images):
     model = tiny_build(["age_morph2"], variant="naive")
-    names = model.add_task(faceptor_core.get_task("expression_rafdb").head_config().model_copy(
-        update={"input_size": 32}))
+    names = model.add_task(
+        faceptor_core.get_task("expression_rafdb").head_config().model_copy(update={"input_size": 32})
+    )
     assert all(n.startswith("heads.expression.") for n in names)
     assert model.task_of_key("heads.age.classifiers.age_morph2.weight") == "age_morph2"
     assert model(images)["expression_rafdb"].shape == (2, 7)
 
 
 def test_any_timm_vit_name_is_accepted(images):
-    model = faceptor_core.build(["expression_rafdb"], encoder="vit_tiny_patch16_224", input_sizes=32,
-                                decoder={"hidden_dim": 32, "num_heads": 4, "ffn_dim": 64, "num_layers": 1})
+    model = faceptor_core.build(
+        ["expression_rafdb"],
+        encoder="vit_tiny_patch16_224",
+        input_sizes=32,
+        decoder={"hidden_dim": 32, "num_heads": 4, "ffn_dim": 64, "num_layers": 1},
+    )
     assert model.encoder.embed_dim == 192 and model.encoder.depth == 12
     assert model(images)["expression_rafdb"].shape == (2, 7)
     with pytest.raises(Exception, match="vit_tiny_patch16_2244"):

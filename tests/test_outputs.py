@@ -17,15 +17,27 @@ from faceptor_core.spec import HEAD_OF_OUTPUT, OutputKind, TaskHead
 from faceptor_core.viz import prediction_card
 
 B, S = 2, 32
-NAMES = {"landmarks": ("a", "b", "c"), "segmentation": ("background", "skin", "hair"),
-         "classification": ("x", "y", "z"), "multilabel": ("p", "q", "r"), "regression": ("pitch", "yaw", "roll")}
+NAMES = {
+    "landmarks": ("a", "b", "c"),
+    "segmentation": ("background", "skin", "hair"),
+    "classification": ("x", "y", "z"),
+    "multilabel": ("p", "q", "r"),
+    "regression": ("pitch", "yaw", "roll"),
+}
 
 
 def _head(kind: str) -> TaskHead:
     identity = HEAD_OF_OUTPUT[kind] == "identity"
-    return TaskHead(name=f"t_{kind}", family="f", head_type=HEAD_OF_OUTPUT[kind], output=kind,
-                    num_queries=0 if identity else (101 if kind == "age_distribution" else 3), input_size=S,
-                    embedding_dim=8, label_names=NAMES.get(kind, ()))
+    return TaskHead(
+        name=f"t_{kind}",
+        family="f",
+        head_type=HEAD_OF_OUTPUT[kind],
+        output=kind,
+        num_queries=0 if identity else (101 if kind == "age_distribution" else 3),
+        input_size=S,
+        embedding_dim=8,
+        label_names=NAMES.get(kind, ()),
+    )
 
 
 def _raw(head: TaskHead) -> torch.Tensor:

@@ -20,8 +20,9 @@ from tests.toytasks import toy_specs
 
 
 def spec(name: str, **kw) -> TaskSpec:
-    base = dict(name=name, family="expression", head_type="attribute", output="classification", num_queries=3,
-                input_size=32)
+    base = dict(
+        name=name, family="expression", head_type="attribute", output="classification", num_queries=3, input_size=32
+    )
     base.update(kw)
     return TaskSpec(**base)
 
@@ -65,8 +66,9 @@ def test_a_plugin_exiting_at_import_is_isolated(monkeypatch, exc):
     def explode():
         raise exc
 
-    fake_entry_points(monkeypatch, [_EntryPoint("exits", explode), _EntryPoint("good", lambda: module_with(
-        spec("good_task")))])
+    fake_entry_points(
+        monkeypatch, [_EntryPoint("exits", explode), _EntryPoint("good", lambda: module_with(spec("good_task")))]
+    )
     reg = TaskRegistry()
     assert reg.task_names() == ["good_task"]
     broken = {p.name: p for p in reg.list_plugins()}["exits"]
@@ -100,10 +102,13 @@ def test_a_plugin_taking_a_builtin_name_is_blamed_and_the_builtin_kept(monkeypat
     builtin = spec("landmarks_mine", family="landmarks", head_type="dense", output="landmarks", num_queries=5)
     impostor = spec("landmarks_mine")
     # the impostor sorts first by name: precedence must not depend on names
-    fake_entry_points(monkeypatch, [
-        _EntryPoint("aaa", lambda: module_with(impostor, spec("aaa_own"))),
-        _EntryPoint("faceptor_tasks", lambda: module_with(builtin), dist=_Dist("faceptor")),
-    ])
+    fake_entry_points(
+        monkeypatch,
+        [
+            _EntryPoint("aaa", lambda: module_with(impostor, spec("aaa_own"))),
+            _EntryPoint("faceptor_tasks", lambda: module_with(builtin), dist=_Dist("faceptor")),
+        ],
+    )
     reg = TaskRegistry()
     assert reg.get_task("landmarks_mine").head_type == "dense"
     assert reg.owner("landmarks_mine") == "faceptor_tasks"
@@ -150,8 +155,10 @@ def test_a_decode_returning_the_wrong_type_names_task_plugin_and_callable():
         return {"values": raw}
 
     reg = TaskRegistry(load_entry_points=False)
-    reg.register_plugin(Plugin(spec("decoded", output="regression", head_type="attribute", num_queries=2,
-                                    decode=bad_decode)), name="decoder_plugin")
+    reg.register_plugin(
+        Plugin(spec("decoded", output="regression", head_type="attribute", num_queries=2, decode=bad_decode)),
+        name="decoder_plugin",
+    )
     model = tiny_build(["decoded"], registry=reg)
     with pytest.raises(PluginContractError) as info:
         model.predict(torch.rand(1, 3, 32, 32))
@@ -168,12 +175,15 @@ def toy_registry(**updates):
 
 
 def config(tmp_path) -> RunConfig:
-    return RunConfig.model_validate({
-        "output_dir": str(tmp_path / "run"), "progress": False,
-        "model": {"encoder": "vit_t16", "decoder": TINY_DECODER},
-        "tasks": [{"name": "toy_channel", "batch_size": 4}],
-        "schedule": {"steps": 1, "warmup_steps": 0},
-    })
+    return RunConfig.model_validate(
+        {
+            "output_dir": str(tmp_path / "run"),
+            "progress": False,
+            "model": {"encoder": "vit_t16", "decoder": TINY_DECODER},
+            "tasks": [{"name": "toy_channel", "batch_size": 4}],
+            "schedule": {"steps": 1, "warmup_steps": 0},
+        }
+    )
 
 
 def returns_none(*args, **kwargs):
@@ -190,12 +200,15 @@ class TextCompute(NoCompute):
         return "accuracy is fine"
 
 
-@pytest.mark.parametrize("field, value, fragment", [
-    ("dataset", returns_none, "dataset callable tests.test_plugin_contracts.returns_none returned NoneType"),
-    ("transforms", lambda split, size: 42, "transforms callable"),
-    ("loss", lambda spec: "cross entropy", "loss callable"),
-    ("loss", lambda spec: (lambda raw, target: raw), "expected a scalar tensor"),
-])
+@pytest.mark.parametrize(
+    "field, value, fragment",
+    [
+        ("dataset", returns_none, "dataset callable tests.test_plugin_contracts.returns_none returned NoneType"),
+        ("transforms", lambda split, size: 42, "transforms callable"),
+        ("loss", lambda spec: "cross entropy", "loss callable"),
+        ("loss", lambda spec: lambda raw, target: raw, "expected a scalar tensor"),
+    ],
+)
 def test_training_callables_breaking_their_contract_are_named(tmp_path, field, value, fragment):
     reg = toy_registry(**{field: value})
     with pytest.raises(PluginContractError) as info:
@@ -204,11 +217,14 @@ def test_training_callables_breaking_their_contract_are_named(tmp_path, field, v
     assert "task 'toy_channel' (plugin 'toy_plugin')" in msg and fragment in msg
 
 
-@pytest.mark.parametrize("field, value, fragment", [
-    ("dataset", returns_none, "dataset callable"),
-    ("metrics", lambda spec: NoCompute(), "without compute()"),
-    ("metrics", lambda spec: TextCompute(), "compute() returned str"),
-])
+@pytest.mark.parametrize(
+    "field, value, fragment",
+    [
+        ("dataset", returns_none, "dataset callable"),
+        ("metrics", lambda spec: NoCompute(), "without compute()"),
+        ("metrics", lambda spec: TextCompute(), "compute() returned str"),
+    ],
+)
 def test_evaluation_callables_breaking_their_contract_are_named(field, value, fragment):
     reg = toy_registry(**{field: value})
     model = tiny_build(["toy_channel"], registry=reg)

@@ -24,8 +24,9 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
 
 def example_code() -> str:
     text = DOCS.read_text(encoding="utf-8")
-    block = re.search(r"<!-- headpose-example:start -->\n```python\n(.*?)```\n<!-- headpose-example:end -->", text,
-                      re.S)
+    block = re.search(
+        r"<!-- headpose-example:start -->\n```python\n(.*?)```\n<!-- headpose-example:end -->", text, re.S
+    )
     assert block, "docs/plugins.md lost its head-pose example block"
     return block.group(1)
 
@@ -80,8 +81,11 @@ def _unflipping(spec):
 
 
 def test_mirrored_images_with_unflipped_angles_are_caught(plugin, tmp_path):
-    with pytest.raises(ContractError, match=r"task 'headpose_synth', flip: a mirrored training item does not carry "
-                                            r"the flip rule's labels \(negates yaw, roll\)"):
+    with pytest.raises(
+        ContractError,
+        match=r"task 'headpose_synth', flip: a mirrored training item does not carry "
+        r"the flip rule's labels \(negates yaw, roll\)",
+    ):
         run_contract(_unflipping(plugin.HEADPOSE), tmp=tmp_path, checks=["flip"])
 
 
@@ -94,8 +98,11 @@ def test_a_rule_that_disagrees_with_the_transform_is_caught(plugin, tmp_path):
 
 def test_mirroring_without_a_rule_is_caught(plugin, tmp_path):
     spec = _unflipping(plugin.HEADPOSE).model_copy(update={"flip": None})
-    with pytest.raises(ContractError, match=r"task 'headpose_synth', flip: the training transform mirrors images "
-                                            r".* declares no flip rule"):
+    with pytest.raises(
+        ContractError,
+        match=r"task 'headpose_synth', flip: the training transform mirrors images "
+        r".* declares no flip rule",
+    ):
         run_contract(spec, tmp=tmp_path, checks=["flip"])
 
 
@@ -109,19 +116,26 @@ class OneAngle(SynthFacesDataset):
 
 
 def test_targets_of_the_wrong_width_are_a_contract_error(plugin, tmp_path):
-    spec = plugin.HEADPOSE.model_copy(update={"dataset": lambda root, split, transform=None: OneAngle(
-        split, transform=transform)})
+    spec = plugin.HEADPOSE.model_copy(
+        update={"dataset": lambda root, split, transform=None: OneAngle(split, transform=transform)}
+    )
     # the shape check names the batch; a training flip on the way may name the item first
-    with pytest.raises(ContractError, match=r"task 'headpose_synth', dataset: (a batch of regression targets has "
-                                            r"shape \(4, 1\), expected \(4, 2\)|.*targets of shape \(1,\))"):
+    with pytest.raises(
+        ContractError,
+        match=r"task 'headpose_synth', dataset: (a batch of regression targets has "
+        r"shape \(4, 1\), expected \(4, 2\)|.*targets of shape \(1,\))",
+    ):
         run_contract(spec, tmp=tmp_path, checks=["dataset"])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         batch = [spec.transforms("test", 32)(spec.dataset(None, "train")[i]) for i in range(4)]
     from faceptor_core.testing import _check_targets
 
-    with pytest.raises(ContractError, match=r"task 'headpose_synth', dataset: a batch of regression targets has "
-                                            r"shape \(4, 1\), expected \(4, 2\) \(2 queries\)"):
+    with pytest.raises(
+        ContractError,
+        match=r"task 'headpose_synth', dataset: a batch of regression targets has "
+        r"shape \(4, 1\), expected \(4, 2\) \(2 queries\)",
+    ):
         _check_targets(spec, torch.stack([b["target"] for b in batch]), 32)
     with pytest.raises(ContractError, match=r"task 'headpose_synth', flip: .*shape \(1,\)"):
         run_contract(spec, tmp=tmp_path, checks=["flip"])

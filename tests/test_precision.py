@@ -10,8 +10,7 @@ import faceptor_core
 from faceptor_core.photo import analyze, photo_record
 from tests.conftest import tiny_build
 
-TASKS = ["landmarks_300w", "parsing_lapa", "age_morph2", "expression_rafdb", "attributes_celeba",
-         "recognition_ms1mv3"]
+TASKS = ["landmarks_300w", "parsing_lapa", "age_morph2", "expression_rafdb", "attributes_celeba", "recognition_ms1mv3"]
 
 
 def test_load_returns_a_model_in_eval_mode(tmp_path):
@@ -49,8 +48,9 @@ def test_predict_and_analyze_in_other_precisions(dtype):
     tol = 1e-4 if dtype == torch.float64 else 0.1
     # decoded values come back as float32 whatever the model's type (docs/architecture.md, "Precision")
     torch.testing.assert_close(preds["landmarks_300w"].points, ref["landmarks_300w"].points, rtol=0, atol=tol * 48)
-    torch.testing.assert_close(preds["expression_rafdb"].probabilities, ref["expression_rafdb"].probabilities,
-                               rtol=0, atol=tol)
+    torch.testing.assert_close(
+        preds["expression_rafdb"].probabilities, ref["expression_rafdb"].probabilities, rtol=0, atol=tol
+    )
     torch.testing.assert_close(preds["age_morph2"].age, ref["age_morph2"].age, rtol=0, atol=tol * 100)
     assert preds["parsing_lapa"].labels.shape == ref["parsing_lapa"].labels.shape
     for name in ("landmarks_300w", "age_morph2", "expression_rafdb", "attributes_celeba"):

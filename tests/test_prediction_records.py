@@ -29,8 +29,17 @@ class ColourName(P.Prediction):
 @pytest.fixture(scope="module")
 def records():
     toys = toy_specs()
-    model = tiny_build(["landmarks_300w", "parsing_lapa", "age_morph2", "expression_rafdb", "attributes_celeba",
-                        "recognition_ms1mv3", *toys])
+    model = tiny_build(
+        [
+            "landmarks_300w",
+            "parsing_lapa",
+            "age_morph2",
+            "expression_rafdb",
+            "attributes_celeba",
+            "recognition_ms1mv3",
+            *toys,
+        ]
+    )
     model.output_decoders["toy_channel"] = lambda raw, hw: ColourName("toy_channel", "red")  # a plugin's own decoder
     astro, cat = model.analyze([skimage.data.astronaut(), skimage.data.chelsea()])
     return model, astro, cat
@@ -44,15 +53,26 @@ def validator():
 
 def test_every_result_kind_validates(records):
     model, astro, cat = records
-    record = json.loads(dumps(photo_record(astro, model=model, source="group.jpg",
-                                           files={"overlay": "group.overlay.png"})))
+    record = json.loads(
+        dumps(photo_record(astro, model=model, source="group.jpg", files={"overlay": "group.overlay.png"}))
+    )
     validator().validate(record)
-    assert record["version"] == SCHEMA_VERSION and record["photo"] == {"source": "group.jpg", "width": 512,
-                                                                      "height": 512}
+    assert record["version"] == SCHEMA_VERSION and record["photo"] == {
+        "source": "group.jpg",
+        "width": 512,
+        "height": 512,
+    }
     kinds = {name: r["kind"] for name, r in record["faces"][0]["tasks"].items()}
-    assert kinds == {"landmarks_300w": "landmarks", "parsing_lapa": "parsing", "age_morph2": "age",
-                     "expression_rafdb": "classification", "attributes_celeba": "multilabel",
-                     "recognition_ms1mv3": "embedding", "toy_brightness": "regression", "toy_channel": "custom"}
+    assert kinds == {
+        "landmarks_300w": "landmarks",
+        "parsing_lapa": "parsing",
+        "age_morph2": "age",
+        "expression_rafdb": "classification",
+        "attributes_celeba": "multilabel",
+        "recognition_ms1mv3": "embedding",
+        "toy_brightness": "regression",
+        "toy_channel": "custom",
+    }
     face = record["faces"][0]
     assert face["tasks"]["age_morph2"]["unit"] == "years" and face["tasks"]["landmarks_300w"]["unit"] == "px"
     assert len(face["tasks"]["recognition_ms1mv3"]["embedding"]) == 512
@@ -74,9 +94,12 @@ def test_a_photo_without_faces_validates_with_no_faces(records):
 def test_the_schema_rejects_what_readers_could_not_rely_on(records):
     model, astro, _ = records
     good = photo_record(astro, model=model)
-    for damage in (lambda r: r.update(version=2), lambda r: r["faces"][0].pop("box"),
-                   lambda r: r["faces"][0]["tasks"]["age_morph2"].update(unit="months"),
-                   lambda r: r["faces"][0].update(flags=["blurry"])):
+    for damage in (
+        lambda r: r.update(version=2),
+        lambda r: r["faces"][0].pop("box"),
+        lambda r: r["faces"][0]["tasks"]["age_morph2"].update(unit="months"),
+        lambda r: r["faces"][0].update(flags=["blurry"]),
+    ):
         bad = copy.deepcopy(good)
         damage(bad)
         with pytest.raises(jsonschema.ValidationError):

@@ -14,8 +14,9 @@ from faceptor_core.registry import DuplicateTaskError
 
 
 def spec(name: str, **kw) -> TaskSpec:
-    base = dict(name=name, family="expression", head_type="attribute", output="classification", num_queries=3,
-                input_size=112)
+    base = dict(
+        name=name, family="expression", head_type="attribute", output="classification", num_queries=3, input_size=112
+    )
     base.update(kw)
     return TaskSpec(**base)
 
@@ -32,8 +33,14 @@ class Plugin:
 
 def test_builtin_tasks_come_from_the_entry_point():
     names = [t.name for t in faceptor_core.list_tasks()]
-    for name in ["landmarks_300w", "parsing_celebamask_hq", "age_morph2", "expression_rafdb",
-                 "attributes_celeba", "recognition_ms1mv3"]:
+    for name in [
+        "landmarks_300w",
+        "parsing_celebamask_hq",
+        "age_morph2",
+        "expression_rafdb",
+        "attributes_celeba",
+        "recognition_ms1mv3",
+    ]:
         assert name in names
     assert names == sorted(names)
     assert faceptor_core.default_registry().owner("age_morph2") == "faceptor_tasks"
@@ -81,8 +88,16 @@ def test_invalid_spec_names_plugin_and_field():
     class Bad:
         @hookimpl
         def register_tasks(self, register):
-            register({"name": "bad_task", "family": "age", "head": "attribute", "output": "classification",
-                      "num_queries": 0, "input_size": 112})
+            register(
+                {
+                    "name": "bad_task",
+                    "family": "age",
+                    "head": "attribute",
+                    "output": "classification",
+                    "num_queries": 0,
+                    "input_size": 112,
+                }
+            )
 
     reg = TaskRegistry(load_entry_points=False)
     reg.register_plugin(Bad(), name="bad_plugin")
@@ -96,8 +111,15 @@ def test_spec_validation_messages():
     with pytest.raises(ValueError, match="needs head 'dense'"):
         spec("x", output="landmarks")
     with pytest.raises(ValueError, match="involution"):
-        TaskSpec(name="lm", family="landmarks", head_type="dense", output="landmarks", num_queries=3,
-                 input_size=64, flip_permutation=(1, 2, 0))
+        TaskSpec(
+            name="lm",
+            family="landmarks",
+            head_type="dense",
+            output="landmarks",
+            num_queries=3,
+            input_size=64,
+            flip_permutation=(1, 2, 0),
+        )
     with pytest.raises(ValueError, match="label_names"):
         spec("x", label_names=("a", "b"))
     with pytest.raises(ValueError, match="name"):
@@ -127,8 +149,11 @@ def test_broken_entry_point_is_reported_by_name(monkeypatch):
     def explode():
         raise ImportError("No module named 'missing_dependency'")
 
-    monkeypatch.setattr(metadata, "entry_points", _fake_entry_points(
-        [_FakeEntryPoint("broken", explode), _FakeEntryPoint("good", lambda: good)]))
+    monkeypatch.setattr(
+        metadata,
+        "entry_points",
+        _fake_entry_points([_FakeEntryPoint("broken", explode), _FakeEntryPoint("good", lambda: good)]),
+    )
     reg = TaskRegistry()
     assert [t.name for t in reg.list_tasks()] == ["good_task"]
     plugins = {p.name: p for p in reg.list_plugins()}

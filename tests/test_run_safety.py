@@ -31,9 +31,13 @@ def registry():
 
 def run_config(out, **kw) -> RunConfig:
     base = {
-        "output_dir": str(out), "progress": False, "model": TINY,
+        "output_dir": str(out),
+        "progress": False,
+        "model": TINY,
         "tasks": [{"name": "toy_channel", "batch_size": 4}, {"name": "toy_brightness", "batch_size": 4}],
-        "schedule": {"steps": 2, "warmup_steps": 1}, "eval_every": 100, "checkpoint_every": 1,
+        "schedule": {"steps": 2, "warmup_steps": 1},
+        "eval_every": 100,
+        "checkpoint_every": 1,
     }
     base.update(kw)
     return RunConfig.model_validate(base)
@@ -185,8 +189,9 @@ def test_synth_export_refuses_a_non_empty_folder(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "not empty" in err and "--overwrite" in err and err.count("\n") == 1
     assert (target / "face_landmarks_300w_train.csv").read_text() == "the user's own annotations\n"
-    assert main(["synth", "export", "--format", "300w", "--count", "2", "--size", "64", str(target),
-                 "--overwrite"]) == 0
+    assert (
+        main(["synth", "export", "--format", "300w", "--count", "2", "--size", "64", str(target), "--overwrite"]) == 0
+    )
     assert "the user's" not in (target / "face_landmarks_300w_train.csv").read_text()
 
 

@@ -43,12 +43,29 @@ def free_port() -> int:
 
 
 def start_server(checkpoint: str, port: int, *args: str, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+    }
     env.pop("FACEPTOR_API_KEY", None)
-    proc = subprocess.Popen([sys.executable, "-m", "faceptor_core.cli", "serve", checkpoint, "--port", str(port),
-                             "--log-level", "warning", *args], env=env, stdout=log.open("wb"),
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "faceptor_core.cli",
+            "serve",
+            checkpoint,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            *args,
+        ],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -88,8 +105,23 @@ def checkpoint(tmp_path_factory) -> str:
 def server(checkpoint, tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("serve-log") / "server.log"
-    proc = start_server(checkpoint, port, "--max-batch", "8", "--max-wait-ms", "300", "--max-upload-mb", "1",
-                        "--max-photos", "4", "--max-faces", "3", "--api-key", KEY, log=log)
+    proc = start_server(
+        checkpoint,
+        port,
+        "--max-batch",
+        "8",
+        "--max-wait-ms",
+        "300",
+        "--max-upload-mb",
+        "1",
+        "--max-photos",
+        "4",
+        "--max-faces",
+        "3",
+        "--api-key",
+        KEY,
+        log=log,
+    )
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": KEY}, timeout=120) as client:
         yield client
     stop_server(proc)
@@ -98,9 +130,13 @@ def server(checkpoint, tmp_path_factory):
 @pytest.fixture(scope="module")
 def photos() -> dict[str, bytes]:
     face = skimage.data.astronaut()
-    return {"astronaut.jpg": jpeg(face), "mirror.jpg": jpeg(np.ascontiguousarray(face[:, ::-1])),
-            "small.jpg": jpeg(np.asarray(Image.fromarray(face).resize((300, 300)))),
-            "cat.jpg": jpeg(skimage.data.chelsea()), "coffee.jpg": jpeg(skimage.data.coffee())}
+    return {
+        "astronaut.jpg": jpeg(face),
+        "mirror.jpg": jpeg(np.ascontiguousarray(face[:, ::-1])),
+        "small.jpg": jpeg(np.asarray(Image.fromarray(face).resize((300, 300)))),
+        "cat.jpg": jpeg(skimage.data.chelsea()),
+        "coffee.jpg": jpeg(skimage.data.coffee()),
+    }
 
 
 def upload(client: httpx.Client, items: list[tuple[str, bytes]], **data) -> httpx.Response:
@@ -139,8 +175,20 @@ def test_records_equal_faceptor_predict(server, photos, checkpoint, tmp_path, ca
     for n in names:
         (tmp_path / "in").mkdir(exist_ok=True)
         (tmp_path / "in" / n).write_bytes(photos[n])
-    assert main(["predict", str(tmp_path / "in"), "--checkpoint", checkpoint, "--out", str(tmp_path / "out"),
-                 "--no-overlay"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "in"),
+                "--checkpoint",
+                checkpoint,
+                "--out",
+                str(tmp_path / "out"),
+                "--no-overlay",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     r = upload(server, [(n, photos[n]) for n in names])
     assert r.status_code == 200, r.text
@@ -159,8 +207,14 @@ def test_records_equal_faceptor_predict(server, photos, checkpoint, tmp_path, ca
 
 def test_json_and_upload_give_the_same_records_and_tasks_are_chosen_per_request(server, photos):
     data = photos["astronaut.jpg"]
-    a = server.post("/v1/analyze", json={"photos": [{"data": base64.b64encode(data).decode(), "name": "me.jpg"}],
-                                         "tasks": ["age_morph2", "landmarks_300w"], "embeddings": False})
+    a = server.post(
+        "/v1/analyze",
+        json={
+            "photos": [{"data": base64.b64encode(data).decode(), "name": "me.jpg"}],
+            "tasks": ["age_morph2", "landmarks_300w"],
+            "embeddings": False,
+        },
+    )
     b = upload(server, [("me.jpg", data)], tasks="age_morph2 landmarks_300w", embeddings="false")
     assert a.status_code == b.status_code == 200, (a.text, b.text)
     ra, rb = a.json()["records"][0], b.json()["records"][0]
@@ -171,8 +225,13 @@ def test_json_and_upload_give_the_same_records_and_tasks_are_chosen_per_request(
 
 def test_given_faces_skip_detection(server, photos):
     box = [170.0, 60.0, 270.0, 180.0]
-    r = server.post("/v1/analyze", json={"photos": [{"data": base64.b64encode(photos["cat.jpg"]).decode(),
-                                                     "faces": [{"box": box}]}], "tasks": ["age_morph2"]})
+    r = server.post(
+        "/v1/analyze",
+        json={
+            "photos": [{"data": base64.b64encode(photos["cat.jpg"]).decode(), "faces": [{"box": box}]}],
+            "tasks": ["age_morph2"],
+        },
+    )
     assert r.status_code == 200, r.text
     rec = r.json()["records"][0]
     assert rec["faces_from"] == "given" and rec["faces"][0]["box"] == box and rec["faces"][0]["source"] == "given"
@@ -217,32 +276,49 @@ NAMELESS_PART = b"--x\r\nContent-Disposition: form-data\r\n\r\nabc\r\n--x--\r\n"
 BAD = {
     "not_an_image": (lambda s, p: upload(s, [("notes.jpg", b"these are not pixels")]), 422),
     "empty_photo": (lambda s, p: upload(s, [("empty.jpg", b"")]), 400),
-    "empty_body": (lambda s, p: s.post("/v1/analyze", content=b"", headers={"content-type": "application/json"}),
-                   400),
+    "empty_body": (lambda s, p: s.post("/v1/analyze", content=b"", headers={"content-type": "application/json"}), 400),
     "image_too_large": (lambda s, p: upload(s, [("bomb.png", bomb_png())]), 413),
     "too_large": (lambda s, p: upload(s, [("big.bin", os.urandom(3 << 19))]), 413),
-    "too_large_chunked": (lambda s, p: s.post("/v1/analyze", headers={"content-type": "application/json"},
-                                              content=iter([b"{" + b" " * (1 << 19)] * 3)), 413),
+    "too_large_chunked": (
+        lambda s, p: s.post(
+            "/v1/analyze", headers={"content-type": "application/json"}, content=iter([b"{" + b" " * (1 << 19)] * 3)
+        ),
+        413,
+    ),
     "unknown_task": (lambda s, p: upload(s, [("a.jpg", p["astronaut.jpg"])], tasks="age_morhp2"), 422),
-    "too_many_faces": (lambda s, p: s.post("/v1/analyze", json={"photos": [{
-        "data": base64.b64encode(p["cat.jpg"]).decode(), "faces": [{"box": [0, 0, 50, 50]}] * 4}]}), 422),
-    "too_many_faces_detected": (lambda s, p: upload(s, [("crowd.jpg", jpeg(tiled(skimage.data.astronaut())))]),
-                                422),
-    "invalid_faces": (lambda s, p: upload(s, [("a.jpg", p["astronaut.jpg"])], faces='[[{"box": [9, 9, 1, 1]}]]'),
-                      422),
+    "too_many_faces": (
+        lambda s, p: s.post(
+            "/v1/analyze",
+            json={
+                "photos": [{"data": base64.b64encode(p["cat.jpg"]).decode(), "faces": [{"box": [0, 0, 50, 50]}] * 4}]
+            },
+        ),
+        422,
+    ),
+    "too_many_faces_detected": (lambda s, p: upload(s, [("crowd.jpg", jpeg(tiled(skimage.data.astronaut())))]), 422),
+    "invalid_faces": (lambda s, p: upload(s, [("a.jpg", p["astronaut.jpg"])], faces='[[{"box": [9, 9, 1, 1]}]]'), 422),
     "too_many_photos": (lambda s, p: upload(s, [("a.jpg", p["small.jpg"])] * 5), 422),
     "too_many_photos_many": (lambda s, p: upload(s, [("a.jpg", b"x")] * 40), 422),
-    "malformed_json": (lambda s, p: s.post("/v1/analyze", content=b'{"photos": [', headers={
-        "content-type": "application/json"}), 400),
+    "malformed_json": (
+        lambda s, p: s.post("/v1/analyze", content=b'{"photos": [', headers={"content-type": "application/json"}),
+        400,
+    ),
     "malformed_base64": (lambda s, p: s.post("/v1/analyze", json={"photos": [{"data": "not*base64"}]}), 400),
     "invalid_request": (lambda s, p: s.post("/v1/analyze", json={"pictures": []}), 422),
     "unsupported_media_type": (lambda s, p: s.post("/v1/analyze/upload", content=b"x"), 415),
-    "malformed_multipart": (lambda s, p: s.post("/v1/analyze/upload", headers={
-        "content-type": "multipart/form-data; boundary=x"}, content=NAMELESS_PART), 400),
+    "malformed_multipart": (
+        lambda s, p: s.post(
+            "/v1/analyze/upload", headers={"content-type": "multipart/form-data; boundary=x"}, content=NAMELESS_PART
+        ),
+        400,
+    ),
     "unauthorized": (lambda s, p: s.post("/v1/analyze", json={}, headers={"X-API-Key": "wrong"}), 401),
 }
-CODES = {"too_large_chunked": "too_large", "too_many_photos_many": "too_many_photos",
-         "too_many_faces_detected": "too_many_faces"}
+CODES = {
+    "too_large_chunked": "too_large",
+    "too_many_photos_many": "too_many_photos",
+    "too_many_faces_detected": "too_many_faces",
+}
 
 
 @pytest.mark.parametrize("case", list(BAD))
@@ -276,11 +352,19 @@ def test_a_slow_or_vanished_client_does_not_hold_the_batch(server, photos):
     slow = socket.create_connection((host, port))
     gone = socket.create_connection((host, port))
     try:
-        slow.sendall(b"POST /v1/analyze HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"X-API-Key: " + KEY.encode() + b"\r\nContent-Length: 100000\r\n\r\n{\"photos\": [")
+        slow.sendall(
+            b"POST /v1/analyze HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"X-API-Key: " + KEY.encode() + b'\r\nContent-Length: 100000\r\n\r\n{"photos": ['
+        )
         body = json.dumps({"photos": [{"data": base64.b64encode(photos["astronaut.jpg"]).decode()}]}).encode()
-        gone.sendall(b"POST /v1/analyze HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-API-Key: "
-                     + KEY.encode() + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        gone.sendall(
+            b"POST /v1/analyze HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-API-Key: "
+            + KEY.encode()
+            + b"\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
         gone.close()  # leaves before its answer
         t0 = time.monotonic()
         r = upload(server, [("a.jpg", photos["astronaut.jpg"])], tasks="age_morph2")
@@ -314,8 +398,12 @@ def test_model_card_openapi_and_metrics(server, photos, checkpoint):
     assert server.get("/v1/schema/prediction").json() == prediction_schema()
 
     text = server.get("/metrics").text
-    for name in ("faceptor_requests_total", "faceptor_batch_size_photos_bucket", "faceptor_queue_wait_seconds_count",
-                 "faceptor_request_latency_seconds_bucket"):
+    for name in (
+        "faceptor_requests_total",
+        "faceptor_batch_size_photos_bucket",
+        "faceptor_queue_wait_seconds_count",
+        "faceptor_request_latency_seconds_bucket",
+    ):
         assert name in text
     assert metric(server, "faceptor_request_latency_seconds_count") >= 1
 
@@ -326,8 +414,12 @@ def test_sigterm_lets_in_flight_requests_finish(checkpoint, photos, tmp_path):
     proc = start_server(checkpoint, port, "--max-wait-ms", "1500", "--no-detect", log=tmp_path / "log")
     try:
         with ThreadPoolExecutor(1) as pool:
-            pending = pool.submit(httpx.post, f"http://127.0.0.1:{port}/v1/analyze/upload", timeout=60,
-                                  files=[("photo", ("a.jpg", photos["small.jpg"], "image/jpeg"))])
+            pending = pool.submit(
+                httpx.post,
+                f"http://127.0.0.1:{port}/v1/analyze/upload",
+                timeout=60,
+                files=[("photo", ("a.jpg", photos["small.jpg"], "image/jpeg"))],
+            )
             time.sleep(0.7)  # the photo is waiting for its batch
             proc.send_signal(signal.SIGTERM)
             r = pending.result()
@@ -356,9 +448,11 @@ def test_odd_but_valid_photos_are_answered(server):
         Image.fromarray(array).save(buf, format="PNG")
         return buf.getvalue()
 
-    grey16 = (np.arange(64 * 48, dtype=np.uint16).reshape(64, 48) * 20)
-    r = server.post("/v1/analyze/upload", files=[("photo", ("dot.png", png(np.zeros((1, 1, 3), np.uint8)))),
-                                                 ("photo", ("grey16.png", png(grey16)))])
+    grey16 = np.arange(64 * 48, dtype=np.uint16).reshape(64, 48) * 20
+    r = server.post(
+        "/v1/analyze/upload",
+        files=[("photo", ("dot.png", png(np.zeros((1, 1, 3), np.uint8)))), ("photo", ("grey16.png", png(grey16)))],
+    )
     assert r.status_code == 200, r.text
     dot, grey = r.json()["records"]
     assert dot["photo"]["width"] == 1 and dot["faces"] == []

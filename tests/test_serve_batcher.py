@@ -42,8 +42,9 @@ def test_one_bad_photo_fails_only_itself_and_task_lists_are_analysed_apart():
 
 
 @settings(max_examples=15, deadline=None)
-@given(sizes=st.lists(st.integers(1, 5), min_size=1, max_size=12), max_batch=st.integers(1, 6),
-       seed=st.integers(0, 1000))
+@given(
+    sizes=st.lists(st.integers(1, 5), min_size=1, max_size=12), max_batch=st.integers(1, 6), seed=st.integers(0, 1000)
+)
 def test_concurrent_requests_get_their_own_results(sizes, max_batch, seed):
     """Requests of ``sizes[i]`` photos each, sent at once with random delays: each gets exactly its photos'
     results, in order, and no batch holds more than ``max_batch`` photos."""

@@ -27,10 +27,17 @@ DOCS = (Path(__file__).parents[1] / "docs" / "plugins.md").read_text(encoding="u
 
 #: TaskSpec field (or method) -> the protocol method that declares its signature.
 DECLARED = {
-    "dataset": S.DatasetFactory.__call__, "transform": S.Transform.__call__, "transforms": S.TransformsFactory.__call__,
-    "loss": S.LossFactory.__call__, "metrics": S.MetricsFactory.__call__, "decode": S.DecodeFn.__call__,
-    "baseline": S.BaselineFactory.__call__, "Metric.update": S.Metric.update, "Metric.compute": S.Metric.compute,
-    "Metric.reset": S.Metric.reset, "PairMetric.update_pairs": S.PairMetric.update_pairs,
+    "dataset": S.DatasetFactory.__call__,
+    "transform": S.Transform.__call__,
+    "transforms": S.TransformsFactory.__call__,
+    "loss": S.LossFactory.__call__,
+    "metrics": S.MetricsFactory.__call__,
+    "decode": S.DecodeFn.__call__,
+    "baseline": S.BaselineFactory.__call__,
+    "Metric.update": S.Metric.update,
+    "Metric.compute": S.Metric.compute,
+    "Metric.reset": S.Metric.reset,
+    "PairMetric.update_pairs": S.PairMetric.update_pairs,
 }
 
 
@@ -52,18 +59,34 @@ def test_docs_state_each_declared_signature_exactly(name: str) -> None:
 
 def test_taskspec_fields_are_typed_with_the_protocols() -> None:
     fields = TaskSpec.model_fields
-    for field, proto in [("dataset", S.DatasetFactory), ("transforms", S.TransformsFactory), ("loss", S.LossFactory),
-                         ("metrics", S.MetricsFactory), ("decode", S.DecodeFn), ("baseline", S.BaselineFactory)]:
+    for field, proto in [
+        ("dataset", S.DatasetFactory),
+        ("transforms", S.TransformsFactory),
+        ("loss", S.LossFactory),
+        ("metrics", S.MetricsFactory),
+        ("decode", S.DecodeFn),
+        ("baseline", S.BaselineFactory),
+    ]:
         assert fields[field].annotation == proto | None
     with pytest.raises(ValidationError, match="metrics"):
-        TaskSpec(name="x", family="x", head_type="attribute", output="regression", num_queries=1, input_size=32,
-                 metrics="accuracy")
+        TaskSpec(
+            name="x",
+            family="x",
+            head_type="attribute",
+            output="regression",
+            num_queries=1,
+            input_size=32,
+            metrics="accuracy",
+        )
 
 
 FAMILY_METRICS = [
-    AgeMAE(), AttributeAccuracy(("smiling", "glasses")), AccuracyMetric(3),
+    AgeMAE(),
+    AttributeAccuracy(("smiling", "glasses")),
+    AccuracyMetric(3),
     NMEMetric({"inter_ocular": inter_points(0, 1), "p": inter_points(1, 2)}, auc=[("inter_ocular", 0.1)]),
-    ParsingF1(("background", "skin", "hair")), VerificationMetric(),
+    ParsingF1(("background", "skin", "hair")),
+    VerificationMetric(),
 ]
 
 
@@ -109,14 +132,19 @@ class _PairItems(torch.utils.data.Dataset):
         return 4
 
     def __getitem__(self, i: int) -> dict:
-        return {"image_a": torch.rand(3, 32, 32), "image_b": torch.rand(3, 32, 32), "issame": bool(i % 2),
-                "target": i % 3}
+        return {
+            "image_a": torch.rand(3, 32, 32),
+            "image_b": torch.rand(3, 32, 32),
+            "issame": bool(i % 2),
+            "target": i % 3,
+        }
 
 
 def test_pair_scoring_is_declared_by_the_metric_not_guessed_from_the_items() -> None:
     toy = toy_specs()[0]
-    pairs_for_an_image_metric = toy.model_copy(update={"dataset": lambda root, split, transform=None: _PairItems(),
-                                                        "transforms": None})
+    pairs_for_an_image_metric = toy.model_copy(
+        update={"dataset": lambda root, split, transform=None: _PairItems(), "transforms": None}
+    )
     model = tiny_build([toy])
     with pytest.raises(PluginContractError, match=r"'toy_channel'.*without 'image'.*pairs = True"):
         evaluate_task(model, pairs_for_an_image_metric, None, "test")
@@ -129,8 +157,14 @@ def test_head_type_is_the_field_and_the_old_name_still_reads():
     """Manifests and plugins written before the rename (``head``) still load; reading ``.head`` warns."""
     from faceptor_core.spec import TaskHead
 
-    old = {"name": "a", "family": "age", "head": "attribute", "output": "regression", "num_queries": 1,
-           "input_size": 32}
+    old = {
+        "name": "a",
+        "family": "age",
+        "head": "attribute",
+        "output": "regression",
+        "num_queries": 1,
+        "input_size": 32,
+    }
     head = TaskHead.model_validate(old)
     assert head.head_type == "attribute" and "head_type" in head.model_dump() and "head" not in head.model_dump()
     with pytest.warns(DeprecationWarning, match="head_type"):

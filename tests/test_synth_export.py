@@ -27,8 +27,9 @@ def expected(split: str):
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("exports")
     for fmt in ("300w", "lapa", "celeba", "utkface", "rafdb"):
-        assert main(["synth", "export", "--format", fmt, str(root / fmt), "--count", str(COUNT),
-                     "--size", str(SIZE)]) == 0
+        assert (
+            main(["synth", "export", "--format", fmt, str(root / fmt), "--count", str(COUNT), "--size", str(SIZE)]) == 0
+        )
     return root
 
 

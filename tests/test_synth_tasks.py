@@ -2,7 +2,13 @@
 
 from faceptor_core.testing import task_contract_tests
 
-SYNTH_TASKS = ["synth_landmarks", "synth_parsing", "synth_age", "synth_expression", "synth_attributes",
-               "synth_identity"]
+SYNTH_TASKS = [
+    "synth_landmarks",
+    "synth_parsing",
+    "synth_age",
+    "synth_expression",
+    "synth_attributes",
+    "synth_identity",
+]
 
 test_synth_contract = task_contract_tests(SYNTH_TASKS)

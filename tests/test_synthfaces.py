@@ -26,9 +26,13 @@ from faceptor_tasks.synthfaces.preview import make_preview
 FAST = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 A = {name: i for i, name in enumerate(SYNTH_ATTRIBUTES)}
 PARTS = {  # landmark ranges and the classes their pixels must have
-    "left_brow": (range(17, 22), {2}), "right_brow": (range(22, 27), {3}), "nose": (range(27, 36), {6}),
-    "left_eye": (range(36, 42), {4}), "right_eye": (range(42, 48), {5}),
-    "outer_lips": (range(48, 60), {7, 9}), "inner_lips": (range(60, 68), {7, 8, 9}),
+    "left_brow": (range(17, 22), {2}),
+    "right_brow": (range(22, 27), {3}),
+    "nose": (range(27, 36), {6}),
+    "left_eye": (range(36, 42), {4}),
+    "right_eye": (range(42, 48), {5}),
+    "outer_lips": (range(48, 60), {7, 9}),
+    "inner_lips": (range(60, 68), {7, 8, 9}),
 }
 
 
@@ -93,8 +97,20 @@ def test_vocabularies() -> None:
     assert EXPRESSIONS == ("surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral")
     assert LAPA_CLASSES[0] == "background" and LAPA_CLASSES[10] == "hair" and len(LAPA_CLASSES) == 11
     assert len(SYNTH_ATTRIBUTES) >= 12 and set(SYNTH_ATTRIBUTES) <= set(CELEBA_ATTRIBUTES)
-    for name in ("Eyeglasses", "Smiling", "Mouth_Slightly_Open", "Wearing_Hat", "Bald", "Bangs", "Black_Hair",
-                 "Blond_Hair", "Gray_Hair", "Mustache", "No_Beard", "Male"):
+    for name in (
+        "Eyeglasses",
+        "Smiling",
+        "Mouth_Slightly_Open",
+        "Wearing_Hat",
+        "Bald",
+        "Bangs",
+        "Black_Hair",
+        "Blond_Hair",
+        "Gray_Hair",
+        "Mustache",
+        "No_Beard",
+        "Male",
+    ):
         assert name in SYNTH_ATTRIBUTES
 
 
@@ -163,8 +179,19 @@ def test_identities_repeat_and_are_persistent(gen: SynthFaces) -> None:
         assert a.identity == b.identity and a.age == b.age
         fresh = SynthFaces(seed=0).identity(a.identity)
         assert np.array_equal(gen.identity(a.identity).vector(), fresh.vector())
-        persistent = ["Male", "Eyeglasses", "Wearing_Hat", "Bald", "Bangs", "Gray_Hair", "Mustache",
-                      "No_Beard", "Young", "Black_Hair", "Blond_Hair"]
+        persistent = [
+            "Male",
+            "Eyeglasses",
+            "Wearing_Hat",
+            "Bald",
+            "Bangs",
+            "Gray_Hair",
+            "Mustache",
+            "No_Beard",
+            "Young",
+            "Black_Hair",
+            "Blond_Hair",
+        ]
         assert [a.attribute(p) for p in persistent] == [b.attribute(p) for p in persistent]
     vectors = np.stack([gen.identity(k).vector() for k in range(50)])
     assert len(np.unique(vectors.round(6), axis=0)) == 50
@@ -176,8 +203,7 @@ def test_one_identity_differs_only_in_the_variation(clean: SynthFaces) -> None:
     for i in (3, 40):
         ident = clean.identity(clean.identity_of(i))
         v1, v2 = clean.describe(i), clean.describe(i + n)
-        v2 = replace(v2, expression=v1.expression, intensity=v1.intensity, open_scale=v1.open_scale,
-                     gaze=v1.gaze)
+        v2 = replace(v2, expression=v1.expression, intensity=v1.intensity, open_scale=v1.open_scale, gaze=v1.gaze)
         a, b = clean.render(ident, v1), clean.render(ident, v2)
         assert v1.scene_seed != v2.scene_seed
         assert np.array_equal(a.parsing, b.parsing)
@@ -231,8 +257,7 @@ def test_accessories_are_drawn(clean: SynthFaces) -> None:
 
 def _as(clean: SynthFaces, i: int, expression: str, gaze=(0.0, 0.0)):
     ident = clean.identity(clean.identity_of(i))
-    var = replace(clean.describe(i), expression=EXPRESSIONS.index(expression), intensity=1.0, open_scale=1.0,
-                  gaze=gaze)
+    var = replace(clean.describe(i), expression=EXPRESSIONS.index(expression), intensity=1.0, open_scale=1.0, gaze=gaze)
     return clean.render(ident, var)
 
 
@@ -294,9 +319,14 @@ def test_dataset_items_and_targets() -> None:
     item = ds[0]
     assert item["image"].shape == (48, 48, 3) and item["image"].dtype == np.uint8
     assert set(item["target"]) >= set(TARGETS[1:])
-    expected = {"landmarks": ((68, 2), np.float32), "visible": ((68,), np.bool_), "parsing": ((48, 48), np.uint8),
-                "attributes": ((len(SYNTH_ATTRIBUTES),), np.int64), "gaze": ((2,), np.float32),
-                "head_pose": ((2,), np.float32)}
+    expected = {
+        "landmarks": ((68, 2), np.float32),
+        "visible": ((68,), np.bool_),
+        "parsing": ((48, 48), np.uint8),
+        "attributes": ((len(SYNTH_ATTRIBUTES),), np.int64),
+        "gaze": ((2,), np.float32),
+        "head_pose": ((2,), np.float32),
+    }
     for target in TARGETS[1:]:
         t = SynthFacesDataset("train", size=48, length=5, target=target)[1]["target"]
         if target in expected:
@@ -305,8 +335,7 @@ def test_dataset_items_and_targets() -> None:
             assert set(t) == {"roll", "scale", "shift", "yaw_squash"}
         else:
             assert isinstance(t, {"age": float, "expression": int, "identity": int}[target])
-    wrapped = SynthFacesDataset("test", size=48, length=3, target="age",
-                                transform=lambda it: it["target"] + 1)
+    wrapped = SynthFacesDataset("test", size=48, length=3, target="age", transform=lambda it: it["target"] + 1)
     assert wrapped[0] == SynthFacesDataset("test", size=48, length=3, target="age")[0]["target"] + 1
     with pytest.raises(IndexError):
         ds[5]
@@ -332,8 +361,7 @@ def test_export_formats(tmp_path) -> None:
     count, size = 8, 32
     n = split_counts(count)
     assert set(EXPORT_FORMATS) >= {"300w", "lapa", "celeba", "utkface", "rafdb"}
-    roots = {fmt: export_dataset(fmt, tmp_path / fmt, count=count, seed=0, size=size)
-             for fmt in EXPORT_FORMATS}
+    roots = {fmt: export_dataset(fmt, tmp_path / fmt, count=count, seed=0, size=size) for fmt in EXPORT_FORMATS}
 
     def read_csv(path) -> list[list[str]]:
         with open(path, newline="") as f:

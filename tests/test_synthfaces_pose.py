@@ -42,10 +42,15 @@ def test_pose_targets_are_the_generator_parameters() -> None:
         assert t["head_pose"].dtype == np.float32
         np.testing.assert_allclose(t["head_pose"], [math.degrees(var.yaw), math.degrees(var.roll)], atol=1e-4)
         np.testing.assert_array_equal(single[i]["target"], t["head_pose"])
-        assert t["pose"] == {"roll": var.roll, "scale": var.scale, "yaw_squash": var.yaw,
-                             "shift": (var.shift[0] * SIZE, var.shift[1] * SIZE)}
-    angles = np.stack([SynthFacesDataset("train", size=32, length=40, target="head_pose")[i]["target"]
-                       for i in range(40)])
+        assert t["pose"] == {
+            "roll": var.roll,
+            "scale": var.scale,
+            "yaw_squash": var.yaw,
+            "shift": (var.shift[0] * SIZE, var.shift[1] * SIZE),
+        }
+    angles = np.stack(
+        [SynthFacesDataset("train", size=32, length=40, target="head_pose")[i]["target"] for i in range(40)]
+    )
     assert (np.abs(angles[:, 0]) <= math.degrees(0.45) + 1e-4).all() and np.ptp(angles[:, 0]) > 20
     assert (np.abs(angles[:, 1]) <= math.degrees(0.4) + 1e-4).all() and np.ptp(angles[:, 1]) > 10
 
@@ -94,8 +99,9 @@ def test_a_flipped_image_is_the_render_of_the_mirrored_pose(clean: SynthFaces) -
         assert np.abs(a.image[:, ::-1].astype(int) - b.image)[person].mean() < 4
 
 
-@given(yaw=st.floats(-1, 1), roll=st.floats(-1, 1), scale=st.floats(0.5, 2), sx=st.floats(-20, 20),
-       sy=st.floats(-20, 20))
+@given(
+    yaw=st.floats(-1, 1), roll=st.floats(-1, 1), scale=st.floats(0.5, 2), sx=st.floats(-20, 20), sy=st.floats(-20, 20)
+)
 def test_mirroring_a_pose_negates_yaw_and_roll_and_twice_is_identity(yaw, roll, scale, sx, sy) -> None:
     p = HeadPose(yaw, roll, scale, (sx, sy))
     m = p.mirrored()

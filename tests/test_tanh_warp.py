@@ -56,8 +56,11 @@ def similarity(draw):
 UNIT = st.floats(-1.8, 1.8)
 
 
-@given(similarity(), st.one_of(st.just(0.0), st.floats(0.05, 0.9)), st.lists(st.tuples(UNIT, UNIT), min_size=1,
-                                                                             max_size=20))
+@given(
+    similarity(),
+    st.one_of(st.just(0.0), st.floats(0.05, 0.9)),
+    st.lists(st.tuples(UNIT, UNIT), min_size=1, max_size=20),
+)
 @settings(max_examples=60, deadline=None)
 def test_warp_then_unwarp_is_the_identity(affine, factor: float, aligned_unit) -> None:
     size = 64

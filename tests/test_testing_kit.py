@@ -24,7 +24,7 @@ def test_good_tasks_pass(task, registry, tmp_path):
 
 def test_nan_loss_is_caught(registry, tmp_path):
     spec = toy_specs()[0].model_copy(
-        update={"loss": lambda s: (lambda raw, target: raw.sum() * torch.tensor(float("nan")))}
+        update={"loss": lambda s: lambda raw, target: raw.sum() * torch.tensor(float("nan"))}
     )
     with pytest.raises(ContractError, match=r"toy_channel.*loss"):
         run_contract(spec, registry=registry, tmp=tmp_path, checks=["loss"])
@@ -32,8 +32,13 @@ def test_nan_loss_is_caught(registry, tmp_path):
 
 def test_out_of_range_images_are_caught(registry, tmp_path):
     base = toy_specs()[0]
-    bad = base.model_copy(update={"transforms": lambda split, size: (
-        lambda item: {**base.transforms(split, size)(item), "image": torch.full((3, size, size), 255.0)})})
+    bad = base.model_copy(
+        update={
+            "transforms": lambda split, size: (
+                lambda item: {**base.transforms(split, size)(item), "image": torch.full((3, size, size), 255.0)}
+            )
+        }
+    )
     with pytest.raises(ContractError, match=r"dataset: transformed images must lie in \[0, 1\]"):
         run_contract(bad, registry=registry, tmp=tmp_path, checks=["dataset"])
 

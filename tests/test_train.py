@@ -28,7 +28,9 @@ def run_config(tmp_path, **kw) -> RunConfig:
         "tasks": [{"name": "toy_channel", "batch_size": 8}, {"name": "toy_brightness", "batch_size": 4}],
         "optimizer": {"lr": 1e-3},
         "schedule": {"steps": 6, "warmup_steps": 2},
-        "eval_every": 3, "checkpoint_every": 2, "progress": False,
+        "eval_every": 3,
+        "checkpoint_every": 2,
+        "progress": False,
     }
     base.update(kw)
     return RunConfig.model_validate(base)
@@ -77,9 +79,16 @@ def test_prompt_tuning_trains_only_new_queries(registry, tmp_path):
     Trainer(base_cfg, registry=registry).fit()
     base_dir = tmp_path / "base" / "run" / "checkpoints" / "last"
     base = load(base_dir, registry=registry)
-    cfg = run_config(tmp_path / "tune", init_from=str(base_dir), tasks=[{"name": "toy_channel", "batch_size": 8}],
-                     train={"mode": "prompt"}, schedule={"steps": 30, "warmup_steps": 0},
-                     optimizer={"lr": 1e-2}, eval_every=30, checkpoint_every=30)
+    cfg = run_config(
+        tmp_path / "tune",
+        init_from=str(base_dir),
+        tasks=[{"name": "toy_channel", "batch_size": 8}],
+        train={"mode": "prompt"},
+        schedule={"steps": 30, "warmup_steps": 0},
+        optimizer={"lr": 1e-2},
+        eval_every=30,
+        checkpoint_every=30,
+    )
     trainer = Trainer(cfg, registry=registry)
     assert trainer.trainable_names == ["queries.toy_channel.feat", "queries.toy_channel.pos"]
     assert trainer.num_trainable_parameters() == 2 * 3 * TINY_DECODER["hidden_dim"]
@@ -99,8 +108,12 @@ def test_prompt_tuning_trains_only_new_queries(registry, tmp_path):
 def test_stage2_trains_layer_attention_on_a_frozen_model(registry, tmp_path):
     Trainer(run_config(tmp_path / "s1"), registry=registry).fit()
     s1 = tmp_path / "s1" / "run" / "checkpoints" / "last"
-    cfg = run_config(tmp_path / "s2", init_from=str(s1), tasks=[{"name": "toy_channel", "batch_size": 8}],
-                     train={"mode": "layer_attention", "add_memory_layers": [1, 3, 5, 7, 9]})
+    cfg = run_config(
+        tmp_path / "s2",
+        init_from=str(s1),
+        tasks=[{"name": "toy_channel", "batch_size": 8}],
+        train={"mode": "layer_attention", "add_memory_layers": [1, 3, 5, 7, 9]},
+    )
     trainer = Trainer(cfg, registry=registry)
     assert "layer_attention.proj.5.weight" in trainer.trainable_names
     assert "queries.toy_channel.feat" in trainer.trainable_names
@@ -120,8 +133,9 @@ def test_task_weighting_formula():
     c = specs["toy_channel"].model_copy(update={"name": "other", "loss_weight": 7.0, "family": "g"})
     w = task_weights([a, b, c], {"g": 2.0})
     assert w == {"toy_channel": 0.75, "toy_brightness": 0.25, "other": 2.0}
-    total = combine_losses({"toy_channel": torch.tensor(1.0), "toy_brightness": torch.tensor(2.0),
-                            "other": torch.tensor(4.0)}, w)
+    total = combine_losses(
+        {"toy_channel": torch.tensor(1.0), "toy_brightness": torch.tensor(2.0), "other": torch.tensor(4.0)}, w
+    )
     assert float(total) == pytest.approx((0.75 + 0.5 + 8.0) / 3.0)
 
 
@@ -156,13 +170,18 @@ def test_killed_run_resumes_to_the_same_weights(registry, tmp_path):
     from faceptor_core.checkpoint import WEIGHTS, read_weights
 
     steps = 14
-    cfg = run_config(tmp_path / "killed", schedule={"steps": steps, "warmup_steps": 2}, checkpoint_every=1,
-                     eval_every=1000)
+    cfg = run_config(
+        tmp_path / "killed", schedule={"steps": steps, "warmup_steps": 2}, checkpoint_every=1, eval_every=1000
+    )
     path = tmp_path / "cfg.json"
     path.write_text(cfg.model_dump_json())
     env = {**os.environ, "PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "tests.train_toy_script", str(path)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.train_toy_script", str(path)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     log = tmp_path / "killed" / "run" / "log.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
@@ -179,8 +198,12 @@ def test_killed_run_resumes_to_the_same_weights(registry, tmp_path):
     try:
         resumed = Trainer(cfg, registry=registry, resume=True)
         resumed.fit()
-        full = Trainer(run_config(tmp_path / "full", schedule={"steps": steps, "warmup_steps": 2},
-                                  checkpoint_every=1, eval_every=1000), registry=registry)
+        full = Trainer(
+            run_config(
+                tmp_path / "full", schedule={"steps": steps, "warmup_steps": 2}, checkpoint_every=1, eval_every=1000
+            ),
+            registry=registry,
+        )
         full.fit()
     finally:
         torch.set_num_threads(threads)

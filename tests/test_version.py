@@ -25,8 +25,13 @@ def test_the_package_holds_the_only_version():
     assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "faceptor_core.__version__"}
     # setuptools reads the attribute statically (no import of torch at build time): it must stay a plain literal
     tree = ast.parse((ROOT / "faceptor_core" / "__init__.py").read_text())
-    literal = [n.value.value for n in tree.body if isinstance(n, ast.Assign)
-               and [getattr(t, "id", None) for t in n.targets] == ["__version__"] and isinstance(n.value, ast.Constant)]
+    literal = [
+        n.value.value
+        for n in tree.body
+        if isinstance(n, ast.Assign)
+        and [getattr(t, "id", None) for t in n.targets] == ["__version__"]
+        and isinstance(n.value, ast.Constant)
+    ]
     assert literal == [faceptor_core.__version__]
 
 

@@ -36,13 +36,17 @@ class ToTensor:
         self.key, self.size, self.crop = key, size, CropSpec()
 
     def __call__(self, item):
-        m = self.crop.matrix(self.size, points=item.get("align_points"), box=item.get("box"),
-                             image_hw=item["image"].shape[:2])
+        m = self.crop.matrix(
+            self.size, points=item.get("align_points"), box=item.get("box"), image_hw=item["image"].shape[:2]
+        )
         img = torch.from_numpy(warp_image(item["image"], m, self.size)).permute(2, 0, 1).float() / 255
         img = (img + 0.02 * torch.randn_like(img)).clamp(0, 1)  # seeded per item by the engine
         target = item["target"][self.key]
-        return {"image": img, "target": torch.tensor(target, dtype=torch.float32 if self.key == "brightness"
-                                                     else torch.int64), "meta": {"affine": m.astype(np.float32)}}
+        return {
+            "image": img,
+            "target": torch.tensor(target, dtype=torch.float32 if self.key == "brightness" else torch.int64),
+            "meta": {"affine": m.astype(np.float32)},
+        }
 
 
 class CELoss(nn.Module):
@@ -91,14 +95,34 @@ class MAE:
 
 def toy_specs():
     return [
-        TaskSpec(name="toy_channel", family="toy_channel", head_type="attribute", output="classification",
-                 num_queries=3, input_size=32, label_names=("red", "green", "blue"), primary_metric="accuracy",
-                 dataset=ColourDataset, transforms=lambda split, size: ToTensor("channel", size),
-                 loss=lambda spec: CELoss(), metrics=Accuracy),
-        TaskSpec(name="toy_brightness", family="toy_brightness", head_type="attribute", output="regression",
-                 num_queries=1, input_size=32, primary_metric="mae", higher_is_better=False,
-                 dataset=ColourDataset, transforms=lambda split, size: ToTensor("brightness", size),
-                 loss=lambda spec: MSELoss(), metrics=MAE),
+        TaskSpec(
+            name="toy_channel",
+            family="toy_channel",
+            head_type="attribute",
+            output="classification",
+            num_queries=3,
+            input_size=32,
+            label_names=("red", "green", "blue"),
+            primary_metric="accuracy",
+            dataset=ColourDataset,
+            transforms=lambda split, size: ToTensor("channel", size),
+            loss=lambda spec: CELoss(),
+            metrics=Accuracy,
+        ),
+        TaskSpec(
+            name="toy_brightness",
+            family="toy_brightness",
+            head_type="attribute",
+            output="regression",
+            num_queries=1,
+            input_size=32,
+            primary_metric="mae",
+            higher_is_better=False,
+            dataset=ColourDataset,
+            transforms=lambda split, size: ToTensor("brightness", size),
+            loss=lambda spec: MSELoss(),
+            metrics=MAE,
+        ),
     ]
 
 

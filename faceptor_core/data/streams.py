@@ -22,11 +22,17 @@ from ..errors import FaceptorError, contract_error
 def check_dataset(spec, ds, split: str):
     """``ds`` (what ``spec.dataset`` returned for ``split``) is a dataset with at least one item."""
     if not (hasattr(ds, "__len__") and hasattr(ds, "__getitem__")):
-        raise contract_error(spec, "dataset", f"returned {type(ds).__name__} for split {split!r}; expected a "
-                                              "torch Dataset (with __len__ and __getitem__)")
+        raise contract_error(
+            spec,
+            "dataset",
+            f"returned {type(ds).__name__} for split {split!r}; expected a "
+            "torch Dataset (with __len__ and __getitem__)",
+        )
     if len(ds) == 0:
-        raise FaceptorError(f"task {spec.name!r}: split {split!r} has no usable items"
-                            + (f" ({data_report_line(ds)})" if data_report_line(ds) else ""))
+        raise FaceptorError(
+            f"task {spec.name!r}: split {split!r} has no usable items"
+            + (f" ({data_report_line(ds)})" if data_report_line(ds) else "")
+        )
     return ds
 
 
@@ -38,8 +44,9 @@ def open_dataset(spec, root, split: str, transform=None, skip_invalid: bool = Fa
         ds = spec.dataset(root, split, transform=transform, **kw)
     except TypeError as exc:
         if skip_invalid and "skip_invalid" in str(exc):
-            raise contract_error(spec, "dataset", "does not take skip_invalid=True (its records cannot be "
-                                                  "skipped and reported)") from None
+            raise contract_error(
+                spec, "dataset", "does not take skip_invalid=True (its records cannot be skipped and reported)"
+            ) from None
         raise
     return check_dataset(spec, ds, split)
 
@@ -123,8 +130,17 @@ class EpochBatchSampler(Sampler):
     """Yields batches of ``(epoch, index)``: a fresh seeded permutation each epoch, this rank's share of
     each global batch, starting after ``start`` global batches. Incomplete last batches are dropped."""
 
-    def __init__(self, length: int, batch_size: int, seed: int, name: str, start: int = 0,
-                 rank: int = 0, world_size: int = 1, shuffle: bool = True):
+    def __init__(
+        self,
+        length: int,
+        batch_size: int,
+        seed: int,
+        name: str,
+        start: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        shuffle: bool = True,
+    ):
         if batch_size % world_size:
             raise ValueError(f"task {name!r}: batch size {batch_size} is not divisible by {world_size} processes")
         if length < batch_size:
@@ -153,14 +169,29 @@ class EpochBatchSampler(Sampler):
 class TaskStream:
     """An endless, resumable stream of collated batches for one task."""
 
-    def __init__(self, dataset: Dataset, transform: Callable | None, batch_size: int, seed: int, name: str,
-                 num_workers: int = 0, start: int = 0, rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        dataset: Dataset,
+        transform: Callable | None,
+        batch_size: int,
+        seed: int,
+        name: str,
+        num_workers: int = 0,
+        start: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         self.name = name
         self.consumed = start
         items = SeededItems(dataset, transform, seed, name)
         sampler = EpochBatchSampler(len(items), batch_size, seed, name, start, rank, world_size)
-        self.loader = DataLoader(items, batch_sampler=sampler, num_workers=num_workers,
-                                 persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available())
+        self.loader = DataLoader(
+            items,
+            batch_sampler=sampler,
+            num_workers=num_workers,
+            persistent_workers=num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
         self._it = iter(self.loader)
 
     def __next__(self):

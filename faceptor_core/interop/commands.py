@@ -17,8 +17,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from .official import ConversionError, convert_official, save_converted
 
     try:
-        model, report = convert_official(args.checkpoint, args.variant, strict=args.strict,
-                                         new_levels=args.new_levels)
+        model, report = convert_official(args.checkpoint, args.variant, strict=args.strict, new_levels=args.new_levels)
     except (ConversionError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -26,8 +25,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
     print(report.summary())
     print(f"wrote {out} ({model.num_parameters() / 1e6:.2f}M parameters; report in {out / 'conversion.json'})")
     if report.differences:
-        print("warning: outputs will differ from the reference implementation until the differences above are "
-              "resolved", file=sys.stderr)
+        print(
+            "warning: outputs will differ from the reference implementation until the differences above are resolved",
+            file=sys.stderr,
+        )
     return 0 if report.ok else 1
 
 
@@ -73,18 +74,32 @@ def add_commands(sub) -> None:
     p.add_argument("out_dir", help="output directory (model.safetensors, faceptor.json, conversion.json)")
     p.add_argument("--variant", required=True, choices=VARIANT_NAMES, help="which released model it is")
     p.add_argument("--strict", action="store_true", help="fail when any key is unplaced or missing")
-    p.add_argument("--new-levels", type=_levels, default=None, metavar="L,L,...",
-                   help="Stage-2 Layer-Attention layers (default 1,3,5,7,9, as released)")
+    p.add_argument(
+        "--new-levels",
+        type=_levels,
+        default=None,
+        metavar="L,L,...",
+        help="Stage-2 Layer-Attention layers (default 1,3,5,7,9, as released)",
+    )
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("export", help="export a checkpoint to ONNX (needs the 'onnx' extra)")
     p.add_argument("checkpoint", help="a checkpoint directory (model.safetensors + faceptor.json)")
     p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write")
     p.add_argument("--tasks", nargs="+", default=None, help="tasks to export (default: all)")
-    p.add_argument("--image-size", type=int, default=None, metavar="N",
-                   help="run every task at N x N with a single 'images' input (default: each task's own size)")
+    p.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run every task at N x N with a single 'images' input (default: each task's own size)",
+    )
     p.add_argument("--opset", type=int, default=17, help="ONNX opset version")
     p.add_argument("--verify", action="store_true", help="compare onnxruntime with torch on random images")
-    p.add_argument("--tolerance", type=float, default=1e-4,
-                   help="max difference accepted by --verify (absolute; relative for outputs larger than 1)")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=1e-4,
+        help="max difference accepted by --verify (absolute; relative for outputs larger than 1)",
+    )
     p.set_defaults(func=cmd_export)

@@ -80,8 +80,15 @@ REFERENCE_TASKS: dict[str, str] = {
     "align_aflw": "landmarks_aflw19",
 }
 
-_BASE = ("recog_ms1mv3", "age_morph2", "biattr_celeba", "affect_affectnet", "affect_rafdb", "parsing_celebam",
-         "align_300w")
+_BASE = (
+    "recog_ms1mv3",
+    "age_morph2",
+    "biattr_celeba",
+    "affect_affectnet",
+    "affect_rafdb",
+    "parsing_celebam",
+    "align_300w",
+)
 
 
 @dataclass(frozen=True)
@@ -147,11 +154,15 @@ FACEPTOR_RULES: tuple[Rule, ...] = (
     Rule(_D + r"new_input_proj\.(?P<i>\d+)\." + _WB, "layer_attention.proj.{level}.{p}", "new_level"),
     Rule(_D + r"new_level_embed\.weight", "layer_attention.level_embed.{level}", "new_level_rows"),
     Rule(_D + r"adapt_pos2d\.(?P<n>[02])\." + _WB, "layer_attention.pos_mlp.{n}.{p}"),
-    Rule(_D + r"transformer_cross_attention_layers\.(?P<n>\d+)\.multihead_attn\.(?P<rest>.+)",
-         "decoder.layers.{n}.cross_attn.{rest}"),
+    Rule(
+        _D + r"transformer_cross_attention_layers\.(?P<n>\d+)\.multihead_attn\.(?P<rest>.+)",
+        "decoder.layers.{n}.cross_attn.{rest}",
+    ),
     Rule(_D + r"transformer_cross_attention_layers\.(?P<n>\d+)\.norm\." + _WB, "decoder.layers.{n}.norm1.{p}"),
-    Rule(_D + r"transformer_self_attention_layers\.(?P<n>\d+)\.self_attn\.(?P<rest>.+)",
-         "decoder.layers.{n}.self_attn.{rest}"),
+    Rule(
+        _D + r"transformer_self_attention_layers\.(?P<n>\d+)\.self_attn\.(?P<rest>.+)",
+        "decoder.layers.{n}.self_attn.{rest}",
+    ),
     Rule(_D + r"transformer_self_attention_layers\.(?P<n>\d+)\.norm\." + _WB, "decoder.layers.{n}.norm2.{p}"),
     Rule(_D + r"transformer_ffn_layers\.(?P<n>\d+)\.(?P<l>linear[12])\." + _WB, "decoder.layers.{n}.{l}.{p}"),
     Rule(_D + r"transformer_ffn_layers\.(?P<n>\d+)\.norm\." + _WB, "decoder.layers.{n}.norm3.{p}"),
@@ -353,8 +364,14 @@ def build_target(
     elif variant.model == "faceptor":
         kwargs["memory_layers"] = variant.levels
     tasks = [REFERENCE_TASKS[t] for t in variant.tasks]
-    model = build(tasks, variant=variant.model, encoder=encoder, input_sizes=input_sizes,
-                  registry=registry, **_reference_structure(kwargs))
+    model = build(
+        tasks,
+        variant=variant.model,
+        encoder=encoder,
+        input_sizes=input_sizes,
+        registry=registry,
+        **_reference_structure(kwargs),
+    )
     return model.eval(), levels2
 
 
@@ -381,20 +398,26 @@ def reference_differences(model: FaceptorBase) -> list[str]:
     out = []
     decoder = getattr(model, "decoder", None)
     if decoder is not None and isinstance(getattr(decoder, "norm", None), nn.LayerNorm):
-        out.append("this library's transformer decoder ends with a LayerNorm (decoder.norm); the reference's "
-                   "does not (converted with weight 1, bias 0, which is not the identity)")
+        out.append(
+            "this library's transformer decoder ends with a LayerNorm (decoder.norm); the reference's "
+            "does not (converted with weight 1, bias 0, which is not the identity)"
+        )
     pixel = getattr(model, "pixel_decoder", None)
     if pixel is not None and not math.isclose(pixel.norm.eps, REFERENCE_NORM2D_EPS):
-        out.append(f"pixel decoder channel LayerNorm eps {pixel.norm.eps:g}; the reference's Norm2d uses "
-                   f"{REFERENCE_NORM2D_EPS:g}")
+        out.append(
+            f"pixel decoder channel LayerNorm eps {pixel.norm.eps:g}; the reference's Norm2d uses "
+            f"{REFERENCE_NORM2D_EPS:g}"
+        )
     for size in sorted({h.input_size for h in model.config.tasks}):
         if size not in REFERENCE_NORMALISATION:
             continue
         mean, std = effective_normalisation(model, size)
         ref_mean, ref_std = REFERENCE_NORMALISATION[size]
         if not (_close(mean, ref_mean) and _close(std, ref_std)):
-            out.append(f"{size}-px inputs are normalised with mean {_fmt(mean)} / std {_fmt(std)}; the reference "
-                       f"uses mean {_fmt(ref_mean)} / std {_fmt(ref_std)}")
+            out.append(
+                f"{size}-px inputs are normalised with mean {_fmt(mean)} / std {_fmt(std)}; the reference "
+                f"uses mean {_fmt(ref_mean)} / std {_fmt(ref_std)}"
+            )
     return out
 
 
@@ -490,14 +513,16 @@ def convert_state(
                 report.unplaced[key] = f"{target} is not in the target model"
                 continue
             if tuple(tensor.shape) != tuple(own[target].shape):
-                raise ConversionError(f"{source}: {key} {tuple(tensor.shape)} does not fit {target} "
-                                      f"{tuple(own[target].shape)}")
+                raise ConversionError(
+                    f"{source}: {key} {tuple(tensor.shape)} does not fit {target} {tuple(own[target].shape)}"
+                )
             if rule.bn_eps is not None and target.endswith("running_var"):
                 eps = model.get_submodule(target.rsplit(".", 1)[0]).eps
                 if not math.isclose(eps, rule.bn_eps):
                     tensor = tensor + (rule.bn_eps - eps)
-                    report.adjusted[target] = f"running_var + {rule.bn_eps - eps:g} (reference BatchNorm eps " \
-                                              f"{rule.bn_eps:g}, ours {eps:g})"
+                    report.adjusted[target] = (
+                        f"running_var + {rule.bn_eps - eps:g} (reference BatchNorm eps {rule.bn_eps:g}, ours {eps:g})"
+                    )
             out[target] = tensor.to(own[target].dtype)
             report.placed.setdefault(key, []).append(target)
     for key, original in aliases:
@@ -518,8 +543,9 @@ def convert_state(
     empty = sorted({t for k in report.missing if (t := model.task_of_key(k))})
     if empty:
         others = [v for v in VARIANTS if v != variant.name and VARIANTS[v].model == variant.model]
-        report.hints.append(f"no weights for tasks {', '.join(empty)}: is this checkpoint another variant "
-                            f"({', '.join(others)})?")
+        report.hints.append(
+            f"no weights for tasks {', '.join(empty)}: is this checkpoint another variant ({', '.join(others)})?"
+        )
     return out, report
 
 
@@ -543,7 +569,7 @@ def convert_official(
     if isinstance(checkpoint, Mapping):
         source, state = "<state dict>", unwrap_state_dict(dict(checkpoint))
         if all(k.startswith("module.") for k in state):
-            state = {k[len("module."):]: v for k, v in state.items()}
+            state = {k[len("module.") :]: v for k, v in state.items()}
     else:
         source, state = str(checkpoint), load_official_state(checkpoint)
     reg = registry or default_registry()

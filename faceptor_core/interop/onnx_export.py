@@ -167,8 +167,14 @@ def export_onnx(
     try:
         with torch.no_grad(), _export_patches():
             torch.onnx.export(
-                wrapper, example_inputs(wrapper), str(path), dynamo=False, opset_version=opset,
-                input_names=inputs, output_names=list(wrapper.task_names), dynamic_axes=dynamic,
+                wrapper,
+                example_inputs(wrapper),
+                str(path),
+                dynamo=False,
+                opset_version=opset,
+                input_names=inputs,
+                output_names=list(wrapper.task_names),
+                dynamic_axes=dynamic,
                 do_constant_folding=True,
             )
     finally:
@@ -177,7 +183,9 @@ def export_onnx(
 
 
 def reference_outputs(
-    model: FaceptorBase, images: Sequence[torch.Tensor], tasks: Sequence[str] | None = None,
+    model: FaceptorBase,
+    images: Sequence[torch.Tensor],
+    tasks: Sequence[str] | None = None,
     image_size: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """The model's own raw outputs (its real encoder and decoder path) for the export's inputs."""
@@ -201,8 +209,12 @@ class OnnxCheck(NamedTuple):
 
 
 def verify_onnx(
-    model: FaceptorBase, path: str | os.PathLike, tasks: Sequence[str] | None = None,
-    image_size: int | None = None, batch: int = 3, seed: int = 0,
+    model: FaceptorBase,
+    path: str | os.PathLike,
+    tasks: Sequence[str] | None = None,
+    image_size: int | None = None,
+    batch: int = 3,
+    seed: int = 0,
 ) -> dict[str, OnnxCheck]:
     """Per task, how far onnxruntime on ``path`` is from the torch model on random images."""
     import onnxruntime as ort

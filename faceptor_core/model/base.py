@@ -194,8 +194,10 @@ class FaceptorBase(nn.Module):
         merged = {}
         for f in dataclasses.fields(first):
             values = [getattr(pred, f.name) for _, pred in parts]
-            if not all(isinstance(v, torch.Tensor) and v.ndim > 0 and len(v) == len(idx)
-                       for v, (idx, _) in zip(values, parts, strict=True)):
+            if not all(
+                isinstance(v, torch.Tensor) and v.ndim > 0 and len(v) == len(idx)
+                for v, (idx, _) in zip(values, parts, strict=True)
+            ):
                 merged[f.name] = values[0]
                 continue
             rows: list = [None] * len(hws)

@@ -61,8 +61,11 @@ class ConvStem(nn.Sequential):
         c_in = 3
         for i in range(n):
             c_out = max(16, embed_dim // 2 ** (n - 1 - i))
-            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out),
-                       nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+            ]
             c_in = c_out
         layers.append(nn.Conv2d(c_in, embed_dim, 1))
         super().__init__(*layers)
@@ -82,8 +85,9 @@ class ViTEncoder(nn.Module):
                 known = [*PRESETS, *timm.list_models("*vit*")]
                 close = difflib.get_close_matches(config.name, known, n=3, cutoff=0.6)
                 hint = f"; did you mean {', '.join(close)}?" if close else ""
-                raise ValueError(f"unknown encoder {config.name!r}: not a preset ({', '.join(PRESETS)}) "
-                                 f"nor a timm model{hint}")
+                raise ValueError(
+                    f"unknown encoder {config.name!r}: not a preset ({', '.join(PRESETS)}) nor a timm model{hint}"
+                )
             preset = EncoderPreset(timm_name=config.name)
         depth = {} if config.depth is None else {"depth": config.depth}
         if config.patch_size is not None:
@@ -102,7 +106,10 @@ class ViTEncoder(nn.Module):
         self.patch_size = vit.patch_embed.patch_size[0]
         if vit.patch_embed.patch_size[0] * config.pos_grid != vit.patch_embed.img_size[0]:
             vit = timm.create_model(
-                preset.timm_name, pretrained=False, num_classes=0, drop_path_rate=config.drop_path_rate,
+                preset.timm_name,
+                pretrained=False,
+                num_classes=0,
+                drop_path_rate=config.drop_path_rate,
                 **{**preset.kwargs, **depth, "img_size": config.pos_grid * self.patch_size},
             )
         self.patch_embed = vit.patch_embed.proj if config.stem == "patch" else ConvStem(self.patch_size, vit.embed_dim)

@@ -28,8 +28,10 @@ class MapInterpreter(nn.Module):
     def __init__(self, dim: int):
         super().__init__()
         self.mask_mlp = nn.Sequential(
-            nn.Linear(dim, dim), nn.ReLU(inplace=True),
-            nn.Linear(dim, dim), nn.ReLU(inplace=True),
+            nn.Linear(dim, dim),
+            nn.ReLU(inplace=True),
+            nn.Linear(dim, dim),
+            nn.ReLU(inplace=True),
             nn.Linear(dim, dim),
         )
 

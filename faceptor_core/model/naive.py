@@ -59,8 +59,10 @@ class NaiveFaceptor(FaceptorBase):
         elif head.family in self.heads:
             fam = self.heads[head.family]
             width = fam.mlp[0].in_features if head.head_type == "attribute" else fam.uper.fuse[0].out_channels
-            layer = nn.Linear(width, head.num_queries) if head.head_type == "attribute" else nn.Conv2d(
-                width, head.num_queries, 1
+            layer = (
+                nn.Linear(width, head.num_queries)
+                if head.head_type == "attribute"
+                else nn.Conv2d(width, head.num_queries, 1)
             )
             fam.classifiers[head.name] = layer
         else:

@@ -28,7 +28,8 @@ class ChannelGate(nn.Module):
     def __init__(self, channels: int, reduction: int = 16):
         super().__init__()
         self.mlp = nn.Sequential(
-            nn.Linear(channels, channels // reduction), nn.ReLU(inplace=True),
+            nn.Linear(channels, channels // reduction),
+            nn.ReLU(inplace=True),
             nn.Linear(channels // reduction, channels),
         )
 
@@ -46,8 +47,12 @@ class AttributeHead(nn.Module):
         self.gate = ChannelGate(width)
         self.bn = nn.BatchNorm1d(width, eps=BN_EPS)
         self.mlp = nn.Sequential(
-            nn.Linear(width, width), nn.ReLU(inplace=True), nn.Dropout(0.5),
-            nn.Linear(width, width), nn.ReLU(inplace=True), nn.Dropout(0.5),
+            nn.Linear(width, width),
+            nn.ReLU(inplace=True),
+            nn.Dropout(0.5),
+            nn.Linear(width, width),
+            nn.ReLU(inplace=True),
+            nn.Dropout(0.5),
         )
         self.classifiers = nn.ModuleDict({name: nn.Linear(width, n) for name, n in outputs.items()})
 

@@ -8,7 +8,11 @@ import torch
 
 
 def sine_position_encoding(
-    height: int, width: int, dim: int = 256, temperature: float = 10000.0, device=None,
+    height: int,
+    width: int,
+    dim: int = 256,
+    temperature: float = 10000.0,
+    device=None,
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """``(height * width) x dim`` encoding of type ``dtype``: ``dim/2`` frequencies for y then ``dim/2`` for x.
@@ -29,7 +33,5 @@ def sine_position_encoding(
     px = x[:, None] / dim_t  # W x F
     py = torch.stack((py[:, 0::2].sin(), py[:, 1::2].cos()), dim=2).flatten(1)
     px = torch.stack((px[:, 0::2].sin(), px[:, 1::2].cos()), dim=2).flatten(1)
-    pos = torch.cat(
-        (py[:, None, :].expand(height, width, feats), px[None, :, :].expand(height, width, feats)), dim=2
-    )
+    pos = torch.cat((py[:, None, :].expand(height, width, feats), px[None, :, :].expand(height, width, feats)), dim=2)
     return pos.reshape(height * width, dim).to(dtype)

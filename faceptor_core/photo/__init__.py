@@ -6,5 +6,19 @@ from .inputs import load_photo
 from .records import SCHEMA_VERSION, photo_record, prediction_schema
 from .results import FaceResult, PhotoParsing, PhotoResult
 
-__all__ = ["CUT_BY_BORDER", "SCHEMA_VERSION", "SMALL", "Face", "FaceResult", "PhotoParsing", "PhotoResult", "analyze",
-           "crop_groups", "face_crop_matrix", "load_photo", "photo_record", "prediction_schema", "task_crop"]
+__all__ = [
+    "CUT_BY_BORDER",
+    "SCHEMA_VERSION",
+    "SMALL",
+    "Face",
+    "FaceResult",
+    "PhotoParsing",
+    "PhotoResult",
+    "analyze",
+    "crop_groups",
+    "face_crop_matrix",
+    "load_photo",
+    "photo_record",
+    "prediction_schema",
+    "task_crop",
+]

@@ -68,8 +68,9 @@ def crop_faces(image: np.ndarray, faces: Sequence[FA.Face], group: CropGroup) ->
     """``N x S x S x 3`` uint8 crops and their ``N x 2 x 3`` affines (the crop's tanh warp, if any, follows the
     affine)."""
     s = group.size
-    mats = np.stack([face_crop_matrix(group.crop, s, f, image.shape[:2]) for f in faces]) if faces else \
-        np.zeros((0, 2, 3))
+    mats = (
+        np.stack([face_crop_matrix(group.crop, s, f, image.shape[:2]) for f in faces]) if faces else np.zeros((0, 2, 3))
+    )
     crops = np.stack([cut(image, m, group.crop, s) for m in mats]) if faces else np.zeros((0, s, s, 3), np.uint8)
     return crops, mats
 
@@ -90,8 +91,10 @@ def _per_photo_faces(faces: Any, n: int) -> list[Any]:
     if single or isinstance(faces, Detections):
         faces = [faces]
     if not isinstance(faces, Sequence) or len(faces) != n:
-        raise ValueError(f"faces must hold one entry (a list of faces, or None to detect) per photo: "
-                         f"{n} photo(s), got {len(faces) if isinstance(faces, Sequence) else type(faces).__name__}")
+        raise ValueError(
+            f"faces must hold one entry (a list of faces, or None to detect) per photo: "
+            f"{n} photo(s), got {len(faces) if isinstance(faces, Sequence) else type(faces).__name__}"
+        )
     return list(faces)
 
 
@@ -133,8 +136,7 @@ def analyze(
     heads = model.select(tasks)
     photo_list = as_photo_list(photos)
     given = _per_photo_faces(faces, len(photo_list))
-    det, det_name = (None, "given") if all(g is not None for g in given) else \
-        _detector(detector, reg, detector_options)
+    det, det_name = (None, "given") if all(g is not None for g in given) else _detector(detector, reg, detector_options)
 
     images, names, all_faces, detect_s, sources = [], [], [], [], []
     for i, photo in enumerate(photo_list):
@@ -169,10 +171,17 @@ def analyze(
             rows[h.name] = slice(start, start + len(crops))
     align_s = time.perf_counter() - t0
 
-    results = [PhotoResult(names[p], images[p].shape[0], images[p].shape[1],
-                           [FaceResult(j, f) for j, f in enumerate(all_faces[p])], faces_from=sources[p],
-                           tasks=tuple(h.name for h in heads))
-               for p in range(len(images))]
+    results = [
+        PhotoResult(
+            names[p],
+            images[p].shape[0],
+            images[p].shape[1],
+            [FaceResult(j, f) for j, f in enumerate(all_faces[p])],
+            faces_from=sources[p],
+            tasks=tuple(h.name for h in heads),
+        )
+        for p in range(len(images))
+    ]
     model_s = map_s = 0.0
     if owners:
         device = next(model.parameters()).device
@@ -193,20 +202,38 @@ def analyze(
                 _map_task(model, head, g, raw[head.name], mats[gi], owners, results)
         map_s = time.perf_counter() - t0
     for p, r in enumerate(results):
-        r.timings = {"detect": detect_s[p], "align": align_s, "model": model_s, "map": map_s,
-                     "photos_in_call": float(len(results))}
+        r.timings = {
+            "detect": detect_s[p],
+            "align": align_s,
+            "model": model_s,
+            "map": map_s,
+            "photos_in_call": float(len(results)),
+        }
     return results
 
 
-def _map_task(model: Any, head: TaskHead, group: CropGroup, raw: torch.Tensor, mats: np.ndarray,
-              owners: list[tuple[int, int]], results: list[PhotoResult]) -> None:
+def _map_task(
+    model: Any,
+    head: TaskHead,
+    group: CropGroup,
+    raw: torch.Tensor,
+    mats: np.ndarray,
+    owners: list[tuple[int, int]],
+    results: list[PhotoResult],
+) -> None:
     """Decode one task's rows and put each face's result, in photo coordinates, into ``results`` (results with a
     per-pixel confidence, parsing, also go into the photo-wide map: the face with the higher logit wins)."""
     s = group.size
     pred = model.decode(head.name, raw, (s, s))
     own = head.name not in model.output_decoders and head.output == "segmentation" and raw.ndim == 4
-    frames = CropFrames(mats, group.crop, s, [(results[p].height, results[p].width) for p, _ in owners],
-                        head.label_names, raw if own else None)
+    frames = CropFrames(
+        mats,
+        group.crop,
+        s,
+        [(results[p].height, results[p].width) for p, _ in owners],
+        head.label_names,
+        raw if own else None,
+    )
     maps: dict[int, PhotoParsing] = {}
     best: dict[int, np.ndarray] = {}
     for k, ((p, j), result) in enumerate(zip(owners, pred.face_results(frames), strict=True)):
@@ -217,8 +244,9 @@ def _map_task(model: Any, head: TaskHead, group: CropGroup, raw: torch.Tensor, m
         if conf is None:
             continue
         if p not in maps:
-            maps[p] = PhotoParsing(np.zeros((r.height, r.width), np.uint8), np.full((r.height, r.width), -1, np.int16),
-                                   result.label_names)
+            maps[p] = PhotoParsing(
+                np.zeros((r.height, r.width), np.uint8), np.full((r.height, r.width), -1, np.int16), result.label_names
+            )
             best[p] = np.full((r.height, r.width), -np.inf, np.float32)
         x0, y0, x1, y1 = result.region
         labels = result.labels

@@ -71,8 +71,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for arg in found.unmatched:
         print(f"error: {arg}: no such file or folder, and no file matches it", file=sys.stderr)
     if found.skipped_in_out:
-        print(f"note: skipped {found.skipped_in_out} picture(s) an earlier run wrote in the output folder {out_dir}",
-              file=sys.stderr)
+        print(
+            f"note: skipped {found.skipped_in_out} picture(s) an earlier run wrote in the output folder {out_dir}",
+            file=sys.stderr,
+        )
     if not found.photos:
         print("error: no photos to predict", file=sys.stderr)
         return 2
@@ -90,8 +92,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         model = load(args.checkpoint, addons=args.addon or ())
         heads = model.select(args.tasks)
         if not args.no_detect:
-            default_registry().detector(args.detector, **({} if args.min_score is None
-                                                            else {"score_threshold": args.min_score}))
+            default_registry().detector(
+                args.detector, **({} if args.min_score is None else {"score_threshold": args.min_score})
+            )
     except (CheckpointError, TaskNotFoundError, DetectorNotFoundError, DetectorError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -102,13 +105,26 @@ def cmd_predict(args: argparse.Namespace) -> int:
         files: dict[str, Any] = {"json": stem.parent / (stem.name + ".json")}
         if not args.no_overlay:
             files["overlay"] = stem.parent / (stem.name + ".overlay.png")
-        files["parsing"] = {t: {"label_map": stem.parent / f"{stem.name}.{t}.png",
-                                "face_map": stem.parent / f"{stem.name}.{t}.faces.png"} for t in parsing_tasks}
+        files["parsing"] = {
+            t: {
+                "label_map": stem.parent / f"{stem.name}.{t}.png",
+                "face_map": stem.parent / f"{stem.name}.{t}.faces.png",
+            }
+            for t in parsing_tasks
+        }
         plan[p] = files
     try:
-        check_plan({p: [f["json"], *([f["overlay"]] if "overlay" in f else []),
-                        *(x for m in f["parsing"].values() for x in m.values())] for p, f in plan.items()},
-                   found.photos)
+        check_plan(
+            {
+                p: [
+                    f["json"],
+                    *([f["overlay"]] if "overlay" in f else []),
+                    *(x for m in f["parsing"].values() for x in m.values()),
+                ]
+                for p, f in plan.items()
+            },
+            found.photos,
+        )
     except OutputPlanError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -117,7 +133,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     failed = written = done = 0
     for start in range(0, len(found.photos), args.batch):
         chunk, images = [], []
-        for p in found.photos[start:start + args.batch]:
+        for p in found.photos[start : start + args.batch]:
             try:
                 images.append(read_image(p))
                 chunk.append(p)
@@ -127,8 +143,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if not chunk:
             continue
         faces = [given.get(p) for p in chunk] if given else None
-        results = analyze(model, images, args.tasks, detector, faces, min_face=args.min_face,
-                          detector_options=options)
+        results = analyze(model, images, args.tasks, detector, faces, min_face=args.min_face, detector_options=options)
         for p, image, result in zip(chunk, images, results, strict=True):
             result.name = found.given_as[p]
             files = plan[p]
@@ -137,16 +152,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
             for t, pm in result.parsing.items():
                 _save_png(files["parsing"][t]["label_map"], pm.labels)
                 _save_png(files["parsing"][t]["face_map"], (pm.faces.astype(np.int32) + 1).astype(np.uint16))
-                rel["parsing"][t] = {k: os.path.relpath(v, files["json"].parent)
-                                     for k, v in files["parsing"][t].items()}
+                rel["parsing"][t] = {
+                    k: os.path.relpath(v, files["json"].parent) for k, v in files["parsing"][t].items()
+                }
                 wrote += list(files["parsing"][t].values())
             if "overlay" in files:
                 card = photo_overlay(image, result)
                 write_atomic(files["overlay"], lambda tmp, c=card: c.save(tmp, format="PNG"))
                 rel["overlay"] = os.path.relpath(files["overlay"], files["json"].parent)
                 wrote.append(files["overlay"])
-            record = photo_record(result, model=model, source=found.given_as[p], files=rel,
-                                  embeddings=not args.no_embeddings)
+            record = photo_record(
+                result, model=model, source=found.given_as[p], files=rel, embeddings=not args.no_embeddings
+            )
             text = dumps(record)
             write_atomic(files["json"], text.encode("utf-8"))
             wrote.insert(0, files["json"])
@@ -159,20 +176,28 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("predict", help="every face of photos: a JSON record, parsing maps and an overlay per photo",
-                       description="Detect the faces of each photo, crop each face as each task was trained, and "
-                                   "write per photo: OUT/<name>.json (docs/predictions.md), parsing label maps and "
-                                   "an overlay. Outputs mirror the inputs' paths relative to their common folder.")
+    p = sub.add_parser(
+        "predict",
+        help="every face of photos: a JSON record, parsing maps and an overlay per photo",
+        description="Detect the faces of each photo, crop each face as each task was trained, and "
+        "write per photo: OUT/<name>.json (docs/predictions.md), parsing label maps and "
+        "an overlay. Outputs mirror the inputs' paths relative to their common folder.",
+    )
     p.add_argument("inputs", nargs="+", metavar="PHOTO", help="photo files, folders (searched recursively) or globs")
     p.add_argument("--checkpoint", required=True, help="a Faceptor checkpoint directory")
     p.add_argument("--tasks", nargs="+", help="tasks to run (default: all of the checkpoint's)")
-    p.add_argument("--addon", action="append",
-                   help="prompt-tuning add-on directory to load on top; repeatable (default: none)")
+    p.add_argument(
+        "--addon", action="append", help="prompt-tuning add-on directory to load on top; repeatable (default: none)"
+    )
     p.add_argument("--out", default="predictions", help="output folder (default: predictions)")
     how = p.add_mutually_exclusive_group()
-    how.add_argument("--faces", metavar="FILE", help="JSON {photo: [{box, points}, ...]} of faces to use instead of "
-                                                     "detecting (photos it does not name are detected; default: "
-                                                     "detect every face)")
+    how.add_argument(
+        "--faces",
+        metavar="FILE",
+        help="JSON {photo: [{box, points}, ...]} of faces to use instead of "
+        "detecting (photos it does not name are detected; default: "
+        "detect every face)",
+    )
     how.add_argument("--no-detect", action="store_true", help="each photo is one face, already cropped")
     p.add_argument("--detector", default="yunet", help="registered face detector (default: yunet)")
     p.add_argument("--min-score", type=float, help="detector score threshold (YuNet default 0.7)")

@@ -61,8 +61,15 @@ def whole_image_face(height: int, width: int) -> Face:
 
 def from_detections(det: Detections) -> list[Face]:
     pts = det.points
-    return [Face(det.boxes[i].astype(np.float64), None if pts is None else pts[i].astype(np.float64),
-                 float(det.scores[i]), "detector") for i in range(len(det))]
+    return [
+        Face(
+            det.boxes[i].astype(np.float64),
+            None if pts is None else pts[i].astype(np.float64),
+            float(det.scores[i]),
+            "detector",
+        )
+        for i in range(len(det))
+    ]
 
 
 def parse_face(value: Any, where: str) -> Face:
@@ -81,8 +88,10 @@ def parse_face(value: Any, where: str) -> Face:
         elif arr.shape == (5, 2):
             points = arr
         else:
-            raise ValueError(f"{where}: a face is a box [x1, y1, x2, y2], five points [[x, y] x 5] or a dict of "
-                             f"them, got an array of shape {arr.shape}")
+            raise ValueError(
+                f"{where}: a face is a box [x1, y1, x2, y2], five points [[x, y] x 5] or a dict of "
+                f"them, got an array of shape {arr.shape}"
+            )
     if box is None and points is None:
         raise ValueError(f"{where}: a face needs 'box' or 'points'")
     if points is not None:

@@ -42,8 +42,11 @@ def is_earlier_output(path: Path, out_dir: Path | None) -> bool:
     if out_dir is None or out_dir not in path.parents:
         return False
     name = path.name
-    return any(_OUTPUT_PICTURE.fullmatch(name[i + 1:]) and (path.parent / (name[:i] + ".json")).is_file()
-               for i, c in enumerate(name) if c == "." and i > 0)
+    return any(
+        _OUTPUT_PICTURE.fullmatch(name[i + 1 :]) and (path.parent / (name[:i] + ".json")).is_file()
+        for i, c in enumerate(name)
+        if c == "." and i > 0
+    )
 
 
 def expand_inputs(args: Sequence[str], out_dir: str | os.PathLike | None = None) -> Inputs:

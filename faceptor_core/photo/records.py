@@ -43,8 +43,12 @@ def task_info(model: Any, tasks: Any = None) -> dict[str, dict[str, Any]]:
         if tasks and head.name not in tasks:
             continue
         crop = task_crop(head)
-        out[head.name] = {"family": head.family, "output": head.output, "input_size": head.input_size,
-                          "crop": {"method": crop.method, "source": crop.source}}
+        out[head.name] = {
+            "family": head.family,
+            "output": head.output,
+            "input_size": head.input_size,
+            "crop": {"method": crop.method, "source": crop.source},
+        }
     return out
 
 
@@ -82,8 +86,11 @@ def photo_record(
     parsing = {}
     for name, pm in result.parsing.items():
         written = files.get("parsing", {}).get(name, {})
-        parsing[name] = {"labels": list(pm.label_names), "label_map": written.get("label_map"),
-                         "face_map": written.get("face_map")}
+        parsing[name] = {
+            "labels": list(pm.label_names),
+            "label_map": written.get("label_map"),
+            "face_map": written.get("face_map"),
+        }
     record: dict[str, Any] = {
         "schema": SCHEMA_NAME,
         "version": SCHEMA_VERSION,

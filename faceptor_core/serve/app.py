@@ -64,8 +64,9 @@ class Service:
         from ..checkpoint import MANIFEST, WEIGHTS
 
         self.config = config
-        self.model = model if model is not None else load(config.checkpoint, map_location=config.device,
-                                                          addons=config.addons)
+        self.model = (
+            model if model is not None else load(config.checkpoint, map_location=config.device, addons=config.addons)
+        )
         self.model.eval()
         options = {} if config.min_score is None else {"score_threshold": config.min_score}
         self.detector = None if config.detector is None else default_registry().detector(config.detector, **options)
@@ -79,8 +80,14 @@ class Service:
     def _analyze(self, images: list, tasks: tuple[str, ...] | None, faces: list) -> list:
         # Faces are known before queueing (given, or found by the detector while decoding); without a
         # detector, photos without given faces are whole faces.
-        return analyze(self.model, images, list(tasks) if tasks else None, detector=None, faces=faces,
-                       min_face=self.config.min_face)
+        return analyze(
+            self.model,
+            images,
+            list(tasks) if tasks else None,
+            detector=None,
+            faces=faces,
+            min_face=self.config.min_face,
+        )
 
     def _run(self, jobs: list[Job]) -> list:
         return run_batch(self._analyze, jobs)
@@ -110,15 +117,23 @@ class Service:
             except DetectorError as exc:
                 raise ApiError(422, "detection_failed", f"{p.field} ({p.name}): {exc}", p.field) from None
             if len(found) > self.config.max_faces:
-                raise ApiError(422, "too_many_faces", f"{p.field} ({p.name}): {len(found)} faces detected, the "
-                               f"limit is {self.config.max_faces}", p.field)
+                raise ApiError(
+                    422,
+                    "too_many_faces",
+                    f"{p.field} ({p.name}): {len(found)} faces detected, the limit is {self.config.max_faces}",
+                    p.field,
+                )
             jobs.append(Job(image, p.name, found, self.config.detector, tasks))
         return jobs
 
     async def analyze_request(self, parsed: Parsed) -> dict[str, Any]:
         if len(parsed.photos) > self.config.max_photos:
-            raise ApiError(422, "too_many_photos", f"{len(parsed.photos)} photos in one request, the limit is "
-                           f"{self.config.max_photos}", "photos")
+            raise ApiError(
+                422,
+                "too_many_photos",
+                f"{len(parsed.photos)} photos in one request, the limit is {self.config.max_photos}",
+                "photos",
+            )
         tasks = self.check_tasks(parsed.tasks)
         jobs = await asyncio.get_running_loop().run_in_executor(self.decoder, self.prepare, parsed, tasks)
         try:
@@ -127,8 +142,12 @@ class Service:
             raise ApiError(503, "shutting_down", "the service is shutting down; retry on another instance") from None
         self.metrics.photos.inc(len(results))
         self.metrics.faces.inc(sum(len(r.faces) for r in results))
-        return {"records": [photo_record(r, model=self.model, source=j.name, embeddings=parsed.embeddings)
-                            for r, j in zip(results, jobs, strict=True)]}
+        return {
+            "records": [
+                photo_record(r, model=self.model, source=j.name, embeddings=parsed.embeddings)
+                for r, j in zip(results, jobs, strict=True)
+            ]
+        }
 
     # -- access and description ----------------------------------------------------------------------
     def check_key(self, request: Request) -> None:
@@ -140,8 +159,9 @@ class Service:
         if given is None and auth.lower().startswith("bearer "):
             given = auth[7:].strip()
         if given is None or not hmac.compare_digest(given.encode(), key.encode()):
-            raise ApiError(401, "unauthorized", "a valid API key is needed (header 'X-API-Key' or "
-                           "'Authorization: Bearer <key>')")
+            raise ApiError(
+                401, "unauthorized", "a valid API key is needed (header 'X-API-Key' or 'Authorization: Bearer <key>')"
+            )
 
     def card(self) -> dict[str, Any]:
         import fastapi
@@ -150,8 +170,16 @@ class Service:
 
         heads = self.model.config.tasks
         info = task_info(self.model)
-        tasks = [{"name": h.name, **info[h.name], "head_type": h.head_type, "label_names": list(h.label_names),
-                  **({"embedding_dim": h.embedding_dim} if h.output == "embedding" else {})} for h in heads]
+        tasks = [
+            {
+                "name": h.name,
+                **info[h.name],
+                "head_type": h.head_type,
+                "label_names": list(h.label_names),
+                **({"embedding_dim": h.embedding_dim} if h.output == "embedding" else {}),
+            }
+            for h in heads
+        ]
         c = self.config
         return {
             "checkpoint": {"path": str(Path(c.checkpoint).resolve()), **self.hashes, "addons": list(c.addons)},
@@ -162,8 +190,13 @@ class Service:
             "batching": {"max_batch": c.max_batch, "max_wait_ms": c.max_wait_ms},
             "limits": {"max_upload_bytes": c.max_upload_bytes, "max_photos": c.max_photos, "max_faces": c.max_faces},
             "record_schema": {"name": SCHEMA_NAME, "version": SCHEMA_VERSION},
-            "versions": {"faceptor": __version__, "torch": torch.__version__, "fastapi": fastapi.__version__,
-                         "uvicorn": uvicorn.__version__, "python": platform.python_version()},
+            "versions": {
+                "faceptor": __version__,
+                "torch": torch.__version__,
+                "fastapi": fastapi.__version__,
+                "uvicorn": uvicorn.__version__,
+                "python": platform.python_version(),
+            },
         }
 
 
@@ -187,9 +220,13 @@ def create_app(config: ServeConfig, model: Any = None) -> FastAPI:
             await service.batcher.stop()
             service.decoder.shutdown(wait=True)
 
-    app = FastAPI(title="Faceptor", version=__version__, lifespan=lifespan,
-                  description="Every task of one Faceptor model for every face of your photos. Answers are "
-                              "prediction records, the JSON that `faceptor predict` writes.")
+    app = FastAPI(
+        title="Faceptor",
+        version=__version__,
+        lifespan=lifespan,
+        description="Every task of one Faceptor model for every face of your photos. Answers are "
+        "prediction records, the JSON that `faceptor predict` writes.",
+    )
     app.state.service = service
 
     @app.exception_handler(ApiError)
@@ -216,28 +253,52 @@ def create_app(config: ServeConfig, model: Any = None) -> FastAPI:
             service.metrics.latency.observe(time.perf_counter() - t0)
         return response
 
-    analyze_doc = {"responses": {200: {"description": "one prediction record per photo", "content": {
-        "application/json": {"schema": analyze_response_schema()}}}, **ERRORS}, "response_class": JSONResponse}
+    analyze_doc = {
+        "responses": {
+            200: {
+                "description": "one prediction record per photo",
+                "content": {"application/json": {"schema": analyze_response_schema()}},
+            },
+            **ERRORS,
+        },
+        "response_class": JSONResponse,
+    }
 
-    @app.post("/v1/analyze", summary="Analyse photos sent as JSON (base64)", **analyze_doc,
-              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                  "schema": {"$ref": "#/components/schemas/AnalyzeRequest"}}}}})
+    @app.post(
+        "/v1/analyze",
+        summary="Analyse photos sent as JSON (base64)",
+        **analyze_doc,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AnalyzeRequest"}}},
+            }
+        },
+    )
     async def analyze_json(request: Request) -> JSONResponse:
         service.check_key(request)
         body = await read_body(request, config.max_upload_bytes)
         return JSONResponse(await service.analyze_request(parse_json(body)))
 
-    @app.post("/v1/analyze/upload", summary="Analyse uploaded photo files (multipart/form-data)", **analyze_doc,
-              openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {
-                  "schema": upload_schema()}}}})
+    @app.post(
+        "/v1/analyze/upload",
+        summary="Analyse uploaded photo files (multipart/form-data)",
+        **analyze_doc,
+        openapi_extra={
+            "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": upload_schema()}}}
+        },
+    )
     async def analyze_upload(request: Request) -> JSONResponse:
         service.check_key(request)
         body = await read_body(request, config.max_upload_bytes)
         parsed = await parse_multipart(request, body, config.max_photos)
         return JSONResponse(await service.analyze_request(parsed))
 
-    @app.get("/v1/model", summary="The model card: tasks, label names, input sizes, checkpoint hashes, versions",
-             responses={401: {"model": ErrorResponse}})
+    @app.get(
+        "/v1/model",
+        summary="The model card: tasks, label names, input sizes, checkpoint hashes, versions",
+        responses={401: {"model": ErrorResponse}},
+    )
     async def model_card(request: Request) -> dict[str, Any]:
         service.check_key(request)
         return service.card()

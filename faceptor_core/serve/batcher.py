@@ -74,8 +74,13 @@ class Batcher:
     """Collects :class:`Job` s and runs them in batches through ``run`` (``list[Job] -> results``) on one
     worker thread."""
 
-    def __init__(self, run: Callable[[list[Job]], list[PhotoResult | BaseException]], max_batch: int,
-                 max_wait_s: float, metrics: Metrics | None = None):
+    def __init__(
+        self,
+        run: Callable[[list[Job]], list[PhotoResult | BaseException]],
+        max_batch: int,
+        max_wait_s: float,
+        metrics: Metrics | None = None,
+    ):
         self.run, self.max_batch, self.max_wait = run, max_batch, max_wait_s
         self.metrics = metrics or Metrics()
         self.pending: deque[Job] = deque()

@@ -7,8 +7,9 @@ import importlib.util
 import os
 import sys
 
-MISSING = "error: `faceptor serve` needs the serve extra: pip install 'faceptor[serve]' (fastapi, uvicorn, " \
-          "python-multipart)"
+MISSING = (
+    "error: `faceptor serve` needs the serve extra: pip install 'faceptor[serve]' (fastapi, uvicorn, python-multipart)"
+)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -27,11 +28,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     try:
         config = ServeConfig(
-            checkpoint=args.checkpoint, addons=tuple(args.addon or ()),
+            checkpoint=args.checkpoint,
+            addons=tuple(args.addon or ()),
             detector=None if args.no_detect else args.detector,
-            min_score=args.min_score, min_face=args.min_face, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
-            max_upload_bytes=int(args.max_upload_mb * (1 << 20)), max_photos=args.max_photos, max_faces=args.max_faces,
-            api_key=args.api_key or os.environ.get(API_KEY_ENV) or None, device=args.device)
+            min_score=args.min_score,
+            min_face=args.min_face,
+            max_batch=args.max_batch,
+            max_wait_ms=args.max_wait_ms,
+            max_upload_bytes=int(args.max_upload_mb * (1 << 20)),
+            max_photos=args.max_photos,
+            max_faces=args.max_faces,
+            api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
+            device=args.device,
+        )
     except ValidationError as exc:
         err = exc.errors()[0]
         print(f"error: --{str(err['loc'][0]).replace('_', '-')}: {err['msg']}", file=sys.stderr)
@@ -39,8 +48,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
         return 2
-    run = {"host": args.host, "port": args.port, "log_level": args.log_level,
-           "timeout_graceful_shutdown": args.graceful_timeout}
+    run = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": args.log_level,
+        "timeout_graceful_shutdown": args.graceful_timeout,
+    }
     try:
         if args.workers == 1:
             app = create_app(config)
@@ -58,18 +71,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("serve", help="an HTTP service: every task for every face, requests batched together",
-                       description="Serve a checkpoint over HTTP (docs/serving.md). Photos from concurrent requests "
-                                   "are analysed together: one model pass per input size for all their faces.")
+    p = sub.add_parser(
+        "serve",
+        help="an HTTP service: every task for every face, requests batched together",
+        description="Serve a checkpoint over HTTP (docs/serving.md). Photos from concurrent requests "
+        "are analysed together: one model pass per input size for all their faces.",
+    )
     p.add_argument("checkpoint", help="a Faceptor checkpoint directory")
-    p.add_argument("--addon", action="append",
-                   help="prompt-tuning add-on directory to load on top; repeatable (default: none)")
+    p.add_argument(
+        "--addon", action="append", help="prompt-tuning add-on directory to load on top; repeatable (default: none)"
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     p.add_argument("--workers", type=int, default=1, help="worker processes, each with its own model (default: 1)")
     p.add_argument("--max-batch", type=int, default=16, help="photos per model pass (default: 16)")
-    p.add_argument("--max-wait-ms", type=float, default=10.0,
-                   help="how long a batch waits for more photos, ms (default: 10)")
+    p.add_argument(
+        "--max-wait-ms", type=float, default=10.0, help="how long a batch waits for more photos, ms (default: 10)"
+    )
     how = p.add_mutually_exclusive_group()
     how.add_argument("--detector", default="yunet", help="registered face detector (default: yunet)")
     how.add_argument("--no-detect", action="store_true", help="photos without given faces are one face each")
@@ -78,11 +96,21 @@ def add_commands(sub) -> None:
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest request body, MiB (default: 20)")
     p.add_argument("--max-photos", type=int, default=16, help="photos per request (default: 16)")
     p.add_argument("--max-faces", type=int, default=32, help="faces per photo, given or detected (default: 32)")
-    p.add_argument("--api-key", help="require this key (header X-API-Key or Authorization: Bearer); "
-                                     "default: $FACEPTOR_API_KEY, else no key")
+    p.add_argument(
+        "--api-key",
+        help="require this key (header X-API-Key or Authorization: Bearer); default: $FACEPTOR_API_KEY, else no key",
+    )
     p.add_argument("--device", default="cpu", help="torch device of the model (default: cpu)")
-    p.add_argument("--graceful-timeout", type=float, default=30.0,
-                   help="seconds in-flight requests get to finish on shutdown (default: 30)")
-    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
-                   help="uvicorn's log level")
+    p.add_argument(
+        "--graceful-timeout",
+        type=float,
+        default=30.0,
+        help="seconds in-flight requests get to finish on shutdown (default: 30)",
+    )
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="uvicorn's log level",
+    )
     p.set_defaults(func=cmd_serve)

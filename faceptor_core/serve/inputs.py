@@ -64,8 +64,11 @@ def _pydantic_error(exc: ValidationError, where: str = "") -> ApiError:
     err = exc.errors()[0]
     loc = where + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
     if err["type"] == "json_invalid":
-        return ApiError(400, "malformed_json", f"the body is not valid JSON ({err.get('ctx', {}).get('error', '')})"
-                        .replace(" ()", ""))
+        return ApiError(
+            400,
+            "malformed_json",
+            f"the body is not valid JSON ({err.get('ctx', {}).get('error', '')})".replace(" ()", ""),
+        )
     return ApiError(422, "invalid_request", f"{loc or 'body'}: {err['msg']}", loc or None)
 
 
@@ -80,14 +83,20 @@ def _b64(data: str, field: str) -> bytes:
 
 def parse_json(body: bytes) -> Parsed:
     if not body.strip():
-        raise ApiError(400, "empty_body", "the request body is empty; send JSON {\"photos\": [{\"data\": base64}]}")
+        raise ApiError(400, "empty_body", 'the request body is empty; send JSON {"photos": [{"data": base64}]}')
     try:
         req = AnalyzeRequest.model_validate_json(body)
     except ValidationError as exc:
         raise _pydantic_error(exc) from None
-    photos = [PhotoIn(_b64(p.data, f"photos[{i}].data"), p.name or f"photo{i}",
-                      None if p.faces is None else [f.model_dump(exclude_none=True) for f in p.faces],
-                      f"photos[{i}]") for i, p in enumerate(req.photos)]
+    photos = [
+        PhotoIn(
+            _b64(p.data, f"photos[{i}].data"),
+            p.name or f"photo{i}",
+            None if p.faces is None else [f.model_dump(exclude_none=True) for f in p.faces],
+            f"photos[{i}]",
+        )
+        for i, p in enumerate(req.photos)
+    ]
     return Parsed(photos, req.tasks, req.embeddings)
 
 
@@ -108,9 +117,11 @@ async def parse_multipart(request: Request, body: bytes, max_photos: int) -> Par
     entry per photo) and ``embeddings``."""
     ctype = request.headers.get("content-type", "")
     if not ctype.startswith("multipart/form-data"):
-        raise ApiError(415, "unsupported_media_type",
-                       f"upload photos as multipart/form-data (got {ctype or 'no content type'}); "
-                       "JSON goes to POST /v1/analyze")
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"upload photos as multipart/form-data (got {ctype or 'no content type'}); JSON goes to POST /v1/analyze",
+        )
     if not body:
         raise ApiError(400, "empty_body", "the request body is empty; send one or more 'photo' files")
     sent = False
@@ -123,13 +134,15 @@ async def parse_multipart(request: Request, body: bytes, max_photos: int) -> Par
         return {"type": "http.request", "body": body, "more_body": False}
 
     try:
-        form = await Request(request.scope, replay).form(max_files=max_photos + 1, max_fields=64,
-                                                         max_part_size=len(body) + 1)
+        form = await Request(request.scope, replay).form(
+            max_files=max_photos + 1, max_fields=64, max_part_size=len(body) + 1
+        )
     except Exception as exc:  # Starlette's multipart errors (malformed parts, too many files)
         detail = getattr(exc, "detail", None) or getattr(exc, "message", None) or str(exc)
         if "Too many files" in detail:
-            raise ApiError(422, "too_many_photos", f"more photos in one request than the limit of {max_photos}",
-                           "photo") from None
+            raise ApiError(
+                422, "too_many_photos", f"more photos in one request than the limit of {max_photos}", "photo"
+            ) from None
         raise ApiError(400, "malformed_multipart", f"cannot read the multipart body ({detail})") from None
     try:
         files = form.getlist("photo")
@@ -148,8 +161,12 @@ async def parse_multipart(request: Request, body: bytes, max_photos: int) -> Par
             except ValidationError as exc:
                 raise _pydantic_error(exc, "faces") from None
             if len(faces) != len(photos):
-                raise ApiError(422, "invalid_request", f"faces: one entry per photo needed ({len(photos)} "
-                               f"photo(s), {len(faces)} entries)", "faces")
+                raise ApiError(
+                    422,
+                    "invalid_request",
+                    f"faces: one entry per photo needed ({len(photos)} photo(s), {len(faces)} entries)",
+                    "faces",
+                )
             for p, fs in zip(photos, faces, strict=True):
                 p.faces = None if fs is None else [f.model_dump(exclude_none=True) for f in fs]
         return Parsed(photos, tasks, embeddings)
@@ -174,6 +191,10 @@ def decode_photo(photo: PhotoIn, max_faces: int) -> tuple[Any, list[FA.Face] | N
         except ValueError as exc:
             raise ApiError(422, "invalid_faces", str(exc), f"{photo.field}.faces") from None
         if len(given) > max_faces:
-            raise ApiError(422, "too_many_faces", f"{photo.field} ({photo.name}): {len(given)} faces given, the "
-                           f"limit is {max_faces}", f"{photo.field}.faces")
+            raise ApiError(
+                422,
+                "too_many_faces",
+                f"{photo.field} ({photo.name}): {len(given)} faces given, the limit is {max_faces}",
+                f"{photo.field}.faces",
+            )
     return image, given

@@ -82,14 +82,26 @@ class Metrics:
         self.photos = Counter("faceptor_photos_total", "Photos analysed.")
         self.faces = Counter("faceptor_faces_total", "Faces analysed.")
         self.batch_size = Histogram("faceptor_batch_size_photos", "Photos per model pass.", BATCH_BUCKETS)
-        self.queue_wait = Histogram("faceptor_queue_wait_seconds", "Time a ready photo waited for its batch.",
-                                    LATENCY_BUCKETS)
+        self.queue_wait = Histogram(
+            "faceptor_queue_wait_seconds", "Time a ready photo waited for its batch.", LATENCY_BUCKETS
+        )
         self.batch_seconds = Histogram("faceptor_batch_seconds", "Time of one batched analysis.", LATENCY_BUCKETS)
-        self.latency = Histogram("faceptor_request_latency_seconds", "Time from a request's arrival to its answer "
-                                 "(analysis endpoints).", LATENCY_BUCKETS)
+        self.latency = Histogram(
+            "faceptor_request_latency_seconds",
+            "Time from a request's arrival to its answer (analysis endpoints).",
+            LATENCY_BUCKETS,
+        )
         self.queued = Gauge("faceptor_queued_photos", "Photos waiting for a batch.")
 
     def render(self) -> str:
-        parts = (self.requests, self.photos, self.faces, self.batch_size, self.queue_wait, self.batch_seconds,
-                 self.latency, self.queued)
+        parts = (
+            self.requests,
+            self.photos,
+            self.faces,
+            self.batch_size,
+            self.queue_wait,
+            self.batch_seconds,
+            self.latency,
+            self.queued,
+        )
         return "\n".join(line for m in parts for line in m.render()) + "\n"

@@ -43,8 +43,9 @@ class FaceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     box: list[float] | None = Field(None, description="[x1, y1, x2, y2]", min_length=4, max_length=4)
-    points: list[list[float]] | None = Field(None, description="five [x, y]: eyes, nose, mouth corners",
-                                              min_length=5, max_length=5)
+    points: list[list[float]] | None = Field(
+        None, description="five [x, y]: eyes, nose, mouth corners", min_length=5, max_length=5
+    )
     score: float | None = None
 
 
@@ -80,9 +81,14 @@ class ErrorResponse(BaseModel):
 
 def _rewrite_refs(node: Any, prefix: str) -> Any:
     if isinstance(node, dict):
-        return {k: (f"#/components/schemas/{prefix}{v.removeprefix('#/$defs/')}"
-                    if k == "$ref" and isinstance(v, str) and v.startswith("#/$defs/") else _rewrite_refs(v, prefix))
-                for k, v in node.items()}
+        return {
+            k: (
+                f"#/components/schemas/{prefix}{v.removeprefix('#/$defs/')}"
+                if k == "$ref" and isinstance(v, str) and v.startswith("#/$defs/")
+                else _rewrite_refs(v, prefix)
+            )
+            for k, v in node.items()
+        }
     if isinstance(node, list):
         return [_rewrite_refs(v, prefix) for v in node]
     return node
@@ -102,9 +108,18 @@ def record_components() -> dict[str, Any]:
 
 
 def analyze_response_schema() -> dict[str, Any]:
-    return {"type": "object", "required": ["records"], "additionalProperties": False,
-            "properties": {"records": {"type": "array", "items": {"$ref": f"#/components/schemas/{RECORD}"},
-                                       "description": "one prediction record per photo, in order"}}}
+    return {
+        "type": "object",
+        "required": ["records"],
+        "additionalProperties": False,
+        "properties": {
+            "records": {
+                "type": "array",
+                "items": {"$ref": f"#/components/schemas/{RECORD}"},
+                "description": "one prediction record per photo, in order",
+            }
+        },
+    }
 
 
 def request_schema() -> dict[str, Any]:
@@ -113,10 +128,20 @@ def request_schema() -> dict[str, Any]:
 
 
 def upload_schema() -> dict[str, Any]:
-    return {"type": "object", "required": ["photo"], "properties": {
-        "photo": {"type": "array", "items": {"type": "string", "format": "binary"},
-                  "description": "one or more image files (the field repeated)"},
-        "tasks": {"type": "string", "description": "task names separated by commas or spaces; default: all"},
-        "faces": {"type": "string", "description": "JSON: one entry per photo, a list of faces "
-                                                   "({box, points}) or null to detect"},
-        "embeddings": {"type": "string", "enum": ["true", "false"], "default": "true"}}}
+    return {
+        "type": "object",
+        "required": ["photo"],
+        "properties": {
+            "photo": {
+                "type": "array",
+                "items": {"type": "string", "format": "binary"},
+                "description": "one or more image files (the field repeated)",
+            },
+            "tasks": {"type": "string", "description": "task names separated by commas or spaces; default: all"},
+            "faces": {
+                "type": "string",
+                "description": "JSON: one entry per photo, a list of faces ({box, points}) or null to detect",
+            },
+            "embeddings": {"type": "string", "enum": ["true", "false"], "default": "true"},
+        },
+    }

@@ -77,13 +77,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for name in tasks:
         spec = reg.get_task(name)
         result = evaluate_with_baseline(
-            model, spec, roots.get(name), args.split, args.batch_size, args.limit, progress=True,
-            baseline=not args.no_baseline, baseline_split=args.baseline_split,
-            baseline_limit=args.baseline_limit or None, skip_invalid=args.skip_invalid,
-            on_report=lambda line, n=name: print(f"warning: task {n!r}: {line}", file=sys.stderr))
+            model,
+            spec,
+            roots.get(name),
+            args.split,
+            args.batch_size,
+            args.limit,
+            progress=True,
+            baseline=not args.no_baseline,
+            baseline_split=args.baseline_split,
+            baseline_limit=args.baseline_limit or None,
+            skip_invalid=args.skip_invalid,
+            on_report=lambda line, n=name: print(f"warning: task {n!r}: {line}", file=sys.stderr),
+        )
         results[name] = {k: _json_number(v) for k, v in result.flat().items()}
-        about[name] = {"split": result.split, "items": result.items, "protocol": result.protocol,
-                       "baseline": result.baseline_answer or None, "baseline_error": result.baseline_error or None}
+        about[name] = {
+            "split": result.split,
+            "items": result.items,
+            "protocol": result.protocol,
+            "baseline": result.baseline_answer or None,
+            "baseline_error": result.baseline_error or None,
+        }
         print(format_evaluation(result))
     if args.json:
         Path(args.json).write_text(json.dumps({**results, "_about": about}, indent=2))
@@ -94,18 +108,31 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from .engine import Trainer
     from .prompt import prompt_tune_config
 
-    cfg = prompt_tune_config(args.checkpoint, args.task, out=args.out, root=args.root, steps=args.steps,
-                             batch_size=args.batch_size, lr=args.lr, eval_limit=args.eval_limit)
+    cfg = prompt_tune_config(
+        args.checkpoint,
+        args.task,
+        out=args.out,
+        root=args.root,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        eval_limit=args.eval_limit,
+    )
     trainer = Trainer(cfg, overwrite=args.overwrite)
     before = trainer.evaluate()
     results = trainer.fit()
-    print(f"trainable parameters: {trainer.num_trainable_parameters():,} "
-          f"of {trainer.model.num_parameters():,}")
+    print(f"trainable parameters: {trainer.num_trainable_parameters():,} of {trainer.model.num_parameters():,}")
     for name, metrics in results.items():
-        print(f"{name}: before " + ", ".join(f"{k}={v:.4f}" for k, v in before[name].items())
-              + " | after " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
-    print(f"add-on written to {Path(cfg.output_dir) / 'addon'}; load it with "
-          f"faceptor_core.load({args.checkpoint!r}, addons=[{str(Path(cfg.output_dir) / 'addon')!r}])")
+        print(
+            f"{name}: before "
+            + ", ".join(f"{k}={v:.4f}" for k, v in before[name].items())
+            + " | after "
+            + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+        )
+    print(
+        f"add-on written to {Path(cfg.output_dir) / 'addon'}; load it with "
+        f"faceptor_core.load({args.checkpoint!r}, addons=[{str(Path(cfg.output_dir) / 'addon')!r}])"
+    )
     return 0
 
 
@@ -113,31 +140,51 @@ def add_commands(sub) -> None:
     p = sub.add_parser("train", help="train a model from a YAML run configuration")
     p.add_argument("config", help="the run configuration (YAML; docs/architecture.md, Training)")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/checkpoints/last")
-    p.add_argument("--overwrite", action="store_true",
-                   help="delete an earlier run's checkpoints and log in OUTPUT_DIR and start over")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a top-level key of the configuration with a YAML value; repeatable (default: none)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete an earlier run's checkpoints and log in OUTPUT_DIR and start over",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a top-level key of the configuration with a YAML value; repeatable (default: none)",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint on tasks' evaluation splits")
     p.add_argument("checkpoint", help="a Faceptor checkpoint directory")
     p.add_argument("--tasks", nargs="+", help="tasks to evaluate (default: all of the checkpoint's)")
-    p.add_argument("--root", action="append", metavar="TASK=PATH",
-                   help="dataset root of a task; repeatable (default: none; real datasets need one, "
-                        "SynthFaces tasks do not)")
+    p.add_argument(
+        "--root",
+        action="append",
+        metavar="TASK=PATH",
+        help="dataset root of a task; repeatable (default: none; real datasets need one, SynthFaces tasks do not)",
+    )
     p.add_argument("--split", default="test", help="the split to evaluate on")
     p.add_argument("--limit", type=int, help="evaluate only the first N items of each task (default: all)")
     p.add_argument("--batch-size", type=int, default=32, help="images per model pass")
-    p.add_argument("--addon", action="append",
-                   help="prompt-tuning add-on directory to load on top; repeatable (default: none)")
-    p.add_argument("--json", help="also write the metrics (NaN as null; baselines as baseline/<metric>) to this file "
-                                  "(default: no file)")
+    p.add_argument(
+        "--addon", action="append", help="prompt-tuning add-on directory to load on top; repeatable (default: none)"
+    )
+    p.add_argument(
+        "--json",
+        help="also write the metrics (NaN as null; baselines as baseline/<metric>) to this file (default: no file)",
+    )
     p.add_argument("--no-baseline", action="store_true", help="skip the trivial baselines")
     p.add_argument("--baseline-split", default="train", help="split the baselines' statistics come from")
-    p.add_argument("--baseline-limit", type=int, default=2000,
-                   help="training items the baselines are fitted on, evenly spaced (0: all)")
-    p.add_argument("--skip-invalid", action="store_true",
-                   help="leave unusable records out (each one reported) instead of stopping at the first")
+    p.add_argument(
+        "--baseline-limit",
+        type=int,
+        default=2000,
+        help="training items the baselines are fitted on, evenly spaced (0: all)",
+    )
+    p.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="leave unusable records out (each one reported) instead of stopping at the first",
+    )
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("tune", help="prompt-tune a new task onto a trained checkpoint (only its queries train)")

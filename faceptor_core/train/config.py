@@ -38,14 +38,16 @@ class TaskEntry(_Strict):
     name: str
     root: str | None = None
     batch_size: int = Field(default=16, ge=1)
-    loss_weight: float | None = Field(default=None, gt=0, allow_inf_nan=False,
-                                     description="Overrides the task's default weight.")
+    loss_weight: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False, description="Overrides the task's default weight."
+    )
     train_split: str = "train"
     eval_split: str = "test"
     eval_limit: int | None = Field(default=None, ge=1, description="Evaluate on the first N items only.")
     train_limit: int | None = Field(default=None, ge=1, description="Train on the first N items only.")
-    skip_invalid: bool = Field(default=False, description="Leave unusable records out (each one reported) "
-                                                          "instead of stopping at the first.")
+    skip_invalid: bool = Field(
+        default=False, description="Leave unusable records out (each one reported) instead of stopping at the first."
+    )
 
 
 class OptimizerSection(_Strict):
@@ -77,7 +79,8 @@ class RunConfig(_Strict):
     init_from: str | None = Field(default=None, description="Checkpoint directory to start from.")
     tasks: list[TaskEntry]
     type_weights: dict[str, PositiveWeight] = Field(
-        default_factory=dict, description="Per task family weight (positive); each key must be a family of the tasks.")
+        default_factory=dict, description="Per task family weight (positive); each key must be a family of the tasks."
+    )
     main_task: str | None = Field(default=None, description="Model selection and report use this task.")
     optimizer: OptimizerSection = Field(default_factory=OptimizerSection)
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)

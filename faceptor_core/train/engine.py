@@ -68,8 +68,14 @@ def _to(obj, device):
 class Trainer:
     """Trains a model as a :class:`RunConfig` describes; ``fit()`` runs it, ``resume=True`` continues."""
 
-    def __init__(self, config: RunConfig, registry: TaskRegistry | None = None, resume: bool = False,
-                 dist_info: DistInfo | None = None, overwrite: bool = False):
+    def __init__(
+        self,
+        config: RunConfig,
+        registry: TaskRegistry | None = None,
+        resume: bool = False,
+        dist_info: DistInfo | None = None,
+        overwrite: bool = False,
+    ):
         """``resume``: continue from ``output_dir/checkpoints/last``. Without it, an output directory that holds
         an earlier run's checkpoints or log is refused, unless ``overwrite`` (which deletes them)."""
         if resume and overwrite:
@@ -97,8 +103,9 @@ class Trainer:
         self.model, trainable = self._build_model()
         self.model.to(self.device)
         # losses, transforms and metrics see the input size the model really uses
-        self.specs = {n: s.model_copy(update={"input_size": self.model.tasks[n].input_size})
-                      for n, s in self.specs.items()}
+        self.specs = {
+            n: s.model_copy(update={"input_size": self.model.tasks[n].input_size}) for n, s in self.specs.items()
+        }
         self.losses = nn.ModuleDict({n: self._make_loss(s) for n, s in self.specs.items()}).to(self.device)
         self._freeze(trainable)
         self.weights = task_weights(list(self.specs.values()), config.type_weights)
@@ -119,7 +126,8 @@ class Trainer:
         self.forward = _MultitaskForward(self.model)
         if self.dist.enabled and torch.distributed.is_initialized():
             self.forward = nn.parallel.DistributedDataParallel(
-                self.forward, device_ids=[self.dist.local_rank] if self.device.type == "cuda" else None,
+                self.forward,
+                device_ids=[self.dist.local_rank] if self.device.type == "cuda" else None,
                 find_unused_parameters=True,
             )
         self._data_notes: list[dict] = []
@@ -138,8 +146,10 @@ class Trainer:
         families = sorted({s.family for s in self.specs.values()})
         for family, weight in self.cfg.type_weights.items():
             if family not in families:
-                raise ConfigError(f"type_weights.{family}: no task of this run has family {family!r} (families: "
-                                  f"{', '.join(families)}); a misspelt family would silently weigh 1.0")
+                raise ConfigError(
+                    f"type_weights.{family}: no task of this run has family {family!r} (families: "
+                    f"{', '.join(families)}); a misspelt family would silently weigh 1.0"
+                )
             if not (math.isfinite(weight) and weight > 0):
                 raise ConfigError(f"type_weights.{family}: {weight} is not a positive finite weight")
 
@@ -154,8 +164,10 @@ class Trainer:
         found = self._previous_run()
         if found and not overwrite:
             names = ", ".join(p.name for p in found)
-            raise RunDirectoryError(f"{self.out} already holds a run ({names}): pass --resume to continue it or "
-                                    "--overwrite to delete it and start over (or choose another output_dir)")
+            raise RunDirectoryError(
+                f"{self.out} already holds a run ({names}): pass --resume to continue it or "
+                "--overwrite to delete it and start over (or choose another output_dir)"
+            )
 
     def _clear_outputs(self) -> None:
         for name in RUN_OUTPUTS:
@@ -190,11 +202,17 @@ class Trainer:
         sizes = {n: s for n, s in sizes.items() if s is not None}
         if cfg.init_from is None:
             model = build(
-                list(self.specs.values()), variant=m.variant,
-                encoder=EncoderConfig(name=m.encoder, drop_path_rate=m.drop_path_rate, stem=m.stem,
-                                      depth=m.depth, patch_size=m.patch_size),
-                input_sizes=sizes, decoder=m.decoder, memory_layers=m.memory_layers, naive=m.naive,
-                encoder_weights=m.encoder_weights, registry=self.registry,
+                list(self.specs.values()),
+                variant=m.variant,
+                encoder=EncoderConfig(
+                    name=m.encoder, drop_path_rate=m.drop_path_rate, stem=m.stem, depth=m.depth, patch_size=m.patch_size
+                ),
+                input_sizes=sizes,
+                decoder=m.decoder,
+                memory_layers=m.memory_layers,
+                naive=m.naive,
+                encoder_weights=m.encoder_weights,
+                registry=self.registry,
             )
             return model, None
         model = load(cfg.init_from, registry=self.registry)
@@ -212,8 +230,7 @@ class Trainer:
                 raise ValueError("train.mode 'layer_attention' needs a Faceptor (not Naive) checkpoint")
             new_params += model.add_memory_layers(cfg.train.add_memory_layers)
         if cfg.train.train_queries:
-            new_params += [n for n, _ in model.named_parameters()
-                           if model.task_of_key(n) in self.specs]
+            new_params += [n for n, _ in model.named_parameters() if model.task_of_key(n) in self.specs]
         return model, sorted(set(new_params))
 
     def _freeze(self, trainable: list[str] | None) -> None:
@@ -239,8 +256,15 @@ class Trainer:
             if entry.train_limit is not None and len(ds) > entry.train_limit:
                 ds = torch.utils.data.Subset(ds, range(entry.train_limit))
             streams[name] = TaskStream(
-                ds, transform, entry.batch_size, self.cfg.seed, name, self.cfg.num_workers,
-                start=self.consumed[name], rank=self.dist.rank, world_size=self.dist.world_size,
+                ds,
+                transform,
+                entry.batch_size,
+                self.cfg.seed,
+                name,
+                self.cfg.num_workers,
+                start=self.consumed[name],
+                rank=self.dist.rank,
+                world_size=self.dist.world_size,
             )
         return streams
 
@@ -267,9 +291,11 @@ class Trainer:
                 shared = sorted(set(train_keys) & set(eval_keys))
                 if shared:
                     (f1, l1), (f2, l2) = train_keys[shared[0]], eval_keys[shared[0]]
-                    lines.append(f"{len(shared)} image(s) are in both the {split!r} and the {entry.eval_split!r} "
-                                 f"split, so evaluation scores training images (e.g. {shared[0]}: {f1}:{l1} and "
-                                 f"{f2}:{l2})")
+                    lines.append(
+                        f"{len(shared)} image(s) are in both the {split!r} and the {entry.eval_split!r} "
+                        f"split, so evaluation scores training images (e.g. {shared[0]}: {f1}:{l1} and "
+                        f"{f2}:{l2})"
+                    )
         for text in lines:
             print(f"warning: task {spec.name!r}: {text}", file=sys.stderr)
             self._data_notes.append({"step": self.step, "data": {spec.name: text}})
@@ -293,8 +319,7 @@ class Trainer:
         for name, batch in batches.items():
             loss = self.losses[name](outputs[name], _to(batch["target"], self.device))
             if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-                raise contract_error(self.specs[name], "loss", f"returned {_describe(loss)}; expected a scalar "
-                                     "tensor")
+                raise contract_error(self.specs[name], "loss", f"returned {_describe(loss)}; expected a scalar tensor")
             loss = loss.reshape(())
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(
@@ -344,10 +369,19 @@ class Trainer:
                 continue
             e = self.entries[name]
             first = self.cfg.eval_baselines and name not in self.baselines
-            ev = evaluate_with_baseline(self.model, spec, e.root, e.eval_split, self.cfg.eval_batch_size,
-                                        e.eval_limit, progress=progress, baseline=first, baseline_split=e.train_split,
-                                        baseline_limit=self.cfg.baseline_limit or None,
-                                        skip_invalid=e.skip_invalid)
+            ev = evaluate_with_baseline(
+                self.model,
+                spec,
+                e.root,
+                e.eval_split,
+                self.cfg.eval_batch_size,
+                e.eval_limit,
+                progress=progress,
+                baseline=first,
+                baseline_split=e.train_split,
+                baseline_limit=self.cfg.baseline_limit or None,
+                skip_invalid=e.skip_invalid,
+            )
             self.metric_meta[name] = ev.meta
             if first:
                 self.baselines[name] = ev
@@ -364,8 +398,13 @@ class Trainer:
             write_atomic(self.out / "config.json", cfg.model_dump_json(indent=2).encode())
         last_eval: dict[str, dict[str, float]] = {}
         end = cfg.schedule.steps if stop_after is None else min(cfg.schedule.steps, self.step + stop_after)
-        bar = tqdm(total=cfg.schedule.steps, initial=self.step, desc="train", dynamic_ncols=True,
-                   disable=not (cfg.progress and self.dist.is_main))
+        bar = tqdm(
+            total=cfg.schedule.steps,
+            initial=self.step,
+            desc="train",
+            dynamic_ncols=True,
+            disable=not (cfg.progress and self.dist.is_main),
+        )
         t0 = time.perf_counter()
         while self.step < end:
             stats = self.train_step()
@@ -389,8 +428,9 @@ class Trainer:
         results = self.evaluate()
         self._log({"step": self.step, "eval": results})
         if self.main_task in results:
-            score = primary_value(self.specs[self.main_task], results[self.main_task],
-                                  self.metric_meta.get(self.main_task))
+            score = primary_value(
+                self.specs[self.main_task], results[self.main_task], self.metric_meta.get(self.main_task)
+            )
             if math.isnan(score):  # not comparable (e.g. parsing F1 with a class absent from the set)
                 self._log({"step": self.step, "note": f"primary metric of {self.main_task} is NaN; best not updated"})
             elif self.best is None or score > self.best:

@@ -37,6 +37,12 @@ def param_groups(
     out = []
     for (head, no_decay), params in sorted(groups.items()):
         mult = head_multiplier if head else 1.0
-        out.append({"params": params, "lr": lr * mult, "lr_multiplier": mult,
-                    "weight_decay": 0.0 if no_decay else weight_decay})
+        out.append(
+            {
+                "params": params,
+                "lr": lr * mult,
+                "lr_multiplier": mult,
+                "weight_decay": 0.0 if no_decay else weight_decay,
+            }
+        )
     return out

@@ -28,8 +28,10 @@ def model_bytes() -> bytes:
         raise DetectorError(f"{ref}: YuNet model missing ({exc.strerror or exc}); reinstall faceptor") from None
     digest = hashlib.sha256(data).hexdigest()
     if digest != MODEL_SHA256:
-        raise DetectorError(f"{ref}: sha256 {digest} is not the expected {MODEL_SHA256}; the file is damaged or "
-                            "was replaced: reinstall faceptor")
+        raise DetectorError(
+            f"{ref}: sha256 {digest} is not the expected {MODEL_SHA256}; the file is damaged or "
+            "was replaced: reinstall faceptor"
+        )
     return data
 
 
@@ -47,8 +49,9 @@ class YuNetDetector:
     One instance is not thread-safe (OpenCV's detector keeps the input size); use one per thread.
     """
 
-    def __init__(self, score_threshold: float = 0.7, nms_threshold: float = 0.3, top_k: int = 5000,
-                 max_size: int | None = 1280):
+    def __init__(
+        self, score_threshold: float = 0.7, nms_threshold: float = 0.3, top_k: int = 5000, max_size: int | None = 1280
+    ):
         if not 0.0 <= score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
         if max_size is not None and max_size < 32:
@@ -58,8 +61,9 @@ class YuNetDetector:
         level = cv2.utils.logging.getLogLevel()
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # OpenCV 5 warns about targets
         try:
-            self._net = cv2.FaceDetectorYN.create("onnx", data, np.zeros(0, np.uint8), (320, 320),
-                                                  self.score_threshold, float(nms_threshold), int(top_k))
+            self._net = cv2.FaceDetectorYN.create(
+                "onnx", data, np.zeros(0, np.uint8), (320, 320), self.score_threshold, float(nms_threshold), int(top_k)
+            )
         finally:
             cv2.utils.logging.setLogLevel(level)
 
@@ -92,6 +96,8 @@ class YuNetDetector:
 
 
 SPEC = DetectorSpec(
-    name="yunet", factory=YuNetDetector, license="MIT (Shiqi Yu, OpenCV Zoo)",
+    name="yunet",
+    factory=YuNetDetector,
+    license="MIT (Shiqi Yu, OpenCV Zoo)",
     description="YuNet 2023mar via cv2.FaceDetectorYN: boxes, scores and five points; ships with faceptor",
 )

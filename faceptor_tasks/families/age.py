@@ -104,13 +104,23 @@ def age_task(
     """
     crop = crop or CropSpec()
     return TaskSpec(
-        name=name, family="age", head_type="attribute", output="age_distribution", num_queries=num_bins,
-        input_size=input_size, loss_weight=loss_weight, primary_metric=spec_fields.pop("primary_metric", "mae"),
+        name=name,
+        family="age",
+        head_type="attribute",
+        output="age_distribution",
+        num_queries=num_bins,
+        input_size=input_size,
+        loss_weight=loss_weight,
+        primary_metric=spec_fields.pop("primary_metric", "mae"),
         higher_is_better=spec_fields.pop("higher_is_better", False),
         dataset=partial(build_dataset, reader, check_sample=AgeSample(MAX_AGE)),
-        transforms=partial(FaceCropTransform, target=float_target, crop=crop,
-                           flip=resolve_flip(flip, "age_distribution", (), num_bins)), crop=crop, flip=flip,
-        loss=partial(age_loss, sigma=sigma), metrics=age_metrics,
+        transforms=partial(
+            FaceCropTransform, target=float_target, crop=crop, flip=resolve_flip(flip, "age_distribution", (), num_bins)
+        ),
+        crop=crop,
+        flip=flip,
+        loss=partial(age_loss, sigma=sigma),
+        metrics=age_metrics,
         baseline=spec_fields.pop("baseline", age_baseline),
         **spec_fields,
     )

@@ -98,14 +98,26 @@ def attribute_task(
     """
     crop = crop or CropSpec()
     return TaskSpec(
-        name=name, family="attributes", head_type="attribute", output="multilabel", num_queries=len(label_names),
-        input_size=input_size, label_names=tuple(label_names), loss_weight=loss_weight,
+        name=name,
+        family="attributes",
+        head_type="attribute",
+        output="multilabel",
+        num_queries=len(label_names),
+        input_size=input_size,
+        label_names=tuple(label_names),
+        loss_weight=loss_weight,
         primary_metric=spec_fields.pop("primary_metric", "macc"),
         dataset=partial(build_dataset, reader, check_sample=AttributeSample(len(label_names))),
-        transforms=partial(FaceCropTransform, target=float_target, crop=crop,
-                           flip=resolve_flip(flip, "multilabel", tuple(label_names), len(label_names))),
-        crop=crop, flip=flip,
-        loss=attribute_loss, metrics=attribute_metrics,
+        transforms=partial(
+            FaceCropTransform,
+            target=float_target,
+            crop=crop,
+            flip=resolve_flip(flip, "multilabel", tuple(label_names), len(label_names)),
+        ),
+        crop=crop,
+        flip=flip,
+        loss=attribute_loss,
+        metrics=attribute_metrics,
         baseline=spec_fields.pop("baseline", attribute_baseline),
         **spec_fields,
     )

@@ -40,8 +40,11 @@ def dense_photometric(occlusion: bool = True, noise: bool = True) -> A.Compose:
     """Random occlusion, noise, grey, gamma and blur, after FaRL's dense-task augmenters."""
     ops: list[Any] = []
     if occlusion:
-        ops.append(A.CoarseDropout(num_holes_range=(1, 1), hole_height_range=(0.1, 0.4),
-                                   hole_width_range=(0.1, 0.4), fill="random", p=0.5))
+        ops.append(
+            A.CoarseDropout(
+                num_holes_range=(1, 1), hole_height_range=(0.1, 0.4), hole_width_range=(0.1, 0.4), fill="random", p=0.5
+            )
+        )
     if noise:
         ops.append(A.GaussNoise(std_range=(0.02, 0.1), p=0.5))
     ops += [A.ToGray(p=0.1), A.RandomGamma(gamma_limit=(70, 150), p=0.5), A.Blur(blur_limit=(3, 5), p=0.2)]

@@ -126,8 +126,10 @@ class PixelMajorityBaseline(_Fitted):
         assert self.counts is not None
         share = self.counts.sum(dim=(1, 2)).double()
         top = int(share.argmax())
-        return (f"per-pixel majority class map of {self.seen:,} training crops (overall most frequent: "
-                f"{self.label_names[top]!r}, {float(share[top] / share.sum()):.1%} of pixels)")
+        return (
+            f"per-pixel majority class map of {self.seen:,} training crops (overall most frequent: "
+            f"{self.label_names[top]!r}, {float(share[top] / share.sum()):.1%} of pixels)"
+        )
 
 
 class MeanValueBaseline(_Fitted):
@@ -190,8 +192,10 @@ class MajorityClassBaseline(_Fitted):
 
     def describe(self) -> str:
         k = self.majority
-        return (f"majority training class {self.label_names[k]!r} ({float(self.counts[k]) / self.seen:.1%} of "
-                f"{self.seen:,} training items)")
+        return (
+            f"majority training class {self.label_names[k]!r} ({float(self.counts[k]) / self.seen:.1%} of "
+            f"{self.seen:,} training items)"
+        )
 
 
 class AttributeMajorityBaseline(_Fitted):
@@ -224,8 +228,10 @@ class AttributeMajorityBaseline(_Fitted):
 
     def describe(self) -> str:
         positive = [n for n, m in zip(self.label_names, self.majority.tolist(), strict=True) if m]
-        return (f"each attribute's majority training value ({self.seen:,} training items; positive: "
-                f"{', '.join(positive) if positive else 'none'})")
+        return (
+            f"each attribute's majority training value ({self.seen:,} training items; positive: "
+            f"{', '.join(positive) if positive else 'none'})"
+        )
 
 
 class ConstantEmbeddingBaseline:
@@ -242,7 +248,7 @@ class ConstantEmbeddingBaseline:
         """Nothing to learn."""
 
     def predict(self, batch: Mapping[str, Any]) -> torch.Tensor:
-        return torch.full((batch_length(batch), self.dim), self.dim ** -0.5, dtype=torch.float64)
+        return torch.full((batch_length(batch), self.dim), self.dim**-0.5, dtype=torch.float64)
 
     def describe(self) -> str:
         return "one constant embedding (every pair at distance 0: chance, the better of all-same/all-different)"

@@ -63,8 +63,10 @@ class LandmarkItem:
         far = np.flatnonzero(((pts < lo) | (pts > hi)).any(axis=1))
         if far.size:
             k = int(far[0])
-            return (f"{far.size} landmark(s) far outside the {w} x {h} image (point {k} at "
-                    f"({pts[k, 0]:.1f}, {pts[k, 1]:.1f})): wrong image or wrong coordinates")
+            return (
+                f"{far.size} landmark(s) far outside the {w} x {h} image (point {k} at "
+                f"({pts[k, 0]:.1f}, {pts[k, 1]:.1f})): wrong image or wrong coordinates"
+            )
         return None
 
 

@@ -76,10 +76,12 @@ def load_label_map(path: str | os.PathLike, num_classes: int | None = None) -> n
     except Exception as exc:
         raise DatasetFormatError(path, 0, f"cannot decode label map ({exc})") from None
     if arr.ndim == 3:
-        if arr.shape[2] >= 3 and not (np.array_equal(arr[..., 0], arr[..., 1])
-                                      and np.array_equal(arr[..., 0], arr[..., 2])):
-            raise DatasetFormatError(path, 0, "colour label map: expected one class index per pixel (a grey or "
-                                              "palette PNG)")
+        if arr.shape[2] >= 3 and not (
+            np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2])
+        ):
+            raise DatasetFormatError(
+                path, 0, "colour label map: expected one class index per pixel (a grey or palette PNG)"
+            )
         arr = arr[..., 0]
     if arr.dtype == np.bool_:
         arr = arr.astype(np.uint8)
@@ -90,8 +92,12 @@ def load_label_map(path: str | os.PathLike, num_classes: int | None = None) -> n
         arr = arr.astype(np.uint8)
     if num_classes is not None and arr.size and int(arr.max()) >= num_classes:
         bad = np.unique(arr[arr >= num_classes])
-        raise DatasetFormatError(path, 0, f"label value(s) {', '.join(map(str, bad[:5].tolist()))} outside the "
-                                          f"{num_classes} classes (0..{num_classes - 1})")
+        raise DatasetFormatError(
+            path,
+            0,
+            f"label value(s) {', '.join(map(str, bad[:5].tolist()))} outside the "
+            f"{num_classes} classes (0..{num_classes - 1})",
+        )
     return arr
 
 
@@ -423,8 +429,10 @@ def _finite_or_raise(metric: Metric, prediction: Any, method: str) -> None:
         return
     if not ok:
         who = f"task {metric.task!r}: " if metric.task else ""
-        raise NonFinitePredictionError(f"{who}{type(metric).__name__}.{method} was given NaN or infinite "
-                                       "predictions (has the model diverged?); refusing to score them")
+        raise NonFinitePredictionError(
+            f"{who}{type(metric).__name__}.{method} was given NaN or infinite "
+            "predictions (has the model diverged?); refusing to score them"
+        )
 
 
 def _refusing_non_finite(fn: Callable, method: str, args: int) -> Callable:

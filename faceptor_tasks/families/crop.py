@@ -96,8 +96,12 @@ def item_crop_matrix(crop: CropSpec, item: dict[str, Any], size: int, box: Any =
     whole image -- the same function photo inference uses on detected faces."""
     points = item.get("align_points")
     box = item.get("box") if box is None else box
-    return crop.matrix(size, points=None if points is None else np.asarray(points, np.float64),
-                       box=None if box is None else np.asarray(box, np.float64), image_hw=item["image"].shape[:2])
+    return crop.matrix(
+        size,
+        points=None if points is None else np.asarray(points, np.float64),
+        box=None if box is None else np.asarray(box, np.float64),
+        image_hw=item["image"].shape[:2],
+    )
 
 
 def long_target(value: Any) -> torch.Tensor:

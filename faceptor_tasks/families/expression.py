@@ -76,8 +76,10 @@ class AccuracyMetric(Metric):
 
     @property
     def meta(self) -> dict[str, MetricMeta]:
-        return {"accuracy": higher("fraction", "top-1 accuracy"),
-                "mean_class_accuracy": higher("fraction", "mean of the per-class accuracies (classes in the set)")}
+        return {
+            "accuracy": higher("fraction", "top-1 accuracy"),
+            "mean_class_accuracy": higher("fraction", "mean of the per-class accuracies (classes in the set)"),
+        }
 
 
 def accuracy_metrics(spec: TaskSpec) -> AccuracyMetric:
@@ -106,14 +108,26 @@ def expression_task(
     """
     crop = crop or CropSpec()
     return TaskSpec(
-        name=name, family=spec_fields.pop("family", "expression"), head_type="attribute", output="classification",
-        num_queries=len(label_names), input_size=input_size, label_names=tuple(label_names),
-        loss_weight=loss_weight, primary_metric=spec_fields.pop("primary_metric", "accuracy"),
+        name=name,
+        family=spec_fields.pop("family", "expression"),
+        head_type="attribute",
+        output="classification",
+        num_queries=len(label_names),
+        input_size=input_size,
+        label_names=tuple(label_names),
+        loss_weight=loss_weight,
+        primary_metric=spec_fields.pop("primary_metric", "accuracy"),
         dataset=partial(build_dataset, reader, check_sample=ClassSample(len(label_names))),
-        transforms=partial(FaceCropTransform, target=long_target, crop=crop,
-                           flip=resolve_flip(flip, "classification", tuple(label_names), len(label_names))),
-        crop=crop, flip=flip,
-        loss=classification_loss, metrics=accuracy_metrics,
+        transforms=partial(
+            FaceCropTransform,
+            target=long_target,
+            crop=crop,
+            flip=resolve_flip(flip, "classification", tuple(label_names), len(label_names)),
+        ),
+        crop=crop,
+        flip=flip,
+        loss=classification_loss,
+        metrics=accuracy_metrics,
         baseline=spec_fields.pop("baseline", majority_class_baseline),
         **spec_fields,
     )

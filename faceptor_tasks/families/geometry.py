@@ -28,9 +28,9 @@ from faceptor_core.geometry import (  # noqa: F401  (re-exported: the families' 
 )
 
 #: FaRL's five-point face template (eye centres, nose tip, mouth corners) in [-1, 1] crop coordinates.
-FACE_TEMPLATE_5 = np.array(
-    [[196.0, 226.0], [316.0, 226.0], [256.0, 286.0], [220.0, 360.4], [292.0, 360.4]], np.float64
-) / 256.0 - 1.0
+FACE_TEMPLATE_5 = (
+    np.array([[196.0, 226.0], [316.0, 226.0], [256.0, 286.0], [220.0, 360.4], [292.0, 360.4]], np.float64) / 256.0 - 1.0
+)
 
 
 def about_centre(size: int, angle: float = 0.0, scale: float = 1.0, shift: tuple[float, float] = (0, 0)):
@@ -45,8 +45,9 @@ def hflip_matrix(width: int) -> np.ndarray:
     return np.array([[-1.0, 0, width - 1.0], [0, 1.0, 0]])
 
 
-def random_hflip(m: np.ndarray, size: int, rng: np.random.Generator, enabled: bool = True,
-                 p: float = 0.5) -> tuple[np.ndarray, bool]:
+def random_hflip(
+    m: np.ndarray, size: int, rng: np.random.Generator, enabled: bool = True, p: float = 0.5
+) -> tuple[np.ndarray, bool]:
     """With probability ``p`` (when ``enabled``; nothing is drawn otherwise) mirror the crop ``m`` of a
     ``size``-wide crop: returns the new matrix and whether it flipped. The caller then applies the task's flip rule
     to the labels (``LabelFlip.relabel``): the geometry of points and label maps follows the matrix."""
@@ -70,6 +71,7 @@ def random_affine(
     ``shift_normal`` overrides ``normal`` for the shift (the reference's parsing augmentation draws rotation and
     scale from normals and the shift uniformly).
     """
+
     def draw(s: float, gaussian: bool) -> float:
         return rng.normal(0.0, abs(s)) if gaussian else rng.uniform(-abs(s), abs(s))
 

@@ -54,8 +54,12 @@ def permutation_from_pairs(
 def landmark_crop(face_scale: float = 0.8, source: str = "", square: bool = True) -> CropSpec:
     """The landmark datasets' crop: their face box, squared (or stretched), filling ``face_scale`` of the crop."""
     how = "squared" if square else "stretched"
-    return CropSpec(method="box", box_scale=face_scale, box_square=square,
-                    source=source or f"the dataset's face box, {how}, filling {face_scale:g} of the crop")
+    return CropSpec(
+        method="box",
+        box_scale=face_scale,
+        box_square=square,
+        source=source or f"the dataset's face box, {how}, filling {face_scale:g} of the crop",
+    )
 
 
 class LandmarkTransform:
@@ -87,8 +91,7 @@ class LandmarkTransform:
         self.size = input_size
         self.crop = crop or landmark_crop(face_scale, square=square_box)
         if flip is None and flip_permutation is not None:
-            flip = resolve_flip(FlipRule(permutation=tuple(flip_permutation)), "landmarks", (),
-                                len(flip_permutation))
+            flip = resolve_flip(FlipRule(permutation=tuple(flip_permutation)), "landmarks", (), len(flip_permutation))
         self.flip = flip
         self.shift, self.rotation, self.scale = shift, rotation, scale
         self.photometric = dense_photometric() if self.train and photometric else None
@@ -132,8 +135,14 @@ class LandmarkLoss(nn.Module):
     scales with the actual heatmap width.
     """
 
-    def __init__(self, input_size: int, radius: float = 5.0, radius_at: int = 128,
-                 coord_weight: float = 1.0, heatmap_weight: float = 1.0):
+    def __init__(
+        self,
+        input_size: int,
+        radius: float = 5.0,
+        radius_at: int = 128,
+        coord_weight: float = 1.0,
+        heatmap_weight: float = 1.0,
+    ):
         super().__init__()
         self.input_size, self.radius, self.radius_at = input_size, radius, radius_at
         self.coord_weight, self.heatmap_weight = coord_weight, heatmap_weight
@@ -202,8 +211,13 @@ class NMEMetric(Metric):
     integral. Values are fractions (x100 for the paper's percentages).
     """
 
-    def __init__(self, norms: Mapping[str, Norm], auc: Sequence[tuple[str, float]] = (), step: float = 1e-4,
-                 auc_rules: Sequence[AucRule] = ("reference", "exact")):
+    def __init__(
+        self,
+        norms: Mapping[str, Norm],
+        auc: Sequence[tuple[str, float]] = (),
+        step: float = 1e-4,
+        auc_rules: Sequence[AucRule] = ("reference", "exact"),
+    ):
         if not norms:
             raise ValueError("at least one normaliser is needed")
         unknown = set(auc_rules) - {"reference", "exact"}
@@ -263,8 +277,9 @@ class NMEMetric(Metric):
             tag = f"{name}_{round(thr * 100):d}"
             for rule in self.auc_rules:
                 suffix = "" if rule == "reference" else f"_{rule}"
-                out[f"auc_{tag}{suffix}"] = higher("fraction", f"area under the cumulative {name} NME curve up to "
-                                                               f"{thr:g} ({rule} integration)")
+                out[f"auc_{tag}{suffix}"] = higher(
+                    "fraction", f"area under the cumulative {name} NME curve up to {thr:g} ({rule} integration)"
+                )
                 out[f"fr_{tag}{suffix}"] = lower("fraction", f"images with {name} NME above {thr:g}")
         return out
 
@@ -286,20 +301,21 @@ def simpson(y: np.ndarray, x: np.ndarray) -> float:
     m = n if n % 2 else n - 1  # points covered by the pairs
     h = np.diff(x[:m])
     h0, h1 = h[0::2], h[1::2]
-    y0, y1, y2 = y[0:m - 2:2], y[1:m - 1:2], y[2:m:2]
+    y0, y1, y2 = y[0 : m - 2 : 2], y[1 : m - 1 : 2], y[2:m:2]
     hsum, hprod, hdiv = h0 + h1, h0 * h1, h0 / h1
     total = float(np.sum(hsum / 6.0 * (y0 * (2.0 - 1.0 / hdiv) + y1 * hsum * hsum / hprod + y2 * (2.0 - hdiv))))
     if n % 2 == 0:
         a, b = x[-2] - x[-3], x[-1] - x[-2]
         alpha = (2 * b * b + 3 * a * b) / (6 * (a + b))
         beta = (b * b + 3 * a * b) / (6 * a)
-        eta = b ** 3 / (6 * a * (a + b))
+        eta = b**3 / (6 * a * (a + b))
         total += float(alpha * y[-1] + beta * y[-2] - eta * y[-3])
     return total
 
 
-def auc_failure_rate(nmes: torch.Tensor, threshold: float, step: float = 1e-4,
-                     rule: AucRule = "reference") -> tuple[float, float]:
+def auc_failure_rate(
+    nmes: torch.Tensor, threshold: float, step: float = 1e-4, rule: AucRule = "reference"
+) -> tuple[float, float]:
     """Area under the cumulative error distribution (CED) up to ``threshold``, divided by ``threshold``, and
     the failure rate.
 
@@ -322,8 +338,12 @@ def auc_failure_rate(nmes: torch.Tensor, threshold: float, step: float = 1e-4,
     return simpson(ced, grid) / threshold, float(1.0 - ced[-1])
 
 
-def landmark_metrics(spec: TaskSpec, norms: Mapping[str, Norm], auc: Sequence[tuple[str, float]] = (),
-                     auc_rules: Sequence[AucRule] = ("reference", "exact")) -> NMEMetric:
+def landmark_metrics(
+    spec: TaskSpec,
+    norms: Mapping[str, Norm],
+    auc: Sequence[tuple[str, float]] = (),
+    auc_rules: Sequence[AucRule] = ("reference", "exact"),
+) -> NMEMetric:
     """``TaskSpec.metrics`` for landmark tasks."""
     return NMEMetric(norms, auc, auc_rules=auc_rules)
 
@@ -368,13 +388,20 @@ def landmark_task(
     if flip is None and flip_permutation is not None:
         flip = FlipRule(permutation=tuple(flip_permutation))
     return TaskSpec(
-        name=name, family="landmarks", head_type="dense", output="landmarks", num_queries=num_points,
-        input_size=input_size, label_names=label_names, crop=crop, flip=flip,
-        loss_weight=loss_weight, primary_metric=spec_fields.pop("primary_metric", "nme"),
+        name=name,
+        family="landmarks",
+        head_type="dense",
+        output="landmarks",
+        num_queries=num_points,
+        input_size=input_size,
+        label_names=label_names,
+        crop=crop,
+        flip=flip,
+        loss_weight=loss_weight,
+        primary_metric=spec_fields.pop("primary_metric", "nme"),
         higher_is_better=spec_fields.pop("higher_is_better", False),
         dataset=partial(build_dataset, reader, check_sample=LandmarkSample(num_points), check_item=LandmarkItem()),
-        transforms=partial(LandmarkTransform, crop=crop,
-                           flip=resolve_flip(flip, "landmarks", label_names, num_points)),
+        transforms=partial(LandmarkTransform, crop=crop, flip=resolve_flip(flip, "landmarks", label_names, num_points)),
         loss=partial(landmark_loss, radius=heatmap_radius),
         metrics=partial(landmark_metrics, norms=dict(norms), auc=tuple(auc), auc_rules=tuple(auc_rules)),
         baseline=spec_fields.pop("baseline", landmark_baseline),

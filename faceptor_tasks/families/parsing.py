@@ -33,8 +33,12 @@ def parsing_crop(face_scale: float = 1.0, source: str = "", warp_factor: float =
     """FaRL's five-point template at 512 px, scaled by ``face_scale``, then FaRL's tanh warp of ``warp_factor``
     (the alignment of LaPa's crops: 1.0 and 0.8)."""
     warp = f", tanh warp {warp_factor:g}" if warp_factor else ""
-    return CropSpec(template=farl_template(face_scale), frame=(512.0, 512.0), warp_factor=warp_factor,
-                    source=source or f"FaRL's 5-point template at 512 px, face scale {face_scale:g}{warp}")
+    return CropSpec(
+        template=farl_template(face_scale),
+        frame=(512.0, 512.0),
+        warp_factor=warp_factor,
+        source=source or f"FaRL's 5-point template at 512 px, face scale {face_scale:g}{warp}",
+    )
 
 
 class ParsingTransform:
@@ -82,7 +86,8 @@ class ParsingTransform:
         self.shift, self.rotation, self.scale = shift, rotation, scale
         self.photometric = (
             A.Compose([A.ToGray(p=0.1), A.RandomGamma(gamma_limit=(70, 150), p=0.5), A.Blur(blur_limit=(3, 5), p=0.2)])
-            if self.train and photometric else None
+            if self.train and photometric
+            else None
         )
 
     def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
@@ -93,8 +98,9 @@ class ParsingTransform:
         flipped = False
         rng = torch_rng() if self.train else EVAL_RNG
         if self.train:
-            m = compose(random_affine(s, rng, self.shift, self.rotation, self.scale, normal=True, shift_normal=False),
-                        m)
+            m = compose(
+                random_affine(s, rng, self.shift, self.rotation, self.scale, normal=True, shift_normal=False), m
+            )
             m, flipped = random_hflip(m, s, rng, self.flip is not None)
         if self.warp_factor > 0:
             maps = crop_maps(m, self.warp_factor, s)
@@ -109,10 +115,14 @@ class ParsingTransform:
             crop = run_pipeline(self.photometric, rng, image=crop)["image"]
         meta = base_meta(m, h, w, item)
         if not self.train:
-            meta.update(label_orig=label, warp_affine=np.asarray(m, np.float64),
-                        warp_factor=np.float64(self.warp_factor))
-        tensor = (torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1))) if crop.dtype == np.float32
-                  else to_tensor_image(crop))
+            meta.update(
+                label_orig=label, warp_affine=np.asarray(m, np.float64), warp_factor=np.float64(self.warp_factor)
+            )
+        tensor = (
+            torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))
+            if crop.dtype == np.float32
+            else to_tensor_image(crop)
+        )
         return {"image": tensor, "target": torch.from_numpy(target.astype(np.int64)), "meta": meta}
 
 
@@ -161,8 +171,14 @@ class ParsingF1(Metric):
 
     takes_raw_output = True
 
-    def __init__(self, label_names: Sequence[str], background: int = 0, ignore_index: int = IGNORE_INDEX,
-                 absent: AbsentRule = "nan", space: ScoreSpace = "original"):
+    def __init__(
+        self,
+        label_names: Sequence[str],
+        background: int = 0,
+        ignore_index: int = IGNORE_INDEX,
+        absent: AbsentRule = "nan",
+        space: ScoreSpace = "original",
+    ):
         if absent not in ("nan", "skip"):
             raise ValueError(f"absent must be 'nan' or 'skip', got {absent!r}")
         if space not in ("original", "crop"):
@@ -179,16 +195,21 @@ class ParsingF1(Metric):
         pred, gt = as_tensor(prediction), as_tensor(target, torch.int64)
         if self.space == "original" and meta is not None and "label_orig" in meta:
             for i in range(len(pred)):
-                self._score_original(pred[i], gt.shape[-2:], meta["label_orig"][i],
-                                     np.asarray(as_tensor(meta["warp_affine"][i], torch.float64)),
-                                     float(as_tensor(meta["warp_factor"][i])))
+                self._score_original(
+                    pred[i],
+                    gt.shape[-2:],
+                    meta["label_orig"][i],
+                    np.asarray(as_tensor(meta["warp_affine"][i], torch.float64)),
+                    float(as_tensor(meta["warp_factor"][i])),
+                )
             return
         if pred.is_floating_point():
             pred = torch.cat([_upsample(p, tuple(gt.shape[-2:])).argmax(dim=0, keepdim=True) for p in pred])
         self._accumulate(pred, gt)
 
-    def _score_original(self, pred: torch.Tensor, crop_hw: tuple[int, ...], label: Any, affine: np.ndarray,
-                        factor: float) -> None:
+    def _score_original(
+        self, pred: torch.Tensor, crop_hw: tuple[int, ...], label: Any, affine: np.ndarray, factor: float
+    ) -> None:
         label = as_tensor(label, torch.int64)
         height, width = label.shape
         size = int(crop_hw[-1])
@@ -281,13 +302,23 @@ def parsing_task(
     if flip is None and label_flip is not None:
         flip = FlipRule(permutation=tuple(label_flip))
     return TaskSpec(
-        name=name, family="parsing", head_type="dense", output="segmentation", num_queries=len(label_names),
-        input_size=input_size, label_names=tuple(label_names), loss_weight=loss_weight, crop=crop, flip=flip,
+        name=name,
+        family="parsing",
+        head_type="dense",
+        output="segmentation",
+        num_queries=len(label_names),
+        input_size=input_size,
+        label_names=tuple(label_names),
+        loss_weight=loss_weight,
+        crop=crop,
+        flip=flip,
         primary_metric=spec_fields.pop("primary_metric", "f1"),
         dataset=partial(build_dataset, reader, check_item=LabelMapItem(len(label_names))),
-        transforms=partial(ParsingTransform, crop=crop,
-                           flip=resolve_flip(flip, "segmentation", tuple(label_names), len(label_names))),
-        loss=parsing_loss, metrics=partial(parsing_metrics, absent=absent_classes, space=score_space),
+        transforms=partial(
+            ParsingTransform, crop=crop, flip=resolve_flip(flip, "segmentation", tuple(label_names), len(label_names))
+        ),
+        loss=parsing_loss,
+        metrics=partial(parsing_metrics, absent=absent_classes, space=score_space),
         baseline=spec_fields.pop("baseline", parsing_baseline),
         **spec_fields,
     )

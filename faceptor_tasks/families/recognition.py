@@ -127,18 +127,25 @@ class VerificationMetric(Metric):
         train_acc = (fold_hits.sum(1, keepdim=True) - fold_hits) / (len(dist) - fold_n).clamp_min(1)
         best = train_acc.argmax(dim=0)  # first best threshold per fold
         test_acc = fold_hits[best, torch.arange(len(slices))] / fold_n.clamp_min(1)
-        return {"verification_accuracy": float(test_acc.mean()),
-                "verification_std": float(test_acc.std(unbiased=False)),
-                "threshold": float(self.thresholds[best].mean())}
+        return {
+            "verification_accuracy": float(test_acc.mean()),
+            "verification_std": float(test_acc.std(unbiased=False)),
+            "threshold": float(self.thresholds[best].mean()),
+        }
 
     @property
     def meta(self) -> dict[str, MetricMeta]:
         return {
-            "verification_accuracy": higher("fraction", f"pairs judged correctly, mean over {self.folds} folds with "
-                                                        "thresholds chosen on the other folds"),
+            "verification_accuracy": higher(
+                "fraction",
+                f"pairs judged correctly, mean over {self.folds} folds with thresholds chosen on the other folds",
+            ),
             "verification_std": MetricMeta(better=None, unit="fraction", description="spread of the folds' accuracy"),
-            "threshold": MetricMeta(better=None, unit="squared distance",
-                                    description="mean of the folds' chosen thresholds on the embeddings' distance"),
+            "threshold": MetricMeta(
+                better=None,
+                unit="squared distance",
+                description="mean of the folds' chosen thresholds on the embeddings' distance",
+            ),
         }
 
 
@@ -147,8 +154,9 @@ def verification_metrics(spec: TaskSpec) -> VerificationMetric:
     return VerificationMetric()
 
 
-def read_recognition(root: str, split: str, skip_invalid: bool = False,
-                     verification: Sequence[str] = VERIFICATION_SETS) -> FaceDataset:
+def read_recognition(
+    root: str, split: str, skip_invalid: bool = False, verification: Sequence[str] = VERIFICATION_SETS
+) -> FaceDataset:
     """``train``: InsightFace ``root/train.rec`` + ``train.idx``; a verification set name (``lfw``, ...):
     ``root/<name>.bin``; ``test``/``val``: the first of ``verification`` whose ``.bin`` is in ``root``."""
     if split == "train":
@@ -161,12 +169,18 @@ def read_recognition(root: str, split: str, skip_invalid: bool = False,
     path = os.path.join(root, split if split.endswith(".bin") else f"{split}.bin")
     if split not in verification and not os.path.isfile(path):
         raise DatasetFormatError(
-            root, 0, f"unknown split {split!r}; expected train, test or one of {', '.join(verification)}")
+            root, 0, f"unknown split {split!r}; expected train, test or one of {', '.join(verification)}"
+        )
     return VerificationDataset(path, skip_invalid=skip_invalid)
 
 
-def recognition_dataset(root: str, split: str, transform: Callable | None = None, skip_invalid: bool = False,
-                        reader: Callable[..., FaceDataset] = read_recognition) -> FaceDataset:
+def recognition_dataset(
+    root: str,
+    split: str,
+    transform: Callable | None = None,
+    skip_invalid: bool = False,
+    reader: Callable[..., FaceDataset] = read_recognition,
+) -> FaceDataset:
     """``TaskSpec.dataset`` for identity tasks."""
     ds = reader(os.fspath(root), split, skip_invalid=skip_invalid)
     ds.transform = transform
@@ -193,13 +207,23 @@ def recognition_task(
     extra = {"eval_splits": tuple(verification), **spec_fields.pop("extra", {})}
     crop = crop or ARCFACE_CROP
     return TaskSpec(
-        name=name, family="recognition", head_type="identity", output="embedding", num_queries=0,
-        input_size=input_size, embedding_dim=embedding_dim, num_identities=num_identities,
-        loss_weight=loss_weight, primary_metric=spec_fields.pop("primary_metric", "verification_accuracy"),
+        name=name,
+        family="recognition",
+        head_type="identity",
+        output="embedding",
+        num_queries=0,
+        input_size=input_size,
+        embedding_dim=embedding_dim,
+        num_identities=num_identities,
+        loss_weight=loss_weight,
+        primary_metric=spec_fields.pop("primary_metric", "verification_accuracy"),
         dataset=partial(recognition_dataset, reader=reader),
         transforms=partial(FaceCropTransform, target=long_target, randaugment=False, erasing=0.0, crop=crop),
-        crop=crop, flip=FlipRule(),
-        loss=partial(cosface_loss, scale=scale, margin=margin), metrics=verification_metrics,
+        crop=crop,
+        flip=FlipRule(),
+        loss=partial(cosface_loss, scale=scale, margin=margin),
+        metrics=verification_metrics,
         baseline=spec_fields.pop("baseline", verification_baseline),
-        extra=extra, **spec_fields,
+        extra=extra,
+        **spec_fields,
     )

@@ -44,8 +44,16 @@ class RegressionTransform:
     Augmentation draws from torch's RNG. ``meta["affine"]`` records crop, jitter and flip.
     """
 
-    def __init__(self, split: str, input_size: int, crop: CropSpec | None = None, flip: LabelFlip | None = None,
-                 shift: float = 0.03, scale: float = 0.05, color: float = 0.3):
+    def __init__(
+        self,
+        split: str,
+        input_size: int,
+        crop: CropSpec | None = None,
+        flip: LabelFlip | None = None,
+        shift: float = 0.03,
+        scale: float = 0.05,
+        color: float = 0.3,
+    ):
         self.train = is_train_split(split)
         self.size, self.crop, self.flip = input_size, crop or CropSpec(), flip
         self.shift, self.scale, self.color = shift, scale, color
@@ -84,17 +92,23 @@ class RegressionLoss(nn.Module):
     def forward(self, raw_output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         pred, t = raw_output.float(), target.to(raw_output.device).float()
         if t.shape != pred.shape:
-            raise ValueError(f"regression targets of shape {tuple(t.shape)} do not match the outputs "
-                             f"{tuple(pred.shape)} (B x number of values)")
-        err = F.l1_loss(pred, t, reduction="none") if self.kind == "l1" else \
-            F.smooth_l1_loss(pred, t, reduction="none", beta=self.beta)
+            raise ValueError(
+                f"regression targets of shape {tuple(t.shape)} do not match the outputs "
+                f"{tuple(pred.shape)} (B x number of values)"
+            )
+        err = (
+            F.l1_loss(pred, t, reduction="none")
+            if self.kind == "l1"
+            else F.smooth_l1_loss(pred, t, reduction="none", beta=self.beta)
+        )
         if self.weights is not None:
             err = err * self.weights
         return err.mean()
 
 
-def regression_loss(spec: TaskSpec, kind: LossKind = "l1", beta: float = 1.0,
-                    weights: Sequence[float] | None = None) -> RegressionLoss:
+def regression_loss(
+    spec: TaskSpec, kind: LossKind = "l1", beta: float = 1.0, weights: Sequence[float] | None = None
+) -> RegressionLoss:
     """``TaskSpec.loss`` for regression tasks."""
     return RegressionLoss(kind, beta, weights)
 
@@ -117,10 +131,17 @@ class RegressionMAE(Metric):
 
     @property
     def meta(self) -> dict[str, MetricMeta]:
-        out = {"mae": MetricMeta(better="lower", unit=self.common_unit,
-                                 description="mean absolute error over every output")}
-        out.update({f"mae_{n}": MetricMeta(better="lower", unit=u, description=f"mean absolute error of {n}")
-                    for n, u in zip(self.names, self.units, strict=True)})
+        out = {
+            "mae": MetricMeta(
+                better="lower", unit=self.common_unit, description="mean absolute error over every output"
+            )
+        }
+        out.update(
+            {
+                f"mae_{n}": MetricMeta(better="lower", unit=u, description=f"mean absolute error of {n}")
+                for n, u in zip(self.names, self.units, strict=True)
+            }
+        )
         return out
 
     def reset(self) -> None:
@@ -133,8 +154,9 @@ class RegressionMAE(Metric):
         k = len(self.names)
         pred, gt = pred.reshape(len(pred), -1), gt.reshape(len(gt), -1)
         if pred.shape != gt.shape or gt.shape[-1] != k:
-            raise ValueError(f"regression metric: predictions {tuple(pred.shape)} and targets {tuple(gt.shape)} "
-                             f"must both be B x {k}")
+            raise ValueError(
+                f"regression metric: predictions {tuple(pred.shape)} and targets {tuple(gt.shape)} must both be B x {k}"
+            )
         self.abs_sum += (pred - gt).abs().sum(0)
         self.count += len(gt)
 
@@ -217,13 +239,24 @@ def regression_task(
     crop = crop or CropSpec()
     unit_line = units if isinstance(units, str) else ", ".join(f"{n} {u}" for n, u in zip(names, units, strict=True))
     return TaskSpec(
-        name=name, family=family, head_type="attribute", output="regression", num_queries=len(names),
-        input_size=input_size, label_names=names, crop=crop, flip=flip,
+        name=name,
+        family=family,
+        head_type="attribute",
+        output="regression",
+        num_queries=len(names),
+        input_size=input_size,
+        label_names=names,
+        crop=crop,
+        flip=flip,
         primary_metric=spec_fields.pop("primary_metric", "mae"),
         higher_is_better=spec_fields.pop("higher_is_better", False),
         dataset=dataset,
-        transforms=partial(RegressionTransform, crop=crop, flip=resolve_flip(flip, "regression", names, len(names)),
-                           **dict(augment or {})),
+        transforms=partial(
+            RegressionTransform,
+            crop=crop,
+            flip=resolve_flip(flip, "regression", names, len(names)),
+            **dict(augment or {}),
+        ),
         loss=partial(regression_loss, kind=loss, beta=beta),
         metrics=spec_fields.pop("metrics", partial(regression_metrics, unit=units)),
         baseline=spec_fields.pop("baseline", partial(regression_baseline, unit=unit_line)),

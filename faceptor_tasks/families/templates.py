@@ -13,16 +13,28 @@ from faceptor_core.crop import CropSpec
 
 #: InsightFace's ``arcface_dst``: the 112 x 112 alignment of MS1MV3 and of the verification ``.bin`` sets
 #: (OpenCV warp, pixel centres at integers).
-ARCFACE_POINTS_112 = ((38.2946, 51.6963), (73.5318, 51.5014), (56.0252, 71.7366), (41.5493, 92.3655),
-                      (70.7299, 92.2041))
-ARCFACE_CROP = CropSpec(template=ARCFACE_POINTS_112, frame=(112.0, 112.0),
-                        source="InsightFace arcface_dst, 112 x 112 (MS1MV3 and the verification sets)")
+ARCFACE_POINTS_112 = (
+    (38.2946, 51.6963),
+    (73.5318, 51.5014),
+    (56.0252, 71.7366),
+    (41.5493, 92.3655),
+    (70.7299, 92.2041),
+)
+ARCFACE_CROP = CropSpec(
+    template=ARCFACE_POINTS_112,
+    frame=(112.0, 112.0),
+    source="InsightFace arcface_dst, 112 x 112 (MS1MV3 and the verification sets)",
+)
 
 #: CelebA's "Align&Cropped" images (178 x 218): a non-reflective similarity puts the eyes and the mouth centre
 #: at (70.745, 112), (108.237, 112), (89.432, 153.514), 1-based (the CelebA authors' align_face_celeba.m).
 CELEBA_ALIGN_POINTS = ((69.745, 111.0), (107.237, 111.0), (88.432, 152.514))
-CELEBA_ALIGN_CROP = CropSpec(anchors="eyes_mouth", template=CELEBA_ALIGN_POINTS, frame=(178.0, 218.0),
-                             source="CelebA Align&Cropped (178 x 218, align_face_celeba.m), resized to the input")
+CELEBA_ALIGN_CROP = CropSpec(
+    anchors="eyes_mouth",
+    template=CELEBA_ALIGN_POINTS,
+    frame=(178.0, 218.0),
+    source="CelebA Align&Cropped (178 x 218, align_face_celeba.m), resized to the input",
+)
 
 
 def celeba_hq_points(eyes_mouth: np.ndarray | None = None, size: int = 1024) -> np.ndarray:
@@ -49,6 +61,8 @@ def celeba_hq_points(eyes_mouth: np.ndarray | None = None, size: int = 1024) -> 
 
 
 CELEBA_HQ_CROP = CropSpec(
-    anchors="eyes_mouth", template=tuple(map(tuple, np.round(celeba_hq_points(), 3).tolist())),
+    anchors="eyes_mouth",
+    template=tuple(map(tuple, np.round(celeba_hq_points(), 3).tolist())),
     frame=(1024.0, 1024.0),
-    source="CelebA-HQ's crop rule (Karras et al. 2018) on CelebA's mean face, 1024 x 1024, resized to the input")
+    source="CelebA-HQ's crop rule (Karras et al. 2018) on CelebA's mean face, 1024 x 1024, resized to the input",
+)

@@ -13,7 +13,12 @@ from faceptor_core.train.weighting import combine_losses, task_weights
 #: weights, the paper's seven-task run gets alphas 300W 1000, CelebAMask-HQ 100, MORPH II 6,
 #: AffectNet 4, RAF-DB 1, CelebA 2, MS1MV3 5.
 REFERENCE_TYPE_WEIGHTS: dict[str, float] = {
-    "recognition": 5.0, "age": 6.0, "attributes": 2.0, "expression": 5.0, "parsing": 100.0, "landmarks": 1000.0,
+    "recognition": 5.0,
+    "age": 6.0,
+    "attributes": 2.0,
+    "expression": 5.0,
+    "parsing": 100.0,
+    "landmarks": 1000.0,
 }
 
 weighted_loss = combine_losses

@@ -8,6 +8,13 @@ from .identity import Identity, make_identity
 from .labels import CELEBA_ATTRIBUTES, EXPRESSIONS, LAPA_CLASSES, SYNTH_ATTRIBUTES
 
 __all__ = [
-    "CELEBA_ATTRIBUTES", "EXPRESSIONS", "LAPA_CLASSES", "SYNTH_ATTRIBUTES", "Identity", "SynthFaces",
-    "SynthSample", "Variation", "make_identity",
+    "CELEBA_ATTRIBUTES",
+    "EXPRESSIONS",
+    "LAPA_CLASSES",
+    "SYNTH_ATTRIBUTES",
+    "Identity",
+    "SynthFaces",
+    "SynthSample",
+    "Variation",
+    "make_identity",
 ]

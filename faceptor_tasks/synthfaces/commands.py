@@ -12,8 +12,9 @@ from faceptor_core.command import CommandSpec
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export_dataset
 
-    root = export_dataset(args.format, Path(args.out), count=args.count, seed=args.seed, size=args.size,
-                          overwrite=args.overwrite)
+    root = export_dataset(
+        args.format, Path(args.out), count=args.count, seed=args.seed, size=args.size, overwrite=args.overwrite
+    )
     print(f"wrote {args.count} SynthFaces images in the {args.format} layout to {root}")
     return 0
 
@@ -29,11 +30,13 @@ def cmd_preview(args: argparse.Namespace) -> int:
 def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
     from .export import EXPORT_FORMATS
 
-    ssub = parser.add_subparsers(dest="synth_command", required=True, metavar="SUBCOMMAND",
-                                 help="export or preview")
-    p = ssub.add_parser("export", help="write a SynthFaces sample in a real dataset's layout",
-                        description="Write SynthFaces images and labels in the file layout of a real dataset, "
-                                    "so that its reader can be tested on them.")
+    ssub = parser.add_subparsers(dest="synth_command", required=True, metavar="SUBCOMMAND", help="export or preview")
+    p = ssub.add_parser(
+        "export",
+        help="write a SynthFaces sample in a real dataset's layout",
+        description="Write SynthFaces images and labels in the file layout of a real dataset, "
+        "so that its reader can be tested on them.",
+    )
     p.add_argument("--format", required=True, choices=EXPORT_FORMATS, help="the dataset layout to write")
     p.add_argument("out", help="output folder (refused if not empty, unless --overwrite)")
     p.add_argument("--count", type=int, default=64, help="images to write")
@@ -64,19 +67,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="a short run (under 2 minutes) for CI")
-    parser.add_argument("--out", default="faceptor-demo",
-                        help="output folder (the demo only replaces its own earlier output)")
+    parser.add_argument(
+        "--out", default="faceptor-demo", help="output folder (the demo only replaces its own earlier output)"
+    )
     parser.add_argument("--steps", type=int, help="training steps (default: 300, or 40 with --quick)")
 
 
 def commands() -> list[CommandSpec]:
     """``synth`` and ``demo``."""
     return [
-        CommandSpec(name="synth", help="SynthFaces: export in a real dataset's layout, or preview",
-                    add_arguments=add_synth_arguments, run=run_synth),
-        CommandSpec(name="demo", help="train a small Faceptor on SynthFaces and write a report",
-                    description="Train a small Faceptor on every SynthFaces task on the CPU (about 10 minutes on "
-                                "2 cores; --quick: under 2) and write a report: metrics beside their trivial "
-                                "answers, loss curves and predictions (OUT/report/metrics.md).",
-                    add_arguments=add_demo_arguments, run=cmd_demo),
+        CommandSpec(
+            name="synth",
+            help="SynthFaces: export in a real dataset's layout, or preview",
+            add_arguments=add_synth_arguments,
+            run=run_synth,
+        ),
+        CommandSpec(
+            name="demo",
+            help="train a small Faceptor on SynthFaces and write a report",
+            description="Train a small Faceptor on every SynthFaces task on the CPU (about 10 minutes on "
+            "2 cores; --quick: under 2) and write a report: metrics beside their trivial "
+            "answers, loss curves and predictions (OUT/report/metrics.md).",
+            add_arguments=add_demo_arguments,
+            run=cmd_demo,
+        ),
     ]

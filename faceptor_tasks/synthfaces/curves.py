@@ -21,8 +21,9 @@ U_EYE_LO = np.concatenate([[1 / 3, -1 / 3], np.linspace(1, -1, 13)[1:-1]])
 P_EYE_UP = (1 - U_EYE_UP**2) ** 0.6
 P_EYE_LO = (1 - U_EYE_LO**2) ** 0.75
 V_BROW = np.concatenate([np.linspace(0, 1, 5), np.linspace(0, 1, 11)])
-U_OUT = np.concatenate([[-1.0, -0.62, -0.28, 0.0, 0.28, 0.62, 1.0], [0.62, 0.28, 0.0, -0.28, -0.62],
-                         np.linspace(-1, 1, 21)])  # 48-54, 55-59, dense
+U_OUT = np.concatenate(
+    [[-1.0, -0.62, -0.28, 0.0, 0.28, 0.62, 1.0], [0.62, 0.28, 0.0, -0.28, -0.62], np.linspace(-1, 1, 21)]
+)  # 48-54, 55-59, dense
 U_IN = np.concatenate([[-_IC, -0.45, 0.0, 0.45, _IC], [0.45, 0.0, -0.45], np.linspace(-_IC, _IC, 15)])
 PROF_OUT = np.clip(1 - U_OUT**2, 0, 1) ** 0.35
 PROF_IN = np.clip(1 - U_IN**2, 0, 1) ** 0.35
@@ -38,8 +39,7 @@ def pairs(x: Array, y: Array) -> Array:
     return out
 
 
-def ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 24, a0: float = 0.0,
-            a1: float = 2 * np.pi) -> Array:
+def ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 24, a0: float = 0.0, a1: float = 2 * np.pi) -> Array:
     """Points on an ellipse arc (angles measured with y down, so negative angles run over the top)."""
     t = np.linspace(a0, a1, n, endpoint=abs(a1 - a0) < 2 * np.pi - 1e-9)
     return pairs(cx + rx * np.cos(t), cy + ry * np.sin(t))

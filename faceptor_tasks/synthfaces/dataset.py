@@ -18,8 +18,19 @@ TEST_IDENTITY_OFFSET = 1_000_000
 PAIRS_INDEX_OFFSET = 2 * 10**7
 DEFAULT_LENGTHS = {"train": 20000, "test": 500}
 #: Selectable targets: ``all`` (a dict of every other one) or one label.
-TARGETS = ("all", "landmarks", "visible", "parsing", "age", "expression", "attributes", "identity", "gaze",
-           "head_pose", "pose")
+TARGETS = (
+    "all",
+    "landmarks",
+    "visible",
+    "parsing",
+    "age",
+    "expression",
+    "attributes",
+    "identity",
+    "gaze",
+    "head_pose",
+    "pose",
+)
 
 
 def split_generator(split: str, size: int = 112, seed: int = 0, **kw: Any) -> tuple[SynthFaces, int]:
@@ -37,9 +48,18 @@ def split_generator(split: str, size: int = 112, seed: int = 0, **kw: Any) -> tu
 
 def sample_labels(s: SynthSample) -> dict[str, Any]:
     """Every label of a sample (the ``all`` target), keyed by target name."""
-    return {"landmarks": s.landmarks, "visible": s.visible, "parsing": s.parsing, "age": s.age,
-            "expression": s.expression, "attributes": s.attributes, "identity": s.identity, "gaze": s.gaze,
-            "head_pose": s.pose.angles(), "pose": s.pose.as_dict()}
+    return {
+        "landmarks": s.landmarks,
+        "visible": s.visible,
+        "parsing": s.parsing,
+        "age": s.age,
+        "expression": s.expression,
+        "attributes": s.attributes,
+        "identity": s.identity,
+        "gaze": s.gaze,
+        "head_pose": s.pose.angles(),
+        "pose": s.pose.as_dict(),
+    }
 
 
 class SynthFacesDataset(Dataset):
@@ -58,8 +78,16 @@ class SynthFacesDataset(Dataset):
     0 for the canonical test set).
     """
 
-    def __init__(self, split: str = "train", size: int = 112, length: int | None = None, seed: int = 0,
-                 target: str = "all", transform: Callable[[dict], Any] | None = None, **generator_kw: Any):
+    def __init__(
+        self,
+        split: str = "train",
+        size: int = 112,
+        length: int | None = None,
+        seed: int = 0,
+        target: str = "all",
+        transform: Callable[[dict], Any] | None = None,
+        **generator_kw: Any,
+    ):
         if target not in TARGETS:
             raise ValueError(f"unknown target {target!r}; expected one of {TARGETS}")
         self.generator, self.offset = split_generator(split, size, seed, **generator_kw)
@@ -83,8 +111,9 @@ class SynthFacesDataset(Dataset):
         return self.transform(item) if self.transform is not None else item
 
 
-def synth_verification_pairs(count: int = 600, size: int = 112,
-                             seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def synth_verification_pairs(
+    count: int = 600, size: int = 112, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Face pairs for identity verification on the test identities (none seen in training).
 
     Returns ``(images_a, images_b, issame)``: two ``count x H x W x 3`` uint8 arrays and a bool array,

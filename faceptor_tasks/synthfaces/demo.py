@@ -15,20 +15,31 @@ from faceptor_core.registry import default_registry
 from faceptor_core.train.config import RunConfig
 from faceptor_core.train.engine import Trainer
 
-DEMO_TASKS = ("synth_landmarks", "synth_parsing", "synth_age", "synth_expression", "synth_attributes",
-              "synth_identity")
+DEMO_TASKS = ("synth_landmarks", "synth_parsing", "synth_age", "synth_expression", "synth_attributes", "synth_identity")
 BATCH = 8
 #: Type weights that bring the tasks' losses to one scale (age's L1 is in years, CosFace's and the attributes'
 #: sums are tens, landmark distances are fractions of the image). Equal weights stall landmarks (NME 0.30 vs
 #: 0.08 at 800 steps, measured in the learning sweep, docs/results.md).
-TYPE_WEIGHTS = {"landmarks": 10.0, "parsing": 1.0, "age": 0.05, "expression": 1.0, "attributes": 0.1,
-                "recognition": 0.05}
+TYPE_WEIGHTS = {
+    "landmarks": 10.0,
+    "parsing": 1.0,
+    "age": 0.05,
+    "expression": 1.0,
+    "attributes": 0.1,
+    "recognition": 0.05,
+}
 #: The CPU preset (docs/results.md, "Why the demo learned nothing"): ViT-T/16 with a convolutional stem and 6
 #: blocks. From scratch, the plain patch-embedding ViT leaves age, identity and the attributes at their
 #: trivial answers at this budget; the conv stem learns them (400 steps of 8 images per task: age MAE 24 -> 13.5,
 #: verification 0.55 -> 0.73), and 6 blocks score as 12 do while costing half. 300 steps fit 10 minutes.
-DEMO_MODEL = {"encoder": "vit_t16", "stem": "conv", "depth": 6, "input_size": 112, "drop_path_rate": 0.05,
-              "decoder": {"hidden_dim": 128, "num_heads": 4, "ffn_dim": 512, "num_layers": 3}}
+DEMO_MODEL = {
+    "encoder": "vit_t16",
+    "stem": "conv",
+    "depth": 6,
+    "input_size": 112,
+    "drop_path_rate": 0.05,
+    "decoder": {"hidden_dim": 128, "num_heads": 4, "ffn_dim": 512, "num_layers": 3},
+}
 DEFAULT_STEPS, QUICK_STEPS = 300, 40
 
 
@@ -36,21 +47,25 @@ def demo_config(out: Path, quick: bool = False, steps: int | None = None) -> Run
     """The demo's run: CPU preset (conv-stem ViT-T/16, 6 blocks), 112 px, a small decoder, every SynthFaces task."""
     steps = steps or (QUICK_STEPS if quick else DEFAULT_STEPS)
     eval_limit = 64 if quick else 500
-    return RunConfig.model_validate({
-        "output_dir": str(out),
-        "seed": 0,
-        "model": DEMO_MODEL,
-        "tasks": [{"name": t, "batch_size": BATCH * (2 if t == "synth_identity" else 1), "eval_limit": eval_limit}
-                  for t in DEMO_TASKS],
-        "type_weights": TYPE_WEIGHTS,
-        # measured with the conv stem: 2e-4 leaves age at its trivial answer; 5e-4 and 1e-3 learn it
-        "optimizer": {"lr": 5e-4, "weight_decay": 0.05, "head_lr_multiplier": 2.0},
-        "schedule": {"steps": steps, "warmup_steps": max(1, steps // 20), "warmup_start_lr": 1e-6},
-        "eval_every": steps,
-        "checkpoint_every": steps if quick else 500,
-        "log_every": 5,
-        "num_workers": 1,
-    })
+    return RunConfig.model_validate(
+        {
+            "output_dir": str(out),
+            "seed": 0,
+            "model": DEMO_MODEL,
+            "tasks": [
+                {"name": t, "batch_size": BATCH * (2 if t == "synth_identity" else 1), "eval_limit": eval_limit}
+                for t in DEMO_TASKS
+            ],
+            "type_weights": TYPE_WEIGHTS,
+            # measured with the conv stem: 2e-4 leaves age at its trivial answer; 5e-4 and 1e-3 learn it
+            "optimizer": {"lr": 5e-4, "weight_decay": 0.05, "head_lr_multiplier": 2.0},
+            "schedule": {"steps": steps, "warmup_steps": max(1, steps // 20), "warmup_start_lr": 1e-6},
+            "eval_every": steps,
+            "checkpoint_every": steps if quick else 500,
+            "log_every": 5,
+            "num_workers": 1,
+        }
+    )
 
 
 def _loss_series(log: Path) -> dict[str, list[tuple[float, float]]]:
@@ -129,8 +144,10 @@ def run_demo(out: Path, quick: bool = False, steps: int | None = None) -> Path:
         raise RuntimeError(f"the demo needs the SynthFaces tasks {missing}; is faceptor_tasks installed?")
     cfg = demo_config(out, quick, steps)
     if not owned_by_demo(out):
-        raise RunDirectoryError(f"{out}: not empty and not the output of an earlier `faceptor demo`; the demo only "
-                                "replaces its own output. Choose another --out")
+        raise RunDirectoryError(
+            f"{out}: not empty and not the output of an earlier `faceptor demo`; the demo only "
+            "replaces its own output. Choose another --out"
+        )
     trainer = Trainer(cfg, overwrite=True)  # the demo owns its folder: each run starts over
     t0 = time.perf_counter()
     results = trainer.fit()

@@ -124,7 +124,10 @@ def export_rafdb(out: Path, count: int, seed: int, size: int) -> None:
 
 
 EXPORTERS: dict[str, Callable[[Path, int, int, int], None]] = {
-    "300w": export_300w, "lapa": export_lapa, "celeba": export_celeba, "utkface": export_utkface,
+    "300w": export_300w,
+    "lapa": export_lapa,
+    "celeba": export_celeba,
+    "utkface": export_utkface,
     "rafdb": export_rafdb,
 }
 
@@ -133,8 +136,9 @@ class ExportTargetError(FaceptorError):
     """The export's target folder already holds files."""
 
 
-def export_dataset(fmt: str, out: Path, count: int = 64, seed: int = 0, size: int = 224,
-                   overwrite: bool = False) -> Path:
+def export_dataset(
+    fmt: str, out: Path, count: int = 64, seed: int = 0, size: int = 224, overwrite: bool = False
+) -> Path:
     """Write ``count`` SynthFaces in the layout ``fmt`` (one of :data:`EXPORT_FORMATS`) under ``out``;
     returns the dataset root to give the real reader. A non-empty ``out`` is refused (a real dataset's
     annotation files could be there) unless ``overwrite``, which writes over same-named files."""
@@ -145,8 +149,10 @@ def export_dataset(fmt: str, out: Path, count: int = 64, seed: int = 0, size: in
     if out.exists() and not out.is_dir():
         raise ExportTargetError(f"{out}: exists and is not a folder")
     if not overwrite and out.is_dir() and any(out.iterdir()):
-        raise ExportTargetError(f"{out}: not empty; the export would write over its files (annotation lists "
-                                "included). Choose an empty folder or pass --overwrite")
+        raise ExportTargetError(
+            f"{out}: not empty; the export would write over its files (annotation lists "
+            "included). Choose an empty folder or pass --overwrite"
+        )
     out.mkdir(parents=True, exist_ok=True)
     EXPORTERS[key](out, count, seed, size)
     return out

@@ -44,13 +44,13 @@ class Expression(NamedTuple):
 
 EXPRESSION_PARAMS: dict[str, Expression] = {
     #                       eye   brow   inner  pull  width corner  open  lips  uplift
-    "surprise":  Expression(1.45, 0.12,  0.0,   0.0,  0.72,  0.0,   0.26, 1.0,  0.0),
-    "fear":      Expression(1.35, 0.07,  0.06,  0.04, 1.1,  -0.04,  0.11, 0.9,  0.0),
-    "disgust":   Expression(0.7, -0.04, -0.02,  0.03, 0.95, -0.05,  0.0,  1.0,  0.05),
-    "happiness": Expression(0.72, 0.02,  0.0,   0.0,  1.2,   0.12,  0.09, 1.0,  0.0),
-    "sadness":   Expression(0.8,  0.0,   0.08,  0.01, 0.95, -0.09,  0.0,  1.05, 0.0),
-    "anger":     Expression(0.8, -0.05, -0.06,  0.05, 0.9,  -0.02,  0.0,  0.6,  0.0),
-    "neutral":   Expression(1.0,  0.0,   0.0,   0.0,  1.0,   0.0,   0.0,  1.0,  0.0),
+    "surprise": Expression(1.45, 0.12, 0.0, 0.0, 0.72, 0.0, 0.26, 1.0, 0.0),
+    "fear": Expression(1.35, 0.07, 0.06, 0.04, 1.1, -0.04, 0.11, 0.9, 0.0),
+    "disgust": Expression(0.7, -0.04, -0.02, 0.03, 0.95, -0.05, 0.0, 1.0, 0.05),
+    "happiness": Expression(0.72, 0.02, 0.0, 0.0, 1.2, 0.12, 0.09, 1.0, 0.0),
+    "sadness": Expression(0.8, 0.0, 0.08, 0.01, 0.95, -0.09, 0.0, 1.05, 0.0),
+    "anger": Expression(0.8, -0.05, -0.06, 0.05, 0.9, -0.02, 0.0, 0.6, 0.0),
+    "neutral": Expression(1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0),
 }
 #: Expressions whose open mouth shows the teeth.
 TEETH_EXPRESSIONS = ("happiness", "fear", "surprise")
@@ -105,8 +105,8 @@ def eyes(ident: Identity, e: Expression, k: float) -> EyeShapes:
         tilt = ident.eye_tilt * side * ident.eye_w
         up = pairs(cx + ident.eye_w * U_EYE_UP, ident.eye_y - h_up * P_EYE_UP - tilt * U_EYE_UP)
         lo = pairs(cx + ident.eye_w * U_EYE_LO, ident.eye_y + h_lo * P_EYE_LO - tilt * U_EYE_LO)
-        lm[6 * i:6 * i + 4] = up[:4]
-        lm[6 * i + 4:6 * i + 6] = lo[:2]
+        lm[6 * i : 6 * i + 4] = up[:4]
+        lm[6 * i + 4 : 6 * i + 6] = lo[:2]
         polygons.append(np.concatenate([up[4:], lo[2:]]))
     top = ident.eye_y - h_up - abs(ident.eye_tilt) * ident.eye_w
     return EyeShapes(lm, (polygons[0], polygons[1]), top, eye_open)
@@ -132,7 +132,7 @@ def brows(ident: Identity, e: Expression, k: float, eye_top: float) -> BrowShape
         y = ident.eye_y - ident.brow_gap - k * e.brow_raise - arch - k * e.inner_raise * d_in**2
         y = np.minimum(y, eye_top - half - 0.045)
         line = pairs(x0 + (x1 - x0) * V_BROW, y)
-        lm[5 * i:5 * i + 5] = line[:5]
+        lm[5 * i : 5 * i + 5] = line[:5]
         xd, yd, hd = line[5:, 0], line[5:, 1], half[5:]
         polygons.append(pairs(np.concatenate([xd, xd[::-1]]), np.concatenate([yd - hd, (yd + hd)[::-1]])))
     return BrowShapes(lm, (polygons[0], polygons[1]))
@@ -168,8 +168,9 @@ def lip_curves(ident: Identity, e: Expression, k: float, opening: float, nose_ba
     return curves
 
 
-def mouth(ident: Identity, e: Expression, k: float, opening: float, nose_base_y: float,
-          teeth_shown: bool) -> MouthShapes:
+def mouth(
+    ident: Identity, e: Expression, k: float, opening: float, nose_base_y: float, teeth_shown: bool
+) -> MouthShapes:
     """Mouth landmarks 48-67 and the lip, inner-mouth and teeth polygons."""
     c = lip_curves(ident, e, k, opening, nose_base_y)
     mw = ident.mouth_w * (1 + k * (e.mouth_width - 1))
@@ -194,14 +195,18 @@ def mouth(ident: Identity, e: Expression, k: float, opening: float, nose_base_y:
     return MouthShapes(lm, mw, upper_lip, lower_lip, inner_mouth, teeth)
 
 
-def expression_lines(ident: Identity, expression: str, k: float, mouth_w: float, corner_y: float,
-                     nose_base_y: float) -> tuple[Array, ...]:
+def expression_lines(
+    ident: Identity, expression: str, k: float, mouth_w: float, corner_y: float, nose_base_y: float
+) -> tuple[Array, ...]:
     """Nasolabial folds (age or a strong smile) and the nose wrinkles of disgust."""
     lines: tuple[Array, ...] = ()
     if ident.wrinkles > 0.25 or (expression == "happiness" and k > 0.5):
         t = np.linspace(0, 1, 6)[:, None]
-        lines = tuple(np.array([(s * (ident.nose_w + 0.05), nose_base_y - 0.04)]) * (1 - t)
-                      + np.array([(s * (mouth_w + 0.05), corner_y + 0.06)]) * t for s in (-1, 1))
+        lines = tuple(
+            np.array([(s * (ident.nose_w + 0.05), nose_base_y - 0.04)]) * (1 - t)
+            + np.array([(s * (mouth_w + 0.05), corner_y + 0.06)]) * t
+            for s in (-1, 1)
+        )
     if expression == "disgust" and k > 0.3:
         y = ident.eye_y
         lines = lines + tuple(np.array([(s * 0.08, y + 0.06), (s * 0.11, y + 0.11)]) for s in (-1, 1))

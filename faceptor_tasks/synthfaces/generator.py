@@ -89,8 +89,13 @@ class Variation:
         """The variation that renders the horizontal mirror image of this face: yaw, roll, the horizontal
         shift and the gaze yaw negated (SynthFaces' faces are left-right symmetric). The scene, lighting and
         occluder are not mirrored."""
-        return replace(self, gaze=(self.gaze[0], -self.gaze[1]), roll=-self.roll, yaw=-self.yaw,
-                       shift=(-self.shift[0], self.shift[1]))
+        return replace(
+            self,
+            gaze=(self.gaze[0], -self.gaze[1]),
+            roll=-self.roll,
+            yaw=-self.yaw,
+            shift=(-self.shift[0], self.shift[1]),
+        )
 
 
 class SynthFaces:
@@ -108,8 +113,16 @@ class SynthFaces:
         occlusion: probability of a partial occluder when effects are on.
     """
 
-    def __init__(self, seed: int = 0, size: int = 112, num_identities: int = 1000, identity_offset: int = 0,
-                 variation: float = 1.0, effects: bool = True, occlusion: float = 0.3):
+    def __init__(
+        self,
+        seed: int = 0,
+        size: int = 112,
+        num_identities: int = 1000,
+        identity_offset: int = 0,
+        variation: float = 1.0,
+        effects: bool = True,
+        occlusion: float = 0.3,
+    ):
         if size < 16:
             raise ValueError(f"size must be at least 16 pixels, got {size}")
         if num_identities < 1:
@@ -220,10 +233,18 @@ class SynthFaces:
             mask = None if over.mask is None else np.asarray(over.mask)
         visible = self._visibility(landmarks, mask)
         image = self._effects(image, var, landmarks[30], unit_px)
-        return SynthSample(image=image, landmarks=landmarks, visible=visible, parsing=parsing, age=ident.age,
-                           expression=var.expression, attributes=self._attributes(ident, geo, var),
-                           identity=ident.identity, gaze=np.asarray(var.gaze, np.float32),
-                           pose=var.head_pose(size))
+        return SynthSample(
+            image=image,
+            landmarks=landmarks,
+            visible=visible,
+            parsing=parsing,
+            age=ident.age,
+            expression=var.expression,
+            attributes=self._attributes(ident, geo, var),
+            identity=ident.identity,
+            gaze=np.asarray(var.gaze, np.float32),
+            pose=var.head_pose(size),
+        )
 
     def _visibility(self, landmarks: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
         """On the image and not under an occluder or the hat (``mask`` > 0)."""
@@ -247,7 +268,7 @@ class SynthFaces:
             out = gaussian_blur(out.reshape(size, size, 3), var.blur * size / 112).reshape(size, 3 * size)
         if var.noise > 0:
             ox, oy = var.scene_seed % 32, (var.scene_seed // 32) % 32
-            out += noise_bank(size)[oy:oy + size, 3 * ox:3 * (ox + size)] * np.float32(var.noise)
+            out += noise_bank(size)[oy : oy + size, 3 * ox : 3 * (ox + size)] * np.float32(var.noise)
         out = np.clip(out, 0, 255, out=out).astype(np.uint8).reshape(size, size, 3)
         return jpeg_roundtrip(out, var.jpeg) if var.jpeg else out
 

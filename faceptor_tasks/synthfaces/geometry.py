@@ -85,18 +85,19 @@ class FaceGeometry:
                 arrays.extend(v)
         bounds = np.cumsum([0] + [len(a) for a in arrays]).tolist()
         pts = tf(np.concatenate(arrays))
-        parts = [pts[bounds[i]:bounds[i + 1]] for i in range(len(arrays))]
+        parts = [pts[bounds[i] : bounds[i + 1]] for i in range(len(arrays))]
         out = copy.copy(self)
         for name, n, i in slots:
-            object.__setattr__(out, name, parts[i] if n < 0 else tuple(parts[i:i + n]))
+            object.__setattr__(out, name, parts[i] if n < 0 else tuple(parts[i : i + n]))
         return out
 
 
 _ARRAY_FIELDS = tuple(f.name for f in fields(FaceGeometry) if f.type not in ("float",))
 
 
-def face_geometry(ident: Identity, expression: str, intensity: float, gaze: Array | tuple[float, float],
-                  open_scale: float = 1.0) -> FaceGeometry:
+def face_geometry(
+    ident: Identity, expression: str, intensity: float, gaze: Array | tuple[float, float], open_scale: float = 1.0
+) -> FaceGeometry:
     """Canonical geometry of ``ident`` with an expression (``intensity`` 0..1) and gaze (pitch, yaw, radians).
 
     ``open_scale`` scales the expression's mouth opening (0 gives a closed mouth).
@@ -113,12 +114,31 @@ def face_geometry(ident: Identity, expression: str, intensity: float, gaze: Arra
     lines = expression_lines(ident, expression, k, mth.width, lm[54, 1], st.nose.base_y)
     hair_, beard = st.hair, st.facial_hair
     return FaceGeometry(
-        landmarks=lm, face=face, hair_back=hair_.back, scalp=hair_.scalp, hair_front=hair_.front,
-        neck=st.neck, torso=st.torso, brows=brow.polygons, eyes=eye.polygons,
-        iris_centres=iris_centres(ident, gaze), nose=st.nose.outline, nostrils=st.nose.nostrils,
-        upper_lip=mth.upper_lip, lower_lip=mth.lower_lip, inner_mouth=mth.inner_mouth, teeth=mth.teeth,
-        lip_line=lm[[48, 60, 61, 62, 63, 64, 54]], mustache=beard.mustache, goatee=beard.goatee,
-        beard=beard.beard, hat=st.hat, glasses=st.glasses, wrinkles=st.wrinkles + lines, cheeks=st.cheeks,
-        iris_radius=ident.eye_w * 0.48, mouth_open=opening,
+        landmarks=lm,
+        face=face,
+        hair_back=hair_.back,
+        scalp=hair_.scalp,
+        hair_front=hair_.front,
+        neck=st.neck,
+        torso=st.torso,
+        brows=brow.polygons,
+        eyes=eye.polygons,
+        iris_centres=iris_centres(ident, gaze),
+        nose=st.nose.outline,
+        nostrils=st.nose.nostrils,
+        upper_lip=mth.upper_lip,
+        lower_lip=mth.lower_lip,
+        inner_mouth=mth.inner_mouth,
+        teeth=mth.teeth,
+        lip_line=lm[[48, 60, 61, 62, 63, 64, 54]],
+        mustache=beard.mustache,
+        goatee=beard.goatee,
+        beard=beard.beard,
+        hat=st.hat,
+        glasses=st.glasses,
+        wrinkles=st.wrinkles + lines,
+        cheeks=st.cheeks,
+        iris_radius=ident.eye_w * 0.48,
+        mouth_open=opening,
         eye_ratio=float(ident.eye_h * eye.opening * 1.9 / (2 * ident.eye_w)),
     )

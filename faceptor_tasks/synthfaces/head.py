@@ -117,8 +117,14 @@ def facial_hair(ident: Identity, base_y: float) -> FacialHair:
     if ident.beard:
         jaw_part = jaw_curve(ident, np.linspace(0.12, 0.88, 21))
         mw = ident.mouth_w
-        upper = np.array([(jaw_part[-1, 0] * 0.95, base_y - 0.08), (mw * 1.1, base_y + 0.03),
-                          (-mw * 1.1, base_y + 0.03), (jaw_part[0, 0] * 0.95, base_y - 0.08)])
+        upper = np.array(
+            [
+                (jaw_part[-1, 0] * 0.95, base_y - 0.08),
+                (mw * 1.1, base_y + 0.03),
+                (-mw * 1.1, base_y + 0.03),
+                (jaw_part[0, 0] * 0.95, base_y - 0.08),
+            ]
+        )
         beard = np.concatenate([jaw_part, upper])
     return FacialHair(mustache, goatee, beard)
 
@@ -177,21 +183,36 @@ def glasses(ident: Identity) -> tuple[Array, Array] | None:
     if not ident.glasses:
         return None
     rx_g, ry_g = ident.eye_w * 1.45, ident.eye_w * 1.05
-    return (ellipse(-ident.eye_dx, ident.eye_y + 0.01, rx_g, ry_g, 20),
-            ellipse(ident.eye_dx, ident.eye_y + 0.01, rx_g, ry_g, 20))
+    return (
+        ellipse(-ident.eye_dx, ident.eye_y + 0.01, rx_g, ry_g, 20),
+        ellipse(ident.eye_dx, ident.eye_y + 0.01, rx_g, ry_g, 20),
+    )
 
 
 def neck_and_torso(ident: Identity) -> tuple[Array, Array]:
     neck_w = 0.5 * ident.face_w
     neck = np.array([(-neck_w, 0.3), (neck_w, 0.3), (neck_w * 1.05, 2.4), (-neck_w * 1.05, 2.4)])
-    torso = np.array([(-2.6, 3.2), (-2.2, 1.95), (-1.2, 1.6), (-neck_w, 1.5), (0, 1.72), (neck_w, 1.5),
-                      (1.2, 1.6), (2.2, 1.95), (2.6, 3.2)])
+    torso = np.array(
+        [
+            (-2.6, 3.2),
+            (-2.2, 1.95),
+            (-1.2, 1.6),
+            (-neck_w, 1.5),
+            (0, 1.72),
+            (neck_w, 1.5),
+            (1.2, 1.6),
+            (2.2, 1.95),
+            (2.6, 3.2),
+        ]
+    )
     return neck, torso
 
 
 def cheeks(ident: Identity, base_y: float) -> tuple[Array, Array]:
-    return (ellipse(-(ident.eye_dx + 0.05), base_y - 0.02, 0.15, 0.1, 14),
-            ellipse(ident.eye_dx + 0.05, base_y - 0.02, 0.15, 0.1, 14))
+    return (
+        ellipse(-(ident.eye_dx + 0.05), base_y - 0.02, 0.15, 0.1, 14),
+        ellipse(ident.eye_dx + 0.05, base_y - 0.02, 0.15, 0.1, 14),
+    )
 
 
 def age_lines(ident: Identity, brow_top: float) -> tuple[Array, ...]:
@@ -210,8 +231,9 @@ def age_lines(ident: Identity, brow_top: float) -> tuple[Array, ...]:
                 wr.append(np.array([(cx, ident.eye_y + dy), (cx + s * 0.09, ident.eye_y + dy * 1.6)]))
     if ident.age >= 50:
         for s in (-1, 1):
-            wr.append(ellipse(s * ident.eye_dx, ident.eye_y + ident.eye_h * 0.9, ident.eye_w * 0.8, 0.06, 7,
-                              0.2, np.pi - 0.2))
+            wr.append(
+                ellipse(s * ident.eye_dx, ident.eye_y + ident.eye_h * 0.9, ident.eye_w * 0.8, 0.06, 7, 0.2, np.pi - 0.2)
+            )
     return tuple(wr)
 
 
@@ -221,6 +243,15 @@ def static_geometry(ident: Identity) -> StaticParts:
     nose = nose_shape(ident)
     top = crown(ident)
     neck, torso = neck_and_torso(ident)
-    return StaticParts(outline=face_outline(ident), nose=nose, facial_hair=facial_hair(ident, nose.base_y),
-                       hair=hair(ident, top), hat=hat(ident, top), glasses=glasses(ident), neck=neck,
-                       torso=torso, cheeks=cheeks(ident, nose.base_y), wrinkles=age_lines(ident, top.brow_top))
+    return StaticParts(
+        outline=face_outline(ident),
+        nose=nose,
+        facial_hair=facial_hair(ident, nose.base_y),
+        hair=hair(ident, top),
+        hat=hat(ident, top),
+        glasses=glasses(ident),
+        neck=neck,
+        torso=torso,
+        cheeks=cheeks(ident, nose.base_y),
+        wrinkles=age_lines(ident, top.brow_top),
+    )

@@ -15,13 +15,13 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 #: Skin tones from light to dark (RGB), interpolated by the identity's tone in [0, 1].
-SKIN_TONES = np.array([(250, 220, 200), (240, 196, 168), (226, 172, 136), (198, 136, 98), (158, 104, 70),
-                       (104, 68, 46)], np.float32)
+SKIN_TONES = np.array(
+    [(250, 220, 200), (240, 196, 168), (226, 172, 136), (198, 136, 98), (158, 104, 70), (104, 68, 46)], np.float32
+)
 #: Base hair colours: black, brown, blond, red (red is none of CelebA's hair-colour attributes).
 HAIR_COLOURS = np.array([(28, 24, 24), (96, 62, 38), (214, 178, 112), (150, 64, 32)], np.float32)
 HAIR_NAMES = ("black", "brown", "blond", "red")
-IRIS_COLOURS = np.array([(70, 44, 26), (110, 74, 40), (60, 100, 150), (70, 110, 70), (110, 110, 120)],
-                        np.float32)
+IRIS_COLOURS = np.array([(70, 44, 26), (110, 74, 40), (60, 100, 150), (70, 110, 70), (110, 110, 120)], np.float32)
 GREY = np.array((200, 200, 200), np.float32)
 
 #: Attribute thresholds on the identity's traits (documented in docs/synthfaces.md).
@@ -139,8 +139,9 @@ def make_identity(seed: int, identity: int) -> Identity:
     eye_h = (0.075 + 0.012 * rng.standard_normal()) * (1 + 0.3 * child) * (1 - 0.15 * old)
     eye_tilt = 0.05 * rng.standard_normal()
     brow_gap = 0.2 + 0.025 * rng.standard_normal()
-    brow_thick = float(np.clip(0.07 + 0.018 * rng.standard_normal() + (0.015 if male else -0.01)
-                               - 0.02 * child, 0.045, 0.12))
+    brow_thick = float(
+        np.clip(0.07 + 0.018 * rng.standard_normal() + (0.015 if male else -0.01) - 0.02 * child, 0.045, 0.12)
+    )
     brow_arch = float(np.clip(0.04 + 0.025 * rng.standard_normal(), 0.0, 0.1))
     nose_len = (0.38 + 0.05 * rng.standard_normal()) * (1 - 0.3 * child) + 0.04 * old
     nose_tip_y = eye_y + nose_len
@@ -185,24 +186,61 @@ def make_identity(seed: int, identity: int) -> Identity:
     hair = np.clip(HAIR_COLOURS[hair_kind] * shade, 0, 255)
     hair = _mix(hair, GREY + 30.0 * (grey - 0.5), grey)
     iris = IRIS_COLOURS[int(rng.choice(5, p=(0.45, 0.2, 0.15, 0.1, 0.1)))]
-    lip = (np.array((200, 30, 50), np.float32) * (0.85 + 0.2 * u()) if lipstick
-           else _mix(skin, np.array((175, 80, 80), np.float32), 0.55))
+    lip = (
+        np.array((200, 30, 50), np.float32) * (0.85 + 0.2 * u())
+        if lipstick
+        else _mix(skin, np.array((175, 80, 80), np.float32), 0.55)
+    )
 
     def rgb(v: np.ndarray) -> tuple[float, float, float]:
         c = np.clip(v, 0, 255)
         return float(c[0]), float(c[1]), float(c[2])
 
     return Identity(
-        identity=identity, age=age, male=male,
-        face_w=float(face_w), jaw_top_y=float(jaw_top_y), chin_y=float(chin_y), jaw_n=jaw_n,
-        forehead_y=float(forehead_y), eye_dx=float(eye_dx), eye_y=float(eye_y), eye_w=float(eye_w),
-        eye_h=float(eye_h), eye_tilt=float(eye_tilt), brow_gap=float(brow_gap), brow_thick=brow_thick,
-        brow_arch=brow_arch, nose_tip_y=float(nose_tip_y), nose_w=nose_w, bridge_w=float(bridge_w),
-        mouth_y=float(mouth_y), mouth_w=float(mouth_w), lip_up=lip_up, lip_lo=lip_lo,
-        hairline_y=float(hairline_y), hair_len=hair_len, hair_kind=hair_kind, grey=grey, bald=bald,
-        receding=receding, bangs=bangs, mustache=mustache, goatee=goatee, beard=beard, glasses=glasses,
-        hat=hat, hat_style=hat_style, lipstick=lipstick, rosy=rosy, wrinkles=wrinkles, tone=tone,
-        skin_rgb=rgb(skin), hair_rgb=rgb(hair), iris_rgb=rgb(iris), lip_rgb=rgb(lip),
+        identity=identity,
+        age=age,
+        male=male,
+        face_w=float(face_w),
+        jaw_top_y=float(jaw_top_y),
+        chin_y=float(chin_y),
+        jaw_n=jaw_n,
+        forehead_y=float(forehead_y),
+        eye_dx=float(eye_dx),
+        eye_y=float(eye_y),
+        eye_w=float(eye_w),
+        eye_h=float(eye_h),
+        eye_tilt=float(eye_tilt),
+        brow_gap=float(brow_gap),
+        brow_thick=brow_thick,
+        brow_arch=brow_arch,
+        nose_tip_y=float(nose_tip_y),
+        nose_w=nose_w,
+        bridge_w=float(bridge_w),
+        mouth_y=float(mouth_y),
+        mouth_w=float(mouth_w),
+        lip_up=lip_up,
+        lip_lo=lip_lo,
+        hairline_y=float(hairline_y),
+        hair_len=hair_len,
+        hair_kind=hair_kind,
+        grey=grey,
+        bald=bald,
+        receding=receding,
+        bangs=bangs,
+        mustache=mustache,
+        goatee=goatee,
+        beard=beard,
+        glasses=glasses,
+        hat=hat,
+        hat_style=hat_style,
+        lipstick=lipstick,
+        rosy=rosy,
+        wrinkles=wrinkles,
+        tone=tone,
+        skin_rgb=rgb(skin),
+        hair_rgb=rgb(hair),
+        iris_rgb=rgb(iris),
+        lip_rgb=rgb(lip),
         glasses_rgb=rgb(rng.integers(0, 140, 3).astype(np.float32)),
         hat_rgb=rgb(rng.integers(0, 256, 3).astype(np.float32)),
     )

@@ -64,11 +64,23 @@ def palette(ident: Identity) -> Palette:
     skin, hair, lip = np.asarray(ident.skin_rgb), np.asarray(ident.hair_rgb), np.asarray(ident.lip_rgb)
     brow = hair * 0.6 + skin * 0.1 if ident.hair_kind == 2 and ident.grey < 0.5 else hair
     return Palette(
-        skin=rgb(skin), neck=rgb(skin, 0.82), scalp=rgb(skin, 1.03), line=rgb(skin, 0.72),
-        cheek=rgb(skin * 0.7 + np.array((235.0, 110.0, 120.0)) * 0.3), nose=rgb(skin, 0.94),
-        nose_line=rgb(skin, 0.78), bridge=rgb(skin, 1.07), nostril=rgb(skin, 0.45), lid=rgb(skin, 0.35),
-        hair=rgb(hair), hair_back=rgb(hair, 0.85), beard=rgb(hair, 0.8), brow=rgb(brow, 0.7), lip_lo=rgb(lip),
-        lip_up=rgb(lip, 0.88), seam=rgb(lip, 0.55),
+        skin=rgb(skin),
+        neck=rgb(skin, 0.82),
+        scalp=rgb(skin, 1.03),
+        line=rgb(skin, 0.72),
+        cheek=rgb(skin * 0.7 + np.array((235.0, 110.0, 120.0)) * 0.3),
+        nose=rgb(skin, 0.94),
+        nose_line=rgb(skin, 0.78),
+        bridge=rgb(skin, 1.07),
+        nostril=rgb(skin, 0.45),
+        lid=rgb(skin, 0.35),
+        hair=rgb(hair),
+        hair_back=rgb(hair, 0.85),
+        beard=rgb(hair, 0.8),
+        brow=rgb(brow, 0.7),
+        lip_lo=rgb(lip),
+        lip_up=rgb(lip, 0.88),
+        seam=rgb(lip, 0.55),
     )
 
 
@@ -92,7 +104,7 @@ class Scene:
     def draw(rng: np.random.Generator, size: int) -> Scene:
         """A random scene for a ``size`` pixel image (one draw of :data:`SCENE_VALUES` uniforms)."""
         u = rng.random(SCENE_VALUES)
-        clutter = tuple(_blob(u[11 + 13 * k:24 + 13 * k], size) for k in range(int(u[7] * 5)))
+        clutter = tuple(_blob(u[11 + 13 * k : 24 + 13 * k], size) for k in range(int(u[7] * 5)))
         return Scene(int(u[0] * 16), (u[1:4] * 255, u[4:7] * 255), rgb(u[8:11] * 255), clutter)
 
     def canvas(self, size: int) -> PaletteCanvas:
@@ -139,8 +151,7 @@ def paint_clutter(cv: PaletteCanvas, scene: Scene) -> None:
         cv.fill(blob.points, blob.colour, L.BACKGROUND)
 
 
-def paint_head(cv: PaletteCanvas, ident: Identity, pal: Palette, px: FaceGeometry, clothes: RGB,
-               lw: int) -> None:
+def paint_head(cv: PaletteCanvas, ident: Identity, pal: Palette, px: FaceGeometry, clothes: RGB, lw: int) -> None:
     """Back hair, neck and clothes, scalp, skin with cheeks, wrinkles and facial hair, then the front hair."""
     cv.fill(px.hair_back, pal.hair_back, L.HAIR)
     cv.fill(px.neck, pal.neck, L.BACKGROUND)
@@ -212,8 +223,7 @@ def paint_person(cv: PaletteCanvas, ident: Identity, px: FaceGeometry, scene: Sc
     paint_mouth(cv, pal, px)
 
 
-def paint_irises(image: np.ndarray, parsing: np.ndarray, px: FaceGeometry, radius: float,
-                 ident: Identity) -> None:
+def paint_irises(image: np.ndarray, parsing: np.ndarray, px: FaceGeometry, radius: float, ident: Identity) -> None:
     """Iris and pupil discs, clipped to the eye classes (they never change the parsing map)."""
     size = image.shape[0]
     rp = max(radius, 1.0)

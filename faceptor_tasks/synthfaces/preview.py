@@ -12,9 +12,22 @@ from .generator import SynthSample
 from .labels import EXPRESSIONS, SYNTH_ATTRIBUTES
 
 #: Display colours of the 11 LaPa classes (background transparent).
-CLASS_COLOURS = np.array([(0, 0, 0), (255, 200, 120), (0, 90, 255), (0, 200, 255), (40, 255, 40),
-                          (180, 255, 0), (255, 255, 0), (255, 0, 120), (120, 0, 60), (255, 90, 0),
-                          (160, 60, 255)], np.uint8)
+CLASS_COLOURS = np.array(
+    [
+        (0, 0, 0),
+        (255, 200, 120),
+        (0, 90, 255),
+        (0, 200, 255),
+        (40, 255, 40),
+        (180, 255, 0),
+        (255, 255, 0),
+        (255, 0, 120),
+        (120, 0, 60),
+        (255, 90, 0),
+        (160, 60, 255),
+    ],
+    np.uint8,
+)
 CAPTION_LINES = 3
 CAPTION = 12 * CAPTION_LINES + 2
 
@@ -57,16 +70,25 @@ def card(sample: SynthSample, scale: int = 1) -> Image.Image:
     return out
 
 
-def make_preview(out_path: str | Path, count: int = 16, size: int = 112, seed: int = 0, columns: int = 4,
-                 scale: int = 1, split: str = "train", palette: bool = False) -> Path:
+def make_preview(
+    out_path: str | Path,
+    count: int = 16,
+    size: int = 112,
+    seed: int = 0,
+    columns: int = 4,
+    scale: int = 1,
+    split: str = "train",
+    palette: bool = False,
+) -> Path:
     """Write a contact sheet of ``count`` faces (PNG, or any format Pillow infers from the suffix);
     ``palette`` reduces it to 256 colours (a much smaller PNG, e.g. for documentation)."""
     gen, offset = split_generator(split, size, seed)
     cards = [card(gen.sample(offset + i), scale) for i in range(count)]
     cw, ch = cards[0].size
     rows = -(-count // columns)
-    sheet = Image.new("RGB", (min(count, columns) * cw + 4 * (columns - 1), rows * ch + 4 * (rows - 1)),
-                      (255, 255, 255))
+    sheet = Image.new(
+        "RGB", (min(count, columns) * cw + 4 * (columns - 1), rows * ch + 4 * (rows - 1)), (255, 255, 255)
+    )
     for i, c in enumerate(cards):
         sheet.paste(c, ((i % columns) * (cw + 4), (i // columns) * (ch + 4)))
     out_path = Path(out_path)

@@ -83,8 +83,9 @@ class PaletteCanvas:
     def fill(self, pts: np.ndarray, colour: tuple[int, int, int], cls: int) -> None:
         self.draw.polygon(xy(pts), fill=self.ink(colour, cls))
 
-    def line(self, pts: np.ndarray, colour: tuple[int, int, int], cls: int, width: int = 1,
-             closed: bool = False) -> None:
+    def line(
+        self, pts: np.ndarray, colour: tuple[int, int, int], cls: int, width: int = 1, closed: bool = False
+    ) -> None:
         if closed:
             pts = np.concatenate([pts, pts[:1]])
         self.draw.line(ixy(pts), fill=self.ink(colour, cls), width=width)
@@ -104,8 +105,7 @@ class Overlay:
         self.mask: Image.Image | None = None
         self.di = ImageDraw.Draw(self.img)
 
-    def line(self, pts: np.ndarray, colour: tuple[int, int, int], width: int = 1,
-             closed: bool = False) -> None:
+    def line(self, pts: np.ndarray, colour: tuple[int, int, int], width: int = 1, closed: bool = False) -> None:
         """Image only."""
         if closed:
             pts = np.concatenate([pts, pts[:1]])
@@ -134,10 +134,10 @@ def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
     wc = w * c
     rows = k[0] * p[:, 0:wc]
     for i in range(1, 2 * r + 1):
-        rows += k[i] * p[:, i * c:i * c + wc]
+        rows += k[i] * p[:, i * c : i * c + wc]
     out = k[0] * rows[0:h]
     for i in range(1, 2 * r + 1):
-        out += k[i] * rows[i:i + h]
+        out += k[i] * rows[i : i + h]
     return out.reshape(h, w, c)
 
 

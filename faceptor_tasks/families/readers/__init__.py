@@ -9,7 +9,19 @@ from .parsing import read_celebamask_hq, read_lapa
 from .recognition import RecordIODataset, VerificationDataset, read_verification_bin
 
 __all__ = [
-    "RecordIODataset", "VerificationDataset", "read_300w", "read_affectnet", "read_aflw19",
-    "read_celeba_attributes", "read_celebamask_hq", "read_cofw", "read_ferplus", "read_lapa", "read_morph2",
-    "read_rafdb", "read_utkface", "read_verification_bin", "read_wflw",
+    "RecordIODataset",
+    "VerificationDataset",
+    "read_300w",
+    "read_affectnet",
+    "read_aflw19",
+    "read_celeba_attributes",
+    "read_celebamask_hq",
+    "read_cofw",
+    "read_ferplus",
+    "read_lapa",
+    "read_morph2",
+    "read_rafdb",
+    "read_utkface",
+    "read_verification_bin",
+    "read_wflw",
 ]

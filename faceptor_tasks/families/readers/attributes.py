@@ -12,15 +12,48 @@ import numpy as np
 from ..common import Collector, DatasetFormatError, FaceDataset, Sample, check_split, first_existing, read_lines
 
 CELEBA_ATTRIBUTES = (
-    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips",
-    "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows", "Chubby", "Double_Chin",
-    "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open",
-    "Mustache", "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline",
-    "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat",
-    "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young",
+    "5_o_Clock_Shadow",
+    "Arched_Eyebrows",
+    "Attractive",
+    "Bags_Under_Eyes",
+    "Bald",
+    "Bangs",
+    "Big_Lips",
+    "Big_Nose",
+    "Black_Hair",
+    "Blond_Hair",
+    "Blurry",
+    "Brown_Hair",
+    "Bushy_Eyebrows",
+    "Chubby",
+    "Double_Chin",
+    "Eyeglasses",
+    "Goatee",
+    "Gray_Hair",
+    "Heavy_Makeup",
+    "High_Cheekbones",
+    "Male",
+    "Mouth_Slightly_Open",
+    "Mustache",
+    "Narrow_Eyes",
+    "No_Beard",
+    "Oval_Face",
+    "Pale_Skin",
+    "Pointy_Nose",
+    "Receding_Hairline",
+    "Rosy_Cheeks",
+    "Sideburns",
+    "Smiling",
+    "Straight_Hair",
+    "Wavy_Hair",
+    "Wearing_Earrings",
+    "Wearing_Hat",
+    "Wearing_Lipstick",
+    "Wearing_Necklace",
+    "Wearing_Necktie",
+    "Young",
 )
-CELEBA_SPLITS = {"train": (0,), "val": (1,), "test": (2,), "trainval": (0, 1), "train_val": (0, 1),
-                 "all": (0, 1, 2)}
+CELEBA_SPLITS = {"train": (0,), "val": (1,), "test": (2,), "trainval": (0, 1), "train_val": (0, 1), "all": (0, 1, 2)}
 
 
 def read_celeba_attributes(root: str, split: str, skip_invalid: bool = False) -> FaceDataset:
@@ -28,14 +61,22 @@ def read_celeba_attributes(root: str, split: str, skip_invalid: bool = False) ->
     ``[Eval/]list_eval_partition.txt`` (``image 0|1|2``); images in ``[Img/]img_align_celeba/`` (or ``data/``).
     Splits: ``train``, ``val``, ``test``, ``trainval``, ``all``."""
     check_split(split, tuple(CELEBA_SPLITS), root)
-    attr = first_existing(os.path.join(root, "list_attr_celeba.txt"),
-                          os.path.join(root, "Anno", "list_attr_celeba.txt"))
-    part = first_existing(os.path.join(root, "list_eval_partition.txt"),
-                          os.path.join(root, "Eval", "list_eval_partition.txt"))
+    attr = first_existing(
+        os.path.join(root, "list_attr_celeba.txt"), os.path.join(root, "Anno", "list_attr_celeba.txt")
+    )
+    part = first_existing(
+        os.path.join(root, "list_eval_partition.txt"), os.path.join(root, "Eval", "list_eval_partition.txt")
+    )
     if attr is None or part is None:
         raise DatasetFormatError(root, 0, "needs list_attr_celeba.txt and list_eval_partition.txt")
-    image_dir = first_existing(os.path.join(root, "img_align_celeba"), os.path.join(root, "Img", "img_align_celeba"),
-                               os.path.join(root, "data")) or root
+    image_dir = (
+        first_existing(
+            os.path.join(root, "img_align_celeba"),
+            os.path.join(root, "Img", "img_align_celeba"),
+            os.path.join(root, "data"),
+        )
+        or root
+    )
     col = Collector(skip_invalid)
     groups: dict[str, int] = {}
     seen: dict[str, int] = {}
@@ -47,8 +88,10 @@ def read_celeba_attributes(root: str, split: str, skip_invalid: bool = False) ->
             if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
                 raise ValueError(f"expected 'image 0|1|2', got {line.strip()!r}")
             if fields[0] in groups and groups[fields[0]] != int(fields[1]):
-                raise ValueError(f"{fields[0]} is already in group {groups[fields[0]]} (line "
-                                 f"{seen[fields[0]]}): an image in two splits")
+                raise ValueError(
+                    f"{fields[0]} is already in group {groups[fields[0]]} (line "
+                    f"{seen[fields[0]]}): an image in two splits"
+                )
             groups[fields[0]] = int(fields[1])
             seen.setdefault(fields[0], lineno)
     lines = read_lines(attr)

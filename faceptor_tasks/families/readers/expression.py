@@ -21,13 +21,27 @@ EXPRESSIONS = ("surprise", "fear", "disgust", "happiness", "sadness", "anger", "
 AFFECTNET_TO_SHARED = (6, 3, 4, 0, 1, 2, 5)
 AFFECTNET_EXCLUDED = {7: "contempt", 8: "none", 9: "uncertain", 10: "no face"}
 #: FER+ vote columns, in fer2013new.csv order.
-FERPLUS_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt",
-                   "unknown", "NF")
+FERPLUS_COLUMNS = (
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
+)
 #: FER+ class k (column order above, first seven) -> shared index.
 FERPLUS_TO_SHARED = (6, 3, 0, 4, 5, 2, 1)
 FERPLUS_FOLDERS = {"Training": "FER2013Train", "PublicTest": "FER2013Valid", "PrivateTest": "FER2013Test"}
-FERPLUS_SPLITS = {"train": ("Training",), "val": ("PublicTest",), "test": ("PrivateTest",),
-                  "train_val": ("Training", "PublicTest")}
+FERPLUS_SPLITS = {
+    "train": ("Training",),
+    "val": ("PublicTest",),
+    "test": ("PrivateTest",),
+    "train_val": ("Training", "PublicTest"),
+}
 
 
 def read_rafdb(root: str, split: str, skip_invalid: bool = False, aligned: bool = True) -> FaceDataset:
@@ -36,8 +50,11 @@ def read_rafdb(root: str, split: str, skip_invalid: bool = False, aligned: bool 
     Prepared (reference): ``label.txt`` with the same lines and images in ``data/``. Splits: ``train``, ``test``
     (by the name prefix; a name with neither prefix is a malformed line). Label k maps to k - 1."""
     check_split(split, ("train", "test"), root)
-    base = root if os.path.isdir(os.path.join(root, "EmoLabel")) or not os.path.isdir(os.path.join(root, "basic")) \
+    base = (
+        root
+        if os.path.isdir(os.path.join(root, "EmoLabel")) or not os.path.isdir(os.path.join(root, "basic"))
         else os.path.join(root, "basic")
+    )
     original = first_existing(os.path.join(base, "EmoLabel", "list_patition_label.txt"))
     prepared = first_existing(os.path.join(root, "label.txt"), os.path.join(root, "list_patition_label.txt"))
     label_file = original or prepared
@@ -60,16 +77,20 @@ def read_rafdb(root: str, split: str, skip_invalid: bool = False, aligned: bool 
                 continue
             if original is not None:
                 stem = os.path.splitext(name)[0]
-                image = os.path.join(base, "Image", "aligned", f"{stem}_aligned.jpg") if aligned \
+                image = (
+                    os.path.join(base, "Image", "aligned", f"{stem}_aligned.jpg")
+                    if aligned
                     else os.path.join(base, "Image", "original", name)
+                )
             else:
                 image = os.path.join(root, "data", name)
             col.add(Sample(image, k - 1, (str(label_file), lineno)))
     return FaceDataset.from_collector(col, name=f"rafdb/{split}")
 
 
-def _read_name_label(col: Collector, path: Path, image_dir: str, to_shared: tuple[int, ...],
-                     excluded: dict[int, str]) -> None:
+def _read_name_label(
+    col: Collector, path: Path, image_dir: str, to_shared: tuple[int, ...], excluded: dict[int, str]
+) -> None:
     for lineno, line in enumerate(read_lines(path), start=1):
         fields = line.split()
         if not fields:
@@ -102,8 +123,10 @@ def read_affectnet(root: str, split: str, skip_invalid: bool = False) -> FaceDat
     csv_path = first_existing(os.path.join(root, "Manually_Annotated_file_lists", name), os.path.join(root, name))
     if csv_path is None:
         raise DatasetFormatError(root, 0, f"no Manually_Annotated_file_lists/{name} (or label/{split}.txt)")
-    image_dir = first_existing(os.path.join(root, "Manually_Annotated_Images"),
-                               os.path.join(root, "Manually_Annotated", "Manually_Annotated_Images")) or Path(root)
+    image_dir = first_existing(
+        os.path.join(root, "Manually_Annotated_Images"),
+        os.path.join(root, "Manually_Annotated", "Manually_Annotated_Images"),
+    ) or Path(root)
     with open(csv_path, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     header = [h.strip() for h in rows[0]] if rows else []
@@ -122,8 +145,14 @@ def read_affectnet(root: str, split: str, skip_invalid: bool = False) -> FaceDat
                 raise ValueError(f"expression {k} out of range")
             x, y = float(row[ci["face_x"]]), float(row[ci["face_y"]])
             w, h = float(row[ci["face_width"]]), float(row[ci["face_height"]])
-            col.add(Sample(os.path.join(image_dir, row[ci["subDirectory_filePath"]]), AFFECTNET_TO_SHARED[k],
-                           (str(csv_path), lineno), box=(x, y, x + w, y + h)))
+            col.add(
+                Sample(
+                    os.path.join(image_dir, row[ci["subDirectory_filePath"]]),
+                    AFFECTNET_TO_SHARED[k],
+                    (str(csv_path), lineno),
+                    box=(x, y, x + w, y + h),
+                )
+            )
     return FaceDataset.from_collector(col, name=f"affectnet/{split}")
 
 

@@ -109,8 +109,7 @@ W300_RENAMES = {"ibug/image_092_01.jpg": "ibug/image_092 _01.jpg"}
 W300_REFERENCE_OFFSET = -2.0
 
 
-def read_300w(root: str, split: str, skip_invalid: bool = False,
-              offset: float = W300_REFERENCE_OFFSET) -> FaceDataset:
+def read_300w(root: str, split: str, skip_invalid: bool = False, offset: float = W300_REFERENCE_OFFSET) -> FaceDataset:
     """300W, 68 points. Prepared: ``face_landmarks_300w_{split}.csv`` (HRNet) with images under
     ``root/{data,images,.}``. Original: ``.pts`` next to the images in ``afw``, ``helen/{trainset,testset}``,
     ``lfpw/{trainset,testset}``, ``ibug`` (and ``300W/0{1_Indoor,2_Outdoor}`` for ``test``).
@@ -145,8 +144,14 @@ def read_pts_folders(col: Collector, root: str, folders: Sequence[str], num_poin
                 pts = read_pts(pts_path) + offset
                 if len(pts) != num_points:
                     raise ValueError(f"expected {num_points} points, got {len(pts)}")
-                image = next((str(pts_path.with_suffix(e)) for e in (".jpg", ".png", ".jpeg")
-                              if pts_path.with_suffix(e).is_file()), str(pts_path.with_suffix(".jpg")))
+                image = next(
+                    (
+                        str(pts_path.with_suffix(e))
+                        for e in (".jpg", ".png", ".jpeg")
+                        if pts_path.with_suffix(e).is_file()
+                    ),
+                    str(pts_path.with_suffix(".jpg")),
+                )
                 col.add(Sample(image, pts, (str(pts_path), 0), box=points_box(pts)))
     if not found and not col.skipped:
         raise DatasetFormatError(root, 0, f"no .pts files under {', '.join(folders)}")
@@ -268,8 +273,9 @@ def read_cofw(root: str, split: str, skip_invalid: bool = False) -> FaceDataset:
     squared (as the reference). Splits: ``train``, ``test``.
     """
     check_split(split, ("train", "test"), root)
-    name, ki, kp = (("COFW_train_color.mat", "IsTr", "phisTr") if split == "train"
-                    else ("COFW_test_color.mat", "IsT", "phisT"))
+    name, ki, kp = (
+        ("COFW_train_color.mat", "IsTr", "phisTr") if split == "train" else ("COFW_test_color.mat", "IsT", "phisT")
+    )
     path = os.path.join(root, name)
     mat = load_mat(path, (ki, kp))
     images, phis = _cells(mat[ki]), np.asarray(mat[kp], np.float64)
@@ -287,8 +293,15 @@ def read_cofw(root: str, split: str, skip_invalid: bool = False) -> FaceDataset:
             half = max(x2 - x1, y2 - y1) / 2
             cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
             occl = row[58:87].astype(np.uint8) if row.shape[0] >= 87 else np.zeros(29, np.uint8)
-            col.add(Sample(img.astype(np.uint8), pts, (path, i + 1), box=(cx - half, cy - half, cx + half, cy + half),
-                           meta={"occlusion": occl}))
+            col.add(
+                Sample(
+                    img.astype(np.uint8),
+                    pts,
+                    (path, i + 1),
+                    box=(cx - half, cy - half, cx + half, cy + half),
+                    meta={"occlusion": occl},
+                )
+            )
     return FaceDataset.from_collector(col, name=f"cofw/{split}")
 
 
@@ -308,8 +321,9 @@ def read_aflw19(root: str, split: str, skip_invalid: bool = False, train_size: i
     ra = np.asarray(mat["ra"]).astype(np.int64).reshape(-1) - 1
     n = len(names)
     if data.shape != (n, 38) or bbox.shape != (n, 4) or mask.shape != (n, 19):
-        raise DatasetFormatError(path, 0, f"inconsistent shapes: data {data.shape}, bbox {bbox.shape}, "
-                                          f"mask_new {mask.shape}, nameList {n}")
+        raise DatasetFormatError(
+            path, 0, f"inconsistent shapes: data {data.shape}, bbox {bbox.shape}, mask_new {mask.shape}, nameList {n}"
+        )
     if ra.min(initial=0) < 0 or ra.max(initial=0) >= n:
         raise DatasetFormatError(path, 0, "ra holds indices outside nameList")
     train_n = min(train_size, len(ra))
@@ -323,6 +337,13 @@ def read_aflw19(root: str, split: str, skip_invalid: bool = False, train_size: i
             name = _mat_str(names[i])
             pts = data[i].reshape(2, 19).T.astype(np.float32)
             left, right, top, bottom = bbox[i]
-            col.add(Sample(resolve_image(root, name, dirs), pts, (path, int(i) + 1),
-                           box=(left, top, right, bottom), meta={"visibility": mask[i].astype(np.uint8)}))
+            col.add(
+                Sample(
+                    resolve_image(root, name, dirs),
+                    pts,
+                    (path, int(i) + 1),
+                    box=(left, top, right, bottom),
+                    meta={"visibility": mask[i].astype(np.uint8)},
+                )
+            )
     return FaceDataset.from_collector(col, name=f"aflw19/{split}")

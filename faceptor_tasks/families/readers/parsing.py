@@ -28,13 +28,46 @@ from ..common import (
 
 #: CelebAMask-HQ part-mask suffixes in painting order; class ``i + 1`` is ``CELEBAMASK_PARTS[i]``.
 CELEBAMASK_PARTS = (
-    "neck", "skin", "cloth", "l_ear", "r_ear", "l_brow", "r_brow", "l_eye", "r_eye", "nose", "mouth",
-    "l_lip", "u_lip", "hair", "eye_g", "hat", "ear_r", "neck_l",
+    "neck",
+    "skin",
+    "cloth",
+    "l_ear",
+    "r_ear",
+    "l_brow",
+    "r_brow",
+    "l_eye",
+    "r_eye",
+    "nose",
+    "mouth",
+    "l_lip",
+    "u_lip",
+    "hair",
+    "eye_g",
+    "hat",
+    "ear_r",
+    "neck_l",
 )
 #: The 19 class names (background first), as the reference names them.
 CELEBAMASK_LABELS = (
-    "background", "neck", "face", "cloth", "rr", "lr", "rb", "lb", "re", "le", "nose", "imouth", "llip",
-    "ulip", "hair", "glass", "hat", "earr", "neckl",
+    "background",
+    "neck",
+    "face",
+    "cloth",
+    "rr",
+    "lr",
+    "rb",
+    "lb",
+    "re",
+    "le",
+    "nose",
+    "imouth",
+    "llip",
+    "ulip",
+    "hair",
+    "glass",
+    "hat",
+    "earr",
+    "neckl",
 )
 LAPA_LABELS = ("background", "face_lr_rr", "lb", "rb", "le", "re", "nose", "ul", "im", "ll", "hair")
 #: Class permutations under a horizontal flip (left/right ears, brows, eyes swap), for ``label_flip``.
@@ -95,8 +128,9 @@ def read_celebamask_hq(root: str, split: str, skip_invalid: bool = False) -> Par
     """
     check_split(split, tuple(CELEBA_GROUPS), root)
     mapping = first_existing(os.path.join(root, "CelebA-HQ-to-CelebA-mapping.txt"))
-    partition = first_existing(os.path.join(root, "list_eval_partition.txt"),
-                               os.path.join(root, "Eval", "list_eval_partition.txt"))
+    partition = first_existing(
+        os.path.join(root, "list_eval_partition.txt"), os.path.join(root, "Eval", "list_eval_partition.txt")
+    )
     if mapping is None or partition is None:
         raise DatasetFormatError(root, 0, "needs CelebA-HQ-to-CelebA-mapping.txt and list_eval_partition.txt")
     col = Collector(skip_invalid)
@@ -124,14 +158,19 @@ def read_celebamask_hq(root: str, split: str, skip_invalid: bool = False) -> Par
                 raise ValueError(f"expected 'image group', got {line.strip()!r}")
             group = int(fields[1])
             if fields[0] in part_group and part_group[fields[0]][0] != group:
-                raise ValueError(f"{fields[0]} is already in group {part_group[fields[0]][0]} (line "
-                                 f"{part_group[fields[0]][1]}): an image in two splits")
+                raise ValueError(
+                    f"{fields[0]} is already in group {part_group[fields[0]][0]} (line "
+                    f"{part_group[fields[0]][1]}): an image in two splits"
+                )
             part_group.setdefault(fields[0], (group, lineno))
             if fields[0] not in orig_to_hq or group not in groups:
                 continue
             hq, map_line = orig_to_hq[fields[0]]
-            parts = [(v + 1, str(mask_dir / str(hq // 2000) / f"{hq:05d}_{p}.png"))
-                     for v, p in enumerate(CELEBAMASK_PARTS) if f"{hq:05d}_{p}.png" in existing]
+            parts = [
+                (v + 1, str(mask_dir / str(hq // 2000) / f"{hq:05d}_{p}.png"))
+                for v, p in enumerate(CELEBAMASK_PARTS)
+                if f"{hq:05d}_{p}.png" in existing
+            ]
             if not parts:
                 raise DatasetFormatError(mapping, map_line, f"no part masks {mask_dir}/{hq // 2000}/{hq:05d}_*.png")
             image = os.path.join(root, "CelebA-HQ-img", f"{hq}.jpg")
@@ -183,6 +222,12 @@ def read_lapa(root: str, split: str, skip_invalid: bool = False) -> ParsingDatas
                 if not label.is_file():
                     raise DatasetFormatError(label, 0, f"label map of {img.name} not found")
                 pts = read_lapa_landmarks(lm_path)
-                col.add(Sample(str(img), LabelFile(str(label), len(LAPA_LABELS)), (str(lm_path), 0),
-                               extra={"align_points": lapa_align_points(pts, lm_path)}))
+                col.add(
+                    Sample(
+                        str(img),
+                        LabelFile(str(label), len(LAPA_LABELS)),
+                        (str(lm_path), 0),
+                        extra={"align_points": lapa_align_points(pts, lm_path)},
+                    )
+                )
     return ParsingDataset.from_collector(col, name=f"lapa/{split}")

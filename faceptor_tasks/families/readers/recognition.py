@@ -81,12 +81,12 @@ def unpack_record(payload: bytes, name: str = "train.rec") -> tuple[int, np.ndar
     if len(payload) < IR_HEADER.size:
         raise DatasetFormatError(name, 0, "record shorter than its IRHeader")
     flag, label, id1, id2 = IR_HEADER.unpack_from(payload)
-    body = payload[IR_HEADER.size:]
+    body = payload[IR_HEADER.size :]
     if flag > 0:
         if len(body) < 4 * flag:
             raise DatasetFormatError(name, 0, f"record {id1}: {flag} labels announced, payload too short")
         labels = np.frombuffer(body[: 4 * flag], dtype="<f4").copy()
-        body = body[4 * flag:]
+        body = body[4 * flag :]
     else:
         labels = np.asarray([label], np.float32)
     return flag, labels, id1, id2, body
@@ -151,10 +151,14 @@ class RecordIODataset(FaceDataset):
 
 # -- verification .bin ---------------------------------------------------------------------------------
 _ALLOWED_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),  # protocol 5 arrays
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),  # protocol 5 arrays
     ("_codecs", "encode"),  # how pickle protocol 2 stores bytes under Python 3
 }
 
@@ -224,13 +228,22 @@ class VerificationDataset(FaceDataset):
             raise DatasetFormatError(self.path, 0, f"image {index}: {exc.reason}") from None
 
     def raw(self, index: int) -> dict[str, Any]:
-        return {"image": self._decode(2 * index), "image_b": self._decode(2 * index + 1),
-                "target": int(self.issame[index]), "meta": {"pair": index}}
+        return {
+            "image": self._decode(2 * index),
+            "image_b": self._decode(2 * index + 1),
+            "target": int(self.issame[index]),
+            "meta": {"pair": index},
+        }
 
     def finish(self, item: dict[str, Any]) -> Any:
         if self.transform is None:
             return item
         a = self.transform({"image": item["image"], "target": item["target"], "meta": {}})
         b = self.transform({"image": item["image_b"], "target": item["target"], "meta": {}})
-        return {"image_a": a["image"], "image_b": b["image"], "issame": bool(item["target"]),
-                "target": a["target"], "meta": dict(item["meta"])}
+        return {
+            "image_a": a["image"],
+            "image_b": b["image"],
+            "issame": bool(item["target"]),
+            "target": a["target"],
+            "meta": dict(item["meta"]),
+        }

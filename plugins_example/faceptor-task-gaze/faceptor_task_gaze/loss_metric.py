@@ -18,8 +18,9 @@ class AngularError(Metric):
     takes_raw_output = False
     pairs = False
     meta = {
-        "angular_error": MetricMeta(better="lower", unit="degrees", description="mean angle between the predicted "
-                                    "and the true 3-D gaze vectors"),
+        "angular_error": MetricMeta(
+            better="lower", unit="degrees", description="mean angle between the predicted and the true 3-D gaze vectors"
+        ),
         "angular_error_median": MetricMeta(better="lower", unit="degrees", description="median of that angle"),
     }
 

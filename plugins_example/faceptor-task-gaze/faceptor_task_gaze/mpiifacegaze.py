@@ -41,8 +41,9 @@ def _select(root: Path, split: str) -> list[str]:
         kind, _, held_out = split.partition(":")
         held_out = held_out or DEFAULT_TEST_PERSON
         if kind not in ("train", "test"):
-            raise DatasetFormatError(root, 0, f"unknown split {split!r}; expected train, test, train:pXX, "
-                                              "test:pXX or pXX")
+            raise DatasetFormatError(
+                root, 0, f"unknown split {split!r}; expected train, test, train:pXX, test:pXX or pXX"
+            )
         chosen = [held_out] if kind == "test" else [p for p in people if p != held_out]
     missing = [p for p in chosen if p not in people]
     if missing:
@@ -83,6 +84,13 @@ def read_mpiifacegaze(root: str | os.PathLike, split: str, skip_invalid: bool = 
                 continue
             with col.entry(ann, number):
                 rel, landmarks, angles = parse_line(line)
-                col.add(Sample(image=str(root / person / rel), target=angles, source=(str(ann), number),
-                               box=face_box(landmarks), extra={"landmarks6": landmarks}))
+                col.add(
+                    Sample(
+                        image=str(root / person / rel),
+                        target=angles,
+                        source=(str(ann), number),
+                        box=face_box(landmarks),
+                        extra={"landmarks6": landmarks},
+                    )
+                )
     return FaceDataset.from_collector(col, name=f"mpiifacegaze/{split}")

@@ -28,17 +28,36 @@ MPII_CROP = CropSpec(method="box", source="MPIIFaceGaze: a box 2.4 x the six lan
 
 
 def gaze_task(name: str, dataset, description: str, crop: CropSpec, **fields: Any) -> TaskSpec:
-    return regression_task(name, GAZE_LABELS, flip=GAZE_FLIP, dataset=dataset, units="rad", crop=crop,
-                           family="gaze", primary_metric="angular_error", metrics=gaze_metrics,
-                           description=description, **fields)
+    return regression_task(
+        name,
+        GAZE_LABELS,
+        flip=GAZE_FLIP,
+        dataset=dataset,
+        units="rad",
+        crop=crop,
+        family="gaze",
+        primary_metric="angular_error",
+        metrics=gaze_metrics,
+        description=description,
+        **fields,
+    )
 
 
 def gaze_tasks() -> list[TaskSpec]:
     return [
-        gaze_task("gaze_synth", synth_gaze_dataset,
-                  "SynthFaces gaze (pitch, yaw) shown by the pupils; generated, no download.", SYNTH_CROP,
-                  license="Apache-2.0 (generated data)"),
-        gaze_task("gaze_mpiifacegaze", partial(build_dataset, read_mpiifacegaze),
-                  "MPIIFaceGaze, full-face gaze; leave-one-person-out splits (default test person p14).", MPII_CROP,
-                  license="CC BY-NC-SA 4.0 (the dataset; obtain it from its authors)", citation=MPII_CITATION),
+        gaze_task(
+            "gaze_synth",
+            synth_gaze_dataset,
+            "SynthFaces gaze (pitch, yaw) shown by the pupils; generated, no download.",
+            SYNTH_CROP,
+            license="Apache-2.0 (generated data)",
+        ),
+        gaze_task(
+            "gaze_mpiifacegaze",
+            partial(build_dataset, read_mpiifacegaze),
+            "MPIIFaceGaze, full-face gaze; leave-one-person-out splits (default test person p14).",
+            MPII_CROP,
+            license="CC BY-NC-SA 4.0 (the dataset; obtain it from its authors)",
+            citation=MPII_CITATION,
+        ),
     ]

@@ -14,5 +14,8 @@ GAZE_LABELS = ("pitch", "yaw")
 GAZE_FLIP = FlipRule(negate=("yaw",))
 
 #: ``GazeTransform(split, input_size, crop=...)``: the transform of the gaze tasks (default crop: the item's box).
-GazeTransform = partial(RegressionTransform, crop=CropSpec(method="box"),
-                        flip=resolve_flip(GAZE_FLIP, "regression", GAZE_LABELS, len(GAZE_LABELS)))
+GazeTransform = partial(
+    RegressionTransform,
+    crop=CropSpec(method="box"),
+    flip=resolve_flip(GAZE_FLIP, "regression", GAZE_LABELS, len(GAZE_LABELS)),
+)

@@ -117,8 +117,12 @@ def test_plugin_is_registered_through_its_entry_point():
     assert reg.owner("gaze_synth") == "gaze"
     spec = faceptor_core.get_task("gaze_mpiifacegaze")
     assert spec.head_type == "attribute" and spec.num_queries == 2
-    model = faceptor_core.build(["synth_landmarks", "gaze_synth"], encoder="vit_t16", input_sizes=32,
-                                decoder={"hidden_dim": 32, "num_heads": 4, "ffn_dim": 64, "num_layers": 1})
+    model = faceptor_core.build(
+        ["synth_landmarks", "gaze_synth"],
+        encoder="vit_t16",
+        input_sizes=32,
+        decoder={"hidden_dim": 32, "num_heads": 4, "ffn_dim": 64, "num_layers": 1},
+    )
     out = model.predict(torch.rand(2, 3, 32, 32))
     assert out["gaze_synth"].values.shape == (2, 2) and out["gaze_synth"].names == ("pitch", "yaw")
 
