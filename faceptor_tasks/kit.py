@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from faceptor_core.crop import CropSpec
 from faceptor_core.flip import UNCHANGED, FlipRule, LabelFlip, resolve_flip
-from faceptor_core.spec import TaskSpec
+from faceptor_core.spec import MetricMeta, TaskSpec
 
 from .families.age import age_task
 from .families.attributes import attribute_task
@@ -91,6 +91,7 @@ __all__ = [
     "LabelFlip",
     "MeanValueBaseline",
     "Metric",
+    "MetricMeta",
     "RegressionLoss",
     "RegressionMAE",
     "RegressionTransform",

@@ -6,8 +6,7 @@ from typing import Any
 
 import torch
 
-from faceptor_core.spec import MetricMeta
-from faceptor_tasks.kit import Metric, TaskSpec, as_tensor
+from faceptor_tasks.kit import Metric, MetricMeta, TaskSpec, as_tensor
 
 from .angles import angular_error_degrees
 
