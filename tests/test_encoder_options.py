@@ -43,3 +43,42 @@ def test_conv_stem_model_round_trips_through_save_and_load(tmp_path) -> None:
     after = again(x)
     for k in before:
         torch.testing.assert_close(after[k], before[k])
+
+
+@pytest.mark.parametrize("patch", [8, 16, 32])
+def test_stem_skip_gives_the_pixel_decoders_resolution(patch: int) -> None:
+    enc = ViTEncoder(EncoderConfig(name="vit_t16", stem="conv", depth=1, patch_size=patch, drop_path_rate=0))
+    outs = enc(torch.randn(2, 3, 128, 128), stem_skip=True)
+    grid = 128 // patch
+    assert outs.stem.shape == (2, enc.patch_embed.skip_channels(), 4 * grid, 4 * grid)
+    assert enc(torch.randn(1, 3, 128, 128)).stem is None  # only when asked for
+    plain = ViTEncoder(EncoderConfig(name="vit_t16", depth=1, drop_path_rate=0))
+    with pytest.raises(ValueError, match="conv stem"):
+        plain(torch.randn(1, 3, 64, 64), stem_skip=True)
+
+
+def test_stem_skip_feeds_dense_tasks_and_round_trips(tmp_path) -> None:
+    """The skip reaches the dense outputs (and only those), trains the stem through them, and is saved."""
+    enc = EncoderConfig(name="vit_t16", stem="conv", depth=1, drop_path_rate=0)
+    dec = {"hidden_dim": 32, "num_heads": 2, "ffn_dim": 64, "num_layers": 1, "stem_skip": True}
+    model = faceptor_core.build(["synth_parsing", "synth_age"], encoder=enc, input_sizes=64, decoder=dec).eval()
+    x = torch.rand(2, 3, 64, 64)
+    out = model(x)
+    assert out["synth_parsing"].shape == (2, 11, 16, 16)
+    with torch.no_grad():
+        model.stem_skip.weight.add_(1.0)
+    changed = model(x)
+    assert not torch.allclose(changed["synth_parsing"], out["synth_parsing"])
+    assert torch.equal(changed["synth_age"], out["synth_age"])
+    model.stem_skip.weight.grad = None
+    changed["synth_parsing"].square().mean().backward()
+    assert model.stem_skip.weight.grad.abs().sum() > 0 and model.encoder.patch_embed[0].weight.grad.abs().sum() > 0
+    model.save_pretrained(tmp_path / "m")
+    again = faceptor_core.load(tmp_path / "m")
+    assert again.config.decoder.stem_skip
+    torch.testing.assert_close(again(x)["synth_parsing"], model(x)["synth_parsing"])
+
+
+def test_stem_skip_needs_a_conv_stem() -> None:
+    with pytest.raises(ValueError, match="stem_skip needs the conv stem"):
+        faceptor_core.build(["synth_parsing"], encoder="vit_t16", input_sizes=64, decoder={"stem_skip": True})

@@ -41,6 +41,11 @@ class DecoderConfig(BaseModel):
     num_layers: int = Field(default=9, ge=1, le=64)
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     final_norm: bool = Field(default=False, description="A LayerNorm after the last layer (the reference has none).")
+    stem_skip: bool = Field(
+        default=False,
+        description="Add the conv stem's map at a quarter of the patch size (1x1-projected) to the pixel decoder's "
+        "output: fine detail for dense tasks of small from-scratch models (CPU presets; the paper's model has none).",
+    )
 
     @model_validator(mode="after")
     def _heads_divide(self) -> DecoderConfig:

@@ -70,6 +70,35 @@ class ConvStem(nn.Sequential):
         layers.append(nn.Conv2d(c_in, embed_dim, 1))
         super().__init__(*layers)
 
+    @property
+    def blocks(self) -> int:
+        """Stride-2 conv blocks (``log2(patch_size)``)."""
+        return (len(self) - 1) // 3
+
+    def skip_channels(self) -> int:
+        """Channels of the map at a quarter of the patch size (what :meth:`forward_with_skip` returns)."""
+        return self[3 * (self.blocks - 3)].out_channels
+
+    def forward_with_skip(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The tokens and the map after the block at stride ``patch_size / 4`` (the pixel decoder's resolution)."""
+        if self.blocks < 3:
+            raise ValueError("a stem skip needs a patch size of at least 8")
+        keep = 3 * (self.blocks - 2)  # layers up to and including that block's ReLU
+        skip = None
+        for i, layer in enumerate(self):
+            x = layer(x)
+            if i == keep - 1:
+                skip = x
+        assert skip is not None
+        return x, skip
+
+
+class EncoderFeatures(list):
+    """The blocks' outputs (``B x C x S x S`` each), and ``stem``: the conv stem's map at a quarter of the patch
+    size (``B x C' x 4S x 4S``, the pixel decoder's resolution) when it was asked for, else None."""
+
+    stem: torch.Tensor | None = None
+
 
 class ViTEncoder(nn.Module):
     """Patch embedding, position embedding, pre-norm and the transformer blocks of a timm ViT."""
@@ -127,17 +156,25 @@ class ViTEncoder(nn.Module):
             for p in (*self.ln_post.parameters(), *self.proj.parameters()):
                 p.requires_grad_(False)
 
-    def forward(self, x: torch.Tensor, layers: int | None = None) -> list[torch.Tensor]:
-        """``B x 3 x H x W`` normalised images -> the outputs of the first ``layers`` blocks (default all)."""
+    def forward(self, x: torch.Tensor, layers: int | None = None, stem_skip: bool = False) -> EncoderFeatures:
+        """``B x 3 x H x W`` normalised images -> the outputs of the first ``layers`` blocks (default all); with
+        ``stem_skip`` (conv stem only) also the stem's map at a quarter of the patch size, as ``.stem``."""
         if x.shape[-1] % self.patch_size or x.shape[-2] % self.patch_size:
             raise ValueError(f"input {tuple(x.shape[-2:])} is not a multiple of the patch size {self.patch_size}")
-        tokens = self.patch_embed(x)
+        skip = None
+        if stem_skip:
+            if not isinstance(self.patch_embed, ConvStem):
+                raise ValueError("stem_skip needs the conv stem (EncoderConfig stem='conv')")
+            tokens, skip = self.patch_embed.forward_with_skip(x)
+        else:
+            tokens = self.patch_embed(x)
         b, c, h, w = tokens.shape
         tokens = tokens.flatten(2).transpose(1, 2)
         pos = torch.cat((self.pos_embed[:, :1], resize_pos_grid(self.pos_embed[:, 1:], (h, w))), dim=1)
         tokens = torch.cat((self.cls_token.expand(b, -1, -1), tokens), dim=1) + pos
         tokens = self.norm_pre(tokens)
-        outs = []
+        outs = EncoderFeatures()
+        outs.stem = skip
         for block in self.blocks[: layers or self.depth]:
             tokens = block(tokens)
             outs.append(tokens[:, 1:].transpose(1, 2).reshape(b, c, h, w))

@@ -16,6 +16,7 @@ from torch import nn
 from ..spec import TaskHead
 from .base import FaceptorBase, Job
 from .config import ModelConfig
+from .encoder import ConvStem
 from .interpreters import FeatureInterpreter, MapInterpreter, ValueInterpreter
 from .layer_attention import LayerAttention
 from .pixel_decoder import PixelDecoder
@@ -48,6 +49,7 @@ class Faceptor(FaceptorBase):
         self.decoder = TransformerDecoder(config.decoder)  # the transformer decoder (state-dict keys decoder.*)
         self.queries = nn.ModuleDict()
         self.pixel_decoder: PixelDecoder | None = None
+        self.stem_skip: nn.Conv2d | None = None  # DecoderConfig.stem_skip: stem map -> pixel embeddings
         self.map_interpreter: MapInterpreter | None = None
         self.value_interpreter: ValueInterpreter | None = None
         self.feature_interpreter: FeatureInterpreter | None = None
@@ -68,6 +70,10 @@ class Faceptor(FaceptorBase):
         self.queries[head.name] = TaskQueries(head.num_queries, dim)
         if head.head_type == "dense" and self.pixel_decoder is None:
             self.pixel_decoder = PixelDecoder(dim)
+            if self.config.decoder.stem_skip:
+                if not isinstance(self.encoder.patch_embed, ConvStem) or self.encoder.patch_embed.blocks < 3:
+                    raise ValueError("decoder stem_skip needs the conv stem (stem='conv') and a patch size >= 8")
+                self.stem_skip = nn.Conv2d(self.encoder.patch_embed.skip_channels(), dim, 1)
             self.map_interpreter = MapInterpreter(dim)
         if head.head_type == "attribute" and self.value_interpreter is None:
             self.value_interpreter = ValueInterpreter(dim)
@@ -140,6 +146,8 @@ class Faceptor(FaceptorBase):
                 else:
                     if job.size not in pixels:
                         pixels[job.size] = self.pixel_decoder(projected[job.size])
+                        if self.stem_skip is not None:
+                            pixels[job.size] = pixels[job.size] + self.stem_skip(feats[job.size].stem)
                     out[head.name] = self.map_interpreter(q, pixels[job.size][job.rows])
         return out, (weights, memory, decoder_jobs)
 
