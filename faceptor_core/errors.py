@@ -19,13 +19,13 @@ class FaceptorError(Exception):
 class TaskNotFoundError(FaceptorError, KeyError):
     """An unknown task name; the message suggests close matches."""
 
-    def __init__(self, name: str, known: Iterable[str]):
+    def __init__(self, name: str, known: Iterable[str], where: str = "registered; see `faceptor tasks`"):
         known = sorted(known)
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         self.name = name
         self.suggestions = close
-        super().__init__(f"unknown task {name!r}.{hint} ({len(known)} tasks registered; see `faceptor tasks`)")
+        super().__init__(f"unknown task {name!r}.{hint} ({len(known)} tasks {where})")
 
     def __str__(self) -> str:  # KeyError quotes its message otherwise
         return str(self.args[0])

@@ -82,7 +82,7 @@ class FaceptorBase(nn.Module):
         out = []
         for name in names:
             if name not in known:
-                raise TaskNotFoundError(name, known)
+                raise TaskNotFoundError(name, known, f"in this model: {', '.join(known)}")
             out.append(known[name])
         return out
 
