@@ -70,31 +70,48 @@ _AUC = "AUC/FR on the reference's grid np.arange(0, t + 1e-4, 1e-4) with Simpson
 _SIMPLE = "whole image resized to 112 px (Pillow bilinear)"
 #: The evaluation protocol of each built-in task, as ``faceptor eval`` names it (details: docs/datasets.md).
 PROTOCOLS = {
-    "landmarks_300w": f"{_REF}: CSV coordinates - 2.0; box centre +- 100*scale fills 80% of the 512-px crop; {_NME}; "
-    "inter-ocular 36-45 (nme), inter-pupil",
-    "landmarks_wflw": f"{_REF}: box centre +- 100*scale fills 80% of the 512-px crop; {_NME}; inter-ocular 60-72; "
-    f"{_AUC} at 0.1",
-    "landmarks_cofw": f"{_REF}: box = landmarks' extent squared, fills 80% of the 512-px crop; {_NME}; inter-ocular "
-    f"8-9; {_AUC} at 0.1",
-    "landmarks_aflw19": f"{_REF}: release box stretched onto the 512-px crop (not squared); {_NME}; box diagonal "
-    f"(nme), sqrt(w*h) (nme_box); {_AUC} at 0.07: grid ends at 0.0701, perfect = 1.0014, FR counts "
-    "NME > 0.0701",
-    "parsing_celebamask_hq": f"{_REF}: 512-px mask geometry, no alignment; F1 from one confusion matrix over the "
-    "split, mean over the 18 non-background classes (NaN if a class is absent from the set)",
-    "parsing_lapa": f"{_REF}: 5-point similarity to FaRL's template + tanh warp 0.8 (512 px); logits warped back "
-    "(bilinear) and scored in the original image; F1 from one confusion matrix, mean over the 10 "
-    "non-background classes (NaN if a class is absent from the set)",
+    "landmarks_300w": (
+        f"{_REF}: CSV coordinates - 2.0; box centre +- 100*scale fills 80% of the 512-px crop; {_NME}; "
+        "inter-ocular 36-45 (nme), inter-pupil"
+    ),
+    "landmarks_wflw": (
+        f"{_REF}: box centre +- 100*scale fills 80% of the 512-px crop; {_NME}; inter-ocular 60-72; {_AUC} at 0.1"
+    ),
+    "landmarks_cofw": (
+        f"{_REF}: box = landmarks' extent squared, fills 80% of the 512-px crop; {_NME}; inter-ocular "
+        f"8-9; {_AUC} at 0.1"
+    ),
+    "landmarks_aflw19": (
+        f"{_REF}: release box stretched onto the 512-px crop (not squared); {_NME}; box diagonal "
+        f"(nme), sqrt(w*h) (nme_box); {_AUC} at 0.07: grid ends at 0.0701, perfect = 1.0014, FR counts "
+        "NME > 0.0701"
+    ),
+    "parsing_celebamask_hq": (
+        f"{_REF}: 512-px mask geometry, no alignment; F1 from one confusion matrix over the "
+        "split, mean over the 18 non-background classes (NaN if a class is absent from the set)"
+    ),
+    "parsing_lapa": (
+        f"{_REF}: 5-point similarity to FaRL's template + tanh warp 0.8 (512 px); logits warped back "
+        "(bilinear) and scored in the original image; F1 from one confusion matrix, mean over the 10 "
+        "non-background classes (NaN if a class is absent from the set)"
+    ),
     "age_morph2": f"{_REF}: {_SIMPLE}; age = sum k p_k, p the L1-normalised sigmoid over 0..100; MAE",
-    "age_utkface": f"{_REF}: {_SIMPLE}; age = sum k p_k, p the L1-normalised sigmoid over 0..100; MAE "
-    "(the reference's split with its label/*.csv, else a CRC-32 80/20 split)",
+    "age_utkface": (
+        f"{_REF}: {_SIMPLE}; age = sum k p_k, p the L1-normalised sigmoid over 0..100; MAE "
+        "(the reference's split with its label/*.csv, else a CRC-32 80/20 split)"
+    ),
     "expression_rafdb": f"{_REF}: {_SIMPLE}; top-1 = torch.topk on the logits; accuracy",
-    "expression_affectnet": f"{_REF}: {_SIMPLE} (CSV face box when reading the release); top-1 = torch.topk on the "
-    "logits; accuracy",
+    "expression_affectnet": (
+        f"{_REF}: {_SIMPLE} (CSV face box when reading the release); top-1 = torch.topk on the logits; accuracy"
+    ),
     "expression_ferplus": f"{_REF}: {_SIMPLE}; majority-vote labels; top-1 = torch.topk on the logits; accuracy",
-    "attributes_celeba": f"{_REF}: {_SIMPLE}; positive iff sigmoid(logit) > 0.5 (0.5 is negative); mean accuracy "
-    "over the 40 attributes",
-    "recognition_ms1mv3": "InsightFace verification: embedding(image) + embedding(flip), L2-normalised; squared "
-    "distance thresholds 0..4 step 0.01, unshuffled 10-fold CV; mean accuracy",
+    "attributes_celeba": (
+        f"{_REF}: {_SIMPLE}; positive iff sigmoid(logit) > 0.5 (0.5 is negative); mean accuracy over the 40 attributes"
+    ),
+    "recognition_ms1mv3": (
+        "InsightFace verification: embedding(image) + embedding(flip), L2-normalised; squared "
+        "distance thresholds 0..4 step 0.01, unshuffled 10-fold CV; mean accuracy"
+    ),
 }
 
 

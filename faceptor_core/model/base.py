@@ -110,10 +110,8 @@ class FaceptorBase(nn.Module):
     def encode(self, batches: Mapping[int, torch.Tensor]) -> dict[int, list[torch.Tensor]]:
         """One encoder pass per input size: ``{size: [B x C x S x S] * depth}`` (an
         :class:`~faceptor_core.model.encoder.EncoderFeatures`, with the stem's map when the decoder uses it)."""
-        skip = self.config.decoder.stem_skip
-        return {
-            size: self.encoder(self.normalise(x, size).to(self.dtype), stem_skip=skip) for size, x in batches.items()
-        }
+        kw = {"stem_skip": True} if self.config.decoder.stem_skip else {}
+        return {size: self.encoder(self.normalise(x, size).to(self.dtype), **kw) for size, x in batches.items()}
 
     def prepare(self, images: Images, sizes: Sequence[int]) -> dict[int, torch.Tensor]:
         """Images (any size, resized per group) or ``{size: batch}`` -> ``{size: float batch}``."""
