@@ -23,15 +23,8 @@ import numpy as np
 import torch
 
 import faceptor_core
+from faceptor_tasks.builtin import PAPER_TASKS
 
-PAPER_TASKS = [
-    "landmarks_300w",
-    "parsing_celebamask_hq",
-    "age_morph2",
-    "expression_rafdb",
-    "attributes_celeba",
-    "recognition_ms1mv3",
-]
 CELL = 200
 
 

@@ -16,15 +16,7 @@ from pathlib import Path
 import torch
 
 import faceptor_core
-
-PAPER_TASKS = [
-    "landmarks_300w",
-    "parsing_celebamask_hq",
-    "age_morph2",
-    "expression_rafdb",
-    "attributes_celeba",
-    "recognition_ms1mv3",
-]
+from faceptor_tasks.builtin import PAPER_TASKS
 
 
 def timed(fn, repeats: int) -> float:

@@ -60,6 +60,15 @@ FLIP_19 = permutation_from_pairs(19, ((1, 6), (2, 5), (3, 4), (7, 12), (8, 11), 
 # fmt: on
 
 EXPRESSIONS = _EXPRESSIONS
+#: The paper's six tasks (one dataset per task type), in its order.
+PAPER_TASKS: tuple[str, ...] = (
+    "landmarks_300w",
+    "parsing_celebamask_hq",
+    "age_morph2",
+    "expression_rafdb",
+    "attributes_celeba",
+    "recognition_ms1mv3",
+)
 #: The reference's LaPa warp: five-point alignment, then a tanh warp of factor 0.8.
 LAPA_WARP_FACTOR = 0.8
 

@@ -13,16 +13,8 @@ import faceptor_core
 from faceptor_core import TaskNotFoundError, WeightsMismatchError
 from faceptor_core.model.config import EncoderConfig
 from faceptor_core.model.encoder import ViTEncoder, resize_pos_grid
+from faceptor_tasks.builtin import PAPER_TASKS
 from tests.conftest import tiny_build
-
-PAPER_TASKS = [
-    "landmarks_300w",
-    "parsing_celebamask_hq",
-    "age_morph2",
-    "expression_rafdb",
-    "attributes_celeba",
-    "recognition_ms1mv3",
-]
 
 
 @pytest.fixture(scope="module")
