@@ -115,6 +115,33 @@ def metric(base: str, name: str) -> float:
     return 0.0
 
 
+BATCH_COUNTERS = ("faceptor_batch_size_photos_count", "faceptor_batch_size_photos_sum", "faceptor_batch_seconds_sum")
+
+
+def batch_counters(base: str) -> list[float]:
+    """The server's batch counters now (passes, photos in them, seconds spent)."""
+    return [metric(base, name) for name in BATCH_COUNTERS]
+
+
+def batch_stats(base: str, before: list[float], lat: np.ndarray) -> dict[str, float]:
+    """Latency percentiles of ``lat`` (seconds) and the passes the server ran since ``before``."""
+    passes, photos, seconds = (now - then for now, then in zip(batch_counters(base), before, strict=True))
+    return {
+        "requests": len(lat),
+        "p50_ms": 1000 * float(np.percentile(lat, 50)),
+        "p99_ms": 1000 * float(np.percentile(lat, 99)),
+        "mean_batch": photos / max(passes, 1),
+        "batch_ms": 1000 * seconds / max(passes, 1),
+    }
+
+
+def post_photo(client: httpx.Client, pic: bytes) -> None:
+    """Upload one photo (all tasks, no embeddings in the answer); a failed request ends the benchmark."""
+    r = client.post("/v1/analyze/upload", files=[("photo", ("p.jpg", pic, "image/jpeg"))], data={"embeddings": "false"})
+    if r.status_code != 200:
+        raise SystemExit(f"request failed: {r.status_code} {r.text[:300]}")
+
+
 def load(base: str, clients: int, requests: int, pics: list[bytes]) -> dict[str, float]:
     """``clients`` threads, each sending ``requests`` photos in turn; latencies of every request."""
     barrier = threading.Barrier(clients)
@@ -126,30 +153,16 @@ def load(base: str, clients: int, requests: int, pics: list[bytes]) -> dict[str,
             for i in range(requests):
                 pic = pics[(k + i) % len(pics)]
                 t0 = time.perf_counter()
-                r = c.post(
-                    "/v1/analyze/upload", files=[("photo", ("p.jpg", pic, "image/jpeg"))], data={"embeddings": "false"}
-                )
+                post_photo(c, pic)
                 out.append(time.perf_counter() - t0)
-                if r.status_code != 200:
-                    raise SystemExit(f"request failed: {r.status_code} {r.text[:300]}")
         return out
 
-    b0, s0 = metric(base, "faceptor_batch_size_photos_count"), metric(base, "faceptor_batch_seconds_sum")
-    p0 = metric(base, "faceptor_batch_size_photos_sum")
+    before = batch_counters(base)
     t0 = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         lat = np.concatenate([np.asarray(x) for x in pool.map(client, range(clients))])
     wall = time.perf_counter() - t0
-    batches = metric(base, "faceptor_batch_size_photos_count") - b0
-    return {
-        "requests": len(lat),
-        "seconds": wall,
-        "throughput": len(lat) / wall,
-        "p50_ms": 1000 * float(np.percentile(lat, 50)),
-        "p99_ms": 1000 * float(np.percentile(lat, 99)),
-        "mean_batch": (metric(base, "faceptor_batch_size_photos_sum") - p0) / max(batches, 1),
-        "batch_ms": 1000 * (metric(base, "faceptor_batch_seconds_sum") - s0) / max(batches, 1),
-    }
+    return {"seconds": wall, "throughput": len(lat) / wall, **batch_stats(base, before, lat)}
 
 
 def open_loop(base: str, rate: float, seconds: float, clients: int, pics: list[bytes]) -> dict[str, float]:
@@ -158,7 +171,7 @@ def open_loop(base: str, rate: float, seconds: float, clients: int, pics: list[b
     rng = np.random.default_rng(0)
     starts = np.cumsum(rng.exponential(1 / rate, size=int(rate * seconds * 2)))
     starts = starts[starts < seconds]
-    local = threading.local()
+    local, opened = threading.local(), []
 
     def send(k: int) -> float:
         delay = starts[k] - (time.perf_counter() - t0)
@@ -166,30 +179,20 @@ def open_loop(base: str, rate: float, seconds: float, clients: int, pics: list[b
             time.sleep(delay)
         if not hasattr(local, "client"):
             local.client = httpx.Client(base_url=base, timeout=600)
+            opened.append(local.client)
         t1 = time.perf_counter()
-        r = local.client.post(
-            "/v1/analyze/upload",
-            files=[("photo", ("p.jpg", pics[k % len(pics)], "image/jpeg"))],
-            data={"embeddings": "false"},
-        )
-        if r.status_code != 200:
-            raise SystemExit(f"request failed: {r.status_code} {r.text[:300]}")
+        post_photo(local.client, pics[k % len(pics)])
         return time.perf_counter() - t1
 
-    b0, s0 = metric(base, "faceptor_batch_size_photos_count"), metric(base, "faceptor_batch_seconds_sum")
-    p0 = metric(base, "faceptor_batch_size_photos_sum")
+    before = batch_counters(base)
     t0 = time.perf_counter()
-    with ThreadPoolExecutor(clients) as pool:
-        lat = np.asarray(list(pool.map(send, range(len(starts)))))
-    batches = metric(base, "faceptor_batch_size_photos_count") - b0
-    return {
-        "rate": rate,
-        "requests": len(lat),
-        "p50_ms": 1000 * float(np.percentile(lat, 50)),
-        "p99_ms": 1000 * float(np.percentile(lat, 99)),
-        "mean_batch": (metric(base, "faceptor_batch_size_photos_sum") - p0) / max(batches, 1),
-        "batch_ms": 1000 * (metric(base, "faceptor_batch_seconds_sum") - s0) / max(batches, 1),
-    }
+    try:
+        with ThreadPoolExecutor(clients) as pool:
+            lat = np.asarray(list(pool.map(send, range(len(starts)))))
+    finally:
+        for c in opened:
+            c.close()
+    return {"rate": rate, **batch_stats(base, before, lat)}
 
 
 def no_face_photos() -> list[bytes]:
