@@ -71,25 +71,25 @@ class ConvStem(nn.Sequential):
         super().__init__(*layers)
 
     @property
-    def blocks(self) -> int:
-        """Stride-2 conv blocks (``log2(patch_size)``)."""
+    def stages(self) -> int:
+        """Stride-2 conv stages (``log2(patch_size)``), each conv, BatchNorm, ReLU."""
         return (len(self) - 1) // 3
 
     def skip_channels(self) -> int:
         """Channels of the map at a quarter of the patch size (what :meth:`forward_with_skip` returns)."""
-        return self[3 * (self.blocks - 3)].out_channels
+        return self[3 * (self.stages - 3)].out_channels
 
     def forward_with_skip(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The tokens and the map after the block at stride ``patch_size / 4`` (the pixel decoder's resolution)."""
-        if self.blocks < 3:
+        if self.stages < 3:
             raise ValueError("a stem skip needs a patch size of at least 8")
-        keep = 3 * (self.blocks - 2)  # layers up to and including that block's ReLU
-        skip = None
-        for i, layer in enumerate(self):
+        keep = 3 * (self.stages - 2)  # layers up to and including that block's ReLU
+        layers = list(self)  # (slicing a Sequential subclass would rebuild it)
+        for layer in layers[:keep]:
             x = layer(x)
-            if i == keep - 1:
-                skip = x
-        assert skip is not None
+        skip = x
+        for layer in layers[keep:]:
+            x = layer(x)
         return x, skip
 
 

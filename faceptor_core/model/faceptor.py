@@ -71,7 +71,7 @@ class Faceptor(FaceptorBase):
         if head.head_type == "dense" and self.pixel_decoder is None:
             self.pixel_decoder = PixelDecoder(dim)
             if self.config.decoder.stem_skip:
-                if not isinstance(self.encoder.patch_embed, ConvStem) or self.encoder.patch_embed.blocks < 3:
+                if not isinstance(self.encoder.patch_embed, ConvStem) or self.encoder.patch_embed.stages < 3:
                     raise ValueError("decoder stem_skip needs the conv stem (stem='conv') and a patch size >= 8")
                 self.stem_skip = nn.Conv2d(self.encoder.patch_embed.skip_channels(), dim, 1)
             self.map_interpreter = MapInterpreter(dim)
