@@ -189,7 +189,7 @@ def add_commands(sub) -> None:
     p.add_argument(
         "--addon", action="append", help="prompt-tuning add-on directory to load on top; repeatable (default: none)"
     )
-    p.add_argument("--out", default="predictions", help="output folder (default: predictions)")
+    p.add_argument("--out", default="predictions", help="output folder")
     how = p.add_mutually_exclusive_group()
     how.add_argument(
         "--faces",
@@ -199,10 +199,10 @@ def add_commands(sub) -> None:
         "detect every face)",
     )
     how.add_argument("--no-detect", action="store_true", help="each photo is one face, already cropped")
-    p.add_argument("--detector", default="yunet", help="registered face detector (default: yunet)")
+    p.add_argument("--detector", default="yunet", help="registered face detector")
     p.add_argument("--min-score", type=float, help="detector score threshold (YuNet default 0.7)")
     p.add_argument("--min-face", type=float, default=32.0, help="faces smaller than this (px) are flagged 'small'")
     p.add_argument("--no-embeddings", action="store_true", help="leave identity embeddings out of the JSON")
     p.add_argument("--no-overlay", action="store_true", help="do not draw the overlay pictures")
-    p.add_argument("--batch", type=int, default=8, help="photos analysed together (default: 8)")
+    p.add_argument("--batch", type=int, default=8, help="photos analysed together")
     p.set_defaults(func=cmd_predict)

@@ -81,31 +81,29 @@ def add_commands(sub) -> None:
     p.add_argument(
         "--addon", action="append", help="prompt-tuning add-on directory to load on top; repeatable (default: none)"
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes, each with its own model (default: 1)")
-    p.add_argument("--max-batch", type=int, default=16, help="photos per model pass (default: 16)")
-    p.add_argument(
-        "--max-wait-ms", type=float, default=10.0, help="how long a batch waits for more photos, ms (default: 10)"
-    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8000, help="port")
+    p.add_argument("--workers", type=int, default=1, help="worker processes, each with its own model")
+    p.add_argument("--max-batch", type=int, default=16, help="photos per model pass")
+    p.add_argument("--max-wait-ms", type=float, default=10.0, help="how long a batch waits for more photos, ms")
     how = p.add_mutually_exclusive_group()
-    how.add_argument("--detector", default="yunet", help="registered face detector (default: yunet)")
+    how.add_argument("--detector", default="yunet", help="registered face detector")
     how.add_argument("--no-detect", action="store_true", help="photos without given faces are one face each")
     p.add_argument("--min-score", type=float, help="detector score threshold (YuNet default 0.7)")
     p.add_argument("--min-face", type=float, default=32.0, help="faces smaller than this (px) are flagged 'small'")
-    p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest request body, MiB (default: 20)")
-    p.add_argument("--max-photos", type=int, default=16, help="photos per request (default: 16)")
-    p.add_argument("--max-faces", type=int, default=32, help="faces per photo, given or detected (default: 32)")
+    p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest request body, MiB")
+    p.add_argument("--max-photos", type=int, default=16, help="photos per request")
+    p.add_argument("--max-faces", type=int, default=32, help="faces per photo, given or detected")
     p.add_argument(
         "--api-key",
         help="require this key (header X-API-Key or Authorization: Bearer); default: $FACEPTOR_API_KEY, else no key",
     )
-    p.add_argument("--device", default="cpu", help="torch device of the model (default: cpu)")
+    p.add_argument("--device", default="cpu", help="torch device of the model")
     p.add_argument(
         "--graceful-timeout",
         type=float,
         default=30.0,
-        help="seconds in-flight requests get to finish on shutdown (default: 30)",
+        help="seconds in-flight requests get to finish on shutdown",
     )
     p.add_argument(
         "--log-level",
