@@ -1,4 +1,5 @@
-"""The from-scratch specialist anchor: a torchvision ResNet-18 trained on ONE SynthFaces task.
+"""The from-scratch specialist anchor: a torchvision ResNet-18 (or, ``--arch vit_conv``, the demo's encoder with a
+plain pooled head) trained on ONE SynthFaces task.
 
 It sees the same images, in the same order and with the same transforms, as that task's stream in the demo
 (``TaskStream`` with the demo's seed), is trained with the task's own loss where the output shapes allow it, and
@@ -53,6 +54,31 @@ def _loss(spec, raw: torch.Tensor, target, loss_module: nn.Module) -> torch.Tens
     return loss_module(raw, target)
 
 
+class ViTSpecialist(nn.Module):
+    """The demo's encoder (conv-stem ViT-T/16, 6 blocks) with a plain head: mean of the last layer's tokens,
+    LayerNorm, Linear. It tells apart what the encoder can learn from what the decoder's query path learns."""
+
+    def __init__(self, outputs: int):
+        super().__init__()
+        from faceptor_core.model.config import EncoderConfig
+        from faceptor_core.model.encoder import ViTEncoder
+
+        self.encoder = ViTEncoder(EncoderConfig(name="vit_t16", stem="conv", depth=6, drop_path_rate=0.05))
+        self.norm = nn.LayerNorm(self.encoder.embed_dim)
+        self.fc = nn.Linear(self.encoder.embed_dim, outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.norm(self.encoder(x)[-1].flatten(2).mean(-1)))
+
+
+def make_specialist(arch: str, outputs: int) -> nn.Module:
+    if arch == "resnet18":
+        return torchvision.models.resnet18(num_classes=outputs)
+    if arch == "vit_conv":
+        return ViTSpecialist(outputs)
+    raise SystemExit(f"unknown specialist {arch!r}: resnet18 or vit_conv")
+
+
 def train_specialist(
     task: str,
     images: int,
@@ -62,13 +88,14 @@ def train_specialist(
     device: str = "cpu",
     num_workers: int = 1,
     eval_limit: int = 500,
+    arch: str = "resnet18",
 ) -> dict:
     spec = default_registry().get_task(task)
     if task not in SUPPORTED:
         raise SystemExit(f"no specialist head for {task}; choose one of {', '.join(SUPPORTED)}")
     size = spec.input_size
     torch.manual_seed(seed)
-    net = torchvision.models.resnet18(num_classes=_outputs(spec)).to(device)
+    net = make_specialist(arch, _outputs(spec)).to(device)
     loss_module = spec.loss(spec).to(device)
     stream = TaskStream(
         spec.dataset(None, "train", transform=None), spec.transforms("train", size), batch, seed, task, num_workers
@@ -101,6 +128,7 @@ def train_specialist(
             metric.update(_raw_to_metric_input(spec, net(x), size).cpu(), b["target"], b.get("meta"))
     return {
         "task": task,
+        "arch": arch,
         "images": steps * batch,
         "batch": batch,
         "lr": lr,
@@ -117,9 +145,11 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--arch", default="resnet18", choices=("resnet18", "vit_conv"))
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
-    print(json.dumps(train_specialist(args.task, args.images, args.batch, args.lr, args.seed, args.device)))
+    rec = train_specialist(args.task, args.images, args.batch, args.lr, args.seed, args.device, arch=args.arch)
+    print(json.dumps(rec))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import torch
 
 import faceptor_core
 from faceptor_core.train import RunConfig, Trainer
-from faceptor_tasks.synthfaces.demo import BATCH, DEMO_TASKS, demo_config
+from faceptor_tasks.synthfaces.demo import DEMO_TASKS, demo_batch_size, demo_config
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -32,7 +32,7 @@ EVAL_LIMIT = 300
 
 def config(out: Path, tasks: list[str], steps: int, **kw) -> RunConfig:
     base = demo_config(out, quick=False, steps=steps).model_dump()
-    base["tasks"] = [{"name": t, "batch_size": BATCH.get(t, 8), "eval_limit": EVAL_LIMIT} for t in tasks]
+    base["tasks"] = [{"name": t, "batch_size": demo_batch_size(t), "eval_limit": EVAL_LIMIT} for t in tasks]
     base["progress"] = False
     base["checkpoint_every"] = steps
     for key, value in kw.items():

@@ -1,8 +1,10 @@
 """Run many short trainings side by side (one process each) and collect their test metrics as JSON lines.
 
 Used to choose the demo's CPU recipe (docs/results.md, "Why the demo did not learn"). Each job is a dict:
-``{"kind": "faceptor", "name": ..., "overrides": {...demo config overrides...}, "tasks": [...] | null}`` or
-``{"kind": "specialist", "name": ..., "task": ..., "images": N, "batch": B, "lr": LR, "seed": S}``.
+``{"kind": "faceptor", "name": ..., "overrides": {...demo config overrides...}, "tasks": [...] | null}`` (besides
+run-config keys, overrides take ``steps``, ``batch`` for every task and ``batch_sizes`` per task) or
+``{"kind": "specialist", "name": ..., "task": ..., "images": N, "batch": B, "lr": LR, "seed": S, "arch": A}``
+(``arch``: ``resnet18``, the default, or ``vit_conv``, the demo's encoder with a pooled head).
 
     python benchmarks/learning_sweep.py jobs.json results.jsonl --parallel 6 --workers 2
 """
@@ -38,12 +40,19 @@ def run_faceptor(job: dict, out: Path, workers: int) -> dict:
     ov = dict(job.get("overrides", {}))
     steps = ov.pop("steps", 400)
     batch = ov.pop("batch", None)
+    batch_sizes = ov.pop("batch_sizes", {})  # {task: batch size}, after "batch"
     d = demo_config(out, steps=steps).model_dump()
     if job.get("tasks"):
+        from faceptor_core.registry import default_registry
+
         d["tasks"] = [t for t in d["tasks"] if t["name"] in job["tasks"]]
+        families = {default_registry().get_task(t["name"]).family for t in d["tasks"]}
+        d["type_weights"] = {f: w for f, w in d["type_weights"].items() if f in families}
     if batch:
         for t in d["tasks"]:
             t["batch_size"] = batch * (2 if t["name"] == "synth_identity" else 1)
+    for t in d["tasks"]:
+        t["batch_size"] = batch_sizes.get(t["name"], t["batch_size"])
     _merge(d, ov)
     d.update(progress=False, eval_every=steps, checkpoint_every=10**9, num_workers=workers, output_dir=str(out))
     shutil.rmtree(out, ignore_errors=True)
@@ -78,6 +87,7 @@ def _child(job_json: str, workers: int) -> None:
             job.get("seed", 0),
             "cuda" if torch.cuda.is_available() else "cpu",
             workers,
+            arch=job.get("arch", "resnet18"),
         )
     print("RESULT " + json.dumps({"job": job, **rec}), flush=True)
 

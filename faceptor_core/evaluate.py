@@ -153,6 +153,7 @@ def evaluate_with_baseline(
     baseline_limit: int | None = DEFAULT_BASELINE_ITEMS,
     on_report: Callable[[str], None] | None = None,
     skip_invalid: bool = False,
+    fitted_baseline: Baseline | None = None,
 ) -> TaskEvaluation:
     """Run ``spec``'s metrics over its ``split`` and, when ``baseline``, score the task's trivial baseline
     (fitted on ``baseline_split``) on the same items with the same metric. A baseline that cannot be computed
@@ -161,7 +162,8 @@ def evaluate_with_baseline(
     A metric that declares ``pairs`` (verification, :class:`~faceptor_core.spec.PairMetric`) is fed pair items
     ``{"image_a", "image_b", "issame"}`` as flip-augmented embeddings through ``update_pairs``.
     ``on_report`` receives the dataset's data report (records skipped, excluded or dropped) as one line when there
-    is one; ``skip_invalid`` leaves unusable records out (reported) instead of stopping at the first. An empty
+    is one; ``skip_invalid`` leaves unusable records out (reported) instead of stopping at the first;
+    ``fitted_baseline`` is a baseline already fitted on ``baseline_split`` (scored instead of fitting one). An empty
     split, NaN or infinite predictions and a metric that breaks its contract are errors naming the task.
     """
     if spec.metrics is None:
@@ -173,7 +175,9 @@ def evaluate_with_baseline(
         on_report(line)
     trivial: Baseline | None = None
     error = ""
-    if baseline:
+    if baseline and fitted_baseline is not None:
+        trivial = fitted_baseline
+    elif baseline:
         try:
             trivial = fit_baseline(spec, root, size, baseline_split, split, baseline_limit, batch_size, num_workers)
         except BaselineUnavailable as exc:

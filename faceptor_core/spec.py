@@ -96,6 +96,19 @@ class Baseline(Protocol):
     def describe(self) -> str: ...
 
 
+@runtime_checkable
+class PriorBaseline(Baseline, Protocol):
+    """A :class:`Baseline` that can also give its answer as the task head's raw output, so that a model with
+    ``DecoderConfig.output_prior`` starts training at the trivial answer (the mean shape's heatmaps, the majority
+    map's log class frequencies, the class log-frequencies) instead of noise.
+
+    - ``raw_output(shape)``: a fitted baseline's answer as one image's raw output of ``shape`` (``(Q,)`` for
+      attribute heads, ``(Q, h, w)`` for dense heads); decoding it gives (about) what :meth:`predict` gives.
+    """
+
+    def raw_output(self, shape: tuple[int, ...]) -> torch.Tensor: ...
+
+
 class MetricMeta(BaseModel):
     """What one value a metric computes means: which direction is better, its unit, a short description.
 

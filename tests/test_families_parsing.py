@@ -16,7 +16,7 @@ from torch.utils.data import default_collate
 from faceptor_tasks.builtin import builtin_tasks
 from faceptor_tasks.families.common import DatasetFormatError
 from faceptor_tasks.families.geometry import FACE_TEMPLATE_5, apply_affine, face_align_matrix, resize_matrix
-from faceptor_tasks.families.parsing import ParsingF1, ParsingLoss, ParsingTransform
+from faceptor_tasks.families.parsing import ParsingF1, ParsingLoss, ParsingTransform, soft_dice_loss
 from faceptor_tasks.families.readers.parsing import (
     CELEBAMASK_FLIP,
     CELEBAMASK_LABELS,
@@ -173,6 +173,32 @@ def test_parsing_loss_upsamples() -> None:
     low = ParsingLoss()(perfect, target)
     coarse = ParsingLoss()(torch.zeros(2, 3, 4, 4), target)
     assert low < 1e-6 and coarse.item() == pytest.approx(np.log(3), rel=1e-5)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), k=st.integers(2, 6))
+def test_soft_dice_is_zero_for_the_answer_and_ignores_ignored_pixels(seed: int, k: int) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    target = torch.randint(0, k, (2, 6, 6), generator=gen)
+    perfect = 50.0 * torch.nn.functional.one_hot(target, k).permute(0, 3, 1, 2).float()
+    assert float(soft_dice_loss(perfect, target)) < 1e-6
+    noise = torch.randn(2, k, 6, 6, generator=gen)
+    loss = float(soft_dice_loss(noise, target))
+    assert 0.0 < loss <= 1.0
+    ignored = target.clone()
+    ignored[:, :3] = 255
+    masked = noise.clone()
+    masked[:, :, :3] = torch.randn(2, k, 3, 6, generator=gen)  # what ignored pixels predict does not count
+    torch.testing.assert_close(soft_dice_loss(masked, ignored), soft_dice_loss(noise, ignored))
+
+
+def test_dice_weight_adds_dice_to_cross_entropy() -> None:
+    target = torch.randint(0, 3, (2, 8, 8), generator=torch.Generator().manual_seed(0))
+    logits = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    both = ParsingLoss(dice_weight=0.5)(logits, target)
+    torch.testing.assert_close(both, ParsingLoss()(logits, target) + 0.5 * soft_dice_loss(logits, target))
+    both.backward()
+    assert torch.isfinite(logits.grad).all()
 
 
 def test_f1_hand_computed() -> None:

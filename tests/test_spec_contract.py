@@ -38,6 +38,7 @@ DECLARED = {
     "Metric.compute": S.Metric.compute,
     "Metric.reset": S.Metric.reset,
     "PairMetric.update_pairs": S.PairMetric.update_pairs,
+    "PriorBaseline.raw_output": S.PriorBaseline.raw_output,
 }
 
 

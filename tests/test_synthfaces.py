@@ -356,6 +356,22 @@ def test_verification_pairs() -> None:
     assert not any(np.array_equal(x, y) for x, y in zip(ia, ib, strict=True))
 
 
+def test_the_tasks_verification_pairs_render_the_same_pairs_when_read() -> None:
+    """synth_identity's evaluation split renders each pair when it is read (a short evaluation renders only what
+    it scores), and the pairs are the ones synth_verification_pairs lists."""
+    from faceptor_tasks.synth_tasks import SynthVerificationPairs
+
+    ia, ib, same = synth_verification_pairs(count=4, size=112, seed=0)
+    pairs = SynthVerificationPairs(count=4)
+    assert len(pairs) == 4 and np.array_equal(pairs.issame, same)
+    for i in (3, 0):
+        item = pairs[i]
+        assert np.array_equal(item["image"], ia[i]) and np.array_equal(item["image_b"], ib[i])
+        assert item["target"] == int(same[i])
+    with pytest.raises(IndexError):
+        pairs[4]
+
+
 # -- exports and preview ---------------------------------------------------------------------------------
 def test_export_formats(tmp_path) -> None:
     count, size = 8, 32

@@ -46,6 +46,14 @@ class DecoderConfig(BaseModel):
         description="Add the conv stem's map at a quarter of the patch size (1x1-projected) to the pixel decoder's "
         "output: fine detail for dense tasks of small from-scratch models (CPU presets; the paper's model has none).",
     )
+    output_prior: tuple[Literal["dense", "attribute"], ...] = Field(
+        default=(),
+        max_length=2,
+        description="Head types whose tasks get a learnable bias on the raw output (per query and pixel for dense "
+        "tasks, per query for attribute tasks), which training starts at the task's trivial answer (its baseline's "
+        "raw output): a from-scratch model then starts at the mean shape and the majority map instead of noise "
+        "(CPU presets; the paper's model has none).",
+    )
 
     @model_validator(mode="after")
     def _heads_divide(self) -> DecoderConfig:

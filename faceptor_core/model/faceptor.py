@@ -53,6 +53,7 @@ class Faceptor(FaceptorBase):
         self.map_interpreter: MapInterpreter | None = None
         self.value_interpreter: ValueInterpreter | None = None
         self.feature_interpreter: FeatureInterpreter | None = None
+        self.output_prior = nn.ParameterDict()  # DecoderConfig.output_prior: per-task bias on the raw output
         for head in config.tasks:
             self._add_head_modules(head)
 
@@ -77,6 +78,27 @@ class Faceptor(FaceptorBase):
             self.map_interpreter = MapInterpreter(dim)
         if head.head_type == "attribute" and self.value_interpreter is None:
             self.value_interpreter = ValueInterpreter(dim)
+        if head.head_type in self.config.decoder.output_prior:
+            self.output_prior[head.name] = nn.Parameter(torch.zeros(self.raw_output_shape(head)))
+
+    def raw_output_shape(self, head: TaskHead) -> tuple[int, ...]:
+        """One image's raw output shape for a decoder task: ``(Q,)`` (attribute) or ``(Q, 4S, 4S)`` (dense)."""
+        if head.head_type == "dense":
+            side = 4 * (head.input_size // self.encoder.patch_size)
+            return (head.num_queries, side, side)
+        return (head.num_queries,)
+
+    @torch.no_grad()
+    def set_output_prior(self, task: str, raw: torch.Tensor) -> None:
+        """Start ``task``'s output prior (``DecoderConfig.output_prior``) at ``raw``, one image's raw output."""
+        if task not in self.output_prior:
+            raise ValueError(f"task {task!r} has no output prior (decoder output_prior does not name its head type)")
+        target = self.output_prior[task]
+        if tuple(raw.shape) != tuple(target.shape):
+            raise ValueError(f"task {task!r}: output prior of shape {tuple(raw.shape)}, expected {tuple(target.shape)}")
+        if not torch.isfinite(raw).all():
+            raise ValueError(f"task {task!r}: output prior has NaN or infinite values")
+        target.copy_(raw.to(target))
 
     def add_task(self, head: TaskHead) -> list[str]:
         """Add a task (for prompt tuning); returns the names of the new parameters."""
@@ -100,7 +122,7 @@ class Faceptor(FaceptorBase):
 
     @staticmethod
     def task_of_key(key: str) -> str | None:
-        if key.startswith("queries."):
+        if key.startswith(("queries.", "output_prior.")):
             return key.split(".")[1]
         return None
 
@@ -142,14 +164,23 @@ class Faceptor(FaceptorBase):
                 q = q_out[:, start : start + head.num_queries]
                 start += head.num_queries
                 if head.head_type == "attribute":
-                    out[head.name] = self.value_interpreter(q)
+                    raw = self.value_interpreter(q)
                 else:
                     if job.size not in pixels:
                         pixels[job.size] = self.pixel_decoder(projected[job.size])
                         if self.stem_skip is not None:
                             pixels[job.size] = pixels[job.size] + self.stem_skip(feats[job.size].stem)
-                    out[head.name] = self.map_interpreter(q, pixels[job.size][job.rows])
+                    raw = self.map_interpreter(q, pixels[job.size][job.rows])
+                if head.name in self.output_prior:
+                    raw = raw + self._prior_like(head.name, raw)
+                out[head.name] = raw
         return out, (weights, memory, decoder_jobs)
+
+    def _prior_like(self, task: str, raw: torch.Tensor) -> torch.Tensor:
+        prior = self.output_prior[task]
+        if prior.dim() == 3 and prior.shape[-2:] != raw.shape[-2:]:  # a dense task at another input size
+            return torch.nn.functional.interpolate(prior[None], size=raw.shape[-2:], mode="bilinear")[0]
+        return prior
 
     def _run_transformer_decoder(self, memory, decoder_jobs, need_weights):
         """One transformer decoder pass over all jobs; returns each job's ``B_j x Q_j x D`` query outputs."""

@@ -24,11 +24,11 @@ from ..data.collate import group_by_size
 from ..data.streams import TaskStream, data_report_line, open_dataset
 from ..durable import recover_dir, replace_dir, resolve_dir, write_atomic
 from ..errors import FaceptorError, RunDirectoryError, contract_error
-from ..evaluate import TaskEvaluation, evaluate_with_baseline, primary_value
+from ..evaluate import BaselineUnavailable, TaskEvaluation, evaluate_with_baseline, fit_baseline, primary_value
 from ..model.base import FaceptorBase
 from ..model.config import EncoderConfig
 from ..registry import TaskRegistry, default_registry
-from ..spec import TaskSpec
+from ..spec import Baseline, PriorBaseline, TaskSpec
 from .config import ConfigError, RunConfig
 from .distributed import DistInfo, barrier, device_for, init_distributed
 from .schedule import lr_at, param_groups
@@ -117,6 +117,7 @@ class Trainer:
         )
         self.step = 0
         self.baselines: dict[str, TaskEvaluation] = {}
+        self.fitted_baselines: dict[str, Baseline] = {}  # fitted for the output priors, scored at evaluation
         self.metric_meta: dict[str, dict] = {}  # per task: its metric's MetricMeta per value
         self.best: float | None = None
         self.consumed = {n: 0 for n in self.specs}
@@ -131,6 +132,8 @@ class Trainer:
                 find_unused_parameters=True,
             )
         self._data_notes: list[dict] = []
+        if not resume:
+            self._start_output_priors()
         self.streams = self._make_streams()
         if self._rng_to_restore is not None:  # after the loaders, whose creation draws from the RNG
             torch.set_rng_state(self._rng_to_restore)
@@ -268,6 +271,42 @@ class Trainer:
             )
         return streams
 
+    def _start_output_priors(self) -> None:
+        """``DecoderConfig.output_prior``: start each task's output prior at its trivial answer (the baseline fitted
+        on the training split, kept for evaluation). A checkpoint's tasks keep the priors they learned."""
+        priors = getattr(self.model, "output_prior", None)
+        if not priors:
+            return
+        for name, spec in self.specs.items():
+            if name not in priors or (self.cfg.init_from is not None and name not in self.new_tasks):
+                continue
+            e = self.entries[name]
+            try:
+                with torch.random.fork_rng(devices=[]):  # the data streams draw the same seeds as without it
+                    baseline = fit_baseline(
+                        spec,
+                        e.root,
+                        self.sizes[name],
+                        e.train_split,
+                        e.eval_split,
+                        self.cfg.baseline_limit or None,
+                        self.cfg.eval_batch_size,
+                        self.cfg.num_workers,
+                    )
+            except BaselineUnavailable as exc:
+                self._note_prior(name, f"output prior left at zero: {exc}")
+                continue
+            self.fitted_baselines[name] = baseline
+            if not isinstance(baseline, PriorBaseline):
+                self._note_prior(name, "output prior left at zero: its baseline gives no raw output")
+                continue
+            self.model.set_output_prior(name, baseline.raw_output(self.model.raw_output_shape(self.model.tasks[name])))
+            self._note_prior(name, f"output prior starts at the trivial answer: {baseline.describe()}")
+
+    def _note_prior(self, task: str, text: str) -> None:
+        if self.dist.is_main and self.cfg.progress:
+            print(f"task {task!r}: {text}", file=sys.stderr)
+
     def _report_data(self, spec: TaskSpec, ds, split: str) -> None:
         """Print (and log) what the training and evaluation splits left out, and images they share."""
         if not self.dist.is_main:
@@ -381,6 +420,7 @@ class Trainer:
                 baseline_split=e.train_split,
                 baseline_limit=self.cfg.baseline_limit or None,
                 skip_invalid=e.skip_invalid,
+                fitted_baseline=self.fitted_baselines.get(name),
             )
             self.metric_meta[name] = ev.meta
             if first:

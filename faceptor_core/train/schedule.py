@@ -25,14 +25,19 @@ def param_groups(
     model: nn.Module, losses: nn.Module, lr: float, weight_decay: float, head_multiplier: float
 ) -> list[dict]:
     """Encoder at ``lr``; decoder, interpreters, queries and loss parameters at ``lr * head_multiplier``.
-    Biases, norms, embeddings and queries get no weight decay."""
+    Biases, norms, embeddings, queries and output priors get no weight decay."""
     groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
     named = [(n, p) for n, p in model.named_parameters()] + [(f"loss.{n}", p) for n, p in losses.named_parameters()]
     for name, p in named:
         if not p.requires_grad:
             continue
         head = not is_encoder_param(name)
-        no_decay = p.ndim <= 1 or name.endswith(("cls_token", "pos_embed")) or ".queries." in f".{name}"
+        no_decay = (
+            p.ndim <= 1
+            or name.endswith(("cls_token", "pos_embed"))
+            or ".queries." in f".{name}"
+            or name.startswith("output_prior.")
+        )
         groups.setdefault((head, no_decay), []).append(p)
     out = []
     for (head, no_decay), params in sorted(groups.items()):

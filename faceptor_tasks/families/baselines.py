@@ -57,6 +57,7 @@ class MeanShapeBaseline(_Fitted):
     def __init__(self) -> None:
         super().__init__()
         self.total: torch.Tensor | None = None
+        self.squares: torch.Tensor | None = None
         self.count: torch.Tensor | None = None
 
     def fit(self, batches: Iterable[Mapping[str, Any]]) -> None:
@@ -66,8 +67,10 @@ class MeanShapeBaseline(_Fitted):
             norm = (pts + 0.5) / size
             known = torch.isfinite(norm)
             total = torch.where(known, norm, 0.0).sum(0)
+            squares = torch.where(known, norm * norm, 0.0).sum(0)
             count = known.sum(0)
             self.total = total if self.total is None else self.total + total
+            self.squares = squares if self.squares is None else self.squares + squares
             self.count = count if self.count is None else self.count + count
             self.seen += len(pts)
 
@@ -81,6 +84,29 @@ class MeanShapeBaseline(_Fitted):
     def predict(self, batch: Mapping[str, Any]) -> torch.Tensor:
         size = batch["image"].shape[-1]
         return (self.mean_shape * size - 0.5).expand(batch_length(batch), -1, -1).clone()
+
+    @property
+    def spread(self) -> torch.Tensor:
+        """``N x 2`` standard deviation of each point over the training items (normalised crop coordinates)."""
+        mean = self.mean_shape
+        assert self.squares is not None and self.count is not None
+        return (self.squares / self.count.clamp_min(1) - mean * mean).clamp_min(0).sqrt()
+
+    def raw_output(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """``N x h x w`` heatmap logits whose sigmoid is a Gaussian at each mean point, as wide as the point's
+        training spread (at least one cell): the soft-argmax of it is the mean shape."""
+        n, h, w = shape
+        mean, spread = self.mean_shape, self.spread
+        if mean.shape[0] != n:
+            raise ValueError(f"the mean shape has {mean.shape[0]} points, the head {n}")
+        scale = torch.tensor([w, h], dtype=torch.float64)
+        centre, sigma = mean * scale - 0.5, (spread * scale).clamp_min(1.0)  # in cells (cell i at i)
+        xs = torch.arange(w, dtype=torch.float64).view(1, 1, w)
+        ys = torch.arange(h, dtype=torch.float64).view(1, h, 1)
+        dx = (xs - centre[:, 0, None, None]) / sigma[:, 0, None, None]
+        dy = (ys - centre[:, 1, None, None]) / sigma[:, 1, None, None]
+        heat = torch.exp(-0.5 * (dx * dx + dy * dy)).clamp(1e-6, 1 - 1e-6)
+        return torch.logit(heat).float()
 
     def describe(self) -> str:
         return f"mean training shape in the crop frame ({self.seen:,} training items)"
@@ -121,6 +147,16 @@ class PixelMajorityBaseline(_Fitted):
 
     def predict(self, batch: Mapping[str, Any]) -> torch.Tensor:
         return self.majority_map.expand(batch_length(batch), -1, -1).clone()
+
+    def raw_output(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """``K x h x w`` logits: the log class frequencies of each output cell (add-one smoothed)."""
+        self._check()
+        assert self.counts is not None
+        k, h, w = shape
+        if k != self.counts.shape[0]:
+            raise ValueError(f"the baseline counts {self.counts.shape[0]} classes, the head {k}")
+        counts = F.adaptive_avg_pool2d(self.counts[None].double(), (h, w))[0] + 1.0
+        return (counts / counts.sum(0, keepdim=True)).log().float()
 
     def describe(self) -> str:
         assert self.counts is not None
@@ -190,6 +226,13 @@ class MajorityClassBaseline(_Fitted):
         onehot = F.one_hot(torch.tensor(self.majority), len(self.label_names)).float()
         return onehot.expand(batch_length(batch), -1).clone()
 
+    def raw_output(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """``K`` logits: the log class frequencies (add-one smoothed; the majority class scores highest)."""
+        self._check()
+        _check_shape(shape, (len(self.label_names),))
+        counts = self.counts.double() + 1.0
+        return (counts / counts.sum()).log().float()
+
     def describe(self) -> str:
         k = self.majority
         return (
@@ -226,12 +269,25 @@ class AttributeMajorityBaseline(_Fitted):
     def predict(self, batch: Mapping[str, Any]) -> torch.Tensor:
         return self.majority.double().expand(batch_length(batch), -1).clone()
 
+    def raw_output(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """``K`` logits: the log-odds of each attribute's positive share (add-one smoothed). A tie gives 0, which
+        decodes to positive at 0.5; the smoothing makes exact ties rare."""
+        self._check()
+        _check_shape(shape, (len(self.label_names),))
+        p = (self.positive.double() + 1.0) / (self.known.double() + 2.0)
+        return torch.logit(p).float()
+
     def describe(self) -> str:
         positive = [n for n, m in zip(self.label_names, self.majority.tolist(), strict=True) if m]
         return (
             f"each attribute's majority training value ({self.seen:,} training items; positive: "
             f"{', '.join(positive) if positive else 'none'})"
         )
+
+
+def _check_shape(shape: tuple[int, ...], expected: tuple[int, ...]) -> None:
+    if tuple(shape) != expected:
+        raise ValueError(f"the baseline answers {expected}, the head's raw output is {tuple(shape)}")
 
 
 class ConstantEmbeddingBaseline:

@@ -127,17 +127,39 @@ class ParsingTransform:
 
 
 class ParsingLoss(nn.Module):
-    """Pixel-wise cross-entropy on logits upsampled (bilinear, align_corners=False) to the target size."""
+    """Pixel-wise cross-entropy on logits upsampled (bilinear, align_corners=False) to the target size (the
+    reference's loss), plus ``dice_weight`` x the soft Dice loss (1 - mean over the classes present in the batch of
+    ``2 |P.T| / (|P| + |T|)``), which weighs a class of a few pixels as much as the background."""
 
-    def __init__(self, ignore_index: int = IGNORE_INDEX):
+    def __init__(self, ignore_index: int = IGNORE_INDEX, dice_weight: float = 0.0):
         super().__init__()
-        self.ignore_index = ignore_index
+        self.ignore_index, self.dice_weight = ignore_index, dice_weight
 
     def forward(self, raw_output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logits = raw_output.float()
         if logits.shape[-2:] != target.shape[-2:]:
             logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
-        return F.cross_entropy(logits, target.long(), ignore_index=self.ignore_index)
+        target = target.long()
+        ce = F.cross_entropy(logits, target, ignore_index=self.ignore_index)
+        if not self.dice_weight:
+            return ce
+        return ce + self.dice_weight * soft_dice_loss(logits, target, self.ignore_index)
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """``1 - mean Dice`` of the softmax against one-hot labels over the batch's pixels (``ignore_index`` pixels
+    left out), averaged over the classes present in the labels."""
+    k = logits.shape[1]
+    keep = (target != ignore_index).unsqueeze(1)
+    prob = logits.softmax(dim=1) * keep
+    onehot = F.one_hot(target.clamp(0, k - 1) * keep.squeeze(1), k).permute(0, 3, 1, 2).to(prob) * keep
+    inter = (prob * onehot).sum(dim=(0, 2, 3))
+    total = prob.sum(dim=(0, 2, 3)) + onehot.sum(dim=(0, 2, 3))
+    present = onehot.sum(dim=(0, 2, 3)) > 0
+    if not present.any():
+        return logits.sum() * 0.0
+    dice = 2 * inter[present] / total[present].clamp_min(1e-6)
+    return 1 - dice.mean()
 
 
 def parsing_loss(spec: TaskSpec, **kw: Any) -> ParsingLoss:

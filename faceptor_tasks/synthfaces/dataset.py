@@ -111,6 +111,22 @@ class SynthFacesDataset(Dataset):
         return self.transform(item) if self.transform is not None else item
 
 
+def verification_generator(size: int = 112, seed: int = 0) -> SynthFaces:
+    """The generator of the verification pairs: the test identities (none seen in training)."""
+    return SynthFaces(seed, size, TEST_IDENTITIES, TEST_IDENTITY_OFFSET)
+
+
+def verification_pair(gen: SynthFaces, k: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Pair ``k`` of :func:`synth_verification_pairs` (even ``k``: the same person; odd: two people)."""
+    n = gen.num_identities
+    a = PAIRS_INDEX_OFFSET + k
+    same = k % 2 == 0
+    b = a + n * (1 + (k // 2) % 7) if same else a + 1 + (k // 2) % (n - 1)
+    sa, sb = gen.sample(a), gen.sample(b)
+    assert (sa.identity == sb.identity) == same
+    return sa.image, sb.image, same
+
+
 def synth_verification_pairs(
     count: int = 600, size: int = 112, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -120,16 +136,10 @@ def synth_verification_pairs(
     alternating same / different (half each). A same pair shows one person in two independent variations
     (pose, expression, gaze, lighting, background, occlusion, noise); a different pair two people.
     """
-    gen = SynthFaces(seed, size, TEST_IDENTITIES, TEST_IDENTITY_OFFSET)
-    n = gen.num_identities
+    gen = verification_generator(size, seed)
     a_img = np.empty((count, size, size, 3), np.uint8)
     b_img = np.empty_like(a_img)
     issame = np.zeros(count, bool)
     for k in range(count):
-        a = PAIRS_INDEX_OFFSET + k
-        same = k % 2 == 0
-        b = a + n * (1 + (k // 2) % 7) if same else a + 1 + (k // 2) % (n - 1)
-        sa, sb = gen.sample(a), gen.sample(b)
-        assert (sa.identity == sb.identity) == same
-        a_img[k], b_img[k], issame[k] = sa.image, sb.image, same
+        a_img[k], b_img[k], issame[k] = verification_pair(gen, k)
     return a_img, b_img, issame
