@@ -176,3 +176,25 @@ def test_training_starts_at_the_trivial_answer(tmp_path) -> None:
     assert not plain.fitted_baselines
     first, other = next(trainer.streams["synth_expression"]), next(plain.streams["synth_expression"])
     assert torch.equal(first["image"], other["image"])
+
+
+def test_prompt_tuning_fits_the_new_tasks_prior_only_and_saves_it_in_the_addon(tmp_path) -> None:
+    base_cfg = _run(tmp_path / "base", True)
+    base_cfg["tasks"] = base_cfg["tasks"][:1]  # synth_landmarks
+    Trainer(RunConfig.model_validate(base_cfg)).fit()
+    base_dir = tmp_path / "base" / "prior" / "checkpoints" / "last"
+    base = faceptor_core.load(base_dir)
+    cfg = _run(tmp_path / "tune", True)
+    cfg.update(init_from=str(base_dir), train={"mode": "prompt"}, tasks=cfg["tasks"][1:])  # synth_expression
+    trainer = Trainer(RunConfig.model_validate(cfg))
+    assert set(trainer.fitted_baselines) == {"synth_expression"}  # the checkpoint's task keeps its learned prior
+    assert "output_prior.synth_expression" in trainer.trainable_names
+    expected = trainer.fitted_baselines["synth_expression"].raw_output((7,))
+    torch.testing.assert_close(trainer.model.output_prior["synth_expression"].detach(), expected)
+    trainer.fit()
+    tuned = trainer.model.state_dict()
+    for k, v in base.state_dict().items():  # the base, its landmark prior included, stays bit-identical
+        assert torch.equal(tuned[k], v), k
+    restored = faceptor_core.load(base_dir, addons=[tmp_path / "tune" / "prior" / "addon"]).eval()
+    x = torch.rand(2, 3, 32, 32)
+    torch.testing.assert_close(restored(x)["synth_expression"], trainer.model.eval()(x)["synth_expression"])
