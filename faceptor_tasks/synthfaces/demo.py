@@ -32,7 +32,7 @@ TYPE_WEIGHTS = {
 #: The CPU preset (docs/results.md, "Why the demo learned nothing"): ViT-T/16 with a convolutional stem and 6
 #: blocks. From scratch, the plain patch-embedding ViT leaves age, identity and the attributes at their
 #: trivial answers at this budget; the conv stem learns them (400 steps of 8 images per task: age MAE 24 -> 13.5,
-#: verification 0.55 -> 0.73), and 6 blocks score as 12 do while costing half. 300 steps fit 10 minutes. The stem
+#: verification 0.55 -> 0.73), and 6 blocks score as 12 do while costing half. The stem
 #: skip hands the pixel decoder the stem's 28 x 28 map (parsing F1 0.14 -> 0.18). The dense tasks' output priors
 #: start them at the mean shape and the majority map (2 seeds: landmarks 0.115 -> 0.100, parsing 0.18 -> 0.37);
 #: on the attribute tasks the same priors held age and the attributes at their trivial answers, so they are off
@@ -58,9 +58,9 @@ DEFAULT_STEPS, QUICK_STEPS = 240, 32
 
 
 def demo_batch_size(task: str) -> int:
-    """Images of ``task`` per demo step. Identity takes 4 x BATCH: verification gains most from more images, at
-    little cost (no decoder queries); 2 seeds: 0.60 / 0.68 with 16, 0.84 / 0.84 with 32, the other tasks
-    unchanged (docs/results.md)."""
+    """Images of ``task`` per demo step. Identity takes 4 x BATCH: verification gains most from more images (2 seeds:
+    0.60 / 0.68 with 16, 0.84 / 0.84 with 32, the other tasks unchanged; docs/results.md). The 16 extra images cost
+    about 0.3 s a step on 2 cores, which is why the demo runs 240 steps instead of 300."""
     return BATCH * (4 if task == "synth_identity" else 1)
 
 
