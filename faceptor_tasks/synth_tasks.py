@@ -19,7 +19,13 @@ from .families import age_task, attribute_task, expression_task, inter_points, l
 from .families.landmarks import landmark_crop, landmark_loss
 from .families.parsing import parsing_loss
 from .families.recognition import recognition_task
-from .synthfaces.dataset import TRAIN_IDENTITIES, SynthFacesDataset, verification_generator, verification_pair
+from .synthfaces.dataset import (
+    TRAIN_IDENTITIES,
+    SynthFacesDataset,
+    pair_is_same,
+    verification_generator,
+    verification_pair,
+)
 from .synthfaces.labels import LAPA_CLASSES, SYNTH_ATTRIBUTES
 
 SIZE = 112
@@ -79,7 +85,7 @@ class SynthVerificationPairs:
     def __init__(self, transform=None, count: int = VERIFICATION_PAIRS):
         self.gen = verification_generator(SIZE)
         self.count = count
-        self.issame = np.arange(count) % 2 == 0
+        self.issame = pair_is_same(np.arange(count))
         self.transform = transform
 
     def __len__(self) -> int:

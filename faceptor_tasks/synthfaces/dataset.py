@@ -116,11 +116,16 @@ def verification_generator(size: int = 112, seed: int = 0) -> SynthFaces:
     return SynthFaces(seed, size, TEST_IDENTITIES, TEST_IDENTITY_OFFSET)
 
 
+def pair_is_same(k: int | np.ndarray) -> bool | np.ndarray:
+    """Whether verification pair ``k`` (an int, or an array of them) shows one person: even ``k`` does."""
+    return k % 2 == 0
+
+
 def verification_pair(gen: SynthFaces, k: int) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Pair ``k`` of :func:`synth_verification_pairs` (even ``k``: the same person; odd: two people)."""
+    """Pair ``k`` of :func:`synth_verification_pairs` (:func:`pair_is_same` says whether it shows one person)."""
     n = gen.num_identities
     a = PAIRS_INDEX_OFFSET + k
-    same = k % 2 == 0
+    same = pair_is_same(k)
     b = a + n * (1 + (k // 2) % 7) if same else a + 1 + (k // 2) % (n - 1)
     sa, sb = gen.sample(a), gen.sample(b)
     assert (sa.identity == sb.identity) == same
