@@ -14,7 +14,7 @@ import torch
 from faceptor_core import get_task
 from faceptor_core.spec import TaskSpec
 from faceptor_core.testing import run_contract
-from faceptor_tasks.builtin import EXPRESSIONS, FLIP_68, builtin_tasks
+from faceptor_tasks.builtin import EXPRESSIONS, FLIP_68, PAPER_TASKS, builtin_tasks
 from faceptor_tasks.families import (
     REFERENCE_TYPE_WEIGHTS,
     inter_points,
@@ -57,17 +57,7 @@ def test_task_list_and_structure() -> None:
     assert specs["landmarks_300w"].flip_permutation == FLIP_68 and specs["landmarks_300w"].input_size == 512
     assert specs["expression_rafdb"].label_names == EXPRESSIONS
     assert specs["recognition_ms1mv3"].num_identities == 93431
-    assert [
-        specs[n].loss_weight
-        for n in (
-            "landmarks_300w",
-            "parsing_celebamask_hq",
-            "age_morph2",
-            "expression_rafdb",
-            "attributes_celeba",
-            "recognition_ms1mv3",
-        )
-    ] == [1000.0, 100.0, 6.0, 1.0, 2.0, 5.0]
+    assert [specs[n].loss_weight for n in PAPER_TASKS] == [1000.0, 100.0, 6.0, 1.0, 2.0, 5.0]
     assert {s.input_size for s in specs.values() if s.head_type == "dense"} == {512}
     assert {s.input_size for s in specs.values() if s.head_type != "dense"} == {112}
 

@@ -11,6 +11,7 @@ import pytest
 import faceptor_core
 from faceptor_core import TaskNotFoundError, TaskRegistry, TaskSpec, hookimpl
 from faceptor_core.registry import DuplicateTaskError
+from faceptor_tasks.builtin import PAPER_TASKS
 
 
 def spec(name: str, **kw) -> TaskSpec:
@@ -33,14 +34,7 @@ class Plugin:
 
 def test_builtin_tasks_come_from_the_entry_point():
     names = [t.name for t in faceptor_core.list_tasks()]
-    for name in [
-        "landmarks_300w",
-        "parsing_celebamask_hq",
-        "age_morph2",
-        "expression_rafdb",
-        "attributes_celeba",
-        "recognition_ms1mv3",
-    ]:
+    for name in PAPER_TASKS:
         assert name in names
     assert names == sorted(names)
     assert faceptor_core.default_registry().owner("age_morph2") == "faceptor_tasks"
