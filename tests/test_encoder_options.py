@@ -82,3 +82,55 @@ def test_stem_skip_feeds_dense_tasks_and_round_trips(tmp_path) -> None:
 def test_stem_skip_needs_a_conv_stem() -> None:
     with pytest.raises(ValueError, match="stem_skip needs the conv stem"):
         faceptor_core.build(["synth_parsing"], encoder="vit_t16", input_sizes=64, decoder={"stem_skip": True})
+
+
+def _bn(i: int) -> set[str]:
+    return {f"{i}.{k}" for k in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")}
+
+
+def test_plain_conv_stem_keeps_its_parameter_names() -> None:
+    """Checkpoints of the plain conv stem (``stem_blocks=0``) stay loadable: its names are the flat layer indices."""
+    expected = {"12.weight", "12.bias"} | {f"{3 * i}.weight" for i in range(4)}
+    expected |= set().union(*(_bn(3 * i + 1) for i in range(4)))
+    assert set(ConvStem(16, 64).state_dict()) == expected
+
+
+@pytest.mark.parametrize("blocks", [1, 2])
+def test_residual_stem_blocks_start_as_the_identity(blocks: int) -> None:
+    """A hybrid stem given the plain stem's conv and BatchNorm weights computes the plain stem's tokens and skip
+    map at initialisation: each new residual block's last BatchNorm starts at zero."""
+    torch.manual_seed(0)
+    plain, hybrid = ConvStem(16, 64), ConvStem(16, 64, blocks=blocks)
+    with torch.no_grad():  # move the BatchNorm statistics away from their defaults so that eval mode matters
+        for bn in (m for m in plain.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+            bn.running_mean.uniform_(-0.5, 0.5), bn.running_var.uniform_(0.5, 2.0)
+        for i, layer in enumerate(plain):  # plain index 3s + j sits at (3 + blocks)s + j in the hybrid
+            hybrid[(3 + blocks) * (i // 3) + i % 3].load_state_dict(layer.state_dict())
+    plain.eval(), hybrid.eval()
+    x = torch.randn(2, 3, 64, 64)
+    tokens, skip = plain.forward_with_skip(x)
+    tokens_h, skip_h = hybrid.forward_with_skip(x)
+    torch.testing.assert_close(tokens_h, tokens)
+    torch.testing.assert_close(skip_h, skip)
+    assert hybrid.stages == plain.stages == 4 and hybrid.skip_channels() == plain.skip_channels() == 16
+    assert sum(p.numel() for p in hybrid.parameters()) > sum(p.numel() for p in plain.parameters())
+
+
+def test_stem_blocks_train_and_round_trip(tmp_path) -> None:
+    enc = EncoderConfig(name="vit_t16", stem="conv", stem_blocks=1, depth=1, drop_path_rate=0)
+    dec = {"hidden_dim": 32, "num_heads": 2, "ffn_dim": 64, "num_layers": 1, "stem_skip": True}
+    model = faceptor_core.build(["synth_parsing", "synth_age"], encoder=enc, input_sizes=64, decoder=dec)
+    x = torch.rand(2, 3, 64, 64)
+    out = model(x)
+    (out["synth_parsing"].square().mean() + out["synth_age"].square().mean()).backward()
+    block = model.encoder.patch_embed[3]
+    assert block.bn2.weight.grad.abs().sum() > 0  # the zero-started BatchNorm learns
+    model.save_pretrained(tmp_path / "m")
+    again = faceptor_core.load(tmp_path / "m").eval()
+    assert again.config.encoder.stem_blocks == 1
+    torch.testing.assert_close(again(x)["synth_age"], model.eval()(x)["synth_age"])
+
+
+def test_stem_blocks_need_the_conv_stem() -> None:
+    with pytest.raises(ValueError, match="stem_blocks needs the conv stem"):
+        ViTEncoder(EncoderConfig(name="vit_t16", stem_blocks=1, depth=1))

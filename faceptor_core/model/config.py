@@ -28,6 +28,13 @@ class EncoderConfig(BaseModel):
         description="Patch embedding: one strided conv (ViT, FaRL) or a stack of 3x3 stride-2 convs (for "
         "training from scratch on little data; CPU presets).",
     )
+    stem_blocks: int = Field(
+        default=0,
+        ge=0,
+        le=4,
+        description="Residual 3x3 blocks after each stride-2 conv of the conv stem (a hybrid CNN-ViT front end for "
+        "from-scratch CPU presets; 0: the plain conv stem).",
+    )
 
 
 class DecoderConfig(BaseModel):

@@ -46,18 +46,39 @@ def resize_pos_grid(pos: torch.Tensor, size: int | tuple[int, int]) -> torch.Ten
     return grid.permute(0, 2, 3, 1).reshape(1, h * w, c).to(pos.dtype)
 
 
+class ResidualBlock(nn.Module):
+    """Two 3x3 convs with BatchNorm and an identity shortcut (ResNet's basic block, same width and stride). The
+    second BatchNorm starts at zero, so a new block starts as the identity."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+        nn.init.zeros_(self.bn2.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(x + self.bn2(self.conv2(y)))
+
+
 class ConvStem(nn.Sequential):
     """A convolutional patch embedding: 3x3 stride-2 convs (BatchNorm, ReLU) down to the patch grid, then a
-    1x1 conv to the token width ("early convolutions help transformers see better", Xiao et al. 2021).
+    1x1 conv to the token width ("early convolutions help transformers see better", Xiao et al. 2021). With
+    ``blocks``, each stride-2 conv is followed by that many residual blocks (a hybrid CNN-ViT front end).
 
-    Same input/output contract as the patch conv it replaces: ``B x 3 x H x W -> B x C x H/p x W/p``.
+    Same input/output contract as the patch conv it replaces: ``B x 3 x H x W -> B x C x H/p x W/p``. Without
+    blocks its parameter names are those of the plain stem (checkpoints stay loadable).
     """
 
-    def __init__(self, patch_size: int, embed_dim: int):
+    def __init__(self, patch_size: int, embed_dim: int, blocks: int = 0):
         n = patch_size.bit_length() - 1
         if 2**n != patch_size or n < 1:
             raise ValueError(f"a conv stem needs a power-of-two patch size, got {patch_size}")
         layers: list[nn.Module] = []
+        ends: list[int] = []
+        channels: list[int] = []
         c_in = 3
         for i in range(n):
             c_out = max(16, embed_dim // 2 ** (n - 1 - i))
@@ -65,25 +86,29 @@ class ConvStem(nn.Sequential):
                 nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
                 nn.BatchNorm2d(c_out),
                 nn.ReLU(inplace=True),
+                *(ResidualBlock(c_out) for _ in range(blocks)),
             ]
+            ends.append(len(layers))
+            channels.append(c_out)
             c_in = c_out
         layers.append(nn.Conv2d(c_in, embed_dim, 1))
         super().__init__(*layers)
+        self._stage_ends, self._stage_channels = ends, channels
 
     @property
     def stages(self) -> int:
-        """Stride-2 conv stages (``log2(patch_size)``), each conv, BatchNorm, ReLU."""
-        return (len(self) - 1) // 3
+        """Stride-2 stages (``log2(patch_size)``): conv, BatchNorm, ReLU and the stage's residual blocks."""
+        return len(self._stage_ends)
 
     def skip_channels(self) -> int:
         """Channels of the map at a quarter of the patch size (what :meth:`forward_with_skip` returns)."""
-        return self[3 * (self.stages - 3)].out_channels
+        return self._stage_channels[self.stages - 3]
 
     def forward_with_skip(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The tokens and the map after the block at stride ``patch_size / 4`` (the pixel decoder's resolution)."""
+        """The tokens and the map after the stage at stride ``patch_size / 4`` (the pixel decoder's resolution)."""
         if self.stages < 3:
             raise ValueError("a stem skip needs a patch size of at least 8")
-        keep = 3 * (self.stages - 2)  # layers up to and including that block's ReLU
+        keep = self._stage_ends[self.stages - 3]  # layers up to the end of that stage
         layers = list(self)  # (slicing a Sequential subclass would rebuild it)
         for layer in layers[:keep]:
             x = layer(x)
@@ -141,7 +166,12 @@ class ViTEncoder(nn.Module):
                 drop_path_rate=config.drop_path_rate,
                 **{**preset.kwargs, **depth, "img_size": config.pos_grid * self.patch_size},
             )
-        self.patch_embed = vit.patch_embed.proj if config.stem == "patch" else ConvStem(self.patch_size, vit.embed_dim)
+        if config.stem == "patch":
+            if config.stem_blocks:
+                raise ValueError("stem_blocks needs the conv stem (stem='conv')")
+            self.patch_embed: nn.Module = vit.patch_embed.proj
+        else:
+            self.patch_embed = ConvStem(self.patch_size, vit.embed_dim, config.stem_blocks)
         self.cls_token = vit.cls_token
         self.pos_embed = vit.pos_embed
         self.norm_pre = vit.norm_pre

@@ -208,7 +208,12 @@ class Trainer:
                 list(self.specs.values()),
                 variant=m.variant,
                 encoder=EncoderConfig(
-                    name=m.encoder, drop_path_rate=m.drop_path_rate, stem=m.stem, depth=m.depth, patch_size=m.patch_size
+                    name=m.encoder,
+                    drop_path_rate=m.drop_path_rate,
+                    stem=m.stem,
+                    stem_blocks=m.stem_blocks,
+                    depth=m.depth,
+                    patch_size=m.patch_size,
                 ),
                 input_sizes=sizes,
                 decoder=m.decoder,
