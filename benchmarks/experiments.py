@@ -1,14 +1,17 @@
-"""The paper's claims, measured on SynthFaces with the CPU preset. Writes benchmarks/results/<name>.json;
-``python benchmarks/experiments.py report`` renders docs/results.md from them.
+"""The paper's claims, measured on SynthFaces with the CPU preset, one seed per call. Writes
+benchmarks/results/claims/<name>_s<seed>.json; ``report`` renders docs/paper_claims.md from every seed found,
+each metric beside its trivial answer fitted on the same training split.
 
-    python benchmarks/experiments.py multitask --steps 300   # Faceptor multi-task vs one model per task
-    python benchmarks/experiments.py auxiliary --steps 300   # age from 500 labels, with / without auxiliaries
-    python benchmarks/experiments.py stage2 --steps 150      # Layer-Attention (Stage 2) vs Stage 1
-    python benchmarks/experiments.py prompt --steps 200      # prompt tuning vs full fine-tuning, new task
+    python benchmarks/experiments.py multitask --seed 0   # Faceptor multi-task vs one model per task (240 steps)
+    python benchmarks/experiments.py auxiliary --seed 0   # age from 500 labels: alone, + 3 or + 5 other tasks
+    python benchmarks/experiments.py stage2 --seed 0      # Layer-Attention (Stage 2) vs Stage 1, on age
+    python benchmarks/experiments.py prompt --seed 0      # a new task by prompt tuning vs full fine-tuning
+    python benchmarks/experiments.py all --seed 0         # the four, in order
     python benchmarks/experiments.py report
 
-Every run uses the demo's model (ViT-T/16, 112 px, 3-layer decoder) and the same seed; "equal budget" means
-the same number of steps and images per task.
+Every run uses the demo's model and recipe (conv-stem ViT-T/16, 112 px, output priors) with the given seed;
+"equal budget" means the same number of steps and images per task. Stage 2 starts from the multitask run's
+model; prompt tuning adds a task (parsing by default) to the auxiliary run's model, which never saw it.
 """
 
 from __future__ import annotations
@@ -22,16 +25,20 @@ import torch
 
 import faceptor_core
 from faceptor_core.train import RunConfig, Trainer
-from faceptor_tasks.synthfaces.demo import DEMO_TASKS, demo_batch_size, demo_config
+from faceptor_tasks.synthfaces.demo import DEMO_TASKS, TYPE_WEIGHTS, demo_batch_size, demo_config
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
+RESULTS = HERE / "results" / "claims"
 RUNS = HERE / "runs"
 EVAL_LIMIT = 300
+DEFAULT_STEPS = {"multitask": 240, "auxiliary": 240, "stage2": 150, "prompt": 200}
 
 
-def config(out: Path, tasks: list[str], steps: int, **kw) -> RunConfig:
+def config(out: Path, tasks: list[str], steps: int, seed: int, **kw) -> RunConfig:
     base = demo_config(out, quick=False, steps=steps).model_dump()
+    base["seed"] = seed
+    families = {faceptor_core.get_task(t).family for t in tasks}
+    base["type_weights"] = {f: w for f, w in base["type_weights"].items() if f in families}
     base["tasks"] = [{"name": t, "batch_size": demo_batch_size(t), "eval_limit": EVAL_LIMIT} for t in tasks]
     base["progress"] = False
     base["checkpoint_every"] = steps
@@ -54,6 +61,12 @@ def primary(task: str, metrics: dict) -> float:
     return metrics[faceptor_core.get_task(task).primary_metric]
 
 
+def scored(task: str, metrics: dict) -> dict[str, float]:
+    """The task's primary metric and, beside it, its trivial answer's on the same split."""
+    key = faceptor_core.get_task(task).primary_metric
+    return {"metric": metrics[key], "baseline": metrics[f"baseline/{key}"]}
+
+
 def inference_ms(model, tasks: list[str], batch: int = 8, repeats: int = 3) -> float:
     x = torch.rand(batch, 3, 112, 112)
     model.eval()
@@ -67,19 +80,21 @@ def inference_ms(model, tasks: list[str], batch: int = 8, repeats: int = 3) -> f
     return best * 1000
 
 
-def save(name: str, record: dict) -> None:
+def save(name: str, seed: int, record: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=2))
+    record = {"seed": seed, "type_weights": TYPE_WEIGHTS, **record}
+    (RESULTS / f"{name}_s{seed}.json").write_text(json.dumps(record, indent=2))
     print(json.dumps(record, indent=2))
 
 
-def exp_multitask(steps: int) -> None:
+def exp_multitask(steps: int, seed: int) -> None:
     tasks = list(DEMO_TASKS)
-    multi, res, secs = train(config(RUNS / "multitask", tasks, steps))
+    runs = RUNS / f"s{seed}"
+    multi, res, secs = train(config(runs / "multitask", tasks, steps, seed))
     record = {
         "steps": steps,
         "multi": {
-            "metrics": {t: primary(t, res[t]) for t in tasks},
+            "metrics": {t: scored(t, res[t]) for t in tasks},
             "seconds": secs,
             "parameters": multi.model.num_parameters(),
             "inference_ms_all_tasks": inference_ms(multi.model, tasks),
@@ -88,45 +103,64 @@ def exp_multitask(steps: int) -> None:
     }
     single_params, single_ms = 0, 0.0
     for t in tasks:
-        tr, r, s = train(config(RUNS / f"single_{t}", [t], steps))
+        tr, r, s = train(config(runs / f"single_{t}", [t], steps, seed))
         single_params += tr.model.num_parameters()
         single_ms += inference_ms(tr.model, [t])
-        record["single"][t] = {"metric": primary(t, r[t]), "seconds": s}
+        record["single"][t] = {**scored(t, r[t]), "seconds": s}
     record["single_total"] = {
         "parameters": single_params,
         "inference_ms_all_tasks": single_ms,
         "seconds": sum(v["seconds"] for v in record["single"].values()),
     }
-    save("multitask", record)
+    save("multitask", seed, record)
 
 
-def exp_auxiliary(steps: int, labelled: int = 500) -> None:
-    aux = ["synth_expression", "synth_attributes", "synth_landmarks"]
-    out = {"steps": steps, "labelled_age_images": labelled}
-    for name, tasks in (("age_only", ["synth_age"]), ("age_with_auxiliary", ["synth_age", *aux])):
-        cfg = config(RUNS / f"aux_{name}", tasks, steps, main_task="synth_age")
+def exp_auxiliary(steps: int, seed: int, labelled: int = 500) -> None:
+    """Age from ``labelled`` images alone, with three auxiliary tasks, and with all five others. Variants already in
+    this seed's results file (same steps and labels) are kept, not trained again."""
+    three = ["synth_expression", "synth_attributes", "synth_landmarks"]
+    five = [t for t in DEMO_TASKS if t != "synth_age"]
+    variants = {"age_only": [], "age_with_auxiliary": three, "age_with_all_auxiliary": five}
+    path = RESULTS / f"auxiliary_s{seed}.json"
+    out: dict = {"steps": steps, "labelled_age_images": labelled}
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if (old["steps"], old["labelled_age_images"]) == (steps, labelled):
+            out = {k: v for k, v in old.items() if k != "seed"}
+    for name, aux in variants.items():
+        if name in out:
+            continue
+        tasks = ["synth_age", *aux]
+        cfg = config(RUNS / f"s{seed}" / f"aux_{name}", tasks, steps, seed, main_task="synth_age")
         cfg.tasks[0].train_limit = labelled
         _, res, secs = train(cfg)
-        out[name] = {"mae": res["synth_age"]["mae"], "seconds": secs, "tasks": tasks}
-    save("auxiliary", out)
+        out[name] = {**scored("synth_age", res["synth_age"]), "seconds": secs, "tasks": tasks}
+    save("auxiliary", seed, out)
 
 
-def exp_stage2(steps: int, target: str = "synth_expression") -> None:
-    stage1 = RUNS / "multitask" / "checkpoints" / "last"
-    if not stage1.is_dir():
-        raise SystemExit("run the multitask experiment first: its model is Stage 1")
-    out = {"steps": steps, "task": target}
+def _base(seed: int, run: str, experiment: str) -> Path:
+    path = RUNS / f"s{seed}" / run / "checkpoints" / "last"
+    if not path.is_dir():
+        raise SystemExit(f"run `experiments.py {experiment} --seed {seed}` first: its model is the starting point")
+    return path
+
+
+def exp_stage2(steps: int, seed: int, target: str = "synth_age") -> None:
+    stage1 = _base(seed, "multitask", "multitask")
+    base = faceptor_core.load(stage1)
+    depth = base.config.encoder.depth
+    out: dict = {"steps": steps, "task": target}
     common = {"init_from": str(stage1), "optimizer": {"lr": 1e-3, "head_lr_multiplier": 1.0}}
+    # Stage 2 as the paper: every encoder layer feeds the decoder through Layer-Attention (the last already does)
+    extra = list(range(depth - 1))
     for name, train_cfg in (
         ("stage1_queries_only", {"mode": "prompt"}),
-        ("stage2_layer_attention", {"mode": "layer_attention", "add_memory_layers": [1, 3, 5, 7, 9]}),
+        ("stage2_layer_attention", {"mode": "layer_attention", "add_memory_layers": extra}),
     ):
-        tr, res, secs = train(config(RUNS / f"stage2_{name}", [target], steps, train=train_cfg, **common))
-        entry = {
-            "metric": primary(target, res[target]),
-            "trainable_parameters": tr.num_trainable_parameters(),
-            "seconds": secs,
-        }
+        tr, res, secs = train(
+            config(RUNS / f"s{seed}" / f"stage2_{name}", [target], steps, seed, train=train_cfg, **common)
+        )
+        entry = {**scored(target, res[target]), "trainable_parameters": tr.num_trainable_parameters(), "seconds": secs}
         if name.startswith("stage2"):
             images = torch.stack(
                 [
@@ -136,52 +170,53 @@ def exp_stage2(steps: int, target: str = "synth_expression") -> None:
             )
             entry["layer_preference"] = {str(k): v for k, v in tr.model.layer_preference(images, target).items()}
         out[name] = entry
-    base = faceptor_core.load(stage1)
     from faceptor_core.evaluate import evaluate_task
 
     out["stage1_as_trained"] = primary(target, evaluate_task(base, faceptor_core.get_task(target), limit=EVAL_LIMIT))
-    save("stage2", out)
+    save("stage2", seed, out)
 
 
-def exp_prompt(steps: int, new_task: str = "gaze_synth") -> None:
-    stage1 = RUNS / "multitask" / "checkpoints" / "last"
-    if not stage1.is_dir():
-        raise SystemExit("run the multitask experiment first: its model is the base")
-    out = {"steps": steps, "task": new_task}
+def exp_prompt(steps: int, seed: int, new_task: str = "synth_parsing") -> None:
+    """``new_task`` joins the auxiliary run's model (age, expression, attributes, landmarks), which never saw it."""
+    base = _base(seed, "aux_age_with_auxiliary", "auxiliary")
+    out: dict = {"steps": steps, "task": new_task, "base_tasks": list(faceptor_core.load(base).tasks)}
     runs = (
         ("prompt_tuning", {"train": {"mode": "prompt"}, "optimizer": {"lr": 1e-2, "head_lr_multiplier": 1.0}}),
         ("full_fine_tuning", {"train": {"mode": "full"}, "optimizer": {"lr": 5e-4}}),
     )
     for name, kw in runs:
-        cfg = config(RUNS / f"prompt_{name}", [new_task], steps, init_from=str(stage1), **kw)
+        cfg = config(RUNS / f"s{seed}" / f"prompt_{name}", [new_task], steps, seed, init_from=str(base), **kw)
         tr = Trainer(cfg, overwrite=True)
         if "untrained" not in out:
             out["untrained"] = primary(new_task, tr.evaluate()[new_task])
         t0 = time.perf_counter()
         res = tr.fit()
         out[name] = {
-            "metric": primary(new_task, res[new_task]),
+            **scored(new_task, res[new_task]),
             "seconds": time.perf_counter() - t0,
             "trainable_parameters": tr.num_trainable_parameters(),
             "parameters": tr.model.num_parameters(),
         }
-    save("prompt", out)
+    save("prompt", seed, out)
+
+
+EXPERIMENTS = {"multitask": exp_multitask, "auxiliary": exp_auxiliary, "stage2": exp_stage2, "prompt": exp_prompt}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("experiment", choices=["multitask", "auxiliary", "stage2", "prompt", "report"])
-    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("experiment", choices=[*EXPERIMENTS, "all", "report"])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--steps", type=int, help="training steps (default: each experiment's own, see DEFAULT_STEPS)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     if args.experiment == "report":
         from report_results import render
 
-        render(RESULTS, HERE.parent / "docs" / "results.md")
+        render(RESULTS, HERE.parent / "docs" / "paper_claims.md")
         return
-    {"multitask": exp_multitask, "auxiliary": exp_auxiliary, "stage2": exp_stage2, "prompt": exp_prompt}[
-        args.experiment
-    ](args.steps)
+    for name in EXPERIMENTS if args.experiment == "all" else [args.experiment]:
+        EXPERIMENTS[name](args.steps or DEFAULT_STEPS[name], args.seed)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Used to choose the demo's CPU recipe (docs/results.md, "Why the demo did not learn"). Each job is a dict:
 ``{"kind": "faceptor", "name": ..., "overrides": {...demo config overrides...}, "tasks": [...] | null}`` (besides
-run-config keys, overrides take ``steps``, ``batch`` for every task and ``batch_sizes`` per task) or
+run-config keys, overrides take ``steps``, ``batch`` for every task, ``batch_sizes`` per task and ``eval_limit``) or
 ``{"kind": "specialist", "name": ..., "task": ..., "images": N, "batch": B, "lr": LR, "seed": S, "arch": A}``
 (``arch``: ``resnet18``, the default, or ``vit_conv``, the demo's encoder with a pooled head).
 
@@ -41,6 +41,7 @@ def run_faceptor(job: dict, out: Path, workers: int) -> dict:
     steps = ov.pop("steps", 400)
     batch = ov.pop("batch", None)
     batch_sizes = ov.pop("batch_sizes", {})  # {task: batch size}, after "batch"
+    eval_limit = ov.pop("eval_limit", None)  # test items per task (default: the demo's)
     d = demo_config(out, steps=steps).model_dump()
     if job.get("tasks"):
         from faceptor_core.registry import default_registry
@@ -53,6 +54,7 @@ def run_faceptor(job: dict, out: Path, workers: int) -> dict:
             t["batch_size"] = batch * (2 if t["name"] == "synth_identity" else 1)
     for t in d["tasks"]:
         t["batch_size"] = batch_sizes.get(t["name"], t["batch_size"])
+        t["eval_limit"] = eval_limit or t["eval_limit"]
     _merge(d, ov)
     d.update(progress=False, eval_every=steps, checkpoint_every=10**9, num_workers=workers, output_dir=str(out))
     shutil.rmtree(out, ignore_errors=True)

@@ -66,11 +66,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    from .demo import DEFAULT_STEPS, QUICK_STEPS
+
     parser.add_argument("--quick", action="store_true", help="a short run (under 2 minutes) for CI")
     parser.add_argument(
         "--out", default="faceptor-demo", help="output folder (the demo only replaces its own earlier output)"
     )
-    parser.add_argument("--steps", type=int, help="training steps (default: 300, or 40 with --quick)")
+    parser.add_argument(
+        "--steps", type=int, help=f"training steps (default: {DEFAULT_STEPS}, or {QUICK_STEPS} with --quick)"
+    )
 
 
 def commands() -> list[CommandSpec]:

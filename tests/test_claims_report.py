@@ -1,0 +1,83 @@
+"""docs/paper_claims.md's renderer: per-seed numbers beside the trivial answer, and no verdict read from a
+comparison in which neither side learned."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+report_results = pytest.importorskip("report_results")
+
+
+def _side(metric: float, baseline: float) -> dict:
+    return {"metric": metric, "baseline": baseline, "seconds": 1.0}
+
+
+def _multitask(seed: int, landmarks: tuple[float, float], expression: tuple[float, float]) -> dict:
+    tasks = {"synth_landmarks": (landmarks, 0.119), "synth_expression": (expression, 0.150)}
+    return {
+        "seed": seed,
+        "steps": 240,
+        "multi": {
+            "metrics": {t: _side(v[0], b) for t, (v, b) in tasks.items()},
+            "seconds": 500.0,
+            "parameters": 4_400_000,
+            "inference_ms_all_tasks": 60.0,
+        },
+        "single": {t: _side(v[1], b) for t, (v, b) in tasks.items()},
+        "single_total": {"parameters": 20_000_000, "inference_ms_all_tasks": 300.0, "seconds": 700.0},
+    }
+
+
+def _render(tmp_path: Path, records: list[dict]) -> str:
+    results = tmp_path / "claims"
+    results.mkdir()
+    for rec in records:
+        (results / f"multitask_s{rec['seed']}.json").write_text(json.dumps(rec))
+    out = tmp_path / "claims.md"
+    report_results.render(results, out)
+    return out.read_text()
+
+
+def _row(text: str, task: str) -> list[str]:
+    line = next(line for line in text.splitlines() if line.startswith(f"| {task} "))
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_every_seed_is_shown_beside_the_trivial_answer(tmp_path):
+    text = _render(tmp_path, [_multitask(0, (0.095, 0.100), (0.14, 0.15)), _multitask(1, (0.097, 0.102), (0.15, 0.14))])
+    row = _row(text, "synth_landmarks")
+    assert row[2:5] == ["0.095 / 0.097", "0.100 / 0.102", "0.119 / 0.119"]
+    assert "seeds 0, 1" in text
+
+
+def test_a_win_on_every_seed_is_read_as_one(tmp_path):
+    text = _render(tmp_path, [_multitask(0, (0.095, 0.100), (0.14, 0.15)), _multitask(1, (0.097, 0.102), (0.15, 0.14))])
+    assert _row(text, "synth_landmarks")[5] == "yes, every seed"
+
+
+def test_both_sides_at_the_trivial_answer_say_nothing(tmp_path):
+    """Expression at 0.14 / 0.15 against a majority class of 0.150: whichever side is higher, nothing is read."""
+    text = _render(
+        tmp_path, [_multitask(0, (0.095, 0.100), (0.155, 0.14)), _multitask(1, (0.097, 0.102), (0.156, 0.15))]
+    )
+    assert _row(text, "synth_expression")[5] == "neither beats the trivial answer: says nothing"
+
+
+def test_seeds_that_disagree_are_reported_as_mixed(tmp_path):
+    text = _render(tmp_path, [_multitask(0, (0.095, 0.100), (0.14, 0.15)), _multitask(1, (0.104, 0.100), (0.15, 0.14))])
+    assert _row(text, "synth_landmarks")[5] == "mixed across seeds"
+
+
+def test_learned_means_closing_part_of_the_gap_to_a_perfect_score():
+    assert report_results.learned("synth_landmarks", 0.09, 0.119)  # an error: the gap to 0
+    assert not report_results.learned("synth_landmarks", 0.115, 0.119)
+    assert report_results.learned("synth_parsing", 0.5, 0.125)  # a fraction: the gap to 1
+    assert not report_results.learned("synth_parsing", 0.126, 0.125)
+    # 0.815 against a majority answer of 0.783 closes 15% of the gap to 1, though it is only 4% above it
+    assert report_results.learned("synth_attributes", 0.815, 0.783)
+    assert not report_results.learned("synth_expression", 0.17, 0.16)
