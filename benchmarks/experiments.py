@@ -2,7 +2,7 @@
 benchmarks/results/claims/<name>_s<seed>.json; ``report`` renders docs/paper_claims.md from every seed found,
 each metric beside its trivial answer fitted on the same training split.
 
-    python benchmarks/experiments.py multitask --seed 0   # Faceptor multi-task vs one model per task (240 steps)
+    python benchmarks/experiments.py multitask --seed 0   # Faceptor multi-task vs one model per task (demo's steps)
     python benchmarks/experiments.py auxiliary --seed 0   # age from 500 labels: alone, + 3 or + 5 other tasks
     python benchmarks/experiments.py stage2 --seed 0      # Layer-Attention (Stage 2) vs Stage 1, on age
     python benchmarks/experiments.py prompt --seed 0      # a new task by prompt tuning vs full fine-tuning
@@ -25,13 +25,15 @@ import torch
 
 import faceptor_core
 from faceptor_core.train import RunConfig, Trainer
+from faceptor_tasks.synthfaces.demo import DEFAULT_STEPS as DEMO_STEPS
 from faceptor_tasks.synthfaces.demo import DEMO_TASKS, TYPE_WEIGHTS, demo_batch_size, demo_config
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "claims"
 RUNS = HERE / "runs"
 EVAL_LIMIT = 300
-DEFAULT_STEPS = {"multitask": 240, "auxiliary": 240, "stage2": 150, "prompt": 200}
+#: Steps per experiment: the demo's budget for the runs from scratch (the records on disk were measured at 240).
+DEFAULT_STEPS = {"multitask": DEMO_STEPS, "auxiliary": DEMO_STEPS, "stage2": 150, "prompt": 200}
 
 
 def config(out: Path, tasks: list[str], steps: int, seed: int, **kw) -> RunConfig:
