@@ -26,7 +26,7 @@ import torch
 import faceptor_core
 from faceptor_core.train import RunConfig, Trainer
 from faceptor_tasks.synthfaces.demo import DEFAULT_STEPS as DEMO_STEPS
-from faceptor_tasks.synthfaces.demo import DEMO_TASKS, TYPE_WEIGHTS, demo_batch_size, demo_config
+from faceptor_tasks.synthfaces.demo import DEMO_TASKS, TYPE_WEIGHTS, demo_config
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "claims"
@@ -37,11 +37,10 @@ DEFAULT_STEPS = {"multitask": DEMO_STEPS, "auxiliary": DEMO_STEPS, "stage2": 150
 
 
 def config(out: Path, tasks: list[str], steps: int, seed: int, **kw) -> RunConfig:
-    base = demo_config(out, quick=False, steps=steps).model_dump()
+    base = demo_config(out, quick=False, steps=steps, tasks=tasks).model_dump()
     base["seed"] = seed
-    families = {faceptor_core.get_task(t).family for t in tasks}
-    base["type_weights"] = {f: w for f, w in base["type_weights"].items() if f in families}
-    base["tasks"] = [{"name": t, "batch_size": demo_batch_size(t), "eval_limit": EVAL_LIMIT} for t in tasks]
+    for entry in base["tasks"]:
+        entry["eval_limit"] = EVAL_LIMIT
     base["progress"] = False
     base["checkpoint_every"] = steps
     for key, value in kw.items():

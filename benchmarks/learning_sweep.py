@@ -35,20 +35,15 @@ def run_faceptor(job: dict, out: Path, workers: int) -> dict:
     """Train the demo configuration with ``job['overrides']`` and return its last evaluation."""
     from faceptor_core.train.config import RunConfig
     from faceptor_core.train.engine import Trainer
-    from faceptor_tasks.synthfaces.demo import demo_config
+    from faceptor_tasks.synthfaces.demo import DEMO_TASKS, demo_config
 
     ov = dict(job.get("overrides", {}))
     steps = ov.pop("steps", 400)
     batch = ov.pop("batch", None)
     batch_sizes = ov.pop("batch_sizes", {})  # {task: batch size}, after "batch"
     eval_limit = ov.pop("eval_limit", None)  # test items per task (default: the demo's)
-    d = demo_config(out, steps=steps).model_dump()
-    if job.get("tasks"):
-        from faceptor_core.registry import default_registry
-
-        d["tasks"] = [t for t in d["tasks"] if t["name"] in job["tasks"]]
-        families = {default_registry().get_task(t["name"]).family for t in d["tasks"]}
-        d["type_weights"] = {f: w for f, w in d["type_weights"].items() if f in families}
+    tasks = [t for t in DEMO_TASKS if t in job["tasks"]] if job.get("tasks") else DEMO_TASKS
+    d = demo_config(out, steps=steps, tasks=tasks).model_dump()
     if batch:
         for t in d["tasks"]:
             t["batch_size"] = batch * (2 if t["name"] == "synth_identity" else 1)

@@ -7,6 +7,7 @@ the comparison says nothing, and the table says so.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -28,6 +29,7 @@ def _metric_name(task: str) -> str:
     return METRIC_NAMES.get(task, "metric")
 
 
+@functools.cache
 def _meta(task: str):
     from faceptor_core import get_task
     from faceptor_core.evaluate import metric_meta

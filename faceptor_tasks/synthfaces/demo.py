@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -60,23 +61,26 @@ DEFAULT_STEPS, QUICK_STEPS = 220, 32
 def demo_batch_size(task: str) -> int:
     """Images of ``task`` per demo step. Identity takes 4 x BATCH: verification gains most from more images (2 seeds:
     0.60 / 0.68 with 16, 0.84 / 0.84 with 32, the other tasks unchanged; docs/results.md). The 16 extra images cost
-    about 0.3 s a step on 2 cores, which is why the demo runs 240 steps instead of 300."""
+    about 0.3 s a step on 2 cores, which is why the demo runs 220 steps instead of 300."""
     return BATCH * (4 if task == "synth_identity" else 1)
 
 
-def demo_config(out: Path, quick: bool = False, steps: int | None = None) -> RunConfig:
+def demo_config(
+    out: Path, quick: bool = False, steps: int | None = None, tasks: Sequence[str] = DEMO_TASKS
+) -> RunConfig:
     """The demo's run: CPU preset (conv-stem ViT-T/16, 6 blocks, stem skip), 112 px, a small decoder, every
-    SynthFaces task."""
+    SynthFaces task (or the subset ``tasks``, with the type weights of their families only)."""
     steps = steps or (QUICK_STEPS if quick else DEFAULT_STEPS)
     eval_limit = 64 if quick else 300
     baseline_limit = 200 if quick else 300
+    families = {default_registry().get_task(t).family for t in tasks}
     return RunConfig.model_validate(
         {
             "output_dir": str(out),
             "seed": 0,
             "model": DEMO_MODEL,
-            "tasks": [{"name": t, "batch_size": demo_batch_size(t), "eval_limit": eval_limit} for t in DEMO_TASKS],
-            "type_weights": TYPE_WEIGHTS,
+            "tasks": [{"name": t, "batch_size": demo_batch_size(t), "eval_limit": eval_limit} for t in tasks],
+            "type_weights": {f: w for f, w in TYPE_WEIGHTS.items() if f in families},
             "baseline_limit": baseline_limit,
             # measured with the conv stem: 2e-4 leaves age at its trivial answer; 5e-4 and 1e-3 learn it
             "optimizer": {"lr": 5e-4, "weight_decay": 0.05, "head_lr_multiplier": 2.0},
