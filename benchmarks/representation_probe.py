@@ -3,7 +3,8 @@
 For each representation (the true landmarks, which need no model and give the ceiling; the model's predicted
 landmarks; its last encoder layer, mean-pooled and whole; its pixel decoder's map pooled to 7 x 7) a linear
 classifier is fitted on ``--train`` training items and scored on the first ``--test`` test items, beside the
-trivial answer (majority class, per-attribute majority) and the model's own heads on the same items.
+trivial answer (majority class, per-attribute majority) and the model's own heads on the same items. For each
+decoder task it also reports how spread its queries' cross-attention is (entropy beside an even spread's).
 
     python benchmarks/representation_probe.py RUN/checkpoints/last --out benchmarks/results/probe.json
 
@@ -150,7 +151,28 @@ def probe(checkpoint: Path | None, n_train: int, n_test: int) -> dict:
         for name, (xtr, xte) in reps.items():
             row[f"linear probe on {name}"] = linear_probe(xtr, train[key], xte, test[key], multilabel)
         scores[target] = row
+    if checkpoint is not None:
+        scores["cross-attention"] = attention_spread(model, test["images"][:64])
     return {"checkpoint": None if checkpoint is None else str(checkpoint), "train": n_train, "test": n_test, **scores}
+
+
+def attention_spread(model, images: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per decoder task: the mean entropy of its queries' cross-attention over the memory tokens (nats) beside the
+    entropy of an even spread (``log L``, which reads the mean token), and the mean largest weight beside ``1 / L``."""
+    out = {}
+    for task in model.task_names:
+        if model.tasks[task].head_type == "identity":
+            continue
+        weights, _ = model.cross_attention(list(images), task)
+        tokens = weights.shape[-1]
+        entropy = -(weights * weights.clamp_min(1e-12).log()).sum(-1)
+        out[task] = {
+            "entropy": float(entropy.mean()),
+            "even spread": float(np.log(tokens)),
+            "largest weight": float(weights.amax(-1).mean()),
+            "1 / tokens": 1.0 / tokens,
+        }
+    return out
 
 
 def main() -> None:

@@ -179,6 +179,19 @@ def test_stage2_layer_attention_and_preference(images):
     assert out["landmarks_300w"].shape[1] == 68
 
 
+def test_cross_attention_rows_are_distributions_over_every_memory_token(images):
+    model = tiny_build(["expression_rafdb", "age_morph2", "recognition_ms1mv3"])
+    model.add_memory_layers([1, 3])
+    weights, spans = model.cross_attention(images, "expression_rafdb")
+    tokens = spans[-1][2]
+    assert weights.shape == (model.config.decoder.num_layers, len(images), 7, tokens)
+    assert [layer for layer, _, _ in spans] == [11, 1, 3]
+    assert torch.allclose(weights.sum(-1), torch.ones(()), atol=1e-5)
+    assert model.training  # restored after the eval-mode pass
+    with pytest.raises(ValueError, match="bypasses the decoder"):
+        model.cross_attention(images, "recognition_ms1mv3")
+
+
 def test_add_task_for_prompt_tuning(images):
     model = tiny_build(["age_morph2"])
     spec = faceptor_core.get_task("expression_rafdb")

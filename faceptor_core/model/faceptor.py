@@ -225,11 +225,13 @@ class Faceptor(FaceptorBase):
         return outs, weights
 
     @torch.no_grad()
-    def layer_preference(self, images, task: str) -> dict[int, float]:
-        """Mean cross-attention mass the task's queries put on each memory layer (sums to 1)."""
+    def cross_attention(self, images, task: str) -> tuple[torch.Tensor, list[tuple[int, int, int]]]:
+        """The task's cross-attention weights: ``D x B x Q x L`` (decoder layers, images, the task's queries, memory
+        tokens, averaged over heads; each row sums to 1) and the ``(encoder layer, start, end)`` token span of every
+        memory layer. Its entropy says how spread a query's reading is (``log L``: the mean token)."""
         head = self.select(task)[0]
         if head.head_type == "identity":
-            raise ValueError(f"task {task!r} bypasses the decoder: it has no layer preference")
+            raise ValueError(f"task {task!r} bypasses the decoder: it has no cross-attention")
         was_training = self.training
         self.eval()
         try:
@@ -238,8 +240,12 @@ class Faceptor(FaceptorBase):
             _, (weights, memory, _) = self._run(feats, [Job(head.input_size, (head,), slice(None))], True)
         finally:
             self.train(was_training)
-        w = torch.stack(weights).mean(dim=(0, 1, 2))  # over layers, batch, queries -> L
-        spans = memory[head.input_size][2]
+        return torch.stack(weights), memory[head.input_size][2]
+
+    def layer_preference(self, images, task: str) -> dict[int, float]:
+        """Mean cross-attention mass the task's queries put on each memory layer (sums to 1)."""
+        weights, spans = self.cross_attention(images, task)
+        w = weights.mean(dim=(0, 1, 2))  # over decoder layers, images, queries -> L
         return {layer: float(w[s:e].sum()) for layer, s, e in spans}
 
 
