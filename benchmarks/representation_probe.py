@@ -113,11 +113,7 @@ def model_features(model, images: np.ndarray, batch: int = 50) -> dict[str, np.n
         last = feats[-1]
         add("encoder tokens, mean", last.mean((2, 3)))
         add("encoder tokens, all", last.flatten(1))
-        if getattr(model, "pixel_decoder", None) is not None:
-            pixels = model.pixel_decoder(model.layer_attention.project(last, model.last_layer))
-            if model.stem_skip is not None:
-                pixels = pixels + model.stem_skip(feats.stem)
-            add("pixel decoder map, 7 x 7", F.adaptive_avg_pool2d(pixels, 7).flatten(1))
+        add("pixel decoder map, 7 x 7", F.adaptive_avg_pool2d(model.pixel_embeddings(feats), 7).flatten(1))
         pred = model.predict(chunk, ["synth_landmarks", EXPRESSION, ATTRIBUTES])
         add("predicted landmarks", normalised_shape(pred["synth_landmarks"].points.double().numpy()))
         add("head: expression", pred[EXPRESSION].tensor().argmax(-1))

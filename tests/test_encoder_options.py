@@ -79,6 +79,21 @@ def test_stem_skip_feeds_dense_tasks_and_round_trips(tmp_path) -> None:
     torch.testing.assert_close(again(x)["synth_parsing"], model(x)["synth_parsing"])
 
 
+def test_pixel_embeddings_carry_the_stem_skip_and_need_a_dense_task() -> None:
+    enc = EncoderConfig(name="vit_t16", stem="conv", depth=1, drop_path_rate=0)
+    dec = {"hidden_dim": 32, "num_heads": 2, "ffn_dim": 64, "num_layers": 1, "stem_skip": True}
+    model = faceptor_core.build(["synth_parsing", "synth_age"], encoder=enc, input_sizes=64, decoder=dec).eval()
+    with torch.no_grad():
+        feats = model.encode(model.prepare(torch.rand(2, 3, 64, 64), [64]))[64]
+        pixels = model.pixel_embeddings(feats)
+        assert pixels.shape == (2, 32, 16, 16)
+        plain = model.pixel_decoder(model.layer_attention.project(feats[-1], model.last_layer))
+        torch.testing.assert_close(pixels - plain, model.stem_skip(feats.stem))
+    no_dense = faceptor_core.build(["synth_age"], encoder=enc, input_sizes=64, decoder=dec)
+    with pytest.raises(ValueError, match="no pixel decoder"):
+        no_dense.pixel_embeddings(feats)
+
+
 def test_stem_skip_needs_a_conv_stem() -> None:
     with pytest.raises(ValueError, match="stem_skip needs the conv stem"):
         faceptor_core.build(["synth_parsing"], encoder="vit_t16", input_sizes=64, decoder={"stem_skip": True})

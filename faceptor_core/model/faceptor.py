@@ -16,7 +16,7 @@ from torch import nn
 from ..spec import TaskHead
 from .base import FaceptorBase, Job
 from .config import ModelConfig
-from .encoder import ConvStem
+from .encoder import ConvStem, EncoderFeatures
 from .interpreters import FeatureInterpreter, MapInterpreter, ValueInterpreter
 from .layer_attention import LayerAttention
 from .pixel_decoder import PixelDecoder
@@ -167,14 +167,25 @@ class Faceptor(FaceptorBase):
                     raw = self.value_interpreter(q)
                 else:
                     if job.size not in pixels:
-                        pixels[job.size] = self.pixel_decoder(projected[job.size])
-                        if self.stem_skip is not None:
-                            pixels[job.size] = pixels[job.size] + self.stem_skip(feats[job.size].stem)
+                        pixels[job.size] = self.pixel_embeddings(feats[job.size], projected[job.size])
                     raw = self.map_interpreter(q, pixels[job.size][job.rows])
                 if head.name in self.output_prior:
                     raw = raw + self._prior_like(head.name, raw)
                 out[head.name] = raw
         return out, (weights, memory, decoder_jobs)
+
+    def pixel_embeddings(self, feats: EncoderFeatures, projected_last: torch.Tensor | None = None) -> torch.Tensor:
+        """The pixel decoder's ``B x D x 4S x 4S`` per-pixel embeddings of one input size's encoder outputs
+        (``encode(...)[size]``), the stem skip added when configured; ``projected_last`` reuses the last layer's
+        projection when it was already computed."""
+        if self.pixel_decoder is None:
+            raise ValueError("the model has no dense task, so no pixel decoder")
+        if projected_last is None:
+            projected_last = self.layer_attention.project(feats[-1], self.last_layer)
+        pixels = self.pixel_decoder(projected_last)
+        if self.stem_skip is not None:
+            pixels = pixels + self.stem_skip(feats.stem)
+        return pixels
 
     def _prior_like(self, task: str, raw: torch.Tensor) -> torch.Tensor:
         prior = self.output_prior[task]
