@@ -146,18 +146,21 @@ def _base(seed: int, run: str, experiment: str) -> Path:
     return path
 
 
+def stage2_train_modes(depth: int) -> dict[str, dict]:
+    """The ``train`` sections of Stage 1 (the task's queries only) and of Stage 2 as the paper: every encoder layer
+    of a ``depth``-block encoder feeds the decoder through Layer-Attention (the last already does)."""
+    return {
+        "stage1_queries_only": {"mode": "prompt"},
+        "stage2_layer_attention": {"mode": "layer_attention", "add_memory_layers": list(range(depth - 1))},
+    }
+
+
 def exp_stage2(steps: int, seed: int, target: str = "synth_age") -> None:
     stage1 = _base(seed, "multitask", "multitask")
     base = faceptor_core.load(stage1)
-    depth = base.config.encoder.depth
     out: dict = {"steps": steps, "task": target}
     common = {"init_from": str(stage1), "optimizer": {"lr": 1e-3, "head_lr_multiplier": 1.0}}
-    # Stage 2 as the paper: every encoder layer feeds the decoder through Layer-Attention (the last already does)
-    extra = list(range(depth - 1))
-    for name, train_cfg in (
-        ("stage1_queries_only", {"mode": "prompt"}),
-        ("stage2_layer_attention", {"mode": "layer_attention", "add_memory_layers": extra}),
-    ):
+    for name, train_cfg in stage2_train_modes(base.config.encoder.depth).items():
         tr, res, secs = train(
             config(RUNS / f"s{seed}" / f"stage2_{name}", [target], steps, seed, train=train_cfg, **common)
         )

@@ -27,17 +27,15 @@ import faceptor_core
 from faceptor_tasks.synthfaces.dataset import SynthFacesDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from experiments import RUNS, config, scored, train  # noqa: E402
+from experiments import RUNS, config, scored, stage2_train_modes, train  # noqa: E402
+from representation_probe import trivial  # noqa: E402
 
 
 def refit(checkpoint: Path, task: str, mode: str, steps: int, batch: int, lr: float, seed: int = 0) -> dict:
-    depth = faceptor_core.load(checkpoint).config.encoder.depth
+    stages = stage2_train_modes(faceptor_core.load(checkpoint).config.encoder.depth)
     modes = {
-        "queries": ({"mode": "prompt"}, {"lr": lr, "head_lr_multiplier": 1.0}),
-        "stage2": (
-            {"mode": "layer_attention", "add_memory_layers": list(range(depth - 1))},
-            {"lr": lr, "head_lr_multiplier": 1.0},
-        ),
+        "queries": (stages["stage1_queries_only"], {"lr": lr, "head_lr_multiplier": 1.0}),
+        "stage2": (stages["stage2_layer_attention"], {"lr": lr, "head_lr_multiplier": 1.0}),
         "heads": ({"mode": "full"}, {"lr": lr * 1e-3, "head_lr_multiplier": 1e3}),
     }
     train_cfg, optimizer = modes[mode]
@@ -89,7 +87,7 @@ def refit_linear(checkpoint: Path, steps: int, batch: int, lr: float, seed: int 
     xt, yt = tokens(test_set, range(test))
     with torch.no_grad():
         accuracy = float((head((xt - mu) / sd).argmax(1) == yt).float().mean())
-    majority = float((yt == np.bincount(ref_y.numpy(), minlength=7).argmax()).float().mean())
+    majority = trivial(ref_y.numpy(), yt.numpy(), multilabel=False)
     return {
         "checkpoint": str(checkpoint),
         "task": "synth_expression",

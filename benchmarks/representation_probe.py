@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 import faceptor_core
+from faceptor_core.model.base import Job
 from faceptor_tasks.synthfaces.dataset import SynthFacesDataset
 
 EXPRESSION, ATTRIBUTES = "synth_expression", "synth_attributes"
@@ -101,20 +102,23 @@ def load_split(split: str, count: int) -> dict[str, np.ndarray]:
 
 @torch.no_grad()
 def model_features(model, images: np.ndarray, batch: int = 50) -> dict[str, np.ndarray]:
-    """The model's representations of ``images`` and its own expression and attribute answers."""
+    """The model's representations of ``images`` and its own expression and attribute answers (one encoder pass per
+    batch: the heads run on the same features)."""
     parts: dict[str, list[np.ndarray]] = {}
 
     def add(name: str, value: torch.Tensor | np.ndarray) -> None:
         parts.setdefault(name, []).append(np.asarray(value))
 
+    size = 112
+    job = Job(size, tuple(model.select(["synth_landmarks", EXPRESSION, ATTRIBUTES])), slice(None))
     for start in range(0, len(images), batch):
-        chunk = list(images[start : start + batch])
-        feats = model.encode(model.prepare(chunk, [112]))[112]
-        last = feats[-1]
+        feats = model.encode(model.prepare(list(images[start : start + batch]), [size]))
+        last = feats[size][-1]
         add("encoder tokens, mean", last.mean((2, 3)))
         add("encoder tokens, all", last.flatten(1))
-        add("pixel decoder map, 7 x 7", F.adaptive_avg_pool2d(model.pixel_embeddings(feats), 7).flatten(1))
-        pred = model.predict(chunk, ["synth_landmarks", EXPRESSION, ATTRIBUTES])
+        add("pixel decoder map, 7 x 7", F.adaptive_avg_pool2d(model.pixel_embeddings(feats[size]), 7).flatten(1))
+        raw = model.run_jobs(feats, [job])
+        pred = {task: model.decode(task, out, (size, size)) for task, out in raw.items()}
         add("predicted landmarks", normalised_shape(pred["synth_landmarks"].points.double().numpy()))
         add("head: expression", pred[EXPRESSION].tensor().argmax(-1))
         add("head: attributes", pred[ATTRIBUTES].tensor() > 0.5)
