@@ -235,19 +235,15 @@ def render(results: Path, out: Path) -> None:
         "easy synthetic faces, not how a model does on real ones.",
         "",
     ]
-    weights = {
-        json.dumps(r.get("type_weights"))
-        for n in ("multitask", "auxiliary", "stage2", "prompt")
-        for r in _load(results, n)
-    }
+    sections = {"multitask": _multitask, "auxiliary": _auxiliary, "stage2": _stage2, "prompt": _prompt}
+    records = {name: _load(results, name) for name in sections}
+    weights = {json.dumps(r.get("type_weights")) for found in records.values() for r in found}
     if len(weights) == 1 and (w := json.loads(weights.pop())):
         lines += ["Type weights of every run: " + ", ".join(f"{k} {v:g}" for k, v in w.items()) + ".", ""]
     elif weights:
         lines += ["The records were measured with different type weights; each file names its own.", ""]
-    sections = {"multitask": _multitask, "auxiliary": _auxiliary, "stage2": _stage2, "prompt": _prompt}
     for name, section in sections.items():
-        records = _load(results, name)
-        if records:
-            lines += section(records)
+        if records[name]:
+            lines += section(records[name])
     out.write_text("\n".join(lines))
     print(f"wrote {out}")
