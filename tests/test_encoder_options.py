@@ -9,6 +9,15 @@ import faceptor_core
 from faceptor_core.model.config import EncoderConfig
 from faceptor_core.model.encoder import ConvStem, ViTEncoder
 
+#: A small decoder whose pixel decoder gets the conv stem's map.
+SKIP_DECODER = {"hidden_dim": 32, "num_heads": 2, "ffn_dim": 64, "num_layers": 1, "stem_skip": True}
+
+
+def _skip_model(tasks=("synth_parsing", "synth_age"), **encoder):
+    """A one-block conv-stem vit_t16 at 64 px with :data:`SKIP_DECODER` (``encoder``: more EncoderConfig fields)."""
+    enc = EncoderConfig(name="vit_t16", stem="conv", depth=1, drop_path_rate=0, **encoder)
+    return faceptor_core.build(list(tasks), encoder=enc, input_sizes=64, decoder=SKIP_DECODER)
+
 
 @pytest.mark.parametrize(("stem", "depth", "patch"), [("conv", 2, None), ("conv", 3, 8), ("patch", 2, 8)])
 def test_encoder_options_shape_the_token_grid(stem: str, depth: int, patch: int | None) -> None:
@@ -59,9 +68,7 @@ def test_stem_skip_gives_the_pixel_decoders_resolution(patch: int) -> None:
 
 def test_stem_skip_feeds_dense_tasks_and_round_trips(tmp_path) -> None:
     """The skip reaches the dense outputs (and only those), trains the stem through them, and is saved."""
-    enc = EncoderConfig(name="vit_t16", stem="conv", depth=1, drop_path_rate=0)
-    dec = {"hidden_dim": 32, "num_heads": 2, "ffn_dim": 64, "num_layers": 1, "stem_skip": True}
-    model = faceptor_core.build(["synth_parsing", "synth_age"], encoder=enc, input_sizes=64, decoder=dec).eval()
+    model = _skip_model().eval()
     x = torch.rand(2, 3, 64, 64)
     out = model(x)
     assert out["synth_parsing"].shape == (2, 11, 16, 16)
@@ -80,16 +87,14 @@ def test_stem_skip_feeds_dense_tasks_and_round_trips(tmp_path) -> None:
 
 
 def test_pixel_embeddings_carry_the_stem_skip_and_need_a_dense_task() -> None:
-    enc = EncoderConfig(name="vit_t16", stem="conv", depth=1, drop_path_rate=0)
-    dec = {"hidden_dim": 32, "num_heads": 2, "ffn_dim": 64, "num_layers": 1, "stem_skip": True}
-    model = faceptor_core.build(["synth_parsing", "synth_age"], encoder=enc, input_sizes=64, decoder=dec).eval()
+    model = _skip_model().eval()
     with torch.no_grad():
         feats = model.encode(model.prepare(torch.rand(2, 3, 64, 64), [64]))[64]
         pixels = model.pixel_embeddings(feats)
         assert pixels.shape == (2, 32, 16, 16)
         plain = model.pixel_decoder(model.layer_attention.project(feats[-1], model.last_layer))
         torch.testing.assert_close(pixels - plain, model.stem_skip(feats.stem))
-    no_dense = faceptor_core.build(["synth_age"], encoder=enc, input_sizes=64, decoder=dec)
+    no_dense = _skip_model(["synth_age"])
     with pytest.raises(ValueError, match="no pixel decoder"):
         no_dense.pixel_embeddings(feats)
 
@@ -132,9 +137,7 @@ def test_residual_stem_blocks_start_as_the_identity(blocks: int) -> None:
 
 
 def test_stem_blocks_train_and_round_trip(tmp_path) -> None:
-    enc = EncoderConfig(name="vit_t16", stem="conv", stem_blocks=1, depth=1, drop_path_rate=0)
-    dec = {"hidden_dim": 32, "num_heads": 2, "ffn_dim": 64, "num_layers": 1, "stem_skip": True}
-    model = faceptor_core.build(["synth_parsing", "synth_age"], encoder=enc, input_sizes=64, decoder=dec)
+    model = _skip_model(stem_blocks=1)
     x = torch.rand(2, 3, 64, 64)
     out = model(x)
     (out["synth_parsing"].square().mean() + out["synth_age"].square().mean()).backward()
