@@ -1,5 +1,6 @@
 """The from-scratch specialist anchor: a torchvision ResNet-18 (or, ``--arch vit_conv``, the demo's encoder with a
-plain pooled head) trained on ONE SynthFaces task.
+plain pooled head; ``vit_conv_bN`` and ``vit_resnetW[_nols]``, other stems: see ``ARCHS``) trained on ONE SynthFaces
+task.
 
 It sees the same images, in the same order and with the same transforms, as that task's stream in the demo
 (``TaskStream`` with the demo's seed), is trained with the task's own loss where the output shapes allow it, and
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from typing import Any
 
 import torch
 import torchvision
@@ -54,16 +56,20 @@ def _loss(spec, raw: torch.Tensor, target, loss_module: nn.Module) -> torch.Tens
     return loss_module(raw, target)
 
 
+#: The demo's encoder.
+VIT_CONV = {"name": "vit_t16", "stem": "conv", "depth": 6, "drop_path_rate": 0.05}
+
+
 class ViTSpecialist(nn.Module):
     """The demo's encoder (conv-stem ViT-T/16, 6 blocks) with a plain head: mean of the last layer's tokens,
     LayerNorm, Linear. It tells apart what the encoder can learn from what the decoder's query path learns."""
 
-    def __init__(self, outputs: int):
+    def __init__(self, outputs: int, **encoder: Any):
         super().__init__()
         from faceptor_core.model.config import EncoderConfig
         from faceptor_core.model.encoder import ViTEncoder
 
-        self.encoder = ViTEncoder(EncoderConfig(name="vit_t16", stem="conv", depth=6, drop_path_rate=0.05))
+        self.encoder = ViTEncoder(EncoderConfig(**{**VIT_CONV, **encoder}))
         self.norm = nn.LayerNorm(self.encoder.embed_dim)
         self.fc = nn.Linear(self.encoder.embed_dim, outputs)
 
@@ -71,12 +77,23 @@ class ViTSpecialist(nn.Module):
         return self.fc(self.norm(self.encoder(x)[-1].flatten(2).mean(-1)))
 
 
+ARCHS = (
+    "resnet18, vit_conv, vit_conv_bN (N residual blocks a stem stage), vit_resnetW (the ResNet stem of width W and "
+    "LayerScale 1e-5) or vit_resnetW_nols (without LayerScale)"
+)
+
+
 def make_specialist(arch: str, outputs: int) -> nn.Module:
     if arch == "resnet18":
         return torchvision.models.resnet18(num_classes=outputs)
     if arch == "vit_conv":
         return ViTSpecialist(outputs)
-    raise SystemExit(f"unknown specialist {arch!r}: resnet18 or vit_conv")
+    if arch.startswith("vit_conv_b") and arch[len("vit_conv_b") :].isdigit():
+        return ViTSpecialist(outputs, stem_blocks=int(arch[len("vit_conv_b") :]))
+    width, _, plain = arch.removeprefix("vit_resnet").partition("_")
+    if arch.startswith("vit_resnet") and width.isdigit() and plain in ("", "nols"):
+        return ViTSpecialist(outputs, stem="resnet", stem_width=int(width), layer_scale=None if plain else 1e-5)
+    raise SystemExit(f"unknown specialist {arch!r}: {ARCHS}")
 
 
 def train_specialist(
@@ -145,7 +162,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--arch", default="resnet18", choices=("resnet18", "vit_conv"))
+    ap.add_argument("--arch", default="resnet18", help=ARCHS)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
     rec = train_specialist(args.task, args.images, args.batch, args.lr, args.seed, args.device, arch=args.arch)

@@ -8,6 +8,7 @@ import torch
 import faceptor_core
 from faceptor_core.model.config import EncoderConfig
 from faceptor_core.model.encoder import ConvStem, ViTEncoder
+from faceptor_core.model.stems import ResNetStem
 
 #: A small decoder whose pixel decoder gets the conv stem's map.
 SKIP_DECODER = {"hidden_dim": 32, "num_heads": 2, "ffn_dim": 64, "num_layers": 1, "stem_skip": True}
@@ -15,7 +16,7 @@ SKIP_DECODER = {"hidden_dim": 32, "num_heads": 2, "ffn_dim": 64, "num_layers": 1
 
 def _skip_model(tasks=("synth_parsing", "synth_age"), **encoder):
     """A one-block conv-stem vit_t16 at 64 px with :data:`SKIP_DECODER` (``encoder``: more EncoderConfig fields)."""
-    enc = EncoderConfig(name="vit_t16", stem="conv", depth=1, drop_path_rate=0, **encoder)
+    enc = EncoderConfig(**{"name": "vit_t16", "stem": "conv", "depth": 1, "drop_path_rate": 0, **encoder})
     return faceptor_core.build(list(tasks), encoder=enc, input_sizes=64, decoder=SKIP_DECODER)
 
 
@@ -62,7 +63,7 @@ def test_stem_skip_gives_the_pixel_decoders_resolution(patch: int) -> None:
     assert outs.stem.shape == (2, enc.patch_embed.skip_channels(), 4 * grid, 4 * grid)
     assert enc(torch.randn(1, 3, 128, 128)).stem is None  # only when asked for
     plain = ViTEncoder(EncoderConfig(name="vit_t16", depth=1, drop_path_rate=0))
-    with pytest.raises(ValueError, match="conv stem"):
+    with pytest.raises(ValueError, match="conv or ResNet stem"):
         plain(torch.randn(1, 3, 64, 64), stem_skip=True)
 
 
@@ -152,3 +153,56 @@ def test_stem_blocks_train_and_round_trip(tmp_path) -> None:
 def test_stem_blocks_need_the_conv_stem() -> None:
     with pytest.raises(ValueError, match="stem_blocks needs the conv stem"):
         ViTEncoder(EncoderConfig(name="vit_t16", stem_blocks=1, depth=1))
+
+
+def test_resnet_stem_gives_the_token_grid_and_a_stride_4_skip() -> None:
+    enc = ViTEncoder(EncoderConfig(name="vit_t16", stem="resnet", stem_width=16, depth=2, drop_path_rate=0))
+    assert isinstance(enc.patch_embed, ResNetStem)
+    outs = enc(torch.randn(2, 3, 64, 64), stem_skip=True)
+    assert len(outs) == 2 and all(o.shape == (2, 192, 4, 4) for o in outs)
+    assert outs.stem.shape == (2, 16, 16, 16) == (2, enc.patch_embed.skip_channels(), 16, 16)
+
+
+def test_resnet_stem_rejects_other_patch_sizes_and_stem_blocks() -> None:
+    with pytest.raises(ValueError, match="needs patch size 16"):
+        ViTEncoder(EncoderConfig(name="vit_t16", stem="resnet", patch_size=8, depth=1))
+    with pytest.raises(ValueError, match="stem_blocks needs the conv stem"):
+        ViTEncoder(EncoderConfig(name="vit_t16", stem="resnet", stem_blocks=1, depth=1))
+
+
+def test_resnet_stem_starts_as_torchvisions_resnet() -> None:
+    """Every BatchNorm of the ResNet stem starts at one (the conv stem's residual blocks start theirs at zero)."""
+    stem = ResNetStem(16, 32, width=8)
+    bns = [m for m in stem.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(bns) == 1 + 6 * 2 + 2 and all(bool((bn.weight == 1).all()) for bn in bns)
+    hybrid = ConvStem(16, 64, blocks=1)
+    assert all(bool((b.bn2.weight == 0).all()) for b in hybrid.modules() if hasattr(b, "bn2"))
+
+
+def test_layer_scale_starts_every_block_near_the_identity() -> None:
+    """With LayerScale at 1e-6 each block passes its input through almost unchanged; without, it does not."""
+    x = torch.randn(2, 3, 64, 64)
+    outs = {}
+    for scale in (None, 1e-6):
+        torch.manual_seed(0)
+        enc = ViTEncoder(EncoderConfig(name="vit_t16", stem="conv", depth=3, drop_path_rate=0, layer_scale=scale))
+        enc.eval()
+        outs[scale] = enc(x)
+    near = outs[1e-6]
+    assert all(torch.allclose(near[i], near[0], atol=1e-3) for i in range(3))
+    assert not torch.allclose(outs[None][2], outs[None][0], atol=1e-1)
+
+
+def test_resnet_stem_with_layer_scale_trains_and_round_trips(tmp_path) -> None:
+    model = _skip_model(stem="resnet", stem_width=8, layer_scale=1e-5)
+    x = torch.rand(2, 3, 64, 64)
+    out = model(x)
+    (out["synth_parsing"].square().mean() + out["synth_age"].square().mean()).backward()
+    assert model.encoder.patch_embed.entry[0].weight.grad.abs().sum() > 0
+    assert model.encoder.blocks[0].ls1.gamma.grad.abs().sum() > 0
+    model.eval()
+    model.save_pretrained(tmp_path / "m")
+    again = faceptor_core.load(tmp_path / "m").eval()
+    assert again.config.encoder.stem == "resnet" and again.config.encoder.layer_scale == 1e-5
+    for k, v in model(x).items():
+        torch.testing.assert_close(again(x)[k], v)

@@ -23,10 +23,21 @@ class EncoderConfig(BaseModel):
     pos_grid: int = Field(default=32, ge=1, le=256, description="Side of the trained position-embedding grid.")
     depth: int | None = Field(default=None, ge=1, le=48, description="Transformer blocks (default: the preset's).")
     patch_size: int | None = Field(default=None, ge=2, le=64, description="Patch size (default: the preset's).")
-    stem: Literal["patch", "conv"] = Field(
+    stem: Literal["patch", "conv", "resnet"] = Field(
         default="patch",
-        description="Patch embedding: one strided conv (ViT, FaRL) or a stack of 3x3 stride-2 convs (for "
-        "training from scratch on little data; CPU presets).",
+        description="Patch embedding: one strided conv (ViT, FaRL), a stack of 3x3 stride-2 convs, or ResNet-18's "
+        "first three stages (patch size 16) (the last two for training from scratch on little data; CPU presets).",
+    )
+    stem_width: int = Field(
+        default=64, ge=8, le=1024, description="Channels of the ResNet stem's first stage (then 2x, 4x)."
+    )
+    layer_scale: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="LayerScale on every block's two branches, starting at this value (CaiT; timm's init_values): "
+        "the blocks start near the identity, so a from-scratch ResNet stem's features reach the heads from the "
+        "first step. None: no LayerScale (the reference).",
     )
     stem_blocks: int = Field(
         default=0,

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from .config import EncoderConfig
+from .stems import SKIP_STEMS, ConvStem, ResNetStem
 
 
 class EncoderPreset(BaseModel):
@@ -46,78 +47,6 @@ def resize_pos_grid(pos: torch.Tensor, size: int | tuple[int, int]) -> torch.Ten
     return grid.permute(0, 2, 3, 1).reshape(1, h * w, c).to(pos.dtype)
 
 
-class ResidualBlock(nn.Module):
-    """Two 3x3 convs with BatchNorm and an identity shortcut (ResNet's basic block, same width and stride). The
-    second BatchNorm starts at zero, so a new block starts as the identity."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(channels)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(channels)
-        nn.init.zeros_(self.bn2.weight)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(x + self.bn2(self.conv2(y)))
-
-
-class ConvStem(nn.Sequential):
-    """A convolutional patch embedding: 3x3 stride-2 convs (BatchNorm, ReLU) down to the patch grid, then a
-    1x1 conv to the token width ("early convolutions help transformers see better", Xiao et al. 2021). With
-    ``blocks``, each stride-2 conv is followed by that many residual blocks (a hybrid CNN-ViT front end).
-
-    Same input/output contract as the patch conv it replaces: ``B x 3 x H x W -> B x C x H/p x W/p``. Without
-    blocks its parameter names are those of the plain stem (checkpoints stay loadable).
-    """
-
-    def __init__(self, patch_size: int, embed_dim: int, blocks: int = 0):
-        n = patch_size.bit_length() - 1
-        if 2**n != patch_size or n < 1:
-            raise ValueError(f"a conv stem needs a power-of-two patch size, got {patch_size}")
-        layers: list[nn.Module] = []
-        ends: list[int] = []
-        channels: list[int] = []
-        c_in = 3
-        for i in range(n):
-            c_out = max(16, embed_dim // 2 ** (n - 1 - i))
-            layers += [
-                nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(c_out),
-                nn.ReLU(inplace=True),
-                *(ResidualBlock(c_out) for _ in range(blocks)),
-            ]
-            ends.append(len(layers))
-            channels.append(c_out)
-            c_in = c_out
-        layers.append(nn.Conv2d(c_in, embed_dim, 1))
-        super().__init__(*layers)
-        self._stage_ends, self._stage_channels = ends, channels
-
-    @property
-    def stages(self) -> int:
-        """Stride-2 stages (``log2(patch_size)``): conv, BatchNorm, ReLU and the stage's residual blocks."""
-        return len(self._stage_ends)
-
-    def skip_channels(self) -> int:
-        """Channels of the map at a quarter of the patch size (what :meth:`forward_with_skip` returns)."""
-        return self._stage_channels[self.stages - 3]
-
-    def forward_with_skip(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The tokens and the map after the stage at stride ``patch_size / 4`` (the pixel decoder's resolution)."""
-        if self.stages < 3:
-            raise ValueError("a stem skip needs a patch size of at least 8")
-        keep = self._stage_ends[self.stages - 3]  # layers up to the end of that stage
-        layers = list(self)  # (slicing a Sequential subclass would rebuild it)
-        for layer in layers[:keep]:
-            x = layer(x)
-        skip = x
-        for layer in layers[keep:]:
-            x = layer(x)
-        return x, skip
-
-
 class EncoderFeatures(list):
     """The blocks' outputs (``B x C x S x S`` each), and ``stem``: the conv stem's map at a quarter of the patch
     size (``B x C' x 4S x 4S``, the pixel decoder's resolution) when it was asked for, else None."""
@@ -146,6 +75,8 @@ class ViTEncoder(nn.Module):
         depth = {} if config.depth is None else {"depth": config.depth}
         if config.patch_size is not None:
             depth["patch_size"] = config.patch_size
+        if config.layer_scale is not None:
+            depth["init_values"] = config.layer_scale
         vit = timm.create_model(
             preset.timm_name,
             pretrained=False,
@@ -166,10 +97,12 @@ class ViTEncoder(nn.Module):
                 drop_path_rate=config.drop_path_rate,
                 **{**preset.kwargs, **depth, "img_size": config.pos_grid * self.patch_size},
             )
+        if config.stem_blocks and config.stem != "conv":
+            raise ValueError(f"stem_blocks needs the conv stem (stem='conv'), got stem={config.stem!r}")
         if config.stem == "patch":
-            if config.stem_blocks:
-                raise ValueError("stem_blocks needs the conv stem (stem='conv')")
             self.patch_embed: nn.Module = vit.patch_embed.proj
+        elif config.stem == "resnet":
+            self.patch_embed = ResNetStem(self.patch_size, vit.embed_dim, config.stem_width)
         else:
             self.patch_embed = ConvStem(self.patch_size, vit.embed_dim, config.stem_blocks)
         self.cls_token = vit.cls_token
@@ -188,13 +121,13 @@ class ViTEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, layers: int | None = None, stem_skip: bool = False) -> EncoderFeatures:
         """``B x 3 x H x W`` normalised images -> the outputs of the first ``layers`` blocks (default all); with
-        ``stem_skip`` (conv stem only) also the stem's map at a quarter of the patch size, as ``.stem``."""
+        ``stem_skip`` (conv or ResNet stem) also the stem's map at a quarter of the patch size, as ``.stem``."""
         if x.shape[-1] % self.patch_size or x.shape[-2] % self.patch_size:
             raise ValueError(f"input {tuple(x.shape[-2:])} is not a multiple of the patch size {self.patch_size}")
         skip = None
         if stem_skip:
-            if not isinstance(self.patch_embed, ConvStem):
-                raise ValueError("stem_skip needs the conv stem (EncoderConfig stem='conv')")
+            if not isinstance(self.patch_embed, SKIP_STEMS):
+                raise ValueError("stem_skip needs the conv or ResNet stem (EncoderConfig stem='conv' or 'resnet')")
             tokens, skip = self.patch_embed.forward_with_skip(x)
         else:
             tokens = self.patch_embed(x)

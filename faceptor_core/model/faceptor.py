@@ -16,11 +16,12 @@ from torch import nn
 from ..spec import TaskHead
 from .base import FaceptorBase, Job
 from .config import ModelConfig
-from .encoder import ConvStem, EncoderFeatures
+from .encoder import EncoderFeatures
 from .interpreters import FeatureInterpreter, MapInterpreter, ValueInterpreter
 from .layer_attention import LayerAttention
 from .pixel_decoder import PixelDecoder
 from .queries import TaskQueries
+from .stems import ConvStem, ResNetStem
 from .transformer_decoder import TransformerDecoder
 
 
@@ -72,8 +73,11 @@ class Faceptor(FaceptorBase):
         if head.head_type == "dense" and self.pixel_decoder is None:
             self.pixel_decoder = PixelDecoder(dim)
             if self.config.decoder.stem_skip:
-                if not isinstance(self.encoder.patch_embed, ConvStem) or self.encoder.patch_embed.stages < 3:
-                    raise ValueError("decoder stem_skip needs the conv stem (stem='conv') and a patch size >= 8")
+                stem = self.encoder.patch_embed
+                if not (isinstance(stem, ResNetStem) or (isinstance(stem, ConvStem) and stem.stages >= 3)):
+                    raise ValueError(
+                        "decoder stem_skip needs the conv stem (stem='conv') with a patch size >= 8, or the ResNet stem"
+                    )
                 self.stem_skip = nn.Conv2d(self.encoder.patch_embed.skip_channels(), dim, 1)
             self.map_interpreter = MapInterpreter(dim)
         if head.head_type == "attribute" and self.value_interpreter is None:

@@ -23,8 +23,12 @@ class ModelSection(_Strict):
     variant: Literal["faceptor", "naive"] = "faceptor"
     encoder: str = "vit_t16"
     drop_path_rate: float = Field(default=0.1, ge=0, lt=1)
-    stem: Literal["patch", "conv"] = Field(default="patch", description="Encoder patch embedding (see EncoderConfig).")
+    stem: Literal["patch", "conv", "resnet"] = Field(
+        default="patch", description="Encoder patch embedding (see EncoderConfig)."
+    )
     stem_blocks: int = Field(default=0, ge=0, le=4, description="Residual blocks per conv-stem stage (EncoderConfig).")
+    stem_width: int = Field(default=64, ge=8, le=1024, description="ResNet stem's first-stage width (EncoderConfig).")
+    layer_scale: float | None = Field(default=None, gt=0, le=1, description="Encoder LayerScale (EncoderConfig).")
     depth: int | None = Field(default=None, ge=1, le=48, description="Encoder blocks (default: the preset's).")
     patch_size: int | None = Field(default=None, ge=2, le=64, description="Encoder patch size (default: preset's).")
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)

@@ -212,6 +212,8 @@ class Trainer:
                     drop_path_rate=m.drop_path_rate,
                     stem=m.stem,
                     stem_blocks=m.stem_blocks,
+                    stem_width=m.stem_width,
+                    layer_scale=m.layer_scale,
                     depth=m.depth,
                     patch_size=m.patch_size,
                 ),
