@@ -63,8 +63,12 @@ def test_stem_skip_gives_the_pixel_decoders_resolution(patch: int) -> None:
     assert outs.stem.shape == (2, enc.patch_embed.skip_channels(), 4 * grid, 4 * grid)
     assert enc(torch.randn(1, 3, 128, 128)).stem is None  # only when asked for
     plain = ViTEncoder(EncoderConfig(name="vit_t16", depth=1, drop_path_rate=0))
-    with pytest.raises(ValueError, match="conv or ResNet stem"):
+    with pytest.raises(ValueError, match="conv stem with a patch size >= 8 or the ResNet stem"):
         plain(torch.randn(1, 3, 64, 64), stem_skip=True)
+    small = ViTEncoder(EncoderConfig(name="vit_t16", stem="conv", depth=1, patch_size=4, drop_path_rate=0))
+    assert not small.patch_embed.has_skip
+    with pytest.raises(ValueError, match="conv stem with a patch size >= 8"):
+        small(torch.randn(1, 3, 64, 64), stem_skip=True)
 
 
 def test_stem_skip_feeds_dense_tasks_and_round_trips(tmp_path) -> None:

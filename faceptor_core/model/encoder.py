@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from .config import EncoderConfig
-from .stems import SKIP_STEMS, ConvStem, ResNetStem
+from .stems import ConvStem, ResNetStem
 
 
 class EncoderPreset(BaseModel):
@@ -126,8 +126,11 @@ class ViTEncoder(nn.Module):
             raise ValueError(f"input {tuple(x.shape[-2:])} is not a multiple of the patch size {self.patch_size}")
         skip = None
         if stem_skip:
-            if not isinstance(self.patch_embed, SKIP_STEMS):
-                raise ValueError("stem_skip needs the conv or ResNet stem (EncoderConfig stem='conv' or 'resnet')")
+            if not getattr(self.patch_embed, "has_skip", False):
+                raise ValueError(
+                    "stem_skip needs the conv stem with a patch size >= 8 or the ResNet stem (EncoderConfig "
+                    "stem='conv' or 'resnet')"
+                )
             tokens, skip = self.patch_embed.forward_with_skip(x)
         else:
             tokens = self.patch_embed(x)

@@ -21,7 +21,6 @@ from .interpreters import FeatureInterpreter, MapInterpreter, ValueInterpreter
 from .layer_attention import LayerAttention
 from .pixel_decoder import PixelDecoder
 from .queries import TaskQueries
-from .stems import ConvStem, ResNetStem
 from .transformer_decoder import TransformerDecoder
 
 
@@ -73,8 +72,7 @@ class Faceptor(FaceptorBase):
         if head.head_type == "dense" and self.pixel_decoder is None:
             self.pixel_decoder = PixelDecoder(dim)
             if self.config.decoder.stem_skip:
-                stem = self.encoder.patch_embed
-                if not (isinstance(stem, ResNetStem) or (isinstance(stem, ConvStem) and stem.stages >= 3)):
+                if not getattr(self.encoder.patch_embed, "has_skip", False):
                     raise ValueError(
                         "decoder stem_skip needs the conv stem (stem='conv') with a patch size >= 8, or the ResNet stem"
                     )

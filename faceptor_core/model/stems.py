@@ -69,6 +69,11 @@ class ConvStem(nn.Sequential):
         """Stride-2 stages (``log2(patch_size)``): conv, BatchNorm, ReLU and the stage's residual blocks."""
         return len(self._stage_ends)
 
+    @property
+    def has_skip(self) -> bool:
+        """Whether the stem has a map at a quarter of the patch size (3 stages or more: patch size 8 or larger)."""
+        return self.stages >= 3
+
     def skip_channels(self) -> int:
         """Channels of the map at a quarter of the patch size (what :meth:`forward_with_skip` returns)."""
         return self._stage_channels[self.stages - 3]
@@ -115,6 +120,9 @@ class ResNetStem(nn.Module):
         self.proj = nn.Conv2d(w3, embed_dim, 1)
         self.width = width
 
+    #: The first stage's map is at a quarter of the patch size.
+    has_skip = True
+
     def skip_channels(self) -> int:
         """Channels of the map at a quarter of the patch size (what :meth:`forward_with_skip` returns)."""
         return self.width
@@ -126,7 +134,3 @@ class ResNetStem(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_skip(x)[0]
-
-
-#: The stems that can hand the pixel decoder a map at a quarter of the patch size.
-SKIP_STEMS = (ConvStem, ResNetStem)
