@@ -80,7 +80,7 @@ class ConvStem(nn.Sequential):
 
     def forward_with_skip(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The tokens and the map after the stage at stride ``patch_size / 4`` (the pixel decoder's resolution)."""
-        if self.stages < 3:
+        if not self.has_skip:
             raise ValueError("a stem skip needs a patch size of at least 8")
         keep = self._stage_ends[self.stages - 3]  # layers up to the end of that stage
         layers = list(self)  # (slicing a Sequential subclass would rebuild it)

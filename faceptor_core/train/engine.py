@@ -29,7 +29,7 @@ from ..model.base import FaceptorBase
 from ..model.config import EncoderConfig
 from ..registry import TaskRegistry, default_registry
 from ..spec import Baseline, PriorBaseline, TaskSpec
-from .config import ConfigError, RunConfig
+from .config import ConfigError, ModelSection, RunConfig
 from .distributed import DistInfo, barrier, device_for, init_distributed
 from .schedule import lr_at, param_groups
 from .weighting import combine_losses, task_weights
@@ -42,6 +42,10 @@ class NonFiniteLossError(FaceptorError, FloatingPointError):
 
 #: What a run writes into its output directory (``--overwrite`` removes exactly these).
 RUN_OUTPUTS = ("checkpoints", "log.jsonl", "addon")
+
+
+#: The model section's fields that are encoder options (same names as ``EncoderConfig``'s, passed through as they are).
+ENCODER_OPTIONS = set(EncoderConfig.model_fields) & set(ModelSection.model_fields)
 
 
 class _MultitaskForward(nn.Module):
@@ -207,16 +211,7 @@ class Trainer:
             model = build(
                 list(self.specs.values()),
                 variant=m.variant,
-                encoder=EncoderConfig(
-                    name=m.encoder,
-                    drop_path_rate=m.drop_path_rate,
-                    stem=m.stem,
-                    stem_blocks=m.stem_blocks,
-                    stem_width=m.stem_width,
-                    layer_scale=m.layer_scale,
-                    depth=m.depth,
-                    patch_size=m.patch_size,
-                ),
+                encoder=EncoderConfig(name=m.encoder, **m.model_dump(include=ENCODER_OPTIONS)),
                 input_sizes=sizes,
                 decoder=m.decoder,
                 memory_layers=m.memory_layers,
