@@ -7,6 +7,7 @@ run-config keys, overrides take ``steps``, ``batch`` for every task, ``batch_siz
 (``arch``: ``resnet18``, the default, or ``vit_conv``, the demo's encoder with a pooled head).
 
     python benchmarks/learning_sweep.py jobs.json results.jsonl --parallel 6 --workers 2
+    python benchmarks/learning_sweep.py jobs.json results.jsonl --parallel 1 --threads 2   # a demo's wall time
 """
 
 from __future__ import annotations
@@ -64,10 +65,10 @@ def run_faceptor(job: dict, out: Path, workers: int) -> dict:
     }
 
 
-def _child(job_json: str, workers: int) -> None:
+def _child(job_json: str, workers: int, threads: int) -> None:
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     job = json.loads(job_json)
     if job["kind"] == "faceptor":
         with tempfile.TemporaryDirectory() as tmp:
@@ -95,16 +96,18 @@ def main() -> None:
     ap.add_argument("results")
     ap.add_argument("--parallel", type=int, default=1)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per job (2 with --parallel 1 times a demo)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        _child(args.child, args.workers)
+        _child(args.child, args.workers, args.threads)
         return
     jobs = json.loads(Path(args.jobs).read_text())
 
     def one(job: dict) -> str:
-        cmd = [sys.executable, __file__, "-", "-", "--workers", str(args.workers), "--child", json.dumps(job)]
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        cmd = [sys.executable, __file__, "-", "-", "--workers", str(args.workers), "--threads", str(args.threads)]
+        cmd += ["--child", json.dumps(job)]
+        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
         p = subprocess.run(cmd, capture_output=True, text=True, env=env)
         lines = [x for x in p.stdout.splitlines() if x.startswith("RESULT ")]
         if not lines:
