@@ -119,6 +119,16 @@ class ViTEncoder(nn.Module):
             for p in (*self.ln_post.parameters(), *self.proj.parameters()):
                 p.requires_grad_(False)
 
+    def stem_skip_channels(self, option: str = "stem_skip") -> int:
+        """Channels of the stem's map at a quarter of the patch size (``forward(..., stem_skip=True).stem``); a
+        ValueError naming ``option`` when the stem has no such map."""
+        if not getattr(self.patch_embed, "has_skip", False):
+            raise ValueError(
+                f"{option} needs the conv stem with a patch size >= 8 or the ResNet stem (EncoderConfig "
+                "stem='conv' or 'resnet')"
+            )
+        return self.patch_embed.skip_channels()
+
     def forward(self, x: torch.Tensor, layers: int | None = None, stem_skip: bool = False) -> EncoderFeatures:
         """``B x 3 x H x W`` normalised images -> the outputs of the first ``layers`` blocks (default all); with
         ``stem_skip`` (conv or ResNet stem) also the stem's map at a quarter of the patch size, as ``.stem``."""
@@ -126,11 +136,7 @@ class ViTEncoder(nn.Module):
             raise ValueError(f"input {tuple(x.shape[-2:])} is not a multiple of the patch size {self.patch_size}")
         skip = None
         if stem_skip:
-            if not getattr(self.patch_embed, "has_skip", False):
-                raise ValueError(
-                    "stem_skip needs the conv stem with a patch size >= 8 or the ResNet stem (EncoderConfig "
-                    "stem='conv' or 'resnet')"
-                )
+            self.stem_skip_channels()  # the stem must have a skip map
             tokens, skip = self.patch_embed.forward_with_skip(x)
         else:
             tokens = self.patch_embed(x)

@@ -72,11 +72,7 @@ class Faceptor(FaceptorBase):
         if head.head_type == "dense" and self.pixel_decoder is None:
             self.pixel_decoder = PixelDecoder(dim)
             if self.config.decoder.stem_skip:
-                if not getattr(self.encoder.patch_embed, "has_skip", False):
-                    raise ValueError(
-                        "decoder stem_skip needs the conv stem (stem='conv') with a patch size >= 8, or the ResNet stem"
-                    )
-                self.stem_skip = nn.Conv2d(self.encoder.patch_embed.skip_channels(), dim, 1)
+                self.stem_skip = nn.Conv2d(self.encoder.stem_skip_channels("decoder stem_skip"), dim, 1)
             self.map_interpreter = MapInterpreter(dim)
         if head.head_type == "attribute" and self.value_interpreter is None:
             self.value_interpreter = ValueInterpreter(dim)
