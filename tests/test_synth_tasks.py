@@ -18,18 +18,25 @@ SYNTH_TASKS = [
 test_synth_contract = task_contract_tests(SYNTH_TASKS)
 
 
+def _training_items(spec, raw: dict, size: int, seeds: int = 12) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """``raw``'s evaluation image under ``spec``'s transforms, and its training image for each of ``seeds`` seeds."""
+    expected = spec.transforms("test", size)(raw)["image"]
+    train = spec.transforms("train", size)
+    outs = []
+    for seed in range(seeds):
+        torch.manual_seed(seed)
+        outs.append(train(raw)["image"])
+    return expected, outs
+
+
 @pytest.mark.parametrize("task", ["synth_age", "synth_expression", "synth_attributes"])
 def test_synth_image_tasks_train_on_the_crop_and_flip_alone(task: str) -> None:
     """SynthFaces' image-level tasks train without RandAugment and erasing (``SYNTH_FACE_AUGMENT``): every training
     item is the evaluation image or its mirror, pixel for pixel, and both occur."""
     spec = default_registry().get_task(task)
-    raw = spec.dataset(None, "train")[3]
+    expected, outs = _training_items(spec, spec.dataset(None, "train")[3], spec.input_size)
     seen = set()
-    expected = spec.transforms("test", spec.input_size)(raw)["image"]
-    train = spec.transforms("train", spec.input_size)
-    for seed in range(12):
-        torch.manual_seed(seed)
-        out = train(raw)["image"]
+    for seed, out in enumerate(outs):
         mirrored = bool(torch.equal(out, expected.flip(-1)))
         assert mirrored or torch.equal(out, expected), f"seed {seed}: training changed pixels beyond crop and flip"
         seen.add(mirrored)
@@ -41,12 +48,8 @@ def test_real_image_tasks_keep_the_references_augmentation() -> None:
     image and its mirror."""
     real = default_registry().get_task("expression_rafdb")
     synth = default_registry().get_task("synth_expression")
-    raw = synth.dataset(None, "train")[3]
-    expected = real.transforms("test", 112)(raw)["image"]
-    train = real.transforms("train", 112)
+    expected, outs = _training_items(real, synth.dataset(None, "train")[3], 112)
     changed = 0
-    for seed in range(12):
-        torch.manual_seed(seed)
-        out = train(raw)["image"]
+    for out in outs:
         changed += not (torch.allclose(out, expected, atol=0.02) or torch.allclose(out, expected.flip(-1), atol=0.02))
     assert changed >= 3
