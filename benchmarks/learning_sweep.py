@@ -4,7 +4,7 @@ Used to choose the demo's CPU recipe (docs/results.md, "Why the demo did not lea
 ``{"kind": "faceptor", "name": ..., "overrides": {...demo config overrides...}, "tasks": [...] | null}`` (besides
 run-config keys, overrides take ``steps``, ``batch`` for every task, ``batch_sizes`` per task and ``eval_limit``) or
 ``{"kind": "specialist", "name": ..., "task": ..., "images": N, "batch": B, "lr": LR, "seed": S, "arch": A}``
-(``arch``: ``resnet18``, the default, or ``vit_conv``, the demo's encoder with a pooled head).
+(``arch``: ``resnet18``, the default, or one of the ViT specialists that ``bench_specialist.ARCHS`` lists).
 
     python benchmarks/learning_sweep.py jobs.json results.jsonl --parallel 6 --workers 2
     python benchmarks/learning_sweep.py jobs.json results.jsonl --parallel 1 --threads 2   # a demo's wall time
