@@ -2,7 +2,9 @@
 
 Used to choose the demo's CPU recipe (docs/results.md, "Why the demo did not learn"). Each job is a dict:
 ``{"kind": "faceptor", "name": ..., "overrides": {...demo config overrides...}, "tasks": [...] | null}`` (besides
-run-config keys, overrides take ``steps``, ``batch`` for every task, ``batch_sizes`` per task and ``eval_limit``) or
+run-config keys, overrides take the demo's ``preset``, ``standard`` by default; ``steps``, ``batch`` for every task,
+``batch_sizes`` per task, ``eval_limit`` and ``eval_every``, which also keeps every evaluation on the way as
+``evals``) or
 ``{"kind": "specialist", "name": ..., "task": ..., "images": N, "batch": B, "lr": LR, "seed": S, "arch": A}``
 (``arch``: ``resnet18``, the default, or one of the ViT specialists that ``bench_specialist.ARCHS`` lists).
 
@@ -39,12 +41,14 @@ def run_faceptor(job: dict, out: Path, workers: int) -> dict:
     from faceptor_tasks.synthfaces.demo import DEMO_TASKS, demo_config
 
     ov = dict(job.get("overrides", {}))
+    preset = ov.pop("preset", "standard")
     steps = ov.pop("steps", 400)
     batch = ov.pop("batch", None)
     batch_sizes = ov.pop("batch_sizes", {})  # {task: batch size}, after "batch"
     eval_limit = ov.pop("eval_limit", None)  # test items per task (default: the demo's)
+    eval_every = ov.pop("eval_every", steps)  # evaluations on the way are returned as "evals"
     tasks = [t for t in DEMO_TASKS if t in job["tasks"]] if job.get("tasks") else DEMO_TASKS
-    d = demo_config(out, steps=steps, tasks=tasks).model_dump()
+    d = demo_config(out, preset, steps=steps, tasks=tasks).model_dump()
     if batch:
         for t in d["tasks"]:
             t["batch_size"] = batch * (2 if t["name"] == "synth_identity" else 1)
@@ -52,16 +56,20 @@ def run_faceptor(job: dict, out: Path, workers: int) -> dict:
         t["batch_size"] = batch_sizes.get(t["name"], t["batch_size"])
         t["eval_limit"] = eval_limit or t["eval_limit"]
     _merge(d, ov)
-    d.update(progress=False, eval_every=steps, checkpoint_every=10**9, num_workers=workers, output_dir=str(out))
+    d.update(progress=False, eval_every=eval_every, checkpoint_every=10**9, num_workers=workers, output_dir=str(out))
     shutil.rmtree(out, ignore_errors=True)
     trainer = Trainer(RunConfig.model_validate(d))
     t0 = time.perf_counter()
     res = trainer.fit()
+    seconds = round(time.perf_counter() - t0, 1)
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    evals = [{"step": r["step"], "results": r["eval"]} for r in log if "eval" in r]
     return {
-        "seconds": round(time.perf_counter() - t0, 1),
+        "seconds": seconds,
         "device": str(trainer.device),
         "parameters": trainer.model.num_parameters(),
         "results": res,
+        **({"evals": evals} if eval_every < steps else {}),
     }
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from PIL import Image
 
 from faceptor_core.cli import main
-from faceptor_tasks.synthfaces.demo import DEMO_TASKS
+from faceptor_core.train.config import RunConfig
+from faceptor_core.train.engine import Trainer
+from faceptor_tasks.synthfaces.demo import DEMO_TASKS, PRESETS, demo_config
 
 
 def test_demo_writes_metrics_curves_and_pictures(tmp_path):
@@ -28,3 +31,36 @@ def test_demo_writes_metrics_curves_and_pictures(tmp_path):
     assert (out / "checkpoints" / "last" / "model.safetensors").is_file()
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if "loss" in r] == [4]
+
+
+def test_full_preset_trains_the_resnet_stem_with_expression_at_32(tmp_path):
+    """``--full`` is the recipe that learns expression: its encoder, batches and weights reach the trainer."""
+    d = demo_config(tmp_path / "run", "full", steps=2).model_dump()
+    for entry in d["tasks"]:
+        entry["eval_limit"] = 4
+    d.update(baseline_limit=8, progress=False, num_workers=0)
+    trainer = Trainer(RunConfig.model_validate(d))
+    enc = trainer.model.config.encoder
+    assert (enc.stem, enc.stem_width, enc.depth, enc.layer_scale) == ("resnet", 48, 2, 1e-5)
+    sizes = {t.name: t.batch_size for t in trainer.cfg.tasks}
+    assert sizes == {
+        "synth_landmarks": 8,
+        "synth_parsing": 8,
+        "synth_age": 8,
+        "synth_expression": 32,
+        "synth_attributes": 16,
+        "synth_identity": 32,
+    }
+    standard = PRESETS["standard"].type_weights
+    assert trainer.weights["synth_expression"] == 3 * standard["expression"]
+    assert trainer.weights["synth_attributes"] == pytest.approx(3 * standard["attributes"])
+    results = trainer.fit()
+    assert trainer.step == 2 and set(results) == set(DEMO_TASKS)
+
+
+def test_quick_and_full_exclude_each_other(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--quick", "--full", "--out", str(tmp_path / "demo")])
+    assert exc.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()

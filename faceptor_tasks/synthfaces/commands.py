@@ -60,21 +60,37 @@ def run_synth(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    report = run_demo(Path(args.out), quick=args.quick, steps=args.steps)
+    report = run_demo(Path(args.out), preset=getattr(args, "preset", "standard"), steps=args.steps)
     print(f"report: {report}")
     return 0
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    from .demo import DEFAULT_STEPS, QUICK_STEPS
+    from .demo import PRESETS
 
-    parser.add_argument("--quick", action="store_true", help="a short run (under 2 minutes) for CI")
+    quick, standard, full = PRESETS["quick"], PRESETS["standard"], PRESETS["full"]
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument(
+        "--quick",
+        dest="preset",
+        action="store_const",
+        const="quick",
+        default=argparse.SUPPRESS,  # the standard run
+        help=f"a short run ({quick.minutes} minutes on 2 cores) for CI",
+    )
+    length.add_argument(
+        "--full",
+        dest="preset",
+        action="store_const",
+        const="full",
+        default=argparse.SUPPRESS,
+        help=f"the recipe that learns every task, expression included ({full.minutes} minutes on 2 cores)",
+    )
     parser.add_argument(
         "--out", default="faceptor-demo", help="output folder (the demo only replaces its own earlier output)"
     )
-    parser.add_argument(
-        "--steps", type=int, help=f"training steps (default: {DEFAULT_STEPS}, or {QUICK_STEPS} with --quick)"
-    )
+    steps = f"training steps (default: {standard.steps}; {quick.steps} with --quick, {full.steps} with --full)"
+    parser.add_argument("--steps", type=int, help=steps)
 
 
 def commands() -> list[CommandSpec]:
@@ -89,9 +105,9 @@ def commands() -> list[CommandSpec]:
         CommandSpec(
             name="demo",
             help="train a small Faceptor on SynthFaces and write a report",
-            description="Train a small Faceptor on every SynthFaces task on the CPU (about 10 minutes on "
-            "2 cores; --quick: under 2) and write a report: metrics beside their trivial "
-            "answers, loss curves and predictions (OUT/report/metrics.md).",
+            description="Train a small Faceptor on every SynthFaces task on the CPU and write a report: metrics "
+            "beside their trivial answers, loss curves and predictions (OUT/report/metrics.md). The standard run "
+            "takes about 10 minutes on 2 cores; --quick and --full say theirs.",
             add_arguments=add_demo_arguments,
             run=cmd_demo,
         ),

@@ -6,9 +6,11 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 
 from faceptor_core.errors import RunDirectoryError
 from faceptor_core.evaluate import higher_is_better
@@ -17,7 +19,7 @@ from faceptor_core.train.config import RunConfig
 from faceptor_core.train.engine import Trainer
 
 DEMO_TASKS = ("synth_landmarks", "synth_parsing", "synth_age", "synth_expression", "synth_attributes", "synth_identity")
-#: Images per task per step (identity: 4 x; see :func:`demo_batch_size`).
+#: Images per task per step, unless a preset says otherwise (:data:`PRESETS`).
 BATCH = 8
 #: Type weights that bring the tasks' losses to one scale (age's L1 is in years, CosFace's and the attributes'
 #: sums are tens, landmark distances are fractions of the image). Equal weights stall landmarks (NME 0.30 vs
@@ -55,40 +57,80 @@ DEMO_MODEL = {
         "output_prior": ("dense",),
     },
 }
-#: Steps that fit the budgets on 2 cores (2.0-2.4 s a step when idle): 10 minutes for the demo with about a minute to
-#: spare, 2 for ``--quick``, each with the baselines fitted first (for the output priors) and scored at the end.
-DEFAULT_STEPS, QUICK_STEPS = 220, 32
+#: The ``--full`` preset's encoder: ResNet-18's first three stages at width 48 as the patch embedding, 2 transformer
+#: blocks started near the identity (LayerScale 1e-5). Expression needs this front end and 32 images a step; with
+#: the conv stem, or with 8 images a step, it stays at the majority class (docs/results.md).
+FULL_MODEL = {
+    **DEMO_MODEL,
+    "stem": "resnet",
+    "stem_width": 48,
+    "layer_scale": 1e-5,
+    "depth": 2,
+}
 
 
-def demo_batch_size(task: str) -> int:
-    """Images of ``task`` per demo step. Identity takes 4 x BATCH: verification gains most from more images (2 seeds:
-    0.60 / 0.68 with 16, 0.84 / 0.84 with 32, the other tasks unchanged; docs/results.md). The 16 extra images cost
-    about 0.3 s a step on 2 cores, which is why the demo runs 220 steps instead of 300."""
-    return BATCH * (4 if task == "synth_identity" else 1)
+class DemoPreset(BaseModel):
+    """One way to run the demo: how long, which model, how many images of each task a step."""
+
+    model_config = ConfigDict(frozen=True)
+
+    steps: int = Field(gt=0)
+    minutes: str = Field(description="wall time on 2 idle CPU cores, for the help text")
+    model: dict[str, Any]
+    batch_sizes: dict[str, int] = Field(default_factory=dict, description="images a step where not BATCH")
+    type_weights: dict[str, float] = Field(default_factory=lambda: dict(TYPE_WEIGHTS))
+    eval_limit: int = Field(default=300, gt=0, description="test items scored per task")
+    baseline_limit: int = Field(default=300, gt=0, description="training items the trivial answers are fitted on")
+
+    def batch_size(self, task: str) -> int:
+        """Images of ``task`` per step."""
+        return self.batch_sizes.get(task, BATCH)
+
+
+#: Identity takes 4 x BATCH in every preset: verification gains most from more images (2 seeds: 0.60 / 0.68 with 16,
+#: 0.84 / 0.84 with 32, the other tasks unchanged; docs/results.md). It costs about 0.3 s a step on 2 cores.
+_IDENTITY = {"synth_identity": 4 * BATCH}
+#: ``standard`` (``faceptor demo``): 220 steps fit 10 minutes on 2 cores (2.0-2.4 s a step when idle) with about a
+#: minute to spare, the baselines fitted first (for the output priors) and scored at the end. ``quick``: 2 minutes.
+#: ``full`` (``--full``, docs/results.md): 400 steps of the ResNet-stem model, which reads expression and the placed
+#: attributes (seeds 1 / 2: expression 0.310 / 0.237, attributes 0.843 / 0.838). Expression takes 32 images a step
+#: and weight 3 (at weight 1 it stayed at the majority class), the attributes 16 and weight 0.3 (0.824 -> 0.834).
+PRESETS: dict[str, DemoPreset] = {
+    "quick": DemoPreset(
+        steps=32, minutes="under 2", model=DEMO_MODEL, batch_sizes=_IDENTITY, eval_limit=64, baseline_limit=200
+    ),
+    "standard": DemoPreset(steps=220, minutes="about 10", model=DEMO_MODEL, batch_sizes=_IDENTITY),
+    "full": DemoPreset(
+        steps=400,
+        minutes="about 30",
+        model=FULL_MODEL,
+        batch_sizes={**_IDENTITY, "synth_expression": 4 * BATCH, "synth_attributes": 2 * BATCH},
+        type_weights={**TYPE_WEIGHTS, "expression": 3.0, "attributes": 0.3},
+    ),
+}
 
 
 def demo_config(
-    out: Path, quick: bool = False, steps: int | None = None, tasks: Sequence[str] = DEMO_TASKS
+    out: Path, preset: str = "standard", steps: int | None = None, tasks: Sequence[str] = DEMO_TASKS
 ) -> RunConfig:
-    """The demo's run: CPU preset (conv-stem ViT-T/16, 6 blocks, stem skip), 112 px, a small decoder, every
-    SynthFaces task (or the subset ``tasks``, with the type weights of their families only)."""
-    steps = steps or (QUICK_STEPS if quick else DEFAULT_STEPS)
-    eval_limit = 64 if quick else 300
-    baseline_limit = 200 if quick else 300
+    """The demo's run with ``preset`` (one of :data:`PRESETS`) on every SynthFaces task (or the subset ``tasks``,
+    with the type weights of their families only)."""
+    p = PRESETS[preset]
+    steps = steps or p.steps
     families = {default_registry().get_task(t).family for t in tasks}
     return RunConfig.model_validate(
         {
             "output_dir": str(out),
             "seed": 0,
-            "model": DEMO_MODEL,
-            "tasks": [{"name": t, "batch_size": demo_batch_size(t), "eval_limit": eval_limit} for t in tasks],
-            "type_weights": {f: w for f, w in TYPE_WEIGHTS.items() if f in families},
-            "baseline_limit": baseline_limit,
+            "model": p.model,
+            "tasks": [{"name": t, "batch_size": p.batch_size(t), "eval_limit": p.eval_limit} for t in tasks],
+            "type_weights": {f: w for f, w in p.type_weights.items() if f in families},
+            "baseline_limit": p.baseline_limit,
             # measured with the conv stem: 2e-4 leaves age at its trivial answer; 5e-4 and 1e-3 learn it
             "optimizer": {"lr": 5e-4, "weight_decay": 0.05, "head_lr_multiplier": 2.0},
             "schedule": {"steps": steps, "warmup_steps": max(1, steps // 20), "warmup_start_lr": 1e-6},
             "eval_every": steps,
-            "checkpoint_every": steps if quick else 500,
+            "checkpoint_every": steps,
             "log_every": 5,
             "num_workers": 1,
         }
@@ -165,11 +207,11 @@ def owned_by_demo(out: Path) -> bool:
     return tasks == DEMO_TASKS
 
 
-def run_demo(out: Path, quick: bool = False, steps: int | None = None) -> Path:
+def run_demo(out: Path, preset: str = "standard", steps: int | None = None) -> Path:
     missing = [t for t in DEMO_TASKS if t not in default_registry().task_names()]
     if missing:
         raise RuntimeError(f"the demo needs the SynthFaces tasks {missing}; is faceptor_tasks installed?")
-    cfg = demo_config(out, quick, steps)
+    cfg = demo_config(out, preset, steps)
     if not owned_by_demo(out):
         raise RunDirectoryError(
             f"{out}: not empty and not the output of an earlier `faceptor demo`; the demo only "
