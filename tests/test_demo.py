@@ -58,6 +58,11 @@ def test_full_preset_trains_the_resnet_stem_with_expression_at_32(tmp_path):
     assert trainer.step == 2 and set(results) == set(DEMO_TASKS)
 
 
+def test_unknown_preset_names_the_presets(tmp_path):
+    with pytest.raises(ValueError, match="unknown demo preset 'fast'; expected one of quick, standard, full"):
+        demo_config(tmp_path, "fast")
+
+
 def test_quick_and_full_exclude_each_other(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["demo", "--quick", "--full", "--out", str(tmp_path / "demo")])

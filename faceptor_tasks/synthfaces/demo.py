@@ -115,6 +115,8 @@ def demo_config(
 ) -> RunConfig:
     """The demo's run with ``preset`` (one of :data:`PRESETS`) on every SynthFaces task (or the subset ``tasks``,
     with the type weights of their families only)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown demo preset {preset!r}; expected one of {', '.join(PRESETS)}")
     p = PRESETS[preset]
     steps = steps or p.steps
     families = {default_registry().get_task(t).family for t in tasks}
