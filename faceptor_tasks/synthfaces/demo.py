@@ -93,7 +93,8 @@ _IDENTITY = {"synth_identity": 4 * BATCH}
 #: ``standard`` (``faceptor demo``): 220 steps fit 10 minutes on 2 cores (2.0-2.4 s a step when idle) with about a
 #: minute to spare, the baselines fitted first (for the output priors) and scored at the end. ``quick``: 2 minutes.
 #: ``full`` (``--full``, docs/results.md): 400 steps of the ResNet-stem model, which reads expression and the placed
-#: attributes (seeds 1 / 2: expression 0.310 / 0.237, attributes 0.843 / 0.838). Expression takes 32 images a step
+#: attributes (seed 0, the demo's, end to end in 20 minutes: expression 0.343, attributes 0.847; seeds 1 / 2: 0.310 /
+#: 0.237, 0.843 / 0.838). Expression takes 32 images a step
 #: and weight 3 (at weight 1 it stayed at the majority class), the attributes 16 and weight 0.3 (0.824 -> 0.834).
 PRESETS: dict[str, DemoPreset] = {
     "quick": DemoPreset(
@@ -102,7 +103,7 @@ PRESETS: dict[str, DemoPreset] = {
     "standard": DemoPreset(steps=220, minutes="about 10", model=DEMO_MODEL, batch_sizes=_IDENTITY),
     "full": DemoPreset(
         steps=400,
-        minutes="about 30",
+        minutes="20-30",
         model=FULL_MODEL,
         batch_sizes={**_IDENTITY, "synth_expression": 4 * BATCH, "synth_attributes": 2 * BATCH},
         type_weights={**TYPE_WEIGHTS, "expression": 3.0, "attributes": 0.3},
