@@ -1,17 +1,19 @@
-"""The paper's claims, measured on SynthFaces with the CPU preset, one seed per call. Writes
-benchmarks/results/claims/<name>_s<seed>.json; ``report`` renders docs/paper_claims.md from every seed found,
-each metric beside its trivial answer fitted on the same training split.
+"""The paper's claims, measured on SynthFaces with a demo preset, one seed per call. Writes
+benchmarks/results/claims/<preset>/<name>_s<seed>.json; ``report`` renders docs/paper_claims.md from every preset
+and seed found, each metric beside its trivial answer fitted on the same training split.
 
     python benchmarks/experiments.py multitask --seed 0   # Faceptor multi-task vs one model per task (demo's steps)
-    python benchmarks/experiments.py auxiliary --seed 0   # age from 500 labels: alone, + 3 or + 5 other tasks
     python benchmarks/experiments.py stage2 --seed 0      # Layer-Attention (Stage 2) vs Stage 1, on age
+    python benchmarks/experiments.py auxiliary --seed 0   # age from 500 labels: alone, + 3 or + 5 other tasks
     python benchmarks/experiments.py prompt --seed 0      # a new task by prompt tuning vs full fine-tuning
-    python benchmarks/experiments.py all --seed 0         # the four, in order
+    python benchmarks/experiments.py all --seed 0         # the four, in this order
     python benchmarks/experiments.py report
 
-Every run uses the demo's model and recipe (conv-stem ViT-T/16, 112 px, output priors) with the given seed;
-"equal budget" means the same number of steps and images per task. Stage 2 starts from the multitask run's
-model; prompt tuning adds a task (parsing by default) to the auxiliary run's model, which never saw it.
+Every run uses a demo preset's model, batches, type weights and recipe (``--preset``, default ``full``: the
+budget at which every task learns; ``standard``: the 10-minute demo's) with the given seed; "equal budget" means
+the same number of steps and images per task. Stage 2 starts from the multitask run's model; prompt tuning adds a
+task (parsing by default) to the auxiliary run's model, which never saw it. A run that stops part way keeps what
+it finished: each finished model's scores are saved at once and not trained again.
 """
 
 from __future__ import annotations
@@ -25,30 +27,75 @@ import torch
 
 import faceptor_core
 from faceptor_core.train import RunConfig, Trainer
-from faceptor_tasks.synthfaces.demo import DEMO_TASKS, PRESETS, TYPE_WEIGHTS, demo_config
+from faceptor_tasks.synthfaces.demo import DEMO_TASKS, PRESETS, demo_config
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "claims"
 RUNS = HERE / "runs"
 EVAL_LIMIT = 300
-#: Steps per experiment: the demo's budget for the runs from scratch (the records on disk were measured at 240).
-DEMO_STEPS = PRESETS["standard"].steps
-DEFAULT_STEPS = {"multitask": DEMO_STEPS, "auxiliary": DEMO_STEPS, "stage2": 150, "prompt": 200}
+#: The presets the claims are measured with (``quick`` is too short for any task but the dense ones to learn).
+CLAIM_PRESETS = ("full", "standard")
+#: Steps of the experiments that do not train from scratch (those run their preset's steps).
+FROM_MODEL_STEPS = {"stage2": 150, "prompt": 200}
 
 
-def config(out: Path, tasks: list[str], steps: int, seed: int, **kw) -> RunConfig:
-    base = demo_config(out, steps=steps, tasks=tasks).model_dump()
-    base["seed"] = seed
-    for entry in base["tasks"]:
-        entry["eval_limit"] = EVAL_LIMIT
-    base["progress"] = False
-    base["checkpoint_every"] = steps
-    for key, value in kw.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            base[key] = {**base[key], **value}
-        else:
-            base[key] = value
-    return RunConfig.model_validate(base)
+def default_steps(experiment: str, preset: str) -> int:
+    """Training steps of ``experiment``: the preset's for the runs from scratch, fixed for those from a model."""
+    return FROM_MODEL_STEPS.get(experiment, PRESETS[preset].steps)
+
+
+class Claims:
+    """Where one preset and seed's runs and records live, and how their runs are configured."""
+
+    def __init__(self, preset: str, seed: int) -> None:
+        self.preset, self.seed = preset, seed
+        self.results = RESULTS / preset
+        self.runs = RUNS / preset / f"s{seed}"
+
+    def config(self, out: str | Path, tasks: list[str], steps: int, **kw) -> RunConfig:
+        """The preset's run on ``tasks`` in ``runs/<out>`` (at ``out`` when absolute), ``kw`` merged over its
+        sections."""
+        base = demo_config(self.runs / out, preset=self.preset, steps=steps, tasks=tasks).model_dump()
+        base["seed"] = self.seed
+        for entry in base["tasks"]:
+            entry["eval_limit"] = EVAL_LIMIT
+        base["progress"] = False
+        base["checkpoint_every"] = steps
+        for key, value in kw.items():
+            if isinstance(value, dict) and isinstance(base.get(key), dict):
+                base[key] = {**base[key], **value}
+            else:
+                base[key] = value
+        return RunConfig.model_validate(base)
+
+    def path(self, name: str) -> Path:
+        return self.results / f"{name}_s{self.seed}.json"
+
+    def resume(self, name: str, **same) -> dict:
+        """What an earlier call saved for ``name`` when it ran with the same ``same`` settings, else nothing."""
+        path = self.path(name)
+        if path.is_file():
+            old = json.loads(path.read_text())
+            if all(old.get(k) == v for k, v in same.items()):
+                return {k: v for k, v in old.items() if k not in ("seed", "preset", "type_weights")}
+        return dict(same)
+
+    def save(self, name: str, record: dict) -> None:
+        self.results.mkdir(parents=True, exist_ok=True)
+        weights = PRESETS[self.preset].type_weights
+        record = {"seed": self.seed, "preset": self.preset, "type_weights": weights, **record}
+        tmp = self.path(name).with_suffix(".tmp")
+        tmp.write_text(json.dumps(record, indent=2))
+        tmp.replace(self.path(name))
+
+    def base(self, run: str, experiment: str) -> Path:
+        path = self.runs / run / "checkpoints" / "last"
+        if not path.is_dir():
+            raise SystemExit(
+                f"run `experiments.py {experiment} --preset {self.preset} --seed {self.seed}` first: its model is "
+                "the starting point"
+            )
+        return path
 
 
 def train(cfg: RunConfig) -> tuple[Trainer, dict, float]:
@@ -81,69 +128,53 @@ def inference_ms(model, tasks: list[str], batch: int = 8, repeats: int = 3) -> f
     return best * 1000
 
 
-def save(name: str, seed: int, record: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    record = {"seed": seed, "type_weights": TYPE_WEIGHTS, **record}
-    (RESULTS / f"{name}_s{seed}.json").write_text(json.dumps(record, indent=2))
-    print(json.dumps(record, indent=2))
-
-
-def exp_multitask(steps: int, seed: int) -> None:
+def exp_multitask(c: Claims, steps: int) -> None:
     tasks = list(DEMO_TASKS)
-    runs = RUNS / f"s{seed}"
-    multi, res, secs = train(config(runs / "multitask", tasks, steps, seed))
-    record = {
-        "steps": steps,
-        "multi": {
+    record = c.resume("multitask", steps=steps)
+    if "multi" not in record:
+        multi, res, secs = train(c.config("multitask", tasks, steps))
+        record["multi"] = {
             "metrics": {t: scored(t, res[t]) for t in tasks},
             "seconds": secs,
             "parameters": multi.model.num_parameters(),
             "inference_ms_all_tasks": inference_ms(multi.model, tasks),
-        },
-        "single": {},
-    }
-    single_params, single_ms = 0, 0.0
+        }
+        c.save("multitask", record)
+    single = record.setdefault("single", {})
     for t in tasks:
-        tr, r, s = train(config(runs / f"single_{t}", [t], steps, seed))
-        single_params += tr.model.num_parameters()
-        single_ms += inference_ms(tr.model, [t])
-        record["single"][t] = {**scored(t, r[t]), "seconds": s}
+        if t in single:
+            continue
+        tr, r, s = train(c.config(f"single_{t}", [t], steps))
+        single[t] = {
+            **scored(t, r[t]),
+            "seconds": s,
+            "parameters": tr.model.num_parameters(),
+            "inference_ms": inference_ms(tr.model, [t]),
+        }
+        c.save("multitask", record)
     record["single_total"] = {
-        "parameters": single_params,
-        "inference_ms_all_tasks": single_ms,
-        "seconds": sum(v["seconds"] for v in record["single"].values()),
+        "parameters": sum(v["parameters"] for v in single.values()),
+        "inference_ms_all_tasks": sum(v["inference_ms"] for v in single.values()),
+        "seconds": sum(v["seconds"] for v in single.values()),
     }
-    save("multitask", seed, record)
+    c.save("multitask", record)
 
 
-def exp_auxiliary(steps: int, seed: int, labelled: int = 500) -> None:
-    """Age from ``labelled`` images alone, with three auxiliary tasks, and with all five others. Variants already in
-    this seed's results file (same steps and labels) are kept, not trained again."""
+def exp_auxiliary(c: Claims, steps: int, labelled: int = 500) -> None:
+    """Age from ``labelled`` images alone, with three auxiliary tasks, and with all five others."""
     three = ["synth_expression", "synth_attributes", "synth_landmarks"]
     five = [t for t in DEMO_TASKS if t != "synth_age"]
     variants = {"age_only": [], "age_with_auxiliary": three, "age_with_all_auxiliary": five}
-    path = RESULTS / f"auxiliary_s{seed}.json"
-    out: dict = {"steps": steps, "labelled_age_images": labelled}
-    if path.is_file():
-        old = json.loads(path.read_text())
-        if (old["steps"], old["labelled_age_images"]) == (steps, labelled):
-            out = {k: v for k, v in old.items() if k != "seed"}
+    out = c.resume("auxiliary", steps=steps, labelled_age_images=labelled)
     for name, aux in variants.items():
         if name in out:
             continue
         tasks = ["synth_age", *aux]
-        cfg = config(RUNS / f"s{seed}" / f"aux_{name}", tasks, steps, seed, main_task="synth_age")
+        cfg = c.config(f"aux_{name}", tasks, steps, main_task="synth_age")
         cfg.tasks[0].train_limit = labelled
         _, res, secs = train(cfg)
         out[name] = {**scored("synth_age", res["synth_age"]), "seconds": secs, "tasks": tasks}
-    save("auxiliary", seed, out)
-
-
-def _base(seed: int, run: str, experiment: str) -> Path:
-    path = RUNS / f"s{seed}" / run / "checkpoints" / "last"
-    if not path.is_dir():
-        raise SystemExit(f"run `experiments.py {experiment} --seed {seed}` first: its model is the starting point")
-    return path
+        c.save("auxiliary", out)
 
 
 def stage2_train_modes(depth: int) -> dict[str, dict]:
@@ -155,15 +186,13 @@ def stage2_train_modes(depth: int) -> dict[str, dict]:
     }
 
 
-def exp_stage2(steps: int, seed: int, target: str = "synth_age") -> None:
-    stage1 = _base(seed, "multitask", "multitask")
+def exp_stage2(c: Claims, steps: int, target: str = "synth_age") -> None:
+    stage1 = c.base("multitask", "multitask")
     base = faceptor_core.load(stage1)
     out: dict = {"steps": steps, "task": target}
     common = {"init_from": str(stage1), "optimizer": {"lr": 1e-3, "head_lr_multiplier": 1.0}}
     for name, train_cfg in stage2_train_modes(base.config.encoder.depth).items():
-        tr, res, secs = train(
-            config(RUNS / f"s{seed}" / f"stage2_{name}", [target], steps, seed, train=train_cfg, **common)
-        )
+        tr, res, secs = train(c.config(f"stage2_{name}", [target], steps, train=train_cfg, **common))
         entry = {**scored(target, res[target]), "trainable_parameters": tr.num_trainable_parameters(), "seconds": secs}
         if name.startswith("stage2"):
             images = torch.stack(
@@ -177,20 +206,19 @@ def exp_stage2(steps: int, seed: int, target: str = "synth_age") -> None:
     from faceptor_core.evaluate import evaluate_task
 
     out["stage1_as_trained"] = primary(target, evaluate_task(base, faceptor_core.get_task(target), limit=EVAL_LIMIT))
-    save("stage2", seed, out)
+    c.save("stage2", out)
 
 
-def exp_prompt(steps: int, seed: int, new_task: str = "synth_parsing") -> None:
+def exp_prompt(c: Claims, steps: int, new_task: str = "synth_parsing") -> None:
     """``new_task`` joins the auxiliary run's model (age, expression, attributes, landmarks), which never saw it."""
-    base = _base(seed, "aux_age_with_auxiliary", "auxiliary")
+    base = c.base("aux_age_with_auxiliary", "auxiliary")
     out: dict = {"steps": steps, "task": new_task, "base_tasks": list(faceptor_core.load(base).tasks)}
     runs = (
         ("prompt_tuning", {"train": {"mode": "prompt"}, "optimizer": {"lr": 1e-2, "head_lr_multiplier": 1.0}}),
         ("full_fine_tuning", {"train": {"mode": "full"}, "optimizer": {"lr": 5e-4}}),
     )
     for name, kw in runs:
-        cfg = config(RUNS / f"s{seed}" / f"prompt_{name}", [new_task], steps, seed, init_from=str(base), **kw)
-        tr = Trainer(cfg, overwrite=True)
+        tr = Trainer(c.config(f"prompt_{name}", [new_task], steps, init_from=str(base), **kw), overwrite=True)
         if "untrained" not in out:
             out["untrained"] = primary(new_task, tr.evaluate()[new_task])
         t0 = time.perf_counter()
@@ -201,26 +229,29 @@ def exp_prompt(steps: int, seed: int, new_task: str = "synth_parsing") -> None:
             "trainable_parameters": tr.num_trainable_parameters(),
             "parameters": tr.model.num_parameters(),
         }
-    save("prompt", seed, out)
+    c.save("prompt", out)
 
 
-EXPERIMENTS = {"multitask": exp_multitask, "auxiliary": exp_auxiliary, "stage2": exp_stage2, "prompt": exp_prompt}
+EXPERIMENTS = {"multitask": exp_multitask, "stage2": exp_stage2, "auxiliary": exp_auxiliary, "prompt": exp_prompt}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("experiment", choices=[*EXPERIMENTS, "all", "report"])
+    ap.add_argument("--preset", choices=CLAIM_PRESETS, default="full", help="the demo preset to measure with")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--steps", type=int, help="training steps (default: each experiment's own, see DEFAULT_STEPS)")
+    ap.add_argument("--steps", type=int, help="training steps (default: each experiment's own, see default_steps)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (1 when two seeds run side by side)")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     if args.experiment == "report":
         from report_results import render
 
         render(RESULTS, HERE.parent / "docs" / "paper_claims.md")
         return
+    claims = Claims(args.preset, args.seed)
     for name in EXPERIMENTS if args.experiment == "all" else [args.experiment]:
-        EXPERIMENTS[name](args.steps or DEFAULT_STEPS[name], args.seed)
+        EXPERIMENTS[name](claims, args.steps or default_steps(name, args.preset))
 
 
 if __name__ == "__main__":

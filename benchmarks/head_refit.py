@@ -27,7 +27,7 @@ import faceptor_core
 from faceptor_tasks.synthfaces.dataset import SynthFacesDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from experiments import RUNS, config, scored, stage2_train_modes, train  # noqa: E402
+from experiments import RUNS, Claims, scored, stage2_train_modes, train  # noqa: E402
 from representation_probe import trivial  # noqa: E402
 
 
@@ -40,7 +40,8 @@ def refit(checkpoint: Path, task: str, mode: str, steps: int, batch: int, lr: fl
     }
     train_cfg, optimizer = modes[mode]
     out = RUNS / "head_refit" / f"{task}_{mode}_s{seed}"
-    cfg = config(out, [task], steps, seed, train=train_cfg, init_from=str(checkpoint), optimizer=optimizer)
+    claims = Claims("standard", seed)  # the 10-minute demo's model and recipe
+    cfg = claims.config(out, [task], steps, train=train_cfg, init_from=str(checkpoint), optimizer=optimizer)
     cfg.tasks[0].batch_size = batch
     trainer, results, seconds = train(cfg)
     return {

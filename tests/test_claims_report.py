@@ -81,3 +81,30 @@ def test_learned_means_closing_part_of_the_gap_to_a_perfect_score():
     # 0.815 against a majority answer of 0.783 closes 15% of the gap to 1, though it is only 4% above it
     assert report_results.learned("synth_attributes", 0.815, 0.783)
     assert not report_results.learned("synth_expression", 0.17, 0.16)
+
+
+def test_the_multitask_verdicts_are_counted_over_the_tasks(tmp_path):
+    text = _render(tmp_path, [_multitask(0, (0.095, 0.100), (0.30, 0.25)), _multitask(1, (0.104, 0.100), (0.31, 0.26))])
+    counts = "mixed across seeds on 1 of 2 (synth_landmarks); yes, every seed on 1 of 2 (synth_expression)"
+    assert f"Multi-task better? {counts}." in text
+
+
+def test_each_preset_folder_gets_its_own_section_and_a_run_under_way_is_left_out(tmp_path):
+    results = tmp_path / "claims"
+    for preset, landmarks in (("full", 0.050), ("standard", 0.095)):
+        (results / preset).mkdir(parents=True)
+        for seed in (0, 1):
+            rec = _multitask(seed, (landmarks, 0.100), (0.30, 0.25))
+            (results / preset / f"multitask_s{seed}.json").write_text(json.dumps(rec))
+    (results / "full" / "README.md").write_text("The budget at which every task learns.\n")
+    under_way = _multitask(2, (0.01, 0.100), (0.30, 0.25))
+    del under_way["single_total"]
+    (results / "full" / "multitask_s2.json").write_text(json.dumps(under_way))
+    out = tmp_path / "claims.md"
+    report_results.render(results, out)
+    text = out.read_text()
+    full, standard = text.split("## `experiments.py --preset full`")[1].split("## `experiments.py --preset standard`")
+    assert full.lstrip().startswith("The budget at which every task learns.")
+    assert "### Faceptor multi-task vs one model per task" in full and "seeds 0, 1)" in full
+    assert _row(full, "synth_landmarks")[2] == "0.050 / 0.050"
+    assert _row(standard, "synth_landmarks")[2] == "0.095 / 0.095"
