@@ -12,8 +12,9 @@ and seed found, each metric beside its trivial answer fitted on the same trainin
 Every run uses a demo preset's model, batches, type weights and recipe (``--preset``, default ``full``: the
 budget at which every task learns; ``standard``: the 10-minute demo's) with the given seed; "equal budget" means
 the same number of steps and images per task. Stage 2 starts from the multitask run's model; prompt tuning adds a
-task (parsing by default) to the auxiliary run's model, which never saw it. A run that stops part way keeps what
-it finished: each finished model's scores are saved at once and not trained again.
+task (parsing by default) to the auxiliary run's model, which never saw it. ``multitask`` and ``auxiliary`` (the
+long ones) keep what they finished when stopped part way: each finished model's scores are saved at once and not
+trained again.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 import torch
 
 import faceptor_core
+from faceptor_core.durable import write_atomic
 from faceptor_core.train import RunConfig, Trainer
 from faceptor_tasks.synthfaces.demo import DEMO_TASKS, PRESETS, demo_config
 
@@ -81,12 +83,9 @@ class Claims:
         return dict(same)
 
     def save(self, name: str, record: dict) -> None:
-        self.results.mkdir(parents=True, exist_ok=True)
         weights = PRESETS[self.preset].type_weights
         record = {"seed": self.seed, "preset": self.preset, "type_weights": weights, **record}
-        tmp = self.path(name).with_suffix(".tmp")
-        tmp.write_text(json.dumps(record, indent=2))
-        tmp.replace(self.path(name))
+        write_atomic(self.path(name), json.dumps(record, indent=2).encode())
 
     def base(self, run: str, experiment: str) -> Path:
         path = self.runs / run / "checkpoints" / "last"

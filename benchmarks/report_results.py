@@ -92,13 +92,12 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def _tally(tasks: list[str], records: list[dict]) -> str:
-    """How many tasks each verdict of the multi-task comparison holds for: the paper's claim counted."""
+def _tally(verdicts: dict[str, str]) -> str:
+    """How many tasks each verdict (by task) of the multi-task comparison holds for: the paper's claim counted."""
     by_verdict: dict[str, list[str]] = {}
-    for task in tasks:
-        verdict = _verdict(task, [r["multi"]["metrics"][task] for r in records], [r["single"][task] for r in records])
+    for task, verdict in verdicts.items():
         by_verdict.setdefault(verdict, []).append(task)
-    n = len(tasks)
+    n = len(verdicts)
     counts = [f"{verdict} on {len(found)} of {n} ({', '.join(found)})" for verdict, found in by_verdict.items()]
     return "Multi-task better? " + "; ".join(counts) + "."
 
@@ -116,16 +115,18 @@ def _multitask(records: list[dict]) -> list[str]:
         "| task | metric | multi-task | single-task | trivial answer | multi-task better? |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
+    verdicts = {}
     for task in first["multi"]["metrics"]:
         multi = [r["multi"]["metrics"][task] for r in records]
         single = [r["single"][task] for r in records]
+        verdicts[task] = _verdict(task, multi, single)
         d = _digits(task)
         lines.append(
             f"| {task} | {_metric_name(task)} | {_per_seed([m['metric'] for m in multi], d)} | "
             f"{_per_seed([s['metric'] for s in single], d)} | {_per_seed([m['baseline'] for m in multi], d)} | "
-            f"{_verdict(task, multi, single)} |"
+            f"{verdicts[task]} |"
         )
-    lines += ["", _tally(first["multi"]["metrics"], records)]
+    lines += ["", _tally(verdicts)]
     m = {k: _mean([r["multi"][k] for r in records]) for k in ("parameters", "inference_ms_all_tasks", "seconds")}
     s = {k: _mean([r["single_total"][k] for r in records]) for k in ("parameters", "inference_ms_all_tasks", "seconds")}
     return lines + [
