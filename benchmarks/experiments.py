@@ -73,18 +73,23 @@ class Claims:
     def path(self, name: str) -> Path:
         return self.results / f"{name}_s{self.seed}.json"
 
+    def recipe(self) -> dict:
+        """The preset's model, batches and type weights as JSON values: a record resumes only under the same."""
+        return json.loads(PRESETS[self.preset].model_dump_json(include={"model", "batch_sizes", "type_weights"}))
+
     def resume(self, name: str, **same) -> dict:
-        """What an earlier call saved for ``name`` when it ran with the same ``same`` settings, else nothing."""
+        """What an earlier call saved for ``name`` when it ran with the same ``same`` settings and the same preset
+        recipe (a preset that changed since starts over), else nothing."""
         path = self.path(name)
         if path.is_file():
             old = json.loads(path.read_text())
-            if all(old.get(k) == v for k, v in same.items()):
-                return {k: v for k, v in old.items() if k not in ("seed", "preset", "type_weights")}
+            if old.get("recipe") == self.recipe() and all(old.get(k) == v for k, v in same.items()):
+                return {k: v for k, v in old.items() if k not in ("seed", "preset", "type_weights", "recipe")}
         return dict(same)
 
     def save(self, name: str, record: dict) -> None:
         weights = PRESETS[self.preset].type_weights
-        record = {"seed": self.seed, "preset": self.preset, "type_weights": weights, **record}
+        record = {"seed": self.seed, "preset": self.preset, "type_weights": weights, "recipe": self.recipe(), **record}
         write_atomic(self.path(name), json.dumps(record, indent=2).encode())
 
     def base(self, run: str, experiment: str) -> Path:
@@ -115,7 +120,8 @@ def scored(task: str, metrics: dict) -> dict[str, float]:
 
 
 def inference_ms(model, tasks: list[str], batch: int = 8, repeats: int = 3) -> float:
-    x = torch.rand(batch, 3, 112, 112)
+    size = max(model.tasks[t].input_size for t in tasks)  # the preset's input size (112 or 96 px)
+    x = torch.rand(batch, 3, size, size)
     model.eval()
     with torch.inference_mode():
         model(x, tasks)

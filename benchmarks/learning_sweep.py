@@ -24,6 +24,10 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from faceptor_core.train.config import RunConfig
 
 
 def _merge(a: dict, b: dict) -> None:
@@ -34,10 +38,9 @@ def _merge(a: dict, b: dict) -> None:
             a[k] = v
 
 
-def run_faceptor(job: dict, out: Path, workers: int) -> dict:
-    """Train the demo configuration with ``job['overrides']`` and return its last evaluation."""
+def sweep_config(job: dict, out: Path, workers: int) -> RunConfig:
+    """The demo configuration with ``job['overrides']`` (the module docstring lists the keys), as a RunConfig."""
     from faceptor_core.train.config import RunConfig
-    from faceptor_core.train.engine import Trainer
     from faceptor_tasks.synthfaces.demo import DEMO_TASKS, demo_config
 
     ov = dict(job.get("overrides", {}))
@@ -57,8 +60,17 @@ def run_faceptor(job: dict, out: Path, workers: int) -> dict:
         t["eval_limit"] = eval_limit or t["eval_limit"]
     _merge(d, ov)
     d.update(progress=False, eval_every=eval_every, checkpoint_every=10**9, num_workers=workers, output_dir=str(out))
+    return RunConfig.model_validate(d)
+
+
+def run_faceptor(job: dict, out: Path, workers: int) -> dict:
+    """Train the demo configuration with ``job['overrides']`` and return its last evaluation."""
+    from faceptor_core.train.engine import Trainer
+
+    cfg = sweep_config(job, out, workers)
+    steps, eval_every = cfg.schedule.steps, cfg.eval_every
     shutil.rmtree(out, ignore_errors=True)
-    trainer = Trainer(RunConfig.model_validate(d))
+    trainer = Trainer(cfg)
     t0 = time.perf_counter()
     res = trainer.fit()
     seconds = round(time.perf_counter() - t0, 1)

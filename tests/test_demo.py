@@ -33,15 +33,18 @@ def test_demo_writes_metrics_curves_and_pictures(tmp_path):
     assert [r["step"] for r in log if "loss" in r] == [4]
 
 
-def test_full_preset_trains_the_resnet_stem_with_expression_at_32(tmp_path):
-    """``--full`` is the recipe that learns expression: its encoder, batches and weights reach the trainer."""
-    d = demo_config(tmp_path / "run", "full", steps=2).model_dump()
+@pytest.mark.parametrize(("preset", "input_size", "identity"), [("standard", 96, 16), ("full", 112, 32)])
+def test_resnet_presets_train_the_resnet_stem_with_expression_at_32(tmp_path, preset, input_size, identity):
+    """The standard demo and ``--full`` train the encoder that reads expression: its batches and weights reach the
+    trainer, and a step runs at the preset's input size."""
+    d = demo_config(tmp_path / "run", preset, steps=2).model_dump()
     for entry in d["tasks"]:
         entry["eval_limit"] = 4
     d.update(baseline_limit=8, progress=False, num_workers=0)
     trainer = Trainer(RunConfig.model_validate(d))
     enc = trainer.model.config.encoder
     assert (enc.stem, enc.stem_width, enc.depth, enc.layer_scale) == ("resnet", 48, 2, 1e-5)
+    assert {head.input_size for head in trainer.model.config.tasks} == {input_size}
     sizes = {t.name: t.batch_size for t in trainer.cfg.tasks}
     assert sizes == {
         "synth_landmarks": 8,
@@ -49,11 +52,11 @@ def test_full_preset_trains_the_resnet_stem_with_expression_at_32(tmp_path):
         "synth_age": 8,
         "synth_expression": 32,
         "synth_attributes": 16,
-        "synth_identity": 32,
+        "synth_identity": identity,
     }
-    standard = PRESETS["standard"].type_weights
-    assert trainer.weights["synth_expression"] == 3 * standard["expression"]
-    assert trainer.weights["synth_attributes"] == pytest.approx(3 * standard["attributes"])
+    conv = PRESETS["quick"].type_weights  # the conv stem's weights
+    assert trainer.weights["synth_expression"] == 3 * conv["expression"]
+    assert trainer.weights["synth_attributes"] == pytest.approx(3 * conv["attributes"])
     results = trainer.fit()
     assert trainer.step == 2 and set(results) == set(DEMO_TASKS)
 
