@@ -68,8 +68,9 @@ FULL_MODEL = {
     "depth": 2,
 }
 #: The standard demo's encoder: ``--full``'s at 96 px, which costs 0.72 of a step at 112 px. With 220 steps it
-#: beats the conv stem on every task on 2 seeds (landmarks 0.064 / 0.063 against 0.088 / 0.087, parsing 0.59 / 0.60
-#: against 0.49 / 0.50, verification 0.83 / 0.78 against 0.77 / 0.64; docs/results.md), for 1.2 times its step.
+#: beats the conv stem on landmarks, parsing, age, the attributes and verification on 2 seeds (landmarks 0.064 / 0.063
+#: against 0.088 / 0.087, parsing 0.59 / 0.60 against 0.49 / 0.50, verification 0.83 / 0.78 against 0.77 / 0.64;
+#: docs/results.md), for 1.2 times its step; expression stays near the majority class with both.
 DEMO_MODEL = {**FULL_MODEL, "input_size": 96}
 
 
