@@ -79,6 +79,7 @@ def run_faceptor(job: dict, out: Path, workers: int) -> dict:
     return {
         "seconds": seconds,
         "device": str(trainer.device),
+        "precision": trainer.precision,
         "parameters": trainer.model.num_parameters(),
         "results": res,
         **({"evals": evals} if eval_every < steps else {}),

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ..errors import FaceptorError
 from ..model.config import DecoderConfig, NaiveConfig
+from .precision import Precision
 
 PositiveWeight = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
@@ -99,6 +100,11 @@ class RunConfig(_Strict):
     )
     baseline_limit: int = Field(default=500, ge=0, description="Training items the baselines are fitted on (0: all).")
     num_workers: int = Field(default=0, ge=0)
+    precision: Precision = Field(
+        default="fp32",
+        description="Training forward pass: fp32, bf16 (autocast; weights, losses and evaluation stay fp32), or auto "
+        "(bf16 where the device computes it natively: CUDA with bf16, CPUs with AVX512-BF16 or AMX).",
+    )
     progress: bool = True
 
     @model_validator(mode="after")

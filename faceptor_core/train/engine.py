@@ -31,6 +31,7 @@ from ..registry import TaskRegistry, default_registry
 from ..spec import Baseline, PriorBaseline, TaskSpec
 from .config import ConfigError, ModelSection, RunConfig
 from .distributed import DistInfo, barrier, device_for, init_distributed
+from .precision import forward_precision, resolve_precision
 from .schedule import lr_at, param_groups
 from .weighting import combine_losses, task_weights
 
@@ -88,6 +89,7 @@ class Trainer:
         self.registry = registry or default_registry()
         self.dist = dist_info or init_distributed()
         self.device = device_for(self.dist)
+        self.precision = resolve_precision(config.precision, self.device)
         self.out = Path(config.output_dir)
         torch.manual_seed(config.seed)
         self.specs: dict[str, TaskSpec] = {}
@@ -355,7 +357,9 @@ class Trainer:
         batches = {n: next(s) for n, s in self.streams.items()}
         images = {n: b["image"].to(self.device, non_blocking=True) for n, b in batches.items()}
         grouped, rows = group_by_size(images, self.sizes)
-        outputs = self.forward(grouped, rows)
+        with forward_precision(self.precision, self.device):
+            outputs = self.forward(grouped, rows)
+        outputs = {n: o.float() for n, o in outputs.items()}  # losses in float32 whatever the forward's precision
         losses = {}
         for name, batch in batches.items():
             loss = self.losses[name](outputs[name], _to(batch["target"], self.device))
@@ -438,6 +442,7 @@ class Trainer:
         cfg = self.cfg
         if self.dist.is_main:
             write_atomic(self.out / "config.json", cfg.model_dump_json(indent=2).encode())
+        self._log({"step": self.step, "precision": self.precision, "device": str(self.device)})
         last_eval: dict[str, dict[str, float]] = {}
         end = cfg.schedule.steps if stop_after is None else min(cfg.schedule.steps, self.step + stop_after)
         bar = tqdm(

@@ -182,7 +182,8 @@ def write_report(trainer: Trainer, results: dict, out: Path, seconds: float) -> 
         "# Faceptor demo on SynthFaces",
         "",
         f"Model: Faceptor, encoder {model.config.encoder.name}, {model.num_parameters() / 1e6:.2f}M parameters, "
-        f"{trainer.step} steps in {seconds / 60:.1f} min on {torch.get_num_threads()} CPU threads.",
+        f"{trainer.step} steps in {seconds / 60:.1f} min on {torch.get_num_threads()} CPU threads, forward pass in "
+        f"{trainer.precision}.",
         "SynthFaces is a smoke dataset: these scores say the machinery works, not how a model does on real faces.",
         "",
         "Each metric stands beside the trivial answer (no model: the training split's mean shape, per-pixel",
