@@ -34,8 +34,8 @@ class _Repeat:
         return self.batch
 
 
-def step_times(overrides: dict, steps: int, warmup: int, fixed: bool, workers: int) -> list[float]:
-    """Wall seconds of each of ``steps`` training steps after ``warmup`` untimed ones."""
+def step_times(overrides: dict, steps: int, warmup: int, fixed: bool, workers: int) -> tuple[list[float], str]:
+    """Wall seconds of each of ``steps`` training steps after ``warmup`` untimed ones, and the precision used."""
     from faceptor_core.train.engine import Trainer
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -50,7 +50,7 @@ def step_times(overrides: dict, steps: int, warmup: int, fixed: bool, workers: i
             t0 = time.perf_counter()
             trainer.train_step()
             times.append(time.perf_counter() - t0)
-        return times
+        return times, trainer.precision
 
 
 def main() -> None:
@@ -65,9 +65,10 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     overrides = json.loads(args.overrides)
-    times = step_times(overrides, args.steps, args.warmup, args.fixed, args.workers)
+    times, precision = step_times(overrides, args.steps, args.warmup, args.fixed, args.workers)
     rec = {
         "overrides": overrides,
+        "precision": precision,
         "fixed_batches": args.fixed,
         "threads": args.threads,
         "median_s": round(statistics.median(times), 3),

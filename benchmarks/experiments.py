@@ -74,8 +74,10 @@ class Claims:
         return self.results / f"{name}_s{self.seed}.json"
 
     def recipe(self) -> dict:
-        """The preset's model, batches and type weights as JSON values: a record resumes only under the same."""
-        return json.loads(PRESETS[self.preset].model_dump_json(include={"model", "batch_sizes", "type_weights"}))
+        """The preset's model, batches, type weights and precision as JSON values: a record resumes only under the
+        same."""
+        keys = {"model", "batch_sizes", "type_weights", "precision"}
+        return json.loads(PRESETS[self.preset].model_dump_json(include=keys))
 
     def resume(self, name: str, **same) -> dict:
         """What an earlier call saved for ``name`` when it ran with the same ``same`` settings and the same preset

@@ -40,6 +40,7 @@ def test_a_claims_record_resumes_only_under_its_recipe(tmp_path, monkeypatch):
     claims.save("multitask", {"steps": 220, "single_age": {"metric": 12.0}})
     assert claims.resume("multitask", steps=220)["single_age"] == {"metric": 12.0}
     assert claims.resume("multitask", steps=400) == {"steps": 400}  # other settings: start over
-    changed = experiments.PRESETS["standard"].model_copy(update={"batch_sizes": {"synth_identity": 32}})
-    monkeypatch.setitem(experiments.PRESETS, "standard", changed)
-    assert claims.resume("multitask", steps=220) == {"steps": 220}  # the preset changed since: start over
+    same = experiments.PRESETS["standard"]
+    for change in ({"batch_sizes": {"synth_identity": 32}}, {"precision": "fp32"}):
+        monkeypatch.setitem(experiments.PRESETS, "standard", same.model_copy(update=change))
+        assert claims.resume("multitask", steps=220) == {"steps": 220}, change  # the preset changed since: start over

@@ -10,6 +10,7 @@ from PIL import Image
 from faceptor_core.cli import main
 from faceptor_core.train.config import RunConfig
 from faceptor_core.train.engine import Trainer
+from faceptor_core.train.precision import resolve_precision
 from faceptor_tasks.synthfaces.demo import DEMO_TASKS, PRESETS, demo_config
 
 
@@ -33,10 +34,11 @@ def test_demo_writes_metrics_curves_and_pictures(tmp_path):
     assert [r["step"] for r in log if "loss" in r] == [4]
 
 
-@pytest.mark.parametrize(("preset", "input_size", "identity"), [("standard", 96, 16), ("full", 112, 32)])
-def test_resnet_presets_train_the_resnet_stem_with_expression_at_32(tmp_path, preset, input_size, identity):
-    """The standard demo and ``--full`` train the encoder that reads expression: its batches and weights reach the
-    trainer, and a step runs at the preset's input size."""
+@pytest.mark.parametrize(("preset", "steps", "identity"), [("standard", 300, 16), ("full", 400, 32)])
+def test_resnet_presets_train_the_resnet_stem_with_expression_at_32(tmp_path, preset, steps, identity):
+    """The standard demo and ``--full`` train the encoder that reads expression at 112 px: its batches, weights and
+    precision reach the trainer, and a step runs."""
+    assert demo_config(tmp_path / "default", preset).schedule.steps == steps
     d = demo_config(tmp_path / "run", preset, steps=2).model_dump()
     for entry in d["tasks"]:
         entry["eval_limit"] = 4
@@ -44,7 +46,8 @@ def test_resnet_presets_train_the_resnet_stem_with_expression_at_32(tmp_path, pr
     trainer = Trainer(RunConfig.model_validate(d))
     enc = trainer.model.config.encoder
     assert (enc.stem, enc.stem_width, enc.depth, enc.layer_scale) == ("resnet", 48, 2, 1e-5)
-    assert {head.input_size for head in trainer.model.config.tasks} == {input_size}
+    assert {head.input_size for head in trainer.model.config.tasks} == {112}
+    assert trainer.cfg.precision == "auto" and trainer.precision == resolve_precision("auto", trainer.device)
     sizes = {t.name: t.batch_size for t in trainer.cfg.tasks}
     assert sizes == {
         "synth_landmarks": 8,

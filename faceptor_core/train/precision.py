@@ -2,7 +2,7 @@
 
 Weights, the optimizer's state, the losses and evaluation stay float32; only the forward pass's matrix products and
 convolutions run in bfloat16 (``torch.autocast``). On the CPU that pays where the cores have bf16 instructions
-(AVX512-BF16, AMX): the demo's step takes 0.81 s against 1.16 s in float32 on 2 such cores (docs/results.md).
+(AVX512-BF16, AMX): the demo's step takes 0.74 s against 1.19 s in float32 on 2 such cores (docs/results.md).
 Elsewhere bf16 is emulated and slower, so ``auto`` keeps float32 there.
 """
 

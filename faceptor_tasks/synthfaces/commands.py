@@ -107,7 +107,7 @@ def commands() -> list[CommandSpec]:
             help="train a small Faceptor on SynthFaces and write a report",
             description="Train a small Faceptor on every SynthFaces task on the CPU and write a report: metrics "
             "beside their trivial answers, loss curves and predictions (OUT/report/metrics.md). The standard run "
-            "takes about 10 minutes on 2 cores; --quick and --full say theirs.",
+            "takes 5-10 minutes on 2 cores (5 where the CPU has bf16 instructions); --quick and --full say theirs.",
             add_arguments=add_demo_arguments,
             run=cmd_demo,
         ),

@@ -17,6 +17,7 @@ from faceptor_core.evaluate import higher_is_better
 from faceptor_core.registry import default_registry
 from faceptor_core.train.config import RunConfig
 from faceptor_core.train.engine import Trainer
+from faceptor_core.train.precision import Precision
 
 DEMO_TASKS = ("synth_landmarks", "synth_parsing", "synth_age", "synth_expression", "synth_attributes", "synth_identity")
 #: Images per task per step, unless a preset says otherwise (:data:`PRESETS`).
@@ -57,21 +58,16 @@ CONV_MODEL = {
         "output_prior": ("dense",),
     },
 }
-#: The ``--full`` preset's encoder: ResNet-18's first three stages at width 48 as the patch embedding, 2 transformer
-#: blocks started near the identity (LayerScale 1e-5). Expression needs this front end and 32 images a step; with
-#: the conv stem, or with 8 images a step, it stays at the majority class (docs/results.md).
-FULL_MODEL = {
+#: The standard and ``--full`` presets' encoder: ResNet-18's first three stages at width 48 as the patch embedding,
+#: 2 transformer blocks started near the identity (LayerScale 1e-5). Expression needs this front end and 32 images a
+#: step; with the conv stem, or with 8 images a step, it stays at the majority class (docs/results.md).
+RESNET_MODEL = {
     **CONV_MODEL,
     "stem": "resnet",
     "stem_width": 48,
     "layer_scale": 1e-5,
     "depth": 2,
 }
-#: The standard demo's encoder: ``--full``'s at 96 px, which costs 0.72 of a step at 112 px. With 220 steps it
-#: beats the conv stem on landmarks, parsing, age, the attributes and verification on 2 seeds (landmarks 0.064 / 0.063
-#: against 0.088 / 0.087, parsing 0.59 / 0.60 against 0.49 / 0.50, verification 0.83 / 0.78 against 0.77 / 0.64;
-#: docs/results.md), for 1.2 times its step; expression stays near the majority class with both.
-DEMO_MODEL = {**FULL_MODEL, "input_size": 96}
 
 
 class DemoPreset(BaseModel):
@@ -84,6 +80,7 @@ class DemoPreset(BaseModel):
     model: dict[str, Any]
     batch_sizes: dict[str, int] = Field(default_factory=dict, description="images a step where not BATCH")
     type_weights: dict[str, float] = Field(default_factory=lambda: dict(TYPE_WEIGHTS))
+    precision: Precision = Field(default="auto", description="training forward pass (RunConfig.precision)")
     eval_limit: int = Field(default=300, gt=0, description="test items scored per task")
     baseline_limit: int = Field(default=300, gt=0, description="training items the trivial answers are fitted on")
 
@@ -99,30 +96,28 @@ _IDENTITY = {"synth_identity": 4 * BATCH}
 #: attributes at 16 and weight 0.3 (0.824 -> 0.834): what the ResNet stem needs to read them (docs/results.md).
 _RESNET_BATCHES = {"synth_expression": 4 * BATCH, "synth_attributes": 2 * BATCH}
 _RESNET_WEIGHTS = {**TYPE_WEIGHTS, "expression": 3.0, "attributes": 0.3}
-#: ``standard`` (``faceptor demo``): 220 steps of the ResNet stem at 96 px with identity at 16 images, which cost
-#: 1.2 times the conv-stem demo's step (0.90 against 0.75 s on fixed batches, 2 idle cores), about 10 minutes on the
-#: slower days this machine has (the conv-stem demo took 7:57 there), with the baselines fitted first (for the output
-#: priors) and scored at the end. It learns five of the six tasks; expression stays near the majority class on
-#: every seed measured (4; docs/results.md, "ResNet-stem recipes at the 10-minute demo's cost"). ``quick``: 2
-#: minutes, the conv stem.
-#: ``full`` (``--full``, docs/results.md): 400 steps of the ResNet stem at 112 px, which reads expression and the
-#: placed attributes (seed 0, the demo's, end to end in 20 minutes: expression 0.343, attributes 0.847; seeds 1 / 2:
-#: 0.310 / 0.237, 0.843 / 0.838).
+#: ``standard`` (``faceptor demo``): 300 steps of the ResNet stem at 112 px with identity at 16 images, the forward
+#: pass in bf16 where the CPU has bf16 instructions (0.97-1.41 s a step with data loading on 2 such cores, against
+#: 1.59 s for the earlier 220-step float32 demo at 96 px the same hour). Over 5 seeds it meets every target on 3
+#: (expression 0.300-0.330, attributes 0.833-0.838); on the other 2 expression stays near the majority class and the
+#: attributes at 0.826 (docs/results.md, "bf16 on the CPU"). ``quick``: 2 minutes, the conv stem. ``full``
+#: (``--full``): 400 steps with identity at 32, 7 minutes in bf16 and 20-30 in float32 (seed 0: expression 0.307 /
+#: 0.343, attributes 0.842 / 0.847 in bf16 / float32).
 PRESETS: dict[str, DemoPreset] = {
     "quick": DemoPreset(
         steps=32, minutes="under 2", model=CONV_MODEL, batch_sizes=_IDENTITY, eval_limit=64, baseline_limit=200
     ),
     "standard": DemoPreset(
-        steps=220,
-        minutes="about 10",
-        model=DEMO_MODEL,
+        steps=300,
+        minutes="5-10",
+        model=RESNET_MODEL,
         batch_sizes={**_RESNET_BATCHES, "synth_identity": 2 * BATCH},
         type_weights=_RESNET_WEIGHTS,
     ),
     "full": DemoPreset(
         steps=400,
-        minutes="20-30",
-        model=FULL_MODEL,
+        minutes="7-30",
+        model=RESNET_MODEL,
         batch_sizes={**_RESNET_BATCHES, **_IDENTITY},
         type_weights=_RESNET_WEIGHTS,
     ),
@@ -154,6 +149,7 @@ def demo_config(
             "checkpoint_every": steps,
             "log_every": 5,
             "num_workers": 1,
+            "precision": p.precision,
         }
     )
 
