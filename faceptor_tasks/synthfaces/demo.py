@@ -98,9 +98,9 @@ _RESNET_BATCHES = {"synth_expression": 4 * BATCH, "synth_attributes": 2 * BATCH}
 _RESNET_WEIGHTS = {**TYPE_WEIGHTS, "expression": 3.0, "attributes": 0.3}
 #: ``standard`` (``faceptor demo``): 300 steps of the ResNet stem at 112 px with identity at 16 images, the forward
 #: pass in bf16 where the CPU has bf16 instructions (0.97-1.41 s a step with data loading on 2 such cores, against
-#: 1.59 s for the earlier 220-step float32 demo at 96 px the same hour). Over 5 seeds it meets every target on 3
-#: (expression 0.300-0.330, attributes 0.833-0.838); on the other 2 expression stays near the majority class and the
-#: attributes at 0.826 (docs/results.md, "bf16 on the CPU"). ``quick``: 2 minutes, the conv stem. ``full``
+#: 1.59 s for the earlier 220-step float32 demo at 96 px the same hour). Over 7 seeds it meets every target on 3
+#: (expression 0.300-0.330, attributes 0.833-0.838); seeds 5 / 6 miss the attributes / expression, two more miss
+#: both (docs/results.md, "bf16 on the CPU"). ``quick``: 2 minutes, the conv stem. ``full``
 #: (``--full``): 400 steps with identity at 32, 7 minutes in bf16 and 20-30 in float32 (seed 0: expression 0.307 /
 #: 0.343, attributes 0.842 / 0.847 in bf16 / float32).
 PRESETS: dict[str, DemoPreset] = {
