@@ -40,6 +40,17 @@ def tiny_build(tasks, variant: str = "faceptor", size: int | dict | None = None,
 
 
 @pytest.fixture
+def registry():
+    """A registry of the toy tasks only (tests/toytasks.py), no entry points; a test module may define its own."""
+    from faceptor_core import TaskRegistry
+    from tests.toytasks import ToyPlugin
+
+    reg = TaskRegistry(load_entry_points=False)
+    reg.register_plugin(ToyPlugin(), name="toy")
+    return reg
+
+
+@pytest.fixture
 def images() -> torch.Tensor:
     g = torch.Generator().manual_seed(1)
     return torch.rand(2, 3, 48, 48, generator=g)

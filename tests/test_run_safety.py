@@ -11,22 +11,13 @@ import pytest
 import torch
 import yaml
 
-from faceptor_core import TaskRegistry
 from faceptor_core.cli import main
 from faceptor_core.errors import RunDirectoryError
 from faceptor_core.train import NonFiniteLossError, RunConfig, Trainer
 from faceptor_core.train.config import ConfigError, load_run_config
 from tests.conftest import TINY_DECODER
-from tests.toytasks import ToyPlugin
 
 TINY = {"encoder": "vit_t16", "decoder": TINY_DECODER}
-
-
-@pytest.fixture
-def registry():
-    reg = TaskRegistry(load_entry_points=False)
-    reg.register_plugin(ToyPlugin(), name="toy")
-    return reg
 
 
 def run_config(out, **kw) -> RunConfig:

@@ -5,16 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from faceptor_core import TaskRegistry
 from faceptor_core.testing import ContractError, run_contract
-from tests.toytasks import ToyPlugin, toy_specs
-
-
-@pytest.fixture
-def registry():
-    reg = TaskRegistry(load_entry_points=False)
-    reg.register_plugin(ToyPlugin(), name="toy")
-    return reg
+from tests.toytasks import toy_specs
 
 
 @pytest.mark.parametrize("task", ["toy_channel", "toy_brightness"])

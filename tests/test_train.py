@@ -5,20 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from faceptor_core import TaskRegistry, load
+from faceptor_core import load
 from faceptor_core.train import NonFiniteLossError, RunConfig, Trainer, load_run_config
 from faceptor_core.train.config import ConfigError
 from faceptor_core.train.schedule import lr_at
 from faceptor_core.train.weighting import combine_losses, task_weights
 from tests.conftest import TINY_DECODER
-from tests.toytasks import ToyPlugin, toy_specs
-
-
-@pytest.fixture
-def registry():
-    reg = TaskRegistry(load_entry_points=False)
-    reg.register_plugin(ToyPlugin(), name="toy")
-    return reg
+from tests.toytasks import toy_specs
 
 
 def run_config(tmp_path, **kw) -> RunConfig:

@@ -7,21 +7,12 @@ import json
 import pytest
 import torch
 
-from faceptor_core import TaskRegistry
 from faceptor_core.train import RunConfig, Trainer
 from faceptor_core.train.config import ConfigError, load_run_config
 from faceptor_core.train.precision import forward_precision, native_bf16, resolve_precision
 from tests.conftest import TINY_DECODER
-from tests.toytasks import ToyPlugin
 
 CPU = torch.device("cpu")
-
-
-@pytest.fixture
-def registry():
-    reg = TaskRegistry(load_entry_points=False)
-    reg.register_plugin(ToyPlugin(), name="toy")
-    return reg
 
 
 def run_config(tmp_path, precision: str, steps: int = 4) -> RunConfig:
