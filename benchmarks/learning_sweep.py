@@ -4,7 +4,8 @@ Used to choose the demo's CPU recipe (docs/results.md, "Why the demo did not lea
 ``{"kind": "faceptor", "name": ..., "overrides": {...demo config overrides...}, "tasks": [...] | null}`` (besides
 run-config keys, overrides take the demo's ``preset``, ``standard`` by default; ``steps``, ``batch`` for every task,
 ``batch_sizes`` per task, ``eval_limit`` and ``eval_every``, which also keeps every evaluation on the way as
-``evals``) or
+``evals``; ``heads_steps`` and ``heads_lr``, the second stage's steps and learning rate, the preset's by default)
+or
 ``{"kind": "specialist", "name": ..., "task": ..., "images": N, "batch": B, "lr": LR, "seed": S, "arch": A}``
 (``arch``: ``resnet18``, the default, or one of the ViT specialists that ``bench_specialist.ARCHS`` lists).
 
@@ -21,7 +22,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,6 +50,8 @@ def sweep_config(job: dict, out: Path, workers: int) -> RunConfig:
     batch_sizes = ov.pop("batch_sizes", {})  # {task: batch size}, after "batch"
     eval_limit = ov.pop("eval_limit", None)  # test items per task (default: the demo's)
     eval_every = ov.pop("eval_every", steps)  # evaluations on the way are returned as "evals"
+    ov.pop("heads_steps", None)  # the second stage's steps and learning rate: run_faceptor reads them
+    ov.pop("heads_lr", None)
     tasks = [t for t in DEMO_TASKS if t in job["tasks"]] if job.get("tasks") else DEMO_TASKS
     d = demo_config(out, preset, steps=steps, tasks=tasks).model_dump()
     if batch:
@@ -65,23 +67,29 @@ def sweep_config(job: dict, out: Path, workers: int) -> RunConfig:
 
 def run_faceptor(job: dict, out: Path, workers: int) -> dict:
     """Train the demo configuration with ``job['overrides']`` and return its last evaluation."""
-    from faceptor_core.train.engine import Trainer
+    from faceptor_tasks.synthfaces.demo import PRESETS, train_demo
 
     cfg = sweep_config(job, out, workers)
+    ov = job.get("overrides", {})
+    preset = PRESETS[ov.get("preset", "standard")]
+    heads_steps, heads_lr = ov.get("heads_steps", preset.heads_steps), ov.get("heads_lr", preset.heads_lr)
     steps, eval_every = cfg.schedule.steps, cfg.eval_every
     shutil.rmtree(out, ignore_errors=True)
-    trainer = Trainer(cfg)
-    t0 = time.perf_counter()
-    res = trainer.fit()
-    seconds = round(time.perf_counter() - t0, 1)
-    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    run = train_demo(cfg, heads_steps, heads_lr)
+    first_log = out / "stage1" / "log.jsonl" if heads_steps else out / "log.jsonl"
+    log = [json.loads(line) for line in first_log.read_text().splitlines()]
     evals = [{"step": r["step"], "results": r["eval"]} for r in log if "eval" in r]
     return {
-        "seconds": seconds,
-        "device": str(trainer.device),
-        "precision": trainer.precision,
-        "parameters": trainer.model.num_parameters(),
-        "results": res,
+        "seconds": round(run.seconds, 1),
+        "device": str(run.trainer.device),
+        "precision": run.trainer.precision,
+        "parameters": run.trainer.model.num_parameters(),
+        "results": run.results,
+        **(
+            {"heads_steps": heads_steps, "heads_lr": heads_lr, "stage1_results": run.stage1_results}
+            if heads_steps
+            else {}
+        ),
         **({"evals": evals} if eval_every < steps else {}),
     }
 

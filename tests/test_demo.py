@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from PIL import Image
 
+from faceptor_core import load
 from faceptor_core.cli import main
 from faceptor_core.train.config import RunConfig
 from faceptor_core.train.engine import Trainer
 from faceptor_core.train.precision import resolve_precision
-from faceptor_tasks.synthfaces.demo import DEMO_TASKS, PRESETS, demo_config
+from faceptor_tasks.synthfaces.demo import DEMO_TASKS, PRESETS, _loss_series, demo_config, heads_config
 
 
 def test_demo_writes_metrics_curves_and_pictures(tmp_path):
@@ -34,11 +36,50 @@ def test_demo_writes_metrics_curves_and_pictures(tmp_path):
     assert [r["step"] for r in log if "loss" in r] == [4]
 
 
-@pytest.mark.parametrize(("preset", "steps", "identity"), [("standard", 300, 16), ("full", 400, 32)])
-def test_resnet_presets_train_the_resnet_stem_with_expression_at_32(tmp_path, preset, steps, identity):
+def test_two_stage_demo_trains_the_decoders_on_the_frozen_stage1_encoder(tmp_path):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--steps", "2", "--heads-steps", "3", "--out", str(out)]) == 0
+    stage1 = load(out / "stage1" / "checkpoints" / "last").state_dict()
+    final = load(out / "checkpoints" / "last").state_dict()
+    for key, value in stage1.items():  # the demo's model keeps stage 1's encoder bit for bit; its decoders moved
+        assert torch.equal(final[key], value) == key.startswith("encoder."), key
+    assert json.loads((out / "config.json").read_text())["train"]["mode"] == "heads"
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "loss" in r] == [3]
+    text = (out / "report" / "metrics.md").read_text()
+    assert "2 steps, then 3 with the encoder frozen" in text
+    assert "| task | metric | model | after stage 1 | trivial answer | beats it? |" in text
+    assert set(json.loads((out / "report" / "metrics_stage1.json").read_text())) == set(DEMO_TASKS)
+    assert main(["demo", "--quick", "--steps", "2", "--out", str(out)]) == 0  # one stage: no stale first stage left
+    assert not (out / "stage1").exists() and not (out / "report" / "metrics_stage1.json").exists()
+    assert "| task | metric | model | trivial answer | beats it? |" in (out / "report" / "metrics.md").read_text()
+
+
+def test_stage2_config_starts_from_stage1_with_a_fresh_schedule_and_data_order(tmp_path):
+    stage1 = demo_config(tmp_path / "demo" / "stage1", "standard")
+    cfg = heads_config(stage1, tmp_path / "demo", 450, lr=1e-3)
+    assert cfg.init_from == str(tmp_path / "demo" / "stage1" / "checkpoints" / "last")
+    assert (cfg.train.mode, cfg.seed, cfg.optimizer.lr) == ("heads", stage1.seed + 1, 1e-3)
+    assert (cfg.schedule.steps, cfg.schedule.warmup_steps, cfg.eval_every) == (450, 22, 450)
+    assert cfg.tasks == stage1.tasks and cfg.type_weights == stage1.type_weights
+    assert heads_config(stage1, tmp_path / "demo", 450).optimizer.lr == stage1.optimizer.lr
+
+
+def test_loss_curves_run_stage_2_on_from_stage_1(tmp_path):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text('{"step": 0, "precision": "fp32"}\n{"step": 5, "loss": 2.0, "loss/x": 1.0}\n{"step": 5, "eval": {}}\n')
+    b.write_text('{"step": 5, "loss": 1.0, "loss/x": 0.5}\n{"step": 10, "loss": 0.5, "loss/x": 0.25}\n')
+    assert _loss_series([a, b]) == {"loss": [(5, 2.0), (10, 1.0), (15, 0.5)], "x": [(5, 1.0), (10, 0.5), (15, 0.25)]}
+
+
+@pytest.mark.parametrize(
+    ("preset", "steps", "heads_steps", "identity"), [("standard", 300, 450, 16), ("full", 400, 450, 32)]
+)
+def test_resnet_presets_train_the_resnet_stem_with_expression_at_32(tmp_path, preset, steps, heads_steps, identity):
     """The standard demo and ``--full`` train the encoder that reads expression at 112 px: its batches, weights and
     precision reach the trainer, and a step runs."""
     assert demo_config(tmp_path / "default", preset).schedule.steps == steps
+    assert (PRESETS[preset].heads_steps, PRESETS[preset].heads_lr) == (heads_steps, 1e-3)
     d = demo_config(tmp_path / "run", preset, steps=2).model_dump()
     for entry in d["tasks"]:
         entry["eval_limit"] = 4

@@ -119,6 +119,36 @@ def test_stage2_trains_layer_attention_on_a_frozen_model(registry, tmp_path):
     assert list(pref) == [11, 1, 3, 5, 7, 9]
 
 
+def test_heads_mode_trains_everything_but_the_frozen_encoder(registry, tmp_path):
+    model = {"encoder": "vit_t16", "decoder": TINY_DECODER, "stem": "resnet", "stem_width": 8, "depth": 2}
+    Trainer(run_config(tmp_path / "s1", model=model), registry=registry).fit()
+    s1 = tmp_path / "s1" / "run" / "checkpoints" / "last"
+    trainer = Trainer(
+        run_config(tmp_path / "s2", model=model, init_from=str(s1), train={"mode": "heads"}), registry=registry
+    )
+    names = trainer.trainable_names
+    assert not any(n.startswith("encoder.") for n in names)
+    assert {"decoder.layers.0.linear1.weight", "value_interpreter.fc.weight", "queries.toy_channel.feat"} <= set(names)
+    assert trainer.num_trainable_parameters() == sum(
+        p.numel() for n, p in trainer.model.named_parameters() if not n.startswith("encoder.")
+    )
+    before = weights_of(trainer.model)
+    trainer.fit()
+    after = trainer.model.state_dict()
+    encoder = [k for k in before if k.startswith("encoder.")]
+    assert any("running_mean" in k for k in encoder)  # the stem's batch norms: their statistics are held too
+    for k in encoder:
+        assert torch.equal(after[k], before[k]), k
+    assert not torch.equal(after["decoder.layers.0.linear1.weight"], before["decoder.layers.0.linear1.weight"])
+    reloaded = load(tmp_path / "s2" / "run" / "checkpoints" / "last", registry=registry)
+    torch.testing.assert_close(
+        reloaded.state_dict()["encoder.blocks.0.attn.qkv.weight"],
+        before["encoder.blocks.0.attn.qkv.weight"],
+        rtol=0,
+        atol=0,
+    )
+
+
 def test_task_weighting_formula():
     specs = {s.name: s for s in toy_specs()}
     a = specs["toy_channel"].model_copy(update={"loss_weight": 3.0, "family": "f"})

@@ -71,9 +71,11 @@ class ScheduleSection(_Strict):
 
 class TrainSection(_Strict):
     """What trains. ``full``: everything (Stage 1, multi-task, auxiliary). ``layer_attention``: Stage 2 on a
-    frozen model: new Layer-Attention layers (+ the tasks' queries). ``prompt``: only new tasks' queries."""
+    frozen model: new Layer-Attention layers (+ the tasks' queries). ``prompt``: only new tasks' queries.
+    ``heads``: everything but the encoder, which stays frozen (in eval mode, its batch-norm statistics held): the
+    decoders catch up with a trained encoder's features."""
 
-    mode: Literal["full", "layer_attention", "prompt"] = "full"
+    mode: Literal["full", "layer_attention", "prompt", "heads"] = "full"
     add_memory_layers: list[int] = Field(default_factory=list)
     train_queries: bool = True
 

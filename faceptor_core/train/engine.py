@@ -1,7 +1,8 @@
 """The training engine: one batch from every task per step, one encoder pass per input size.
 
 Modes (``train.mode``): ``full`` (Stage 1, multi-task and auxiliary learning), ``layer_attention`` (Stage 2:
-new Layer-Attention layers on a frozen model) and ``prompt`` (prompt tuning: only new tasks' queries train).
+new Layer-Attention layers on a frozen model), ``prompt`` (prompt tuning: only new tasks' queries train) and ``heads``
+(everything but the frozen encoder trains).
 """
 
 from __future__ import annotations
@@ -232,6 +233,8 @@ class Trainer:
             new_params += model.add_task(head)
         if cfg.train.mode == "full":
             return model, None
+        if cfg.train.mode == "heads":
+            return model, [n for n, _ in model.named_parameters() if not n.startswith("encoder.")]
         if cfg.train.mode == "layer_attention":
             if not hasattr(model, "add_memory_layers"):
                 raise ValueError("train.mode 'layer_attention' needs a Faceptor (not Naive) checkpoint")
@@ -351,8 +354,15 @@ class Trainer:
         return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
 
     # -- training ------------------------------------------------------------------------------------
+    def _set_train_modes(self) -> None:
+        """Trained modules in train mode; frozen ones in eval mode (their outputs and batch-norm statistics held)."""
+        heads = self.cfg.train.mode == "heads"
+        self.model.train(not self.frozen_mode or heads)
+        if heads:
+            self.model.encoder.eval()
+
     def train_step(self) -> dict[str, float]:
-        self.model.train(not self.frozen_mode)
+        self._set_train_modes()
         self.losses.train()
         batches = {n: next(s) for n, s in self.streams.items()}
         images = {n: b["image"].to(self.device, non_blocking=True) for n, b in batches.items()}

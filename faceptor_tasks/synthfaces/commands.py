@@ -60,7 +60,8 @@ def run_synth(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    report = run_demo(Path(args.out), preset=getattr(args, "preset", "standard"), steps=args.steps)
+    preset = getattr(args, "preset", "standard")
+    report = run_demo(Path(args.out), preset=preset, steps=args.steps, heads_steps=args.heads_steps)
     print(f"report: {report}")
     return 0
 
@@ -91,6 +92,11 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     )
     steps = f"training steps (default: {standard.steps}; {quick.steps} with --quick, {full.steps} with --full)"
     parser.add_argument("--steps", type=int, help=steps)
+    heads = (
+        f"steps of stage 2, which trains the decoders on the frozen encoder (default: {standard.heads_steps}; "
+        f"{quick.heads_steps} with --quick, {full.heads_steps} with --full; 0: no stage 2)"
+    )
+    parser.add_argument("--heads-steps", type=int, help=heads)
 
 
 def commands() -> list[CommandSpec]:
