@@ -13,7 +13,7 @@ from faceptor_core.cli import main
 from faceptor_core.train.config import RunConfig
 from faceptor_core.train.engine import Trainer
 from faceptor_core.train.precision import resolve_precision
-from faceptor_tasks.synthfaces.demo import DEMO_TASKS, PRESETS, _loss_series, demo_config, heads_config
+from faceptor_tasks.synthfaces.demo import DEMO_TASKS, PRESETS, _loss_series, demo_config, heads_config, run_demo
 
 
 def test_demo_writes_metrics_curves_and_pictures(tmp_path):
@@ -108,6 +108,12 @@ def test_resnet_presets_train_the_resnet_stem_with_expression_at_32(tmp_path, pr
 def test_unknown_preset_names_the_presets(tmp_path):
     with pytest.raises(ValueError, match="unknown demo preset 'fast'; expected one of quick, standard, full"):
         demo_config(tmp_path, "fast")
+
+
+def test_negative_stage2_steps_are_refused_before_training(tmp_path):
+    with pytest.raises(ValueError, match="--heads-steps -1: expected 0"):
+        run_demo(tmp_path / "demo", "quick", heads_steps=-1)
+    assert not (tmp_path / "demo").exists()
 
 
 def test_quick_and_full_exclude_each_other(tmp_path, capsys):

@@ -335,6 +335,8 @@ def run_demo(out: Path, preset: str = "standard", steps: int | None = None, head
             "replaces its own output. Choose another --out"
         )
     p = PRESETS[preset]
+    if heads_steps is not None and heads_steps < 0:
+        raise ValueError(f"--heads-steps {heads_steps}: expected 0 (no stage 2) or a positive number of steps")
     run = train_demo(cfg, p.heads_steps if heads_steps is None else heads_steps, p.heads_lr)
     for task, metrics in run.results.items():
         print(f"{task}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
