@@ -76,8 +76,7 @@ def run_faceptor(job: dict, out: Path, workers: int) -> dict:
     steps, eval_every = cfg.schedule.steps, cfg.eval_every
     shutil.rmtree(out, ignore_errors=True)
     run = train_demo(cfg, heads_steps, heads_lr)
-    first_log = out / "stage1" / "log.jsonl" if heads_steps else out / "log.jsonl"
-    log = [json.loads(line) for line in first_log.read_text().splitlines()]
+    log = [json.loads(line) for line in run.logs[0].read_text().splitlines()]  # stage 1's: evaluated on the way
     evals = [{"step": r["step"], "results": r["eval"]} for r in log if "eval" in r]
     return {
         "seconds": round(run.seconds, 1),

@@ -13,7 +13,15 @@ from faceptor_core.cli import main
 from faceptor_core.train.config import RunConfig
 from faceptor_core.train.engine import Trainer
 from faceptor_core.train.precision import resolve_precision
-from faceptor_tasks.synthfaces.demo import DEMO_TASKS, PRESETS, _loss_series, demo_config, heads_config, run_demo
+from faceptor_tasks.synthfaces.demo import (
+    DEMO_TASKS,
+    PRESETS,
+    _loss_series,
+    demo_config,
+    heads_config,
+    run_demo,
+    stage1_config,
+)
 
 
 def test_demo_writes_metrics_curves_and_pictures(tmp_path):
@@ -56,13 +64,16 @@ def test_two_stage_demo_trains_the_decoders_on_the_frozen_stage1_encoder(tmp_pat
 
 
 def test_stage2_config_starts_from_stage1_with_a_fresh_schedule_and_data_order(tmp_path):
-    stage1 = demo_config(tmp_path / "demo" / "stage1", "standard")
-    cfg = heads_config(stage1, tmp_path / "demo", 450, lr=1e-3)
+    demo = demo_config(tmp_path / "demo", "standard")
+    stage1 = stage1_config(demo)
+    cfg = heads_config(demo, 450, lr=1e-3)
     assert cfg.init_from == str(tmp_path / "demo" / "stage1" / "checkpoints" / "last")
     assert (cfg.train.mode, cfg.seed, cfg.optimizer.lr) == ("heads", stage1.seed + 1, 1e-3)
     assert (cfg.schedule.steps, cfg.schedule.warmup_steps, cfg.eval_every) == (450, 22, 450)
     assert cfg.tasks == stage1.tasks and cfg.type_weights == stage1.type_weights
-    assert heads_config(stage1, tmp_path / "demo", 450).optimizer.lr == stage1.optimizer.lr
+    assert heads_config(demo, 450).optimizer.lr == stage1.optimizer.lr
+    assert (stage1.output_dir, cfg.output_dir) == (str(tmp_path / "demo" / "stage1"), demo.output_dir)
+    assert (stage1.eval_baselines, cfg.eval_baselines) == (False, True)
 
 
 def test_loss_curves_run_stage_2_on_from_stage_1(tmp_path):

@@ -170,19 +170,23 @@ def demo_config(
     )
 
 
-def heads_config(stage1: RunConfig, out: Path, steps: int, lr: float | None = None) -> RunConfig:
-    """The demo's stage 2: from stage 1's last checkpoint, the encoder frozen (``train.mode: heads``), ``steps``
-    steps of a fresh warm-up and cosine peaking at ``lr`` (stage 1's by default), on a fresh order of the training
-    data (the seed after stage 1's)."""
-    d = stage1.model_dump()
+def stage1_config(cfg: RunConfig) -> RunConfig:
+    """The demo's stage 1 of ``cfg``: the same run in ``<output_dir>/stage1``, scored without trivial answers (stage
+    2 scores them on the same items)."""
+    return cfg.model_copy(update={"output_dir": str(Path(cfg.output_dir) / "stage1"), "eval_baselines": False})
+
+
+def heads_config(cfg: RunConfig, steps: int, lr: float | None = None) -> RunConfig:
+    """The demo's stage 2 of ``cfg``, in its ``output_dir``: from stage 1's last checkpoint, the encoder frozen
+    (``train.mode: heads``), ``steps`` steps of a fresh warm-up and cosine peaking at ``lr`` (``cfg``'s by default),
+    on a fresh order of the training data (the seed after ``cfg``'s)."""
+    d = cfg.model_dump()
     d.update(
-        output_dir=str(out),
-        init_from=str(Path(stage1.output_dir) / "checkpoints" / "last"),
-        seed=stage1.seed + 1,
+        init_from=str(Path(stage1_config(cfg).output_dir) / "checkpoints" / "last"),
+        seed=cfg.seed + 1,
         train={"mode": "heads"},
         eval_every=steps,
         checkpoint_every=steps,
-        eval_baselines=True,
     )
     d["schedule"] = {**d["schedule"], "steps": steps, "warmup_steps": max(1, steps // 20)}
     if lr is not None:
@@ -192,11 +196,12 @@ def heads_config(stage1: RunConfig, out: Path, steps: int, lr: float | None = No
 
 @dataclass
 class DemoRun:
-    """A trained demo: the last stage's trainer and test results, stage 1's results when there were two stages,
-    the training logs in order, and the wall time."""
+    """A trained demo: the last stage's trainer and test results, stage 1's steps and results when there were two
+    stages, the training logs in order, and the wall time."""
 
     trainer: Trainer
     results: dict[str, dict[str, float]]
+    stage1_steps: int | None
     stage1_results: dict[str, dict[str, float]] | None
     logs: list[Path]
     seconds: float
@@ -206,8 +211,8 @@ def train_demo(cfg: RunConfig, heads_steps: int = 0, heads_lr: float | None = No
     """Train ``cfg`` (a :func:`demo_config`) and, with ``heads_steps``, a second stage on its frozen encoder
     (:func:`heads_config`, at ``heads_lr``).
 
-    With two stages, stage 1 runs in ``<output_dir>/stage1`` (scored without trivial answers, which stage 2 scores
-    on the same items) and stage 2 in ``output_dir``, whose ``checkpoints/last`` is the demo's model either way.
+    With two stages, stage 1 runs in ``<output_dir>/stage1`` (:func:`stage1_config`) and stage 2 in ``output_dir``,
+    whose ``checkpoints/last`` is the demo's model either way.
     """
     out = Path(cfg.output_dir)
     t0 = time.perf_counter()
@@ -215,14 +220,13 @@ def train_demo(cfg: RunConfig, heads_steps: int = 0, heads_lr: float | None = No
         shutil.rmtree(out / "stage1", ignore_errors=True)  # an earlier two-stage demo's first stage
         trainer = Trainer(cfg, overwrite=True)  # the demo owns its folder: each run starts over
         results = trainer.fit()
-        return DemoRun(trainer, results, None, [out / "log.jsonl"], time.perf_counter() - t0)
-    stage1_cfg = cfg.model_copy(update={"output_dir": str(out / "stage1"), "eval_baselines": False})
-    stage1 = Trainer(stage1_cfg, overwrite=True)
+        return DemoRun(trainer, results, None, None, [out / "log.jsonl"], time.perf_counter() - t0)
+    stage1 = Trainer(stage1_config(cfg), overwrite=True)
     stage1_results = stage1.fit()
-    trainer = Trainer(heads_config(stage1_cfg, out, heads_steps, heads_lr), overwrite=True)
+    trainer = Trainer(heads_config(cfg, heads_steps, heads_lr), overwrite=True)
     results = trainer.fit()
-    logs = [out / "stage1" / "log.jsonl", out / "log.jsonl"]
-    return DemoRun(trainer, results, stage1_results, logs, time.perf_counter() - t0)
+    logs = [stage1.out / "log.jsonl", out / "log.jsonl"]
+    return DemoRun(trainer, results, stage1.step, stage1_results, logs, time.perf_counter() - t0)
 
 
 def _loss_series(logs: Sequence[Path]) -> dict[str, list[tuple[float, float]]]:
@@ -259,8 +263,7 @@ def write_report(run: DemoRun, out: Path) -> Path:
     if stage1 is None:
         steps = f"{trainer.step} steps"
     else:
-        s1 = json.loads((out / "stage1" / "config.json").read_text())["schedule"]["steps"]
-        steps = f"{s1} steps, then {trainer.step} with the encoder frozen (stage 2),"
+        steps = f"{run.stage1_steps} steps, then {trainer.step} with the encoder frozen (stage 2),"
     lines = [
         "# Faceptor demo on SynthFaces",
         "",
