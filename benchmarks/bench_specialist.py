@@ -83,6 +83,13 @@ ARCHS = (
 )
 
 
+def _last_layer(net: nn.Module) -> nn.Module:
+    """The specialist's output layer: ResNet-18's ``fc``; a ViT specialist's LayerNorm and Linear."""
+    if isinstance(net, ViTSpecialist):
+        return nn.ModuleList([net.norm, net.fc])
+    return net.fc
+
+
 def make_specialist(arch: str, outputs: int) -> nn.Module:
     if arch == "resnet18":
         return torchvision.models.resnet18(num_classes=outputs)
@@ -106,7 +113,12 @@ def train_specialist(
     num_workers: int = 1,
     eval_limit: int = 500,
     arch: str = "resnet18",
+    head_images: int = 0,
+    head_lr: float | None = None,
 ) -> dict:
+    """Train the specialist on ``images`` images of ``task`` and score it on the test split. With ``head_images``, a
+    second stage follows as the demo's does: the backbone frozen (eval mode: BatchNorm held), only its last layer
+    trained on that many more images, on a fresh warm-up and one-cycle schedule at ``head_lr`` (``lr`` by default)."""
     spec = default_registry().get_task(task)
     if task not in SUPPORTED:
         raise SystemExit(f"no specialist head for {task}; choose one of {', '.join(SUPPORTED)}")
@@ -117,23 +129,37 @@ def train_specialist(
     stream = TaskStream(
         spec.dataset(None, "train", transform=None), spec.transforms("train", size), batch, seed, task, num_workers
     )
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.05)
-    steps = max(1, images // batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225], device=device).view(1, 3, 1, 1)
+
+    def fit(params: list[nn.Parameter], n_images: int, peak: float) -> int:
+        opt = torch.optim.AdamW(params, lr=peak, weight_decay=0.05)
+        steps = max(1, n_images // batch)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=peak, total_steps=steps, pct_start=0.1)
+        for _ in range(steps):
+            b = next(stream)
+            x = (b["image"].to(device).float() / (255.0 if b["image"].dtype == torch.uint8 else 1.0) - mean) / std
+            target = b["target"]
+            target = {k: v.to(device) for k, v in target.items()} if isinstance(target, dict) else target.to(device)
+            loss = _loss(spec, net(x), target, loss_module)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+        return steps
+
     t0 = time.perf_counter()
     net.train()
-    for _ in range(steps):
-        b = next(stream)
-        x = (b["image"].to(device).float() / (255.0 if b["image"].dtype == torch.uint8 else 1.0) - mean) / std
-        target = b["target"]
-        target = {k: v.to(device) for k, v in target.items()} if isinstance(target, dict) else target.to(device)
-        loss = _loss(spec, net(x), target, loss_module)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+    steps = fit(list(net.parameters()), images, lr)
+    head_steps = 0
+    if head_images:
+        head = _last_layer(net)
+        for p in net.parameters():
+            p.requires_grad_(False)
+        for p in head.parameters():
+            p.requires_grad_(True)
+        net.eval()  # the backbone's BatchNorm statistics stay as stage 1 left them
+        head_steps = fit(list(head.parameters()), head_images, head_lr or lr)
     train_s = time.perf_counter() - t0
     net.eval()
     metric = spec.metrics(spec)
@@ -147,6 +173,7 @@ def train_specialist(
         "task": task,
         "arch": arch,
         "images": steps * batch,
+        **({"head_images": head_steps * batch, "head_lr": head_lr or lr} if head_images else {}),
         "batch": batch,
         "lr": lr,
         "seed": seed,
@@ -163,9 +190,21 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--arch", default="resnet18", help=ARCHS)
+    ap.add_argument("--head-images", type=int, default=0, help="a second stage: the last layer alone on N more images")
+    ap.add_argument("--head-lr", type=float, default=None, help="the second stage's peak rate (default: --lr)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
-    rec = train_specialist(args.task, args.images, args.batch, args.lr, args.seed, args.device, arch=args.arch)
+    rec = train_specialist(
+        args.task,
+        args.images,
+        args.batch,
+        args.lr,
+        args.seed,
+        args.device,
+        arch=args.arch,
+        head_images=args.head_images,
+        head_lr=args.head_lr,
+    )
     print(json.dumps(rec))
 
 

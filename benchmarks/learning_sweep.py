@@ -7,7 +7,9 @@ run-config keys, overrides take the demo's ``preset``, ``standard`` by default; 
 ``evals``; ``heads_steps`` and ``heads_lr``, the second stage's steps and learning rate, the preset's by default)
 or
 ``{"kind": "specialist", "name": ..., "task": ..., "images": N, "batch": B, "lr": LR, "seed": S, "arch": A}``
-(``arch``: ``resnet18``, the default, or one of the ViT specialists that ``bench_specialist.ARCHS`` lists).
+(``arch``: ``resnet18``, the default, or one of the ViT specialists that ``bench_specialist.ARCHS`` lists; optional
+``head_images`` and ``head_lr``: a second stage that trains the last layer alone on the frozen backbone, as the
+demo's stage 2 trains its decoders).
 
     python benchmarks/learning_sweep.py jobs.json results.jsonl --parallel 6 --workers 2
     python benchmarks/learning_sweep.py jobs.json results.jsonl --parallel 1 --threads 2   # a demo's wall time
@@ -114,6 +116,8 @@ def _child(job_json: str, workers: int, threads: int) -> None:
             "cuda" if torch.cuda.is_available() else "cpu",
             workers,
             arch=job.get("arch", "resnet18"),
+            head_images=job.get("head_images", 0),
+            head_lr=job.get("head_lr"),
         )
     print("RESULT " + json.dumps({"job": job, **rec}), flush=True)
 

@@ -57,13 +57,19 @@ def contact_sheet(cards: Sequence[Image.Image], columns: int = 4, pad: int = 4) 
     return sheet
 
 
+#: The colour of :func:`plot_curves`' marks.
+MARK_GREY = (128, 128, 128)
+
+
 def plot_curves(
     series: Mapping[str, Sequence[tuple[float, float]]],
     title: str = "",
     size: tuple[int, int] = (720, 400),
     log_y: bool = True,
+    marks: Mapping[str, float] | None = None,
 ) -> Image.Image:
-    """A line chart of ``{name: [(x, y), ...]}`` (log-scale y by default)."""
+    """A line chart of ``{name: [(x, y), ...]}`` (log-scale y by default), with a dashed grey vertical line and its
+    label at each x of ``marks`` (``{label: x}``, e.g. where a training stage starts) inside the plotted range."""
     width, height = size
     left, right, top, bottom = 60, 170, 28, 36
     img = Image.new("RGB", size, "white")
@@ -90,6 +96,13 @@ def plot_curves(
         d.text((4, py - 6), label, fill=(0, 0, 0))
         xv = x0 + frac * (x1 - x0)
         d.text((left + frac * (width - left - right) - 10, height - bottom + 6), f"{xv:.0f}", fill=(0, 0, 0))
+    for label, xm in (marks or {}).items():
+        if not x0 <= xm <= x1:
+            continue
+        px = left + (xm - x0) / (x1 - x0) * (width - left - right)
+        for ya in range(top, height - bottom, 8):
+            d.line([(px, ya), (px, min(ya + 4, height - bottom))], fill=MARK_GREY, width=1)
+        d.text((px + 3, top + 2), label, fill=MARK_GREY)
     colours = palette(len(series) + 1)[1:]
     for k, (name, s) in enumerate(series.items()):
         line = [to_px(x, y) for x, y in s if math.isfinite(y) and (y > 0 or not log_y)]

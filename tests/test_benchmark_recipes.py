@@ -44,3 +44,35 @@ def test_a_claims_record_resumes_only_under_its_recipe(tmp_path, monkeypatch):
     for change in ({"batch_sizes": {"synth_identity": 32}}, {"precision": "fp32"}):
         monkeypatch.setitem(experiments.PRESETS, "standard", same.model_copy(update=change))
         assert claims.resume("multitask", steps=220) == {"steps": 220}, change  # the preset changed since: start over
+
+
+def test_specialist_second_stage_trains_only_its_last_layer(monkeypatch):
+    """The anchor trained as the demo is (``head_images``): the backbone, BatchNorm statistics included, stays as
+    stage 1 left it while the output layer moves."""
+    bench = pytest.importorskip("bench_specialist")
+    import torch
+
+    nets: list[torch.nn.Module] = []
+    snapshots: dict[str, dict[str, torch.Tensor]] = {}
+    make = bench.make_specialist
+
+    def spy(arch, outputs):
+        nets.append(make(arch, outputs))
+        return nets[-1]
+
+    real_last = bench._last_layer
+
+    def snap_then_last(net):  # called between the stages: what stage 1 left
+        snapshots["stage1"] = {k: v.clone() for k, v in net.state_dict().items()}
+        return real_last(net)
+
+    monkeypatch.setattr(bench, "make_specialist", spy)
+    monkeypatch.setattr(bench, "_last_layer", snap_then_last)
+    rec = bench.train_specialist(
+        "synth_expression", 16, batch=8, seed=0, num_workers=0, eval_limit=8, head_images=16, head_lr=1e-2
+    )
+    after = nets[0].state_dict()
+    moved = {k for k, v in snapshots["stage1"].items() if not torch.equal(v, after[k])}
+    assert moved == {"fc.weight", "fc.bias"}
+    assert (rec["images"], rec["head_images"], rec["head_lr"]) == (16, 16, 1e-2)
+    assert 0.0 <= rec["metrics"]["accuracy"] <= 1.0

@@ -115,3 +115,15 @@ def test_cards_draw_area_fills_under_points_whatever_the_order() -> None:
         assert tuple(card[41, 21]) == (0, 255, 0)  # the point (10, 20) at scale 2, drawn last
         assert tuple(card[4, 4]) != (128, 128, 128)  # the parsing colour under it
         assert card.shape[0] > 2 * S  # a caption line for the age
+
+
+def test_loss_curves_mark_where_a_stage_starts():
+    from faceptor_core.viz import MARK_GREY, plot_curves
+
+    series = {"loss": [(0.0, 2.0), (10.0, 1.0), (20.0, 0.5)]}
+    plain = np.asarray(plot_curves(series))
+    marked = np.asarray(plot_curves(series, marks={"stage 2": 10.0, "outside": 99.0}))
+    grey = (marked == MARK_GREY).all(-1) & ~(plain == MARK_GREY).all(-1)
+    cols = np.flatnonzero(grey.sum(0) > 30)  # a dashed vertical line, not the label's text
+    left, right = 60, 720 - 170  # the plot's frame at the default size
+    assert len(cols) == 1 and abs(cols[0] - (left + right) / 2) <= 1

@@ -299,8 +299,9 @@ def write_report(run: DemoRun, out: Path) -> Path:
         lines += ["", "Trivial answers: " + "; ".join(f"{t}: {a}" for t, a in answers.items()) + "."]
     lines += ["", "![loss curves](loss_curves.png)", "", "![predictions](predictions.png)", ""]
     (report / "metrics.md").write_text("\n".join(lines))
-    title = "training losses (log scale)" + ("" if stage1 is None else "; stage 2 follows stage 1")
-    plot_curves(_loss_series(run.logs), title=title).save(report / "loss_curves.png")
+    title = "training losses (log scale)" + ("" if stage1 is None else "; stage 2: the encoder frozen")
+    marks = None if run.stage1_steps is None else {"stage 2": run.stage1_steps}
+    plot_curves(_loss_series(run.logs), title=title, marks=marks).save(report / "loss_curves.png")
     reg = default_registry()
     spec = reg.get_task("synth_landmarks")
     ds = spec.dataset(None, "test", transform=None)
