@@ -101,6 +101,8 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 def commands() -> list[CommandSpec]:
     """``synth`` and ``demo``."""
+    from .demo import PRESETS
+
     return [
         CommandSpec(
             name="synth",
@@ -113,7 +115,8 @@ def commands() -> list[CommandSpec]:
             help="train a small Faceptor on SynthFaces and write a report",
             description="Train a small Faceptor on every SynthFaces task on the CPU and write a report: metrics "
             "beside their trivial answers, loss curves and predictions (OUT/report/metrics.md). The standard run "
-            "takes 5-10 minutes on 2 cores (5 where the CPU has bf16 instructions); --quick and --full say theirs.",
+            f"takes {PRESETS['standard'].minutes} minutes on 2 cores with bf16 instructions (about 1.6 times as long "
+            "without); --quick and --full say theirs.",
             add_arguments=add_demo_arguments,
             run=cmd_demo,
         ),
