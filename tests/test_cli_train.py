@@ -53,6 +53,29 @@ def test_train_reports_bad_config(tmp_path, capsys):
     assert "tasks.0.batch_size" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("train", "message"),
+    [
+        (
+            "mode: heads\n  train_queries: false",
+            "train: Value error, train.train_queries: false has no effect in mode 'heads'",
+        ),
+        (
+            "add_memory_layers: [1, 3]",
+            "train: Value error, train.add_memory_layers is used by mode 'layer_attention' only",
+        ),
+        ("mode: prompt\n  add_memory_layers: [1]", "only, not 'prompt'"),
+    ],
+)
+def test_train_refuses_options_its_mode_would_ignore(tmp_path, capsys, train, message):
+    """A training option the chosen mode ignores is refused before anything runs, naming the field."""
+    path = tmp_path / "ignored.yaml"
+    path.write_text(f"output_dir: {tmp_path / 'run'}\ntasks:\n  - name: synth_age\ntrain:\n  {train}\n")
+    assert main(["train", str(path)]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_eval_prints_and_writes_metrics(trained, tmp_path, capsys):
     out = tmp_path / "m.json"
     ckpt = str(trained / "run" / "checkpoints" / "last")

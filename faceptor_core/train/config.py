@@ -76,8 +76,23 @@ class TrainSection(_Strict):
     decoders catch up with a trained encoder's features."""
 
     mode: Literal["full", "layer_attention", "prompt", "heads"] = "full"
-    add_memory_layers: list[int] = Field(default_factory=list)
-    train_queries: bool = True
+    add_memory_layers: list[int] = Field(
+        default_factory=list, description="Encoder layers Layer-Attention adds as memory (mode layer_attention only)."
+    )
+    train_queries: bool = Field(
+        default=True, description="Also train the tasks' queries (modes layer_attention and prompt; the others do)."
+    )
+
+    @model_validator(mode="after")
+    def _options_of_the_mode(self) -> TrainSection:
+        """An option that the chosen mode would ignore is an error, not a silent no-op."""
+        if self.add_memory_layers and self.mode != "layer_attention":
+            raise ValueError(f"train.add_memory_layers is used by mode 'layer_attention' only, not {self.mode!r}")
+        if not self.train_queries and self.mode in ("full", "heads"):
+            raise ValueError(
+                f"train.train_queries: false has no effect in mode {self.mode!r}, which trains the queries"
+            )
+        return self
 
 
 class RunConfig(_Strict):
