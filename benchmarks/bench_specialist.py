@@ -151,7 +151,7 @@ def train_specialist(
     t0 = time.perf_counter()
     net.train()
     steps = fit(list(net.parameters()), images, lr)
-    head_steps = 0
+    head_steps, head_lr = 0, head_lr or lr
     if head_images:
         head = _last_layer(net)
         for p in net.parameters():
@@ -159,7 +159,7 @@ def train_specialist(
         for p in head.parameters():
             p.requires_grad_(True)
         net.eval()  # the backbone's BatchNorm statistics stay as stage 1 left them
-        head_steps = fit(list(head.parameters()), head_images, head_lr or lr)
+        head_steps = fit(list(head.parameters()), head_images, head_lr)
     train_s = time.perf_counter() - t0
     net.eval()
     metric = spec.metrics(spec)
@@ -173,7 +173,7 @@ def train_specialist(
         "task": task,
         "arch": arch,
         "images": steps * batch,
-        **({"head_images": head_steps * batch, "head_lr": head_lr or lr} if head_images else {}),
+        **({"head_images": head_steps * batch, "head_lr": head_lr} if head_images else {}),
         "batch": batch,
         "lr": lr,
         "seed": seed,

@@ -83,10 +83,11 @@ def plot_curves(
     x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
     y0, y1 = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1
 
+    def to_x(x: float) -> float:
+        return left + (x - x0) / (x1 - x0) * (width - left - right)
+
     def to_px(x: float, y: float) -> tuple[float, float]:
-        px = left + (x - x0) / (x1 - x0) * (width - left - right)
-        py = height - bottom - (fy(y) - y0) / (y1 - y0) * (height - top - bottom)
-        return px, py
+        return to_x(x), height - bottom - (fy(y) - y0) / (y1 - y0) * (height - top - bottom)
 
     d.rectangle([left, top, width - right, height - bottom], outline=(0, 0, 0))
     for frac in (0.0, 0.5, 1.0):
@@ -99,7 +100,7 @@ def plot_curves(
     for label, xm in (marks or {}).items():
         if not x0 <= xm <= x1:
             continue
-        px = left + (xm - x0) / (x1 - x0) * (width - left - right)
+        px = to_x(xm)
         for ya in range(top, height - bottom, 8):
             d.line([(px, ya), (px, min(ya + 4, height - bottom))], fill=MARK_GREY, width=1)
         d.text((px + 3, top + 2), label, fill=MARK_GREY)
