@@ -1,6 +1,6 @@
 """The from-scratch specialist anchor: a torchvision ResNet-18 (or, ``--arch vit_conv``, the demo's encoder with a
-plain pooled head; ``vit_conv_bN`` and ``vit_resnetW[_nols]``, other stems: see ``ARCHS``) trained on ONE SynthFaces
-task.
+plain pooled head; ``vit_conv_bN`` and ``vit_resnetW[_nols][_dD]``, other stems; ``faceptor*``, the demo's whole
+model trained by this loop: see ``ARCHS``) trained on ONE SynthFaces task.
 
 It sees the same images, in the same order and with the same transforms, as that task's stream in the demo
 (``TaskStream`` with the demo's seed), is trained with the task's own loss where the output shapes allow it, and
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from typing import Any
 
@@ -25,6 +26,7 @@ from torch import nn
 
 from faceptor_core.data.streams import TaskStream
 from faceptor_core.evaluate import eval_dataset
+from faceptor_core.model.base import Job
 from faceptor_core.registry import default_registry
 
 SUPPORTED = ("synth_expression", "synth_age", "synth_attributes", "synth_landmarks")
@@ -50,6 +52,8 @@ def _raw_to_metric_input(spec, raw: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def _loss(spec, raw: torch.Tensor, target, loss_module: nn.Module) -> torch.Tensor:
+    if isinstance(raw, tuple):
+        return sum(_loss(spec, r, target, loss_module) for r in raw)
     if spec.output == "landmarks":  # target: pixels of the input; compare in normalised coordinates
         pred = raw.view(raw.shape[0], -1, 2).sigmoid()
         return (pred - (target + 0.5) / spec.input_size).norm(dim=-1).mean()
@@ -77,29 +81,115 @@ class ViTSpecialist(nn.Module):
         return self.fc(self.norm(self.encoder(x)[-1].flatten(2).mean(-1)))
 
 
+def _scale_memory_grad(layer_attention: nn.Module, scale: float) -> None:
+    """Make ``layer_attention``'s memory pass ``scale`` times its gradient back to the encoder (forward unchanged)."""
+    inner = layer_attention.forward
+
+    def forward(*args: Any, **kwargs: Any):
+        mem, pos, spans = inner(*args, **kwargs)
+        return mem * scale + mem.detach() * (1 - scale), pos, spans
+
+    layer_attention.forward = forward
+
+
+class FaceptorSpecialist(nn.Module):
+    """The demo's Faceptor (``RESNET_MODEL``: encoder, decoders, queries) for one task, trained by this loop instead
+    of the demo's trainer: it tells apart what the model learns from what the demo's training recipe does.
+
+    ``pooled``: a LayerNorm and Linear on the mean of the last encoder layer's tokens also trains on the task's loss
+    (the encoder is then supervised as the pooled-head specialist's is); ``score_pooled`` scores that head instead of
+    the decoder. ``memory_grad``: the share of the decoder's gradient that reaches the encoder through the memory.
+    ``key_grad=False``: none through the cross-attention's keys (the values still pass it)."""
+
+    def __init__(
+        self,
+        task: str,
+        outputs: int,
+        pooled: bool = False,
+        score_pooled: bool = False,
+        memory_grad: float = 1.0,
+        key_grad: bool = True,
+    ):
+        super().__init__()
+        import faceptor_core
+        from faceptor_core.model.config import EncoderConfig
+        from faceptor_tasks.synthfaces.demo import RESNET_MODEL as m
+
+        keys = ("stem", "stem_width", "layer_scale", "depth", "drop_path_rate")
+        encoder = EncoderConfig(name=m["encoder"], **{k: m[k] for k in keys})
+        self.model = faceptor_core.build([task], encoder=encoder, input_sizes=m["input_size"], decoder=m["decoder"])
+        self.task = task
+        dim = self.model.encoder.embed_dim
+        self.pooled = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, outputs)) if pooled else None
+        self.score_pooled = score_pooled
+        if memory_grad != 1.0:
+            _scale_memory_grad(self.model.layer_attention, memory_grad)
+        if not key_grad:
+            for layer in self.model.decoder.layers:  # keys = memory + position: detached before the projection
+                attend = layer.cross_attn.forward
+                layer.cross_attn.forward = lambda q, k, v, *a, _f=attend, **kw: _f(q, k.detach(), v, *a, **kw)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Training: the decoder's raw output (and the pooled head's, when there is one); evaluation: the one
+        scored."""
+        mean = x.new_tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+        std = x.new_tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        x = (x * std + mean).clamp(0, 1)  # the model normalises [0, 1] images itself
+        if self.pooled is None or not (self.training or self.score_pooled):
+            return self.model(x)[self.task]
+        m = self.model
+        head = m.tasks[self.task]
+        feats = m.encode(m.prepare(x, [head.input_size]))
+        pooled = self.pooled(feats[head.input_size][-1].flatten(2).mean(-1))
+        if not self.training:
+            return pooled
+        return m.run_jobs(feats, [Job(head.input_size, (head,), slice(None))])[self.task], pooled
+
+
+#: The Faceptor specialists (``--arch``) and their options (docs/results.md, "The decoder, not the encoder").
+FACEPTOR_ARCHS: dict[str, dict[str, Any]] = {
+    "faceptor": {},
+    "faceptor_keydetach": {"key_grad": False},
+    "faceptor_pooled": {"pooled": True},
+    "faceptor_pooled_scored": {"pooled": True, "score_pooled": True},
+    "faceptor_pooled_memgrad0.1": {"pooled": True, "memory_grad": 0.1},
+}
+
+
 ARCHS = (
     "resnet18, vit_conv, vit_conv_bN (N residual blocks a stem stage), vit_resnetW (the ResNet stem of width W and "
-    "LayerScale 1e-5) or vit_resnetW_nols (without LayerScale)"
+    "LayerScale 1e-5), vit_resnetW_nols (without LayerScale); a ViT's _dD suffix: D transformer blocks (default 6); "
+    "or the demo's Faceptor: " + ", ".join(FACEPTOR_ARCHS) + " (FaceptorSpecialist; with --head-images the second "
+    "stage trains everything but the encoder, as the demo's does)"
 )
 
 
 def _last_layer(net: nn.Module) -> nn.Module:
-    """The specialist's output layer: ResNet-18's ``fc``; a ViT specialist's LayerNorm and Linear."""
+    """What the specialist's second stage trains: ResNet-18's ``fc``; a ViT specialist's LayerNorm and Linear; the
+    Faceptor specialist's everything but the encoder (as the demo's stage 2)."""
     if isinstance(net, ViTSpecialist):
         return nn.ModuleList([net.norm, net.fc])
+    if isinstance(net, FaceptorSpecialist):
+        return nn.ModuleList([m for name, m in net.model.named_children() if name != "encoder"])
     return net.fc
 
 
-def make_specialist(arch: str, outputs: int) -> nn.Module:
+def make_specialist(arch: str, outputs: int, task: str = "") -> nn.Module:
     if arch == "resnet18":
         return torchvision.models.resnet18(num_classes=outputs)
-    if arch == "vit_conv":
-        return ViTSpecialist(outputs)
-    if arch.startswith("vit_conv_b") and arch[len("vit_conv_b") :].isdigit():
-        return ViTSpecialist(outputs, stem_blocks=int(arch[len("vit_conv_b") :]))
-    width, _, plain = arch.removeprefix("vit_resnet").partition("_")
-    if arch.startswith("vit_resnet") and width.isdigit() and plain in ("", "nols"):
-        return ViTSpecialist(outputs, stem="resnet", stem_width=int(width), layer_scale=None if plain else 1e-5)
+    if arch in FACEPTOR_ARCHS:
+        return FaceptorSpecialist(task, outputs, **FACEPTOR_ARCHS[arch])
+    depth = re.fullmatch(r"(vit_.+)_d([1-9][0-9]?)", arch)
+    extra = {"depth": int(depth[2])} if depth else {}
+    name = depth[1] if depth else arch
+    if name == "vit_conv":
+        return ViTSpecialist(outputs, **extra)
+    if name.startswith("vit_conv_b") and name[len("vit_conv_b") :].isdigit():
+        return ViTSpecialist(outputs, stem_blocks=int(name[len("vit_conv_b") :]), **extra)
+    width, _, plain = name.removeprefix("vit_resnet").partition("_")
+    if name.startswith("vit_resnet") and width.isdigit() and plain in ("", "nols"):
+        ls = None if plain else 1e-5
+        return ViTSpecialist(outputs, stem="resnet", stem_width=int(width), layer_scale=ls, **extra)
     raise SystemExit(f"unknown specialist {arch!r}: {ARCHS}")
 
 
@@ -124,7 +214,7 @@ def train_specialist(
         raise SystemExit(f"no specialist head for {task}; choose one of {', '.join(SUPPORTED)}")
     size = spec.input_size
     torch.manual_seed(seed)
-    net = make_specialist(arch, _outputs(spec)).to(device)
+    net = make_specialist(arch, _outputs(spec), task).to(device)
     loss_module = spec.loss(spec).to(device)
     stream = TaskStream(
         spec.dataset(None, "train", transform=None), spec.transforms("train", size), batch, seed, task, num_workers

@@ -56,8 +56,8 @@ def test_specialist_second_stage_trains_only_its_last_layer(monkeypatch):
     snapshots: dict[str, dict[str, torch.Tensor]] = {}
     make = bench.make_specialist
 
-    def spy(arch, outputs):
-        nets.append(make(arch, outputs))
+    def spy(arch, outputs, task=""):
+        nets.append(make(arch, outputs, task))
         return nets[-1]
 
     real_last = bench._last_layer
@@ -76,3 +76,85 @@ def test_specialist_second_stage_trains_only_its_last_layer(monkeypatch):
     assert moved == {"fc.weight", "fc.bias"}
     assert (rec["images"], rec["head_images"], rec["head_lr"]) == (16, 16, 1e-2)
     assert 0.0 <= rec["metrics"]["accuracy"] <= 1.0
+
+
+def test_vit_specialists_take_a_depth_and_refuse_unknown_names():
+    """``_dD`` gives the ViT specialists D transformer blocks (the demo's encoder has 2)."""
+    bench = pytest.importorskip("bench_specialist")
+    net = bench.make_specialist("vit_resnet48_d2", 7)
+    assert len(net.encoder.blocks) == 2 and net.encoder.patch_embed.width == 48
+    assert net.encoder.blocks[0].ls1.gamma.detach().max() == pytest.approx(1e-5)  # LayerScale, as the demo's
+    assert len(bench.make_specialist("vit_resnet32_nols", 7).encoder.blocks) == 6
+    for bad in ("vit_resnet48_d0", "vit_resnetx", "resnet18_d2"):
+        with pytest.raises(SystemExit, match="unknown specialist"):
+            bench.make_specialist(bad, 7)
+
+
+def test_faceptor_specialist_is_the_demos_model_and_its_second_stage_leaves_the_encoder(monkeypatch):
+    """``faceptor_pooled`` trains the demo's model with a pooled head's loss added; its second stage, as the demo's,
+    trains everything but the encoder (BatchNorm statistics included) and no longer the pooled head."""
+    bench = pytest.importorskip("bench_specialist")
+    import torch
+
+    from faceptor_tasks.synthfaces.demo import RESNET_MODEL
+
+    nets: list[torch.nn.Module] = []
+    make = bench.make_specialist
+
+    def spy(arch, outputs, task=""):
+        nets.append(make(arch, outputs, task))
+        return nets[-1]
+
+    snapshots: dict[str, dict[str, torch.Tensor]] = {}
+    real_last = bench._last_layer
+
+    def snap_then_last(net):
+        snapshots["stage1"] = {k: v.clone() for k, v in net.state_dict().items()}
+        return real_last(net)
+
+    monkeypatch.setattr(bench, "make_specialist", spy)
+    monkeypatch.setattr(bench, "_last_layer", snap_then_last)
+    rec = bench.train_specialist(
+        "synth_expression", 16, batch=8, seed=0, num_workers=0, eval_limit=8, arch="faceptor_pooled", head_images=16
+    )
+    net = nets[0]
+    after = {k: v.clone() for k, v in net.state_dict().items()}
+    assert net.model.config.encoder.stem_width == RESNET_MODEL["stem_width"]
+    assert net.model.encoder.depth == RESNET_MODEL["depth"]
+    x = torch.rand(2, 3, 112, 112)
+    net.train()
+    assert [o.shape for o in net(x)] == [(2, 7), (2, 7)]  # the decoder's logits and the pooled head's
+    net.eval()
+    assert net(x).shape == (2, 7)  # scored on the decoder's logits alone
+    moved = {k for k, v in snapshots["stage1"].items() if not torch.equal(v, after[k])}
+    assert moved and all(k.startswith("model.") and not k.startswith("model.encoder.") for k in moved)
+    assert any(k.startswith("model.queries.") for k in moved)
+    assert 0.0 <= rec["metrics"]["accuracy"] <= 1.0
+
+
+def test_faceptor_specialist_gradient_options():
+    """``memory_grad`` scales what the decoder sends back to the encoder, and nothing else; ``key_grad=False`` sends
+    none through the keys."""
+    bench = pytest.importorskip("bench_specialist")
+    import torch
+
+    def encoder_grads(arch):
+        torch.manual_seed(0)
+        net = bench.make_specialist(arch, 7, "synth_expression").train()
+        net.model.encoder.eval()  # the same BatchNorm outputs in both nets
+        torch.manual_seed(1)
+        out = net(torch.rand(2, 3, 112, 112))
+        (out[0] if isinstance(out, tuple) else out).logsumexp(-1).sum().backward()
+        grads = {n: p.grad.clone() for n, p in net.model.named_parameters() if p.grad is not None}
+        return out, grads
+
+    plain, g_plain = encoder_grads("faceptor")
+    scaled, g_scaled = encoder_grads("faceptor_pooled_memgrad0.1")
+    torch.testing.assert_close(scaled[0], plain)  # the forward pass is unchanged
+    name = "encoder.patch_embed.proj.weight"
+    torch.testing.assert_close(g_scaled[name], 0.1 * g_plain[name], rtol=1e-3, atol=1e-8)
+    name = "decoder.layers.0.linear1.weight"  # the decoder itself learns at full rate
+    torch.testing.assert_close(g_scaled[name], g_plain[name])
+    _, g_nokey = encoder_grads("faceptor_keydetach")
+    assert not torch.allclose(g_nokey["encoder.patch_embed.proj.weight"], g_plain["encoder.patch_embed.proj.weight"])
+    assert g_nokey["decoder.layers.0.cross_attn.in_proj_weight"].abs().sum() > 0

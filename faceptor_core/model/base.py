@@ -142,11 +142,18 @@ class FaceptorBase(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Training pass: ``batches`` concatenates each size group's task batches; task ``t``'s output
         covers only ``rows[t]`` of its group. One encoder pass per size, one decoder pass in all."""
+        return self.forward_multitask_features(batches, rows)[0]
+
+    def forward_multitask_features(
+        self, batches: Mapping[int, torch.Tensor], rows: Mapping[str, slice]
+    ) -> tuple[dict[str, torch.Tensor], dict[int, torch.Tensor]]:
+        """:meth:`forward_multitask`, and each input size's last encoder layer (``B x C x S x S``, every row of
+        the size group) for heads that read the encoder directly (the trainer's pooled heads)."""
         heads = self.select(list(rows))
         sizes = sorted({h.input_size for h in heads})
         feats = self.encode(self.prepare(batches, sizes))
         jobs = [Job(h.input_size, (h,), rows[h.name]) for h in heads]
-        return self.run_jobs(feats, jobs)
+        return self.run_jobs(feats, jobs), {size: f[-1] for size, f in feats.items()}
 
     def run_jobs(self, feats: dict[int, list[torch.Tensor]], jobs: Sequence[Job]) -> dict[str, torch.Tensor]:
         raise NotImplementedError

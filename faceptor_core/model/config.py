@@ -73,6 +73,16 @@ class DecoderConfig(BaseModel):
         "(CPU presets; the paper's model has none).",
     )
 
+    memory_grad: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of the gradient that attribute-type tasks' queries send back to the encoder through the "
+        "decoder's memory, in training (the forward pass is unchanged; dense tasks keep all of theirs). Below 1, a "
+        "from-scratch encoder learns those tasks mostly from the trainer's pooled heads (TrainSection.pooled_heads), "
+        "which read it directly (CPU presets; the paper's model: 1).",
+    )
+
     @model_validator(mode="after")
     def _heads_divide(self) -> DecoderConfig:
         if self.hidden_dim % self.num_heads:

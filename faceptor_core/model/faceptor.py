@@ -149,14 +149,24 @@ class Faceptor(FaceptorBase):
             heads = [h for h in job.tasks if h.head_type != "identity"]
             if not heads:
                 continue
-            if job.size not in projected:
-                projected[job.size] = self.layer_attention.project(f[-1], self.last_layer)
-                memory[job.size] = self.layer_attention(f, projected[job.size])
-            decoder_jobs.append((job, heads))
+            share = self.config.decoder.memory_grad
+            scaled = self.training and share != 1.0 and all(h.head_type == "attribute" for h in heads)
+            key = (job.size, scaled)
+            if key not in memory:
+                if scaled:  # attribute tasks read their own copy of the encoder layers, passing back ``share``
+                    copy = list(f)
+                    for layer in self.layer_attention.layers:
+                        copy[layer] = ScaleGrad.apply(f[layer], share)
+                    memory[key] = self.layer_attention(copy)
+                else:
+                    if job.size not in projected:
+                        projected[job.size] = self.layer_attention.project(f[-1], self.last_layer)
+                    memory[key] = self.layer_attention(f, projected[job.size])
+            decoder_jobs.append((job, heads, key))
         if not decoder_jobs:
             return out, None
         rows, weights = self._run_transformer_decoder(memory, decoder_jobs, need_weights)
-        for (job, heads), q_out in zip(decoder_jobs, rows, strict=True):
+        for (job, heads, _), q_out in zip(decoder_jobs, rows, strict=True):
             start = 0
             for head in heads:
                 q = q_out[:, start : start + head.num_queries]
@@ -165,7 +175,7 @@ class Faceptor(FaceptorBase):
                     raw = self.value_interpreter(q)
                 else:
                     if job.size not in pixels:
-                        pixels[job.size] = self.pixel_embeddings(feats[job.size], projected[job.size])
+                        pixels[job.size] = self.pixel_embeddings(feats[job.size], projected.get(job.size))
                     raw = self.map_interpreter(q, pixels[job.size][job.rows])
                 if head.name in self.output_prior:
                     raw = raw + self._prior_like(head.name, raw)
@@ -194,8 +204,8 @@ class Faceptor(FaceptorBase):
     def _run_transformer_decoder(self, memory, decoder_jobs, need_weights):
         """One transformer decoder pass over all jobs; returns each job's ``B_j x Q_j x D`` query outputs."""
         mems, poss, tgts, qposs, counts = [], [], [], [], []
-        for job, heads in decoder_jobs:
-            mem, pos, _ = memory[job.size]
+        for job, heads, key in decoder_jobs:
+            mem, pos, _ = memory[key]
             mem = mem[job.rows]
             qf = torch.cat([self.queries[h.name].feat for h in heads])
             qp = torch.cat([self.queries[h.name].pos for h in heads])
@@ -249,13 +259,26 @@ class Faceptor(FaceptorBase):
             _, (weights, memory, _) = self._run(feats, [Job(head.input_size, (head,), slice(None))], True)
         finally:
             self.train(was_training)
-        return torch.stack(weights), memory[head.input_size][2]
+        return torch.stack(weights), memory[(head.input_size, False)][2]
 
     def layer_preference(self, images, task: str) -> dict[int, float]:
         """Mean cross-attention mass the task's queries put on each memory layer (sums to 1)."""
         weights, spans = self.cross_attention(images, task)
         w = weights.mean(dim=(0, 1, 2))  # over decoder layers, images, queries -> L
         return {layer: float(w[s:e].sum()) for layer, s, e in spans}
+
+
+class ScaleGrad(torch.autograd.Function):
+    """Identity forward; the backward pass multiplies the gradient by ``scale`` (``DecoderConfig.memory_grad``)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad * ctx.scale, None
 
 
 def _pad(x: torch.Tensor, n: int) -> torch.Tensor:

@@ -82,12 +82,27 @@ class TrainSection(_Strict):
     train_queries: bool = Field(
         default=True, description="Also train the tasks' queries (modes layer_attention and prompt; the others do)."
     )
+    pooled_heads: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=100.0,
+        allow_inf_nan=False,
+        description="Mode full only: every attribute-type task also trains a pooled head (LayerNorm and Linear on the "
+        "mean of the last encoder layer's tokens) on its own loss, at this fraction of the task's weight. Training "
+        "only (the model has no such head); it supervises a from-scratch encoder as a specialist's head does "
+        "(CPU presets; 0: none, as the reference).",
+    )
 
     @model_validator(mode="after")
     def _options_of_the_mode(self) -> TrainSection:
         """An option that the chosen mode would ignore is an error, not a silent no-op."""
         if self.add_memory_layers and self.mode != "layer_attention":
             raise ValueError(f"train.add_memory_layers is used by mode 'layer_attention' only, not {self.mode!r}")
+        if self.pooled_heads and self.mode != "full":
+            raise ValueError(
+                f"train.pooled_heads supervises the encoder, which mode {self.mode!r} keeps frozen: use it in mode "
+                "'full' only"
+            )
         if not self.train_queries and self.mode in ("full", "heads"):
             raise ValueError(
                 f"train.train_queries: false has no effect in mode {self.mode!r}, which trains the queries"

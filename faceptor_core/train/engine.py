@@ -32,6 +32,7 @@ from ..registry import TaskRegistry, default_registry
 from ..spec import Baseline, PriorBaseline, TaskSpec
 from .config import ConfigError, ModelSection, RunConfig
 from .distributed import DistInfo, barrier, device_for, init_distributed
+from .pooled_heads import PooledHeads
 from .precision import forward_precision, resolve_precision
 from .schedule import lr_at, param_groups
 from .weighting import combine_losses, task_weights
@@ -50,15 +51,25 @@ RUN_OUTPUTS = ("checkpoints", "log.jsonl", "addon")
 ENCODER_OPTIONS = set(EncoderConfig.model_fields) & set(ModelSection.model_fields)
 
 
-class _MultitaskForward(nn.Module):
-    """Lets DistributedDataParallel wrap ``forward_multitask``."""
+#: The trainer's pooled heads in a training checkpoint (``train.pooled_heads``; not part of the model).
+POOLED_HEADS = "pooled_heads.safetensors"
 
-    def __init__(self, model: FaceptorBase):
+
+class _MultitaskForward(nn.Module):
+    """Lets DistributedDataParallel wrap ``forward_multitask`` (and the pooled heads, so that their gradients are
+    averaged across processes too). Returns the tasks' outputs and the pooled heads' (empty without them)."""
+
+    def __init__(self, model: FaceptorBase, pooled: PooledHeads | None = None):
         super().__init__()
         self.model = model
+        self.pooled = pooled
 
     def forward(self, batches, rows):
-        return self.model.forward_multitask(batches, rows)
+        if self.pooled is None:
+            return self.model.forward_multitask(batches, rows), {}
+        outputs, last = self.model.forward_multitask_features(batches, rows)
+        sizes = {n: self.model.tasks[n].input_size for n in rows}
+        return outputs, self.pooled(last, {n: rows[n] for n in self.pooled.heads}, sizes)
 
 
 def _to(obj, device):
@@ -115,12 +126,13 @@ class Trainer:
         }
         self.losses = nn.ModuleDict({n: self._make_loss(s) for n, s in self.specs.items()}).to(self.device)
         self._freeze(trainable)
+        self.pooled = self._make_pooled_heads()
         self.weights = task_weights(list(self.specs.values()), config.type_weights)
         self.sizes = {n: self.model.tasks[n].input_size for n in self.specs}
         self.main_task = config.main_task or config.tasks[0].name
         opt = config.optimizer
         self.optimizer = torch.optim.AdamW(
-            param_groups(self.model, self.losses, opt.lr, opt.weight_decay, opt.head_lr_multiplier)
+            param_groups(self.model, self.losses, opt.lr, opt.weight_decay, opt.head_lr_multiplier, self.pooled)
         )
         self.step = 0
         self.baselines: dict[str, TaskEvaluation] = {}
@@ -131,7 +143,7 @@ class Trainer:
         self._rng_to_restore: torch.Tensor | None = None
         if resume:
             self._restore(self._resume_dir())
-        self.forward = _MultitaskForward(self.model)
+        self.forward = _MultitaskForward(self.model, self.pooled)
         if self.dist.enabled and torch.distributed.is_initialized():
             self.forward = nn.parallel.DistributedDataParallel(
                 self.forward,
@@ -254,6 +266,18 @@ class Trainer:
             p.requires_grad_(name in keep)
         self.trainable_names = sorted(keep)
 
+    def _make_pooled_heads(self) -> PooledHeads | None:
+        """``train.pooled_heads``: a pooled head for every attribute-type task of the run, None without."""
+        if not self.cfg.train.pooled_heads:
+            return None
+        tasks = {n: self.model.tasks[n] for n in self.specs if self.model.tasks[n].head_type == "attribute"}
+        if not tasks:
+            raise ConfigError(
+                "train.pooled_heads: no task of this run has an attribute-type head (pooled heads supervise those)"
+            )
+        dim = self.model.encoder.embed_dim
+        return PooledHeads({n: (dim, h.num_queries) for n, h in tasks.items()}).to(self.device)
+
     def _make_streams(self) -> dict[str, TaskStream]:
         streams = {}
         for name, spec in self.specs.items():
@@ -368,7 +392,7 @@ class Trainer:
         images = {n: b["image"].to(self.device, non_blocking=True) for n, b in batches.items()}
         grouped, rows = group_by_size(images, self.sizes)
         with forward_precision(self.precision, self.device):
-            outputs = self.forward(grouped, rows)
+            outputs, pooled = self.forward(grouped, rows)
         outputs = {n: o.float() for n, o in outputs.items()}  # losses in float32 whatever the forward's precision
         losses = {}
         for name, batch in batches.items():
@@ -383,6 +407,18 @@ class Trainer:
                 )
             losses[name] = loss
         total = combine_losses(losses, self.weights)
+        pooled_losses = {}
+        for name, out in pooled.items():
+            loss = self.losses[name](out.float(), _to(batches[name]["target"], self.device)).reshape(())
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"task {name!r}: the pooled head's loss (train.pooled_heads) is {float(loss.detach())} at step "
+                    f"{self.step + 1}; stopping the run (last checkpoint: {self.out / 'checkpoints' / 'last'})"
+                )
+            pooled_losses[name] = loss
+        if pooled_losses:  # each task's pooled loss at pooled_heads times its weight, over the tasks' weight sum
+            share = self.cfg.train.pooled_heads / sum(self.weights[n] for n in losses)
+            total = total + share * sum(self.weights[n] * loss for n, loss in pooled_losses.items())
         if not torch.isfinite(total):
             raise NonFiniteLossError(
                 f"the weighted total loss is {float(total.detach())} at step {self.step + 1} although every task's "
@@ -408,12 +444,15 @@ class Trainer:
         self.step += 1
         for name in self.specs:
             self.consumed[name] = self.streams[name].consumed
-        stats = torch.stack([total.detach(), *(v.detach() for v in losses.values())])
+        stats = torch.stack(
+            [total.detach(), *(v.detach() for v in losses.values()), *(v.detach() for v in pooled_losses.values())]
+        )
         if self.dist.enabled and torch.distributed.is_initialized():  # log the global batch's losses
             torch.distributed.all_reduce(stats)
             stats /= self.dist.world_size
         values = stats.tolist()
-        return {"loss": values[0], "lr": lr, **{f"loss/{n}": v for n, v in zip(losses, values[1:], strict=True)}}
+        named = [f"loss/{n}" for n in losses] + [f"pooled/{n}" for n in pooled_losses]
+        return {"loss": values[0], "lr": lr, **dict(zip(named, values[1:], strict=True))}
 
     def evaluate(self, progress: bool = False) -> dict[str, dict[str, float]]:
         """Each task's metrics on its evaluation split; with ``eval_baselines``, beside them
@@ -513,7 +552,12 @@ class Trainer:
         final = self.out / "checkpoints" / name
         if self.dist.is_main:
             model_state, loss_state = self.model.state_dict(), self.losses.state_dict()
-            bad = non_finite_keys(model_state) + [f"losses.{k}" for k in non_finite_keys(loss_state)]
+            pooled_state = self.pooled.state_dict() if self.pooled is not None else {}
+            bad = (
+                non_finite_keys(model_state)
+                + [f"losses.{k}" for k in non_finite_keys(loss_state)]
+                + [f"pooled_heads.{k}" for k in non_finite_keys(pooled_state)]
+            )
             if bad:
                 raise NonFiniteLossError(
                     f"step {self.step}: NaN or infinite values in {', '.join(bad[:5])}"
@@ -532,6 +576,8 @@ class Trainer:
             def fill(tmp: Path) -> None:
                 self.model.save_pretrained(tmp)
                 save_state(loss_state, tmp / "losses.safetensors", "loss parameters")
+                if self.pooled is not None:
+                    save_state(pooled_state, tmp / POOLED_HEADS, "pooled heads")
                 torch.save(state, tmp / "trainer.pt")
 
             replace_dir(final, fill)
@@ -548,6 +594,13 @@ class Trainer:
         verify_digest(directory / WEIGHTS, manifest.get("weights_sha256"), directory / MANIFEST)
         self.model.load_weights(read_weights(directory / WEIGHTS))
         self.losses.load_state_dict(read_weights(directory / "losses.safetensors"))
+        if self.pooled is not None:
+            if not (directory / POOLED_HEADS).is_file():
+                raise CheckpointError(
+                    f"{directory}: no {POOLED_HEADS}, but this run trains pooled heads (train.pooled_heads); resume "
+                    "it with the configuration it was started with"
+                )
+            self.pooled.load_state_dict(read_weights(directory / POOLED_HEADS))
         try:
             state = torch.load(directory / "trainer.pt", map_location="cpu", weights_only=True)
             self.optimizer.load_state_dict(state["optimizer"])

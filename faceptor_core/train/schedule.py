@@ -22,12 +22,19 @@ def is_encoder_param(name: str) -> bool:
 
 
 def param_groups(
-    model: nn.Module, losses: nn.Module, lr: float, weight_decay: float, head_multiplier: float
+    model: nn.Module,
+    losses: nn.Module,
+    lr: float,
+    weight_decay: float,
+    head_multiplier: float,
+    extra_heads: nn.Module | None = None,
 ) -> list[dict]:
-    """Encoder at ``lr``; decoder, interpreters, queries and loss parameters at ``lr * head_multiplier``.
-    Biases, norms, embeddings, queries and output priors get no weight decay."""
+    """Encoder at ``lr``; decoder, interpreters, queries, loss parameters and ``extra_heads`` (the trainer's pooled
+    heads) at ``lr * head_multiplier``. Biases, norms, embeddings, queries and output priors get no weight decay."""
     groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
     named = [(n, p) for n, p in model.named_parameters()] + [(f"loss.{n}", p) for n, p in losses.named_parameters()]
+    if extra_heads is not None:
+        named += [(f"extra.{n}", p) for n, p in extra_heads.named_parameters()]
     for name, p in named:
         if not p.requires_grad:
             continue

@@ -1,0 +1,149 @@
+"""Encoder supervision for from-scratch CPU presets: the trainer's pooled heads (``train.pooled_heads``) and the
+decoder's memory gradient share (``DecoderConfig.memory_grad``). The paper's model and recipe have neither."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from pydantic import ValidationError
+
+import faceptor_core
+from faceptor_core.checkpoint import CheckpointError, read_weights
+from faceptor_core.model.config import DecoderConfig, EncoderConfig
+from faceptor_core.train import NonFiniteLossError, RunConfig, Trainer
+from faceptor_core.train.config import ConfigError
+from faceptor_core.train.engine import POOLED_HEADS
+from tests.conftest import TINY_DECODER
+from tests.test_train import run_config, weights_of
+
+POOLED = {"mode": "full", "pooled_heads": 0.5}
+
+
+def test_pooled_heads_train_beside_the_model_and_resume_exactly(registry, tmp_path):
+    full = Trainer(run_config(tmp_path / "a", train=POOLED), registry=registry)
+    assert set(full.pooled.heads) == {"toy_channel", "toy_brightness"}  # every attribute-type task
+    assert full.pooled.heads["toy_channel"][1].out_features == 3  # the task's raw output: one logit a query
+    start = {k: v.clone() for k, v in full.pooled.state_dict().items()}
+    full.fit()
+    moved = {k for k, v in full.pooled.state_dict().items() if not torch.equal(v, start[k])}
+    assert moved == set(start)  # trained with the run
+    interrupted = Trainer(run_config(tmp_path / "b", train=POOLED), registry=registry)
+    interrupted.fit(stop_after=4)
+    del interrupted
+    resumed = Trainer(run_config(tmp_path / "b", train=POOLED), registry=registry, resume=True)
+    resumed.fit()
+    for a, b in (
+        (weights_of(full.model), weights_of(resumed.model)),
+        (full.pooled.state_dict(), resumed.pooled.state_dict()),
+    ):
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+    a = full.pooled.state_dict()
+    last = tmp_path / "a" / "run" / "checkpoints" / "last"
+    assert set(read_weights(last / POOLED_HEADS)) == set(a)  # kept with the trainer's state
+    model = faceptor_core.load(last, registry=registry)  # ... and not in the model
+    assert not any("pooled" in k for k in model.state_dict())
+    log = (tmp_path / "a" / "run" / "log.jsonl").read_text()
+    assert '"pooled/toy_channel"' in log
+
+
+def test_the_pooled_loss_joins_the_total_at_its_share(registry, tmp_path):
+    trainer = Trainer(run_config(tmp_path, train=POOLED), registry=registry)
+    stats = trainer.train_step()
+    w = trainer.weights
+    tasks = ("toy_channel", "toy_brightness")
+    main = sum(w[t] * stats[f"loss/{t}"] for t in tasks) / sum(w[t] for t in tasks)
+    pooled = sum(w[t] * stats[f"pooled/{t}"] for t in tasks) / sum(w[t] for t in tasks)
+    assert stats["loss"] == pytest.approx(main + 0.5 * pooled, rel=1e-5)
+    assert pooled > 0
+
+
+def test_a_run_without_pooled_heads_is_unchanged(registry, tmp_path):
+    trainer = Trainer(run_config(tmp_path), registry=registry)
+    assert trainer.pooled is None
+    trainer.fit()
+    assert not (tmp_path / "run" / "checkpoints" / "last" / POOLED_HEADS).exists()
+
+
+def test_resuming_without_the_pooled_heads_file_is_refused(registry, tmp_path):
+    Trainer(run_config(tmp_path, train=POOLED), registry=registry).fit(stop_after=2)
+    (tmp_path / "run" / "checkpoints" / "last" / POOLED_HEADS).unlink()
+    with pytest.raises(CheckpointError, match="no pooled_heads.safetensors"):
+        Trainer(run_config(tmp_path, train=POOLED), registry=registry, resume=True)
+
+
+def test_a_non_finite_pooled_loss_names_the_task(registry, tmp_path):
+    trainer = Trainer(run_config(tmp_path, train=POOLED), registry=registry)
+    head = trainer.pooled.heads["toy_brightness"][1]
+    with torch.no_grad():
+        head.bias.fill_(float("nan"))
+    with pytest.raises(NonFiniteLossError, match=r"toy_brightness.*pooled head.*step 1"):
+        trainer.train_step()
+
+
+def test_pooled_heads_need_mode_full_and_an_attribute_task(tmp_path):
+    for mode in ("heads", "layer_attention", "prompt"):
+        with pytest.raises(ValidationError, match=f"pooled_heads.*mode '{mode}'"):
+            RunConfig.model_validate({"tasks": [{"name": "x"}], "train": {"mode": mode, "pooled_heads": 1.0}})
+    dense = {
+        "output_dir": str(tmp_path / "dense"),
+        "model": {"encoder": "vit_t16", "stem": "conv", "depth": 1, "input_size": 32, "decoder": TINY_DECODER},
+        "tasks": [{"name": "synth_landmarks", "batch_size": 2}],
+        "train": POOLED,
+        "progress": False,
+    }
+    with pytest.raises(ConfigError, match="no task of this run has an attribute-type head"):
+        Trainer(RunConfig.model_validate(dense))
+
+
+def _encoder_grads(share: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    torch.manual_seed(0)
+    model = faceptor_core.build(
+        ["synth_expression"],
+        encoder=EncoderConfig(name="vit_t16", stem="conv", depth=1, drop_path_rate=0),
+        input_sizes=32,
+        decoder={**TINY_DECODER, "memory_grad": share},
+    ).train()
+    out = model(torch.rand(2, 3, 32, 32))["synth_expression"]
+    out.logsumexp(-1).sum().backward()
+    return out.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def test_memory_grad_scales_only_what_the_decoder_sends_the_encoder():
+    out, full = _encoder_grads(1.0)
+    half_out, half = _encoder_grads(0.5)
+    none_out, none = _encoder_grads(0.0)
+    torch.testing.assert_close(half_out, out, rtol=0, atol=0)  # the forward pass is unchanged
+    torch.testing.assert_close(none_out, out, rtol=0, atol=0)
+    enc = [n for n in full if n.startswith("encoder.")]
+    assert enc and all(full[n].abs().sum() > 0 for n in enc[:3])
+    for n in enc:  # expression reaches the encoder through the memory only
+        torch.testing.assert_close(half[n], 0.5 * full[n], rtol=1e-4, atol=1e-10)
+        assert n not in none or none[n].abs().sum() == 0
+    for n in ("decoder.layers.0.linear1.weight", "layer_attention.proj.0.weight", "queries.synth_expression.feat"):
+        torch.testing.assert_close(none[n], full[n])  # the decoder, Layer-Attention included, learns as before
+    assert DecoderConfig().memory_grad == 1.0  # the paper's model
+
+
+def test_memory_grad_leaves_dense_tasks_their_whole_gradient():
+    """Only attribute-type tasks' queries pass a share of their gradient: a dense task in the same pass (its queries
+    read the same memory) still sends the encoder all of its own."""
+
+    def grads(share: float, task: str) -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        model = faceptor_core.build(
+            ["synth_parsing", "synth_expression"],
+            encoder=EncoderConfig(name="vit_t16", stem="conv", depth=1, drop_path_rate=0),
+            input_sizes=32,
+            decoder={**TINY_DECODER, "memory_grad": share},
+        ).train()
+        rows = {"synth_parsing": slice(0, 2), "synth_expression": slice(2, 4)}  # the trainer's pass: a job a task
+        model.forward_multitask({32: torch.rand(4, 3, 32, 32)}, rows)[task].square().mean().backward()
+        named = model.named_parameters()
+        return {n: p.grad.clone() for n, p in named if n.startswith("encoder.") and p.grad is not None}
+
+    dense_all, dense_none = grads(1.0, "synth_parsing"), grads(0.0, "synth_parsing")
+    assert dense_all and set(dense_none) == set(dense_all)
+    for n in dense_all:
+        torch.testing.assert_close(dense_none[n], dense_all[n], rtol=0, atol=0)
+    assert all(g.abs().sum() == 0 for g in grads(0.0, "synth_expression").values())
