@@ -81,24 +81,14 @@ class ViTSpecialist(nn.Module):
         return self.fc(self.norm(self.encoder(x)[-1].flatten(2).mean(-1)))
 
 
-def _scale_memory_grad(layer_attention: nn.Module, scale: float) -> None:
-    """Make ``layer_attention``'s memory pass ``scale`` times its gradient back to the encoder (forward unchanged)."""
-    inner = layer_attention.forward
-
-    def forward(*args: Any, **kwargs: Any):
-        mem, pos, spans = inner(*args, **kwargs)
-        return mem * scale + mem.detach() * (1 - scale), pos, spans
-
-    layer_attention.forward = forward
-
-
 class FaceptorSpecialist(nn.Module):
     """The demo's Faceptor (``RESNET_MODEL``: encoder, decoders, queries) for one task, trained by this loop instead
     of the demo's trainer: it tells apart what the model learns from what the demo's training recipe does.
 
     ``pooled``: a LayerNorm and Linear on the mean of the last encoder layer's tokens also trains on the task's loss
     (the encoder is then supervised as the pooled-head specialist's is); ``score_pooled`` scores that head instead of
-    the decoder. ``memory_grad``: the share of the decoder's gradient that reaches the encoder through the memory.
+    the decoder. ``memory_grad``: the share of the decoder's gradient that reaches the encoder through the memory
+    (``DecoderConfig.memory_grad``).
     ``key_grad=False``: none through the cross-attention's keys (the values still pass it)."""
 
     def __init__(
@@ -117,13 +107,12 @@ class FaceptorSpecialist(nn.Module):
 
         keys = ("stem", "stem_width", "layer_scale", "depth", "drop_path_rate")
         encoder = EncoderConfig(name=m["encoder"], **{k: m[k] for k in keys})
-        self.model = faceptor_core.build([task], encoder=encoder, input_sizes=m["input_size"], decoder=m["decoder"])
+        decoder = {**m["decoder"], "memory_grad": memory_grad}
+        self.model = faceptor_core.build([task], encoder=encoder, input_sizes=m["input_size"], decoder=decoder)
         self.task = task
         dim = self.model.encoder.embed_dim
         self.pooled = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, outputs)) if pooled else None
         self.score_pooled = score_pooled
-        if memory_grad != 1.0:
-            _scale_memory_grad(self.model.layer_attention, memory_grad)
         if not key_grad:
             for layer in self.model.decoder.layers:  # keys = memory + position: detached before the projection
                 attend = layer.cross_attn.forward

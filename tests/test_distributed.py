@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -18,9 +19,10 @@ from tests.toytasks import ToyPlugin
 STEPS = 3
 
 
-def _config(out: str) -> RunConfig:
+def _config(out: str, pooled: float = 0.0) -> RunConfig:
     return RunConfig.model_validate(
         {
+            "train": {"pooled_heads": pooled},
             "output_dir": out,
             "model": {"encoder": "vit_t16", "decoder": TINY_DECODER, "drop_path_rate": 0.0},
             "tasks": [{"name": "toy_channel", "batch_size": 8}, {"name": "toy_brightness", "batch_size": 4}],
@@ -39,12 +41,12 @@ def _registry() -> TaskRegistry:
     return reg
 
 
-def _worker(rank: int, world: int, port: int, out: str) -> None:
+def _worker(rank: int, world: int, port: int, out: str, pooled: float) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        trainer = Trainer(_config(out), registry=_registry(), dist_info=DistInfo(rank, world, 0))
+        trainer = Trainer(_config(out, pooled), registry=_registry(), dist_info=DistInfo(rank, world, 0))
         record = _run(trainer)
         if rank == 0:
             torch.save(record, os.path.join(out, "ddp.pt"))
@@ -59,6 +61,8 @@ def _run(trainer: Trainer) -> dict:
         losses.append(trainer.train_step()["loss"])
         if step == 0:
             grads = {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
+            if trainer.pooled is not None:  # the trainer's pooled heads are averaged across processes too
+                grads |= {f"pooled.{n}": p.grad.clone() for n, p in trainer.pooled.named_parameters()}
     return {"losses": torch.tensor(losses), "grads": grads}
 
 
@@ -68,12 +72,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_match_one(tmp_path):
+@pytest.mark.parametrize("pooled", [0.0, 0.5], ids=["plain", "pooled_heads"])
+def test_two_processes_match_one(tmp_path, pooled):
     """Gradients are compared rather than weights: AdamW turns the float noise of gradients that are zero in
     exact arithmetic (key biases, which softmax ignores) into full-size steps that change no output."""
     torch.set_num_threads(1)
-    single = _run(Trainer(_config(str(tmp_path / "single")), registry=_registry()))
-    mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True, start_method="spawn")
+    single = _run(Trainer(_config(str(tmp_path / "single"), pooled), registry=_registry()))
+    assert any(k.startswith("pooled.") for k in single["grads"]) == bool(pooled)
+    args = (2, _free_port(), str(tmp_path), pooled)
+    mp.start_processes(_worker, args=args, nprocs=2, join=True, start_method="spawn")
     ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
     torch.testing.assert_close(ddp["losses"], single["losses"], rtol=1e-4, atol=1e-6)
     assert set(ddp["grads"]) == set(single["grads"])
