@@ -26,7 +26,6 @@ from torch import nn
 
 from faceptor_core.data.streams import TaskStream
 from faceptor_core.evaluate import eval_dataset
-from faceptor_core.model.base import Job
 from faceptor_core.registry import default_registry
 
 SUPPORTED = ("synth_expression", "synth_age", "synth_attributes", "synth_landmarks")
@@ -126,13 +125,10 @@ class FaceptorSpecialist(nn.Module):
         x = (x * std + mean).clamp(0, 1)  # the model normalises [0, 1] images itself
         if self.pooled is None or not (self.training or self.score_pooled):
             return self.model(x)[self.task]
-        m = self.model
-        head = m.tasks[self.task]
-        feats = m.encode(m.prepare(x, [head.input_size]))
-        pooled = self.pooled(feats[head.input_size][-1].flatten(2).mean(-1))
-        if not self.training:
-            return pooled
-        return m.run_jobs(feats, [Job(head.input_size, (head,), slice(None))])[self.task], pooled
+        size = self.model.tasks[self.task].input_size
+        outputs, last = self.model.forward_multitask_features({size: x}, {self.task: slice(None)})
+        pooled = self.pooled(last[size].flatten(2).mean(-1))
+        return (outputs[self.task], pooled) if self.training else pooled
 
 
 #: The Faceptor specialists (``--arch``) and their options (docs/results.md, "The decoder, not the encoder").

@@ -137,7 +137,8 @@ class Faceptor(FaceptorBase):
         memory: dict[int, tuple[torch.Tensor, torch.Tensor, list]] = {}
         pixels: dict[int, torch.Tensor] = {}
         identity_cache: dict[tuple[int, int | None, int | None], torch.Tensor] = {}
-        decoder_jobs: list[tuple[Job, list[TaskHead]]] = []
+        decoder_jobs: list[tuple[Job, list[TaskHead], tuple[int, bool]]] = []
+        share = self.config.decoder.memory_grad
         for job in jobs:
             f = feats[job.size]
             for head in job.tasks:
@@ -149,7 +150,6 @@ class Faceptor(FaceptorBase):
             heads = [h for h in job.tasks if h.head_type != "identity"]
             if not heads:
                 continue
-            share = self.config.decoder.memory_grad
             scaled = self.training and share != 1.0 and all(h.head_type == "attribute" for h in heads)
             key = (job.size, scaled)
             if key not in memory:

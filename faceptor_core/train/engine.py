@@ -68,8 +68,7 @@ class _MultitaskForward(nn.Module):
         if self.pooled is None:
             return self.model.forward_multitask(batches, rows), {}
         outputs, last = self.model.forward_multitask_features(batches, rows)
-        sizes = {n: self.model.tasks[n].input_size for n in rows}
-        return outputs, self.pooled(last, {n: rows[n] for n in self.pooled.heads}, sizes)
+        return outputs, self.pooled(last, rows)
 
 
 def _to(obj, device):
@@ -276,7 +275,7 @@ class Trainer:
                 "train.pooled_heads: no task of this run has an attribute-type head (pooled heads supervise those)"
             )
         dim = self.model.encoder.embed_dim
-        return PooledHeads({n: (dim, h.num_queries) for n, h in tasks.items()}).to(self.device)
+        return PooledHeads({n: (dim, h.num_queries, h.input_size) for n, h in tasks.items()}).to(self.device)
 
     def _make_streams(self) -> dict[str, TaskStream]:
         streams = {}
@@ -385,6 +384,20 @@ class Trainer:
         if heads:
             self.model.encoder.eval()
 
+    def _task_loss(self, name: str, raw: torch.Tensor, target, what: str) -> torch.Tensor:
+        """Task ``name``'s loss of ``raw`` as a scalar: a contract error when the loss is not one, a
+        :class:`NonFiniteLossError` naming the task, ``what`` and the step when it is NaN or infinite."""
+        loss = self.losses[name](raw, _to(target, self.device))
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            raise contract_error(self.specs[name], "loss", f"returned {_describe(loss)}; expected a scalar tensor")
+        loss = loss.reshape(())
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"task {name!r}: {what} is {float(loss.detach())} at step {self.step + 1}; stopping the run "
+                f"(last checkpoint: {self.out / 'checkpoints' / 'last'})"
+            )
+        return loss
+
     def train_step(self) -> dict[str, float]:
         self._set_train_modes()
         self.losses.train()
@@ -394,28 +407,10 @@ class Trainer:
         with forward_precision(self.precision, self.device):
             outputs, pooled = self.forward(grouped, rows)
         outputs = {n: o.float() for n, o in outputs.items()}  # losses in float32 whatever the forward's precision
-        losses = {}
-        for name, batch in batches.items():
-            loss = self.losses[name](outputs[name], _to(batch["target"], self.device))
-            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-                raise contract_error(self.specs[name], "loss", f"returned {_describe(loss)}; expected a scalar tensor")
-            loss = loss.reshape(())
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(
-                    f"task {name!r}: loss is {float(loss.detach())} at step {self.step + 1}; stopping the run "
-                    f"(last checkpoint: {self.out / 'checkpoints' / 'last'})"
-                )
-            losses[name] = loss
+        losses = {n: self._task_loss(n, outputs[n], b["target"], "loss") for n, b in batches.items()}
         total = combine_losses(losses, self.weights)
-        pooled_losses = {}
-        for name, out in pooled.items():
-            loss = self.losses[name](out.float(), _to(batches[name]["target"], self.device)).reshape(())
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(
-                    f"task {name!r}: the pooled head's loss (train.pooled_heads) is {float(loss.detach())} at step "
-                    f"{self.step + 1}; stopping the run (last checkpoint: {self.out / 'checkpoints' / 'last'})"
-                )
-            pooled_losses[name] = loss
+        what = "the pooled head's loss (train.pooled_heads)"
+        pooled_losses = {n: self._task_loss(n, o.float(), batches[n]["target"], what) for n, o in pooled.items()}
         if pooled_losses:  # each task's pooled loss at pooled_heads times its weight, over the tasks' weight sum
             share = self.cfg.train.pooled_heads / sum(self.weights[n] for n in losses)
             total = total + share * sum(self.weights[n] * loss for n, loss in pooled_losses.items())

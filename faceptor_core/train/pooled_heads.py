@@ -16,18 +16,19 @@ from torch import nn
 
 
 class PooledHeads(nn.Module):
-    """``{task: (encoder width, outputs)}`` -> one LayerNorm + Linear per task on the mean encoder token."""
+    """``{task: (encoder width, outputs, input size)}`` -> one LayerNorm + Linear per task on the mean encoder token
+    of its input size."""
 
-    def __init__(self, shapes: Mapping[str, tuple[int, int]]):
+    def __init__(self, shapes: Mapping[str, tuple[int, int, int]]):
         super().__init__()
         self.heads = nn.ModuleDict(
-            {task: nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, out)) for task, (dim, out) in shapes.items()}
+            {task: nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, out)) for task, (dim, out, _) in shapes.items()}
         )
+        self.sizes = {task: size for task, (_, _, size) in shapes.items()}
 
-    def forward(
-        self, last: Mapping[int, torch.Tensor], rows: Mapping[str, slice], sizes: Mapping[str, int]
-    ) -> dict[str, torch.Tensor]:
+    def forward(self, last: Mapping[int, torch.Tensor], rows: Mapping[str, slice]) -> dict[str, torch.Tensor]:
         """Each task's raw output (``B_t x outputs``) from its rows of its input size's last encoder layer."""
         return {
-            task: head(last[sizes[task]][rows[task]].flatten(2).mean(-1).float()) for task, head in self.heads.items()
+            task: head(last[self.sizes[task]][rows[task]].flatten(2).mean(-1).float())
+            for task, head in self.heads.items()
         }
