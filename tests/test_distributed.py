@@ -10,11 +10,11 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from faceptor_core import TaskRegistry
+from faceptor_core import TaskRegistry, hookimpl
 from faceptor_core.train import RunConfig, Trainer
 from faceptor_core.train.distributed import DistInfo
 from tests.conftest import TINY_DECODER
-from tests.toytasks import ToyPlugin
+from tests.toytasks import MSELoss, toy_specs
 
 STEPS = 3
 
@@ -35,9 +35,31 @@ def _config(out: str, pooled: float = 0.0) -> RunConfig:
     )
 
 
+class _LearnedScaleMSE(MSELoss):
+    """A loss with its own parameter, as CosFace's class centres are: it lies outside the module DDP wraps."""
+
+    def __init__(self):
+        super().__init__()
+        self.log_var = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, raw, target):
+        return super().forward(raw, target) * torch.exp(-self.log_var) + self.log_var
+
+
+class _Plugin:
+    @hookimpl
+    def register_tasks(self, register):
+        for spec in toy_specs():
+            register(
+                spec.model_copy(update={"loss": lambda spec: _LearnedScaleMSE()})
+                if spec.name == "toy_brightness"
+                else spec
+            )
+
+
 def _registry() -> TaskRegistry:
     reg = TaskRegistry(load_entry_points=False)
-    reg.register_plugin(ToyPlugin(), name="toy")
+    reg.register_plugin(_Plugin(), name="toy")
     return reg
 
 
@@ -63,6 +85,7 @@ def _run(trainer: Trainer) -> dict:
             grads = {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
             if trainer.pooled is not None:  # the trainer's pooled heads are averaged across processes too
                 grads |= {f"pooled.{n}": p.grad.clone() for n, p in trainer.pooled.named_parameters()}
+            grads |= {f"losses.{n}": p.grad.clone() for n, p in trainer.losses.named_parameters()}  # and the losses'
     return {"losses": torch.tensor(losses), "grads": grads}
 
 
@@ -79,6 +102,7 @@ def test_two_processes_match_one(tmp_path, pooled):
     torch.set_num_threads(1)
     single = _run(Trainer(_config(str(tmp_path / "single"), pooled), registry=_registry()))
     assert any(k.startswith("pooled.") for k in single["grads"]) == bool(pooled)
+    assert "losses.toy_brightness.log_var" in single["grads"]
     args = (2, _free_port(), str(tmp_path), pooled)
     mp.start_processes(_worker, args=args, nprocs=2, join=True, start_method="spawn")
     ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)

@@ -47,3 +47,20 @@ def device_for(info: DistInfo) -> torch.device:
 def barrier(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.barrier()
+
+
+def average_gradients(params: list[torch.nn.Parameter], info: DistInfo) -> None:
+    """Average ``params``' gradients across processes, in one all-reduce: for parameters outside the module that
+    DistributedDataParallel wraps (the losses' own, such as CosFace's class centres). A parameter without a gradient
+    on this process counts as a zero gradient, so every process joins the same reduction; one without a gradient on
+    every process keeps none (the optimizer skips it everywhere alike)."""
+    if not (info.enabled and dist.is_initialized()) or not params:
+        return
+    had = torch.tensor([float(p.grad is not None) for p in params])
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads] + [had.to(grads[0].device, grads[0].dtype)])
+    dist.all_reduce(flat)
+    *chunks, anyone = flat.split([p.numel() for p in params] + [len(params)])
+    for p, chunk, flag in zip(params, chunks, anyone.tolist(), strict=True):
+        if flag:  # some process has a gradient for it
+            p.grad = (chunk / info.world_size).view_as(p).clone()

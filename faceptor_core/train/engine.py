@@ -31,7 +31,7 @@ from ..model.config import EncoderConfig
 from ..registry import TaskRegistry, default_registry
 from ..spec import Baseline, PriorBaseline, TaskSpec
 from .config import ConfigError, ModelSection, RunConfig
-from .distributed import DistInfo, barrier, device_for, init_distributed
+from .distributed import DistInfo, average_gradients, barrier, device_for, init_distributed
 from .pooled_heads import PooledHeads
 from .precision import forward_precision, resolve_precision
 from .schedule import lr_at, param_groups
@@ -422,6 +422,7 @@ class Trainer:
             )
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
+        average_gradients([p for p in self.losses.parameters() if p.requires_grad], self.dist)  # outside DDP's module
         clip = self.cfg.optimizer.grad_clip
         norm = torch.nn.utils.clip_grad_norm_(self.trainable_parameters(), clip if clip is not None else math.inf)
         if not torch.isfinite(norm):  # checked before the step: the weights stay as they were
