@@ -11,7 +11,7 @@ import faceptor_core
 from faceptor_core.checkpoint import CheckpointError, read_weights
 from faceptor_core.model.config import DecoderConfig, EncoderConfig
 from faceptor_core.train import NonFiniteLossError, RunConfig, Trainer
-from faceptor_core.train.config import ConfigError
+from faceptor_core.train.config import ConfigError, TrainSection
 from faceptor_core.train.engine import POOLED_HEADS
 from tests.conftest import TINY_DECODER
 from tests.test_train import run_config, weights_of
@@ -94,6 +94,38 @@ def test_pooled_heads_need_mode_full_and_an_attribute_task(tmp_path):
     }
     with pytest.raises(ConfigError, match="no task of this run has an attribute-type head"):
         Trainer(RunConfig.model_validate(dense))
+
+
+def test_pooled_heads_for_some_tasks_at_their_own_fractions(registry, tmp_path):
+    trainer = Trainer(run_config(tmp_path, train={"pooled_heads": {"toy_channel": 2.0}}), registry=registry)
+    assert set(trainer.pooled.heads) == {"toy_channel"}  # toy_brightness is left to its decoder
+    stats = trainer.train_step()
+    w = trainer.weights
+    main = sum(w[t] * stats[f"loss/{t}"] for t in w) / sum(w.values())
+    assert "pooled/toy_brightness" not in stats
+    assert stats["loss"] == pytest.approx(main + 2.0 * w["toy_channel"] * stats["pooled/toy_channel"] / sum(w.values()))
+    none = Trainer(run_config(tmp_path / "zero", train={"pooled_heads": {"toy_channel": 0.0}}), registry=registry)
+    assert none.pooled is None  # a zero fraction asks for no head
+
+
+def test_pooled_heads_name_tasks_of_the_run_with_attribute_heads(registry, tmp_path):
+    with pytest.raises(ConfigError, match=r"train.pooled_heads: unknown task 'toy_chanel'.*Did you mean: toy_channel"):
+        Trainer(run_config(tmp_path, train={"pooled_heads": {"toy_chanel": 1.0}}), registry=registry)
+    mixed = {
+        "output_dir": str(tmp_path / "mixed"),
+        "model": {"encoder": "vit_t16", "stem": "conv", "depth": 1, "input_size": 32, "decoder": TINY_DECODER},
+        "tasks": [{"name": "synth_landmarks", "batch_size": 2}, {"name": "synth_expression", "batch_size": 2}],
+        "train": {"pooled_heads": {"synth_landmarks": 1.0}},
+        "progress": False,
+    }
+    with pytest.raises(ConfigError, match=r"'synth_landmarks' has a dense-type head.*\(synth_expression\)"):
+        Trainer(RunConfig.model_validate(mixed))
+    for bad in ({"x": -1.0}, {"x": float("nan")}, -0.5):
+        with pytest.raises(ValidationError, match="pooled_heads"):
+            RunConfig.model_validate({"tasks": [{"name": "x"}], "train": {"pooled_heads": bad}})
+    with pytest.raises(ValidationError, match="pooled_heads.*mode 'heads'"):
+        RunConfig.model_validate({"tasks": [{"name": "x"}], "train": {"mode": "heads", "pooled_heads": {"x": 1.0}}})
+    assert not TrainSection(mode="heads", pooled_heads={"x": 0}).wants_pooled_heads()  # zero: no head, any mode
 
 
 def _encoder_grads(share: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -14,6 +14,8 @@ from ..model.config import DecoderConfig, NaiveConfig
 from .precision import Precision
 
 PositiveWeight = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+#: A pooled head's share of its task's weight (``train.pooled_heads``).
+PooledFraction = Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False)]
 
 
 class _Strict(BaseModel):
@@ -82,15 +84,13 @@ class TrainSection(_Strict):
     train_queries: bool = Field(
         default=True, description="Also train the tasks' queries (modes layer_attention and prompt; the others do)."
     )
-    pooled_heads: float = Field(
+    pooled_heads: PooledFraction | dict[str, PooledFraction] = Field(
         default=0.0,
-        ge=0.0,
-        le=100.0,
-        allow_inf_nan=False,
-        description="Mode full only: every attribute-type task also trains a pooled head (LayerNorm and Linear on the "
-        "mean of the last encoder layer's tokens) on its own loss, at this fraction of the task's weight. Training "
-        "only (the model has no such head); it supervises a from-scratch encoder as a specialist's head does "
-        "(CPU presets; 0: none, as the reference).",
+        description="Mode full only: attribute-type tasks also train a pooled head (LayerNorm and Linear on the mean "
+        "of the last encoder layer's tokens) on their own loss, at this fraction of the task's weight: one number for "
+        "every attribute-type task of the run, or {task: fraction} for some of them. Training only (the model has no "
+        "such head); it supervises a from-scratch encoder as a specialist's head does (CPU presets; 0: none, as the "
+        "reference).",
     )
 
     @model_validator(mode="after")
@@ -98,7 +98,7 @@ class TrainSection(_Strict):
         """An option that the chosen mode would ignore is an error, not a silent no-op."""
         if self.add_memory_layers and self.mode != "layer_attention":
             raise ValueError(f"train.add_memory_layers is used by mode 'layer_attention' only, not {self.mode!r}")
-        if self.pooled_heads and self.mode != "full":
+        if self.wants_pooled_heads() and self.mode != "full":
             raise ValueError(
                 f"train.pooled_heads supervises the encoder, which mode {self.mode!r} keeps frozen: use it in mode "
                 "'full' only"
@@ -108,6 +108,11 @@ class TrainSection(_Strict):
                 f"train.train_queries: false has no effect in mode {self.mode!r}, which trains the queries"
             )
         return self
+
+    def wants_pooled_heads(self) -> bool:
+        """Whether ``pooled_heads`` asks for any pooled head."""
+        fractions = self.pooled_heads.values() if isinstance(self.pooled_heads, dict) else [self.pooled_heads]
+        return any(f > 0 for f in fractions)
 
 
 class RunConfig(_Strict):

@@ -24,7 +24,7 @@ from ..checkpoint import MANIFEST, WEIGHTS, CheckpointError, non_finite_keys, re
 from ..data.collate import group_by_size
 from ..data.streams import TaskStream, data_report_line, open_dataset
 from ..durable import recover_dir, replace_dir, resolve_dir, write_atomic
-from ..errors import FaceptorError, RunDirectoryError, contract_error
+from ..errors import FaceptorError, RunDirectoryError, TaskNotFoundError, contract_error
 from ..evaluate import BaselineUnavailable, TaskEvaluation, evaluate_with_baseline, fit_baseline, primary_value
 from ..model.base import FaceptorBase
 from ..model.config import EncoderConfig
@@ -266,16 +266,32 @@ class Trainer:
         self.trainable_names = sorted(keep)
 
     def _make_pooled_heads(self) -> PooledHeads | None:
-        """``train.pooled_heads``: a pooled head for every attribute-type task of the run, None without."""
-        if not self.cfg.train.pooled_heads:
+        """``train.pooled_heads``: a pooled head for each attribute-type task it names (a number: all of them), None
+        without; ``self.pooled_fractions`` holds each head's share of its task's weight."""
+        self.pooled_fractions: dict[str, float] = {}
+        chosen = self.cfg.train.pooled_heads
+        if not self.cfg.train.wants_pooled_heads():
             return None
-        tasks = {n: self.model.tasks[n] for n in self.specs if self.model.tasks[n].head_type == "attribute"}
-        if not tasks:
+        attribute = [n for n in self.specs if self.model.tasks[n].head_type == "attribute"]
+        if not attribute:
             raise ConfigError(
                 "train.pooled_heads: no task of this run has an attribute-type head (pooled heads supervise those)"
             )
+        if isinstance(chosen, dict):
+            for name in chosen:
+                if name not in self.specs:
+                    raise ConfigError(f"train.pooled_heads: {TaskNotFoundError(name, self.specs, 'in this run')}")
+                if name not in attribute:
+                    raise ConfigError(
+                        f"train.pooled_heads: task {name!r} has a {self.model.tasks[name].head_type}-type head; "
+                        f"pooled heads supervise attribute-type tasks ({', '.join(attribute)})"
+                    )
+            self.pooled_fractions = {n: f for n, f in chosen.items() if f > 0}
+        else:
+            self.pooled_fractions = dict.fromkeys(attribute, chosen)
         dim = self.model.encoder.embed_dim
-        return PooledHeads({n: (dim, h.num_queries, h.input_size) for n, h in tasks.items()}).to(self.device)
+        heads = {n: self.model.tasks[n] for n in self.pooled_fractions}
+        return PooledHeads({n: (dim, h.num_queries, h.input_size) for n, h in heads.items()}).to(self.device)
 
     def _make_streams(self) -> dict[str, TaskStream]:
         streams = {}
@@ -411,9 +427,9 @@ class Trainer:
         total = combine_losses(losses, self.weights)
         what = "the pooled head's loss (train.pooled_heads)"
         pooled_losses = {n: self._task_loss(n, o.float(), batches[n]["target"], what) for n, o in pooled.items()}
-        if pooled_losses:  # each task's pooled loss at pooled_heads times its weight, over the tasks' weight sum
-            share = self.cfg.train.pooled_heads / sum(self.weights[n] for n in losses)
-            total = total + share * sum(self.weights[n] * loss for n, loss in pooled_losses.items())
+        if pooled_losses:  # each task's pooled loss at its fraction of the task's weight, over the tasks' weight sum
+            pooled_total = sum(self.pooled_fractions[n] * self.weights[n] * p for n, p in pooled_losses.items())
+            total = total + pooled_total / sum(self.weights[n] for n in losses)
         if not torch.isfinite(total):
             raise NonFiniteLossError(
                 f"the weighted total loss is {float(total.detach())} at step {self.step + 1} although every task's "
