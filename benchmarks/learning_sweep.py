@@ -2,9 +2,10 @@
 
 Used to choose the demo's CPU recipe (docs/results.md, "Why the demo did not learn"). Each job is a dict:
 ``{"kind": "faceptor", "name": ..., "overrides": {...demo config overrides...}, "tasks": [...] | null}`` (besides
-run-config keys, overrides take the demo's ``preset``, ``standard`` by default; ``steps``, ``batch`` for every task,
-``batch_sizes`` per task, ``eval_limit`` and ``eval_every``, which also keeps every evaluation on the way as
-``evals``; ``heads_steps`` and ``heads_lr``, the second stage's steps and learning rate, the preset's by default)
+run-config keys, overrides take the demo's ``preset``, ``standard`` by default; ``steps``, ``batch`` for every task
+(identity at twice it), ``batch_sizes`` per task, ``eval_limit`` and ``eval_every``, which also keeps every
+evaluation on the way as ``evals``; ``heads_steps`` and ``heads_lr``, the second stage's steps and learning rate,
+the preset's by default)
 or
 ``{"kind": "specialist", "name": ..., "task": ..., "images": N, "batch": B, "lr": LR, "seed": S, "arch": A}``
 (``arch``: ``resnet18``, the default, or one of the ViT specialists that ``bench_specialist.ARCHS`` lists; optional
