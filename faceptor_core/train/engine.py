@@ -267,8 +267,7 @@ class Trainer:
 
     def _make_pooled_heads(self) -> PooledHeads | None:
         """``train.pooled_heads``: a pooled head for each attribute-type task it names (a number: all of them), None
-        without; ``self.pooled_fractions`` holds each head's share of its task's weight."""
-        self.pooled_fractions: dict[str, float] = {}
+        without."""
         chosen = self.cfg.train.pooled_heads
         if not self.cfg.train.wants_pooled_heads():
             return None
@@ -277,21 +276,20 @@ class Trainer:
             raise ConfigError(
                 "train.pooled_heads: no task of this run has an attribute-type head (pooled heads supervise those)"
             )
-        if isinstance(chosen, dict):
-            for name in chosen:
-                if name not in self.specs:
-                    raise ConfigError(f"train.pooled_heads: {TaskNotFoundError(name, self.specs, 'in this run')}")
-                if name not in attribute:
-                    raise ConfigError(
-                        f"train.pooled_heads: task {name!r} has a {self.model.tasks[name].head_type}-type head; "
-                        f"pooled heads supervise attribute-type tasks ({', '.join(attribute)})"
-                    )
-            self.pooled_fractions = {n: f for n, f in chosen.items() if f > 0}
-        else:
-            self.pooled_fractions = dict.fromkeys(attribute, chosen)
+        if not isinstance(chosen, dict):
+            chosen = dict.fromkeys(attribute, chosen)
+        for name in chosen:
+            if name not in self.specs:
+                raise ConfigError(f"train.pooled_heads: {TaskNotFoundError(name, self.specs, 'in this run')}")
+            if name not in attribute:
+                raise ConfigError(
+                    f"train.pooled_heads: task {name!r} has a {self.model.tasks[name].head_type}-type head; "
+                    f"pooled heads supervise attribute-type tasks ({', '.join(attribute)})"
+                )
+        fractions = {n: f for n, f in chosen.items() if f > 0}
         dim = self.model.encoder.embed_dim
-        heads = {n: self.model.tasks[n] for n in self.pooled_fractions}
-        return PooledHeads({n: (dim, h.num_queries, h.input_size) for n, h in heads.items()}).to(self.device)
+        shapes = {n: (dim, self.model.tasks[n].num_queries, self.model.tasks[n].input_size) for n in fractions}
+        return PooledHeads(shapes, fractions).to(self.device)
 
     def _make_streams(self) -> dict[str, TaskStream]:
         streams = {}
@@ -428,7 +426,7 @@ class Trainer:
         what = "the pooled head's loss (train.pooled_heads)"
         pooled_losses = {n: self._task_loss(n, o.float(), batches[n]["target"], what) for n, o in pooled.items()}
         if pooled_losses:  # each task's pooled loss at its fraction of the task's weight, over the tasks' weight sum
-            pooled_total = sum(self.pooled_fractions[n] * self.weights[n] * p for n, p in pooled_losses.items())
+            pooled_total = sum(self.pooled.fractions[n] * self.weights[n] * p for n, p in pooled_losses.items())
             total = total + pooled_total / sum(self.weights[n] for n in losses)
         if not torch.isfinite(total):
             raise NonFiniteLossError(

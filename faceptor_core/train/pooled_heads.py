@@ -17,14 +17,15 @@ from torch import nn
 
 class PooledHeads(nn.Module):
     """``{task: (encoder width, outputs, input size)}`` -> one LayerNorm + Linear per task on the mean encoder token
-    of its input size."""
+    of its input size; ``fractions[task]``: the share of the task's weight its pooled loss gets."""
 
-    def __init__(self, shapes: Mapping[str, tuple[int, int, int]]):
+    def __init__(self, shapes: Mapping[str, tuple[int, int, int]], fractions: Mapping[str, float]):
         super().__init__()
         self.heads = nn.ModuleDict(
             {task: nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, out)) for task, (dim, out, _) in shapes.items()}
         )
         self.sizes = {task: size for task, (_, _, size) in shapes.items()}
+        self.fractions = {task: fractions[task] for task in shapes}
 
     def forward(self, last: Mapping[int, torch.Tensor], rows: Mapping[str, slice]) -> dict[str, torch.Tensor]:
         """Each task's raw output (``B_t x outputs``) from its rows of its input size's last encoder layer."""
