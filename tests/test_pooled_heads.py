@@ -13,24 +13,27 @@ from faceptor_core.model.config import DecoderConfig, EncoderConfig
 from faceptor_core.train import NonFiniteLossError, RunConfig, Trainer
 from faceptor_core.train.config import ConfigError, TrainSection
 from faceptor_core.train.engine import POOLED_HEADS
+from faceptor_core.train.pooled_heads import PooledHeads
 from tests.conftest import TINY_DECODER
 from tests.test_train import run_config, weights_of
 
 POOLED = {"mode": "full", "pooled_heads": 0.5}
 
 
-def test_pooled_heads_train_beside_the_model_and_resume_exactly(registry, tmp_path):
-    full = Trainer(run_config(tmp_path / "a", train=POOLED), registry=registry)
+@pytest.mark.parametrize("hidden", [0, 16])
+def test_pooled_heads_train_beside_the_model_and_resume_exactly(registry, tmp_path, hidden):
+    train = {**POOLED, "pooled_head_hidden": hidden}
+    full = Trainer(run_config(tmp_path / "a", train=train), registry=registry)
     assert set(full.pooled.heads) == {"toy_channel", "toy_brightness"}  # every attribute-type task
-    assert full.pooled.heads["toy_channel"][1].out_features == 3  # the task's raw output: one logit a query
+    assert full.pooled.heads["toy_channel"][-1].out_features == 3  # the task's raw output: one logit a query
     start = {k: v.clone() for k, v in full.pooled.state_dict().items()}
     full.fit()
     moved = {k for k, v in full.pooled.state_dict().items() if not torch.equal(v, start[k])}
     assert moved == set(start)  # trained with the run
-    interrupted = Trainer(run_config(tmp_path / "b", train=POOLED), registry=registry)
+    interrupted = Trainer(run_config(tmp_path / "b", train=train), registry=registry)
     interrupted.fit(stop_after=4)
     del interrupted
-    resumed = Trainer(run_config(tmp_path / "b", train=POOLED), registry=registry, resume=True)
+    resumed = Trainer(run_config(tmp_path / "b", train=train), registry=registry, resume=True)
     resumed.fit()
     for a, b in (
         (weights_of(full.model), weights_of(resumed.model)),
@@ -56,6 +59,20 @@ def test_the_pooled_loss_joins_the_total_at_its_share(registry, tmp_path):
     pooled = sum(w[t] * stats[f"pooled/{t}"] for t in tasks) / sum(w[t] for t in tasks)
     assert stats["loss"] == pytest.approx(main + 0.5 * pooled, rel=1e-5)
     assert pooled > 0
+
+
+def test_a_token_wise_pooled_head_reads_more_than_the_mean_token():
+    torch.manual_seed(0)
+    tokens = torch.randn(2, 8, 4, 4)  # B x C x S x S
+    flat = tokens.mean((2, 3), keepdim=True).expand_as(tokens)  # every token is the mean: the same mean token
+    rows = {"t": slice(0, 2)}
+    mean_head = PooledHeads({"t": (8, 3, 32)}, {"t": 1.0})
+    torch.testing.assert_close(mean_head({32: tokens}, rows)["t"], mean_head({32: flat}, rows)["t"])
+    token_wise = PooledHeads({"t": (8, 3, 32)}, {"t": 1.0}, hidden=16)
+    out = token_wise({32: tokens}, rows)["t"]
+    assert out.shape == (2, 3)
+    assert not torch.allclose(out, token_wise({32: flat}, rows)["t"], atol=1e-4)  # it reads each token
+    assert torch.allclose(out, token_wise({32: tokens.flip(-1)}, rows)["t"], atol=1e-5)  # ... but not where it is
 
 
 def test_a_run_without_pooled_heads_is_unchanged(registry, tmp_path):
@@ -85,6 +102,8 @@ def test_pooled_heads_need_mode_full_and_an_attribute_task(tmp_path):
     for mode in ("heads", "layer_attention", "prompt"):
         with pytest.raises(ValidationError, match=f"pooled_heads.*mode '{mode}'"):
             RunConfig.model_validate({"tasks": [{"name": "x"}], "train": {"mode": mode, "pooled_heads": 1.0}})
+    with pytest.raises(ValidationError, match="pooled_head_hidden.*asks for none"):
+        RunConfig.model_validate({"tasks": [{"name": "x"}], "train": {"pooled_head_hidden": 16}})
     dense = {
         "output_dir": str(tmp_path / "dense"),
         "model": {"encoder": "vit_t16", "stem": "conv", "depth": 1, "input_size": 32, "decoder": TINY_DECODER},

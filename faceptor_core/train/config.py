@@ -92,6 +92,14 @@ class TrainSection(_Strict):
         "such head); it supervises a from-scratch encoder as a specialist's head does (CPU presets; 0: none, as the "
         "reference).",
     )
+    pooled_head_hidden: int = Field(
+        default=0,
+        ge=0,
+        le=8192,
+        description="With pooled heads: each token of the last encoder layer goes through LayerNorm, Linear to this "
+        "width and GELU before the mean, which a Linear reads (a readout of the heads' own, so that the mean token "
+        "identity's head reads is pulled less); 0: LayerNorm and Linear on the mean token.",
+    )
 
     @model_validator(mode="after")
     def _options_of_the_mode(self) -> TrainSection:
@@ -103,6 +111,8 @@ class TrainSection(_Strict):
                 f"train.pooled_heads supervises the encoder, which mode {self.mode!r} keeps frozen: use it in mode "
                 "'full' only"
             )
+        if self.pooled_head_hidden and not self.wants_pooled_heads():
+            raise ValueError("train.pooled_head_hidden shapes the pooled heads, and train.pooled_heads asks for none")
         if not self.train_queries and self.mode in ("full", "heads"):
             raise ValueError(
                 f"train.train_queries: false has no effect in mode {self.mode!r}, which trains the queries"

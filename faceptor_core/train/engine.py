@@ -289,7 +289,7 @@ class Trainer:
         fractions = {n: f for n, f in chosen.items() if f > 0}
         dim = self.model.encoder.embed_dim
         shapes = {n: (dim, self.model.tasks[n].num_queries, self.model.tasks[n].input_size) for n in fractions}
-        return PooledHeads(shapes, fractions).to(self.device)
+        return PooledHeads(shapes, fractions, self.cfg.train.pooled_head_hidden).to(self.device)
 
     def _make_streams(self) -> dict[str, TaskStream]:
         streams = {}
