@@ -68,10 +68,11 @@ def plot_curves(
     log_y: bool = True,
     marks: Mapping[str, float] | None = None,
 ) -> Image.Image:
-    """A line chart of ``{name: [(x, y), ...]}`` (log-scale y by default), with a dashed grey vertical line and its
-    label at each x of ``marks`` (``{label: x}``, e.g. where a training stage starts) inside the plotted range."""
+    """A line chart of ``{name: [(x, y), ...]}`` (log-scale y by default), with a dashed grey vertical line at each x
+    of ``marks`` (``{label: x}``, e.g. where a training stage starts) inside the plotted range, labelled above the
+    frame, where no curve runs."""
     width, height = size
-    left, right, top, bottom = 60, 170, 28, 36
+    left, right, top, bottom = 60, 170, 28 + (14 if marks else 0), 36
     img = Image.new("RGB", size, "white")
     d = ImageDraw.Draw(img)
     pts = [(x, y) for s in series.values() for x, y in s if math.isfinite(y) and (y > 0 or not log_y)]
@@ -103,7 +104,7 @@ def plot_curves(
         px = to_x(xm)
         for ya in range(top, height - bottom, 8):
             d.line([(px, ya), (px, min(ya + 4, height - bottom))], fill=MARK_GREY, width=1)
-        d.text((px + 3, top + 2), label, fill=MARK_GREY)
+        d.text((px - _text_width(d, label) / 2, top - 14), label, fill=MARK_GREY)
     colours = palette(len(series) + 1)[1:]
     for k, (name, s) in enumerate(series.items()):
         line = [to_px(x, y) for x, y in s if math.isfinite(y) and (y > 0 or not log_y)]

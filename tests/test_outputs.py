@@ -127,3 +127,9 @@ def test_loss_curves_mark_where_a_stage_starts():
     cols = np.flatnonzero(grey.sum(0) > 30)  # a dashed vertical line, not the label's text
     left, right = 60, 720 - 170  # the plot's frame at the default size
     assert len(cols) == 1 and abs(cols[0] - (left + right) / 2) <= 1
+    line_top = np.flatnonzero(grey[:, cols[0]]).min()
+    text = (marked != np.asarray(plot_curves(series, marks={"outside": 99.0}))).any(-1)  # the same frame, no mark
+    text[line_top:, cols[0]] = False
+    rows, xs = np.nonzero(text)
+    assert len(rows) > 10 and rows.max() < line_top  # the label sits above the frame, where no curve can run
+    assert abs(xs.mean() - cols[0]) < 6  # ... centred on its line
