@@ -89,6 +89,13 @@ def test_resuming_without_the_pooled_heads_file_is_refused(registry, tmp_path):
         Trainer(run_config(tmp_path, train=POOLED), registry=registry, resume=True)
 
 
+def test_resuming_with_another_pooled_readout_is_refused_by_file(registry, tmp_path):
+    Trainer(run_config(tmp_path, train=POOLED), registry=registry).fit(stop_after=2)
+    other = {**POOLED, "pooled_head_hidden": 8}
+    with pytest.raises(CheckpointError, match=r"pooled_heads.safetensors: does not fit.*pooled_head_hidden"):
+        Trainer(run_config(tmp_path, train=other), registry=registry, resume=True)
+
+
 def test_a_non_finite_pooled_loss_names_the_task(registry, tmp_path):
     trainer = Trainer(run_config(tmp_path, train=POOLED), registry=registry)
     head = trainer.pooled.heads["toy_brightness"][1]

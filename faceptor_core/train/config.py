@@ -97,8 +97,8 @@ class TrainSection(_Strict):
         ge=0,
         le=8192,
         description="With pooled heads: each token of the last encoder layer goes through LayerNorm, Linear to this "
-        "width and GELU before the mean, which a Linear reads (a readout of the heads' own, so that the mean token "
-        "identity's head reads is pulled less); 0: LayerNorm and Linear on the mean token.",
+        "width and GELU before the mean, which a Linear reads (a readout of the heads' own; measured in "
+        'docs/results.md, "A readout of the pooled heads\' own"); 0: LayerNorm and Linear on the mean token.',
     )
 
     @model_validator(mode="after")

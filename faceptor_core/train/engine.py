@@ -610,7 +610,13 @@ class Trainer:
                     f"{directory}: no {POOLED_HEADS}, but this run trains pooled heads (train.pooled_heads); resume "
                     "it with the configuration it was started with"
                 )
-            self.pooled.load_state_dict(read_weights(directory / POOLED_HEADS))
+            try:
+                self.pooled.load_state_dict(read_weights(directory / POOLED_HEADS))
+            except RuntimeError as exc:  # other tasks, sizes or readout (train.pooled_heads, pooled_head_hidden)
+                raise CheckpointError(
+                    f"{directory / POOLED_HEADS}: does not fit this run's pooled heads (train.pooled_heads, "
+                    f"train.pooled_head_hidden); resume it with the configuration it was started with: {exc}"
+                ) from None
         try:
             state = torch.load(directory / "trainer.pt", map_location="cpu", weights_only=True)
             self.optimizer.load_state_dict(state["optimizer"])

@@ -1,4 +1,4 @@
-"""Pooled heads: training-only linear heads that supervise a from-scratch encoder directly (``train.pooled_heads``).
+"""Pooled heads: small training-only heads that supervise a from-scratch encoder directly (``train.pooled_heads``).
 
 Each attribute-type task of a run gets a LayerNorm and a Linear on the mean of the last encoder layer's tokens (with
 ``train.pooled_head_hidden: N``, each token through LayerNorm, Linear to N and GELU before the mean, then a Linear),
