@@ -157,7 +157,8 @@ def check_shapes(
     manifest: str | os.PathLike | None = None,
 ) -> None:
     """The weights file holds exactly the tensors (and shapes) the manifest implies; else a
-    :class:`CheckpointError` naming both files and the first differences."""
+    :class:`CheckpointError` naming both files and the first differences. ``manifest``: where the expected shapes
+    come from, a file or words ("the model" without)."""
     missing = [k for k in expected if k not in found]
     unexpected = [k for k in found if k not in expected]
     shapes = [
@@ -197,13 +198,17 @@ def verify_digest(path: str | os.PathLike, expected: str | None, manifest: str |
 
 
 def read_weights(
-    path: str | os.PathLike, expected: Mapping[str, tuple[int, ...]] | None = None, check_finite: bool = True
+    path: str | os.PathLike,
+    expected: Mapping[str, tuple[int, ...]] | None = None,
+    check_finite: bool = True,
+    against: str | None = None,
 ) -> dict[str, torch.Tensor]:
     """Load a safetensors file (errors name it). With ``expected``, the header is checked against those
-    shapes before any tensor is read; non-finite tensors are refused unless ``check_finite=False``."""
+    shapes before any tensor is read (``against``: what they are, for the error); non-finite tensors are refused
+    unless ``check_finite=False``."""
     path = Path(path)
     if expected is not None:
-        check_shapes(path, expected, read_header(path))
+        check_shapes(path, expected, read_header(path), against)
     if not path.is_file():
         raise CheckpointError(f"{path}: weights file not found")
     try:

@@ -92,7 +92,8 @@ def test_resuming_without_the_pooled_heads_file_is_refused(registry, tmp_path):
 def test_resuming_with_another_pooled_readout_is_refused_by_file(registry, tmp_path):
     Trainer(run_config(tmp_path, train=POOLED), registry=registry).fit(stop_after=2)
     other = {**POOLED, "pooled_head_hidden": 8}
-    with pytest.raises(CheckpointError, match=r"pooled_heads.safetensors: does not fit.*pooled_head_hidden"):
+    refusal = r"pooled_heads.safetensors: the weights do not match this run's pooled heads.*pooled_head_hidden"
+    with pytest.raises(CheckpointError, match=refusal):
         Trainer(run_config(tmp_path, train=other), registry=registry, resume=True)
 
 

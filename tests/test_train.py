@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from faceptor_core import load
+from faceptor_core.checkpoint import CheckpointError, save_state
 from faceptor_core.train import NonFiniteLossError, RunConfig, Trainer, load_run_config
 from faceptor_core.train.config import ConfigError
 from faceptor_core.train.schedule import lr_at
@@ -58,6 +59,14 @@ def test_resume_reaches_the_same_weights(registry, tmp_path):
     a, b = weights_of(full.model), weights_of(resumed.model)
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+
+def test_resuming_with_a_losses_file_of_another_run_is_refused_by_file(registry, tmp_path):
+    Trainer(run_config(tmp_path), registry=registry).fit(stop_after=2)
+    path = tmp_path / "run" / "checkpoints" / "last" / "losses.safetensors"
+    save_state({"stray.centres": torch.zeros(3, 4)}, path)
+    with pytest.raises(CheckpointError, match=r"losses.safetensors: the weights do not match this run's losses.*stray"):
+        Trainer(run_config(tmp_path), registry=registry, resume=True)
 
 
 def test_nan_loss_names_task_and_step(registry, tmp_path):

@@ -20,7 +20,15 @@ from tqdm import tqdm
 
 from ..addons import save_addon
 from ..build import build, load
-from ..checkpoint import MANIFEST, WEIGHTS, CheckpointError, non_finite_keys, read_weights, save_state
+from ..checkpoint import (
+    MANIFEST,
+    WEIGHTS,
+    CheckpointError,
+    non_finite_keys,
+    read_weights,
+    save_state,
+    shapes_of,
+)
 from ..data.collate import group_by_size
 from ..data.streams import TaskStream, data_report_line, open_dataset
 from ..durable import recover_dir, replace_dir, resolve_dir, write_atomic
@@ -603,20 +611,17 @@ class Trainer:
         _, manifest = read_manifest(directory)
         verify_digest(directory / WEIGHTS, manifest.get("weights_sha256"), directory / MANIFEST)
         self.model.load_weights(read_weights(directory / WEIGHTS))
-        self.losses.load_state_dict(read_weights(directory / "losses.safetensors"))
+        losses = shapes_of(self.losses.state_dict().items())
+        self.losses.load_state_dict(read_weights(directory / "losses.safetensors", losses, against="this run's losses"))
         if self.pooled is not None:
             if not (directory / POOLED_HEADS).is_file():
                 raise CheckpointError(
                     f"{directory}: no {POOLED_HEADS}, but this run trains pooled heads (train.pooled_heads); resume "
                     "it with the configuration it was started with"
                 )
-            try:
-                self.pooled.load_state_dict(read_weights(directory / POOLED_HEADS))
-            except RuntimeError as exc:  # other tasks, sizes or readout (train.pooled_heads, pooled_head_hidden)
-                raise CheckpointError(
-                    f"{directory / POOLED_HEADS}: does not fit this run's pooled heads (train.pooled_heads, "
-                    f"train.pooled_head_hidden); resume it with the configuration it was started with: {exc}"
-                ) from None
+            pooled = shapes_of(self.pooled.state_dict().items())
+            against = "this run's pooled heads (train.pooled_heads, train.pooled_head_hidden)"
+            self.pooled.load_state_dict(read_weights(directory / POOLED_HEADS, pooled, against=against))
         try:
             state = torch.load(directory / "trainer.pt", map_location="cpu", weights_only=True)
             self.optimizer.load_state_dict(state["optimizer"])
