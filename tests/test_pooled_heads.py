@@ -89,12 +89,16 @@ def test_resuming_without_the_pooled_heads_file_is_refused(registry, tmp_path):
         Trainer(run_config(tmp_path, train=POOLED), registry=registry, resume=True)
 
 
-def test_resuming_with_another_pooled_readout_is_refused_by_file(registry, tmp_path):
+def test_resuming_with_another_pooled_readout_is_refused_by_config_then_by_file(registry, tmp_path):
     Trainer(run_config(tmp_path, train=POOLED), registry=registry).fit(stop_after=2)
-    other = {**POOLED, "pooled_head_hidden": 8}
+    other = run_config(tmp_path, train={**POOLED, "pooled_head_hidden": 8})
+    with pytest.raises(ConfigError, match=r"config.json: .*\n  train.pooled_head_hidden: 0 -> 8"):
+        Trainer(other, registry=registry, resume=True)
+    # a checkpoint whose config.json says the other readout (copied between runs): its file is refused by name
+    (tmp_path / "run" / "config.json").write_text(other.model_dump_json())
     refusal = r"pooled_heads.safetensors: the weights do not match this run's pooled heads.*pooled_head_hidden"
     with pytest.raises(CheckpointError, match=refusal):
-        Trainer(run_config(tmp_path, train=other), registry=registry, resume=True)
+        Trainer(other, registry=registry, resume=True)
 
 
 def test_a_non_finite_pooled_loss_names_the_task(registry, tmp_path):

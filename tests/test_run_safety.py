@@ -66,13 +66,62 @@ def test_overwrite_starts_over_and_resume_continues(registry, finished):
     log_lines = len((out / "log.jsonl").read_text().splitlines())
     with pytest.raises(RunDirectoryError, match="contradict"):
         Trainer(cfg, registry=registry, resume=True, overwrite=True)
-    again = Trainer(cfg.model_copy(update={"seed": 1}), registry=registry, overwrite=True)
+    reseeded = cfg.model_copy(update={"seed": 1})
+    again = Trainer(reseeded, registry=registry, overwrite=True)
     assert not (out / "checkpoints").exists() and not (out / "log.jsonl").exists()
     again.fit()
     assert len((out / "log.jsonl").read_text().splitlines()) == log_lines  # a new log, not appended
-    longer = cfg.model_copy(update={"schedule": cfg.schedule.model_copy(update={"steps": 3})})
+    longer = reseeded.model_copy(update={"schedule": cfg.schedule.model_copy(update={"steps": 3})})
     resumed = Trainer(longer, registry=registry, resume=True)
     assert resumed.step == 2
+
+
+# -- resuming with another configuration ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"seed": 3}, "seed: 0 -> 3"),
+        ({"type_weights": {"toy_channel": 2.0}}, "type_weights.toy_channel: None -> 2.0"),
+        ({"optimizer": {"lr": 1e-3}}, "optimizer.lr: 5e-05 -> 0.001"),
+        ({"model": {**TINY, "depth": 3}}, "model.depth: None -> 3"),
+        (
+            {"tasks": [{"name": "toy_channel", "batch_size": 8}, {"name": "toy_brightness", "batch_size": 4}]},
+            "tasks.0.batch_size: 4 -> 8",
+        ),
+        ({"tasks": [{"name": "toy_channel", "batch_size": 4}]}, "tasks: "),
+    ],
+)
+def test_resuming_with_another_configuration_is_refused_by_field(registry, finished, change, field):
+    """config.json is rewritten when a run starts: a resume that changed what shapes training would lose the record
+    of how the weights were made, and continue another run from this one's state."""
+    cfg, _ = finished
+    out = cfg_out(cfg)
+    before = snapshot(out)
+    changed = RunConfig.model_validate({**cfg.model_dump(), **change})
+    with pytest.raises(ConfigError, match=r"config.json: the run was started with another configuration") as info:
+        Trainer(changed, registry=registry, resume=True)
+    assert f"\n  {field}" in str(info.value) and "schedule.steps" in str(info.value)
+    assert snapshot(out) == before, "nothing of the run is touched"
+
+
+def test_a_resume_that_extends_the_run_logs_what_the_configuration_said_before(registry, finished, tmp_path):
+    cfg, _ = finished
+    out = cfg_out(cfg)
+    longer = cfg.model_copy(
+        update={"schedule": cfg.schedule.model_copy(update={"steps": 3}), "log_every": 1, "num_workers": 0}
+    )
+    Trainer(longer, registry=registry, resume=True).fit()
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    notes = [r["resumed_with"] for r in records if "resumed_with" in r]
+    assert notes == [{"log_every": [10, 1], "schedule.steps": [2, 3]}]
+    assert json.loads((out / "config.json").read_text())["schedule"]["steps"] == 3
+
+
+def test_an_unreadable_saved_configuration_is_named(registry, finished):
+    cfg, _ = finished
+    (cfg_out(cfg) / "config.json").write_text('{"seed": ')
+    with pytest.raises(ConfigError, match=r"config.json: cannot read the configuration the run was started with"):
+        Trainer(cfg, registry=registry, resume=True)
 
 
 def test_cli_refuses_in_one_line_and_overwrite_is_explicit(tmp_path, capsys):

@@ -42,6 +42,7 @@ from .config import ConfigError, ModelSection, RunConfig
 from .distributed import DistInfo, average_gradients, barrier, device_for, init_distributed
 from .pooled_heads import PooledHeads
 from .precision import forward_precision, resolve_precision
+from .resume import check_resume_config
 from .schedule import lr_at, param_groups
 from .weighting import combine_losses, task_weights
 
@@ -110,6 +111,8 @@ class Trainer:
         self.device = device_for(self.dist)
         self.precision = resolve_precision(config.precision, self.device)
         self.out = Path(config.output_dir)
+        # a changed configuration is refused before anything is built; the allowed changes are logged
+        changes = check_resume_config(self.out / "config.json", config) if resume else {}
         torch.manual_seed(config.seed)
         self.specs: dict[str, TaskSpec] = {}
         for entry in config.tasks:
@@ -158,6 +161,8 @@ class Trainer:
                 find_unused_parameters=True,
             )
         self._data_notes: list[dict] = []
+        if changes:  # config.json is rewritten at the first step: the log keeps what it said before
+            self._data_notes.append({"step": self.step, "resumed_with": {k: list(v) for k, v in changes.items()}})
         if not resume:
             self._start_output_priors()
         self.streams = self._make_streams()
