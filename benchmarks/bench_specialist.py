@@ -1,6 +1,7 @@
-"""The from-scratch specialist anchor: a torchvision ResNet-18 (or, ``--arch vit_conv``, the demo's encoder with a
-plain pooled head; ``vit_conv_bN`` and ``vit_resnetW[_nols][_dD]``, other stems; ``faceptor*``, the demo's whole
-model trained by this loop: see ``ARCHS``) trained on ONE SynthFaces task.
+"""The from-scratch specialist anchor: a torchvision ResNet-18 (``resnet18_3stage``: without its fourth stage; or,
+``--arch vit_conv``, the demo's encoder with a plain pooled head; ``vit_conv_bN`` and ``vit_resnetW[_nols][_dD]``,
+other stems; ``faceptor*``, the demo's whole model trained by this loop: see ``ARCHS``) trained on ONE SynthFaces
+task.
 
 It sees the same images, in the same order and with the same transforms, as that task's stream in the demo
 (``TaskStream`` with the demo's seed), is trained with the task's own loss where the output shapes allow it, and
@@ -142,10 +143,10 @@ FACEPTOR_ARCHS: dict[str, dict[str, Any]] = {
 
 
 ARCHS = (
-    "resnet18, vit_conv, vit_conv_bN (N residual blocks a stem stage), vit_resnetW (the ResNet stem of width W and "
-    "LayerScale 1e-5), vit_resnetW_nols (without LayerScale); a ViT's _dD suffix: D transformer blocks (default 6); "
-    "or the demo's Faceptor: " + ", ".join(FACEPTOR_ARCHS) + " (FaceptorSpecialist; with --head-images the second "
-    "stage trains everything but the encoder, as the demo's does)"
+    "resnet18, resnet18_3stage (without its fourth stage), vit_conv, vit_conv_bN (N residual blocks a stem stage), "
+    "vit_resnetW (the ResNet stem of width W and LayerScale 1e-5), vit_resnetW_nols (without LayerScale); a ViT's _dD "
+    "suffix: D transformer blocks (default 6); or the demo's Faceptor: " + ", ".join(FACEPTOR_ARCHS) + " "
+    "(FaceptorSpecialist; with --head-images the second stage trains everything but the encoder, as the demo's does)"
 )
 
 
@@ -162,6 +163,10 @@ def _last_layer(net: nn.Module) -> nn.Module:
 def make_specialist(arch: str, outputs: int, task: str = "") -> nn.Module:
     if arch == "resnet18":
         return torchvision.models.resnet18(num_classes=outputs)
+    if arch == "resnet18_3stage":  # without its fourth stage: the depth of the demo's ResNet stem
+        net = torchvision.models.resnet18(num_classes=outputs)
+        net.layer4, net.fc = nn.Identity(), nn.Linear(256, outputs)
+        return net
     if arch in FACEPTOR_ARCHS:
         return FaceptorSpecialist(task, outputs, **FACEPTOR_ARCHS[arch])
     depth = re.fullmatch(r"(vit_.+)_d([1-9][0-9]?)", arch)

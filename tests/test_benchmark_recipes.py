@@ -78,13 +78,17 @@ def test_specialist_second_stage_trains_only_its_last_layer(monkeypatch):
     assert 0.0 <= rec["metrics"]["accuracy"] <= 1.0
 
 
-def test_vit_specialists_take_a_depth_and_refuse_unknown_names():
+def test_specialists_take_a_depth_or_drop_a_stage_and_refuse_unknown_names():
     """``_dD`` gives the ViT specialists D transformer blocks (the demo's encoder has 2)."""
     bench = pytest.importorskip("bench_specialist")
+    import torch
+
     net = bench.make_specialist("vit_resnet48_d2", 7)
     assert len(net.encoder.blocks) == 2 and net.encoder.patch_embed.width == 48
     assert net.encoder.blocks[0].ls1.gamma.detach().max() == pytest.approx(1e-5)  # LayerScale, as the demo's
     assert len(bench.make_specialist("vit_resnet32_nols", 7).encoder.blocks) == 6
+    three = bench.make_specialist("resnet18_3stage", 7)  # ResNet-18 to stride 16: the demo stem's depth
+    assert three(torch.rand(2, 3, 112, 112)).shape == (2, 7) and not any(three.layer4.parameters())
     for bad in ("vit_resnet48_d0", "vit_resnetx", "resnet18_d2"):
         with pytest.raises(SystemExit, match="unknown specialist"):
             bench.make_specialist(bad, 7)
