@@ -122,6 +122,10 @@ def test_an_unreadable_saved_configuration_is_named(registry, finished):
     (cfg_out(cfg) / "config.json").write_text('{"seed": ')
     with pytest.raises(ConfigError, match=r"config.json: cannot read the configuration the run was started with"):
         Trainer(cfg, registry=registry, resume=True)
+    saved = json.loads(cfg.model_dump_json())
+    (cfg_out(cfg) / "config.json").write_text(json.dumps({**saved, "seed": "x"}))  # e.g. another version's file
+    with pytest.raises(ConfigError, match=r"config.json: invalid run configuration:\n  seed: "):
+        Trainer(cfg, registry=registry, resume=True)
 
 
 def test_cli_refuses_in_one_line_and_overwrite_is_explicit(tmp_path, capsys):

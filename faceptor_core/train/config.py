@@ -187,6 +187,11 @@ def load_run_config(path: str | os.PathLike, overrides: dict | None = None) -> R
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     data.update(overrides or {})
+    return validate_run_config(data, path)
+
+
+def validate_run_config(data: object, source: str | os.PathLike) -> RunConfig:
+    """``data`` as a :class:`RunConfig`; errors name ``source`` and each bad field's path."""
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
@@ -194,4 +199,4 @@ def load_run_config(path: str | os.PathLike, overrides: dict | None = None) -> R
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
             lines.append(f"  {loc}: {err['msg']}")
-        raise ConfigError(f"{path}: invalid run configuration:\n" + "\n".join(lines)) from None
+        raise ConfigError(f"{source}: invalid run configuration:\n" + "\n".join(lines)) from None

@@ -160,9 +160,9 @@ class Trainer:
                 device_ids=[self.dist.local_rank] if self.device.type == "cuda" else None,
                 find_unused_parameters=True,
             )
-        self._data_notes: list[dict] = []
+        self._setup_notes: list[dict] = []
         if changes:  # config.json is rewritten at the first step: the log keeps what it said before
-            self._data_notes.append({"step": self.step, "resumed_with": {k: list(v) for k, v in changes.items()}})
+            self._setup_notes.append({"step": self.step, "resumed_with": {k: list(v) for k, v in changes.items()}})
         if not resume:
             self._start_output_priors()
         self.streams = self._make_streams()
@@ -171,7 +171,7 @@ class Trainer:
         if overwrite and self.dist.is_main:  # the run is set up: only now is the old one deleted
             self._clear_outputs()
         barrier(self.dist)
-        for note in self._data_notes:
+        for note in self._setup_notes:
             self._log(note)
 
     # -- set-up --------------------------------------------------------------------------------------
@@ -394,7 +394,7 @@ class Trainer:
                     )
         for text in lines:
             print(f"warning: task {spec.name!r}: {text}", file=sys.stderr)
-            self._data_notes.append({"step": self.step, "data": {spec.name: text}})
+            self._setup_notes.append({"step": self.step, "data": {spec.name: text}})
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for g in self.optimizer.param_groups for p in g["params"]]

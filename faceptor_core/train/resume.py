@@ -12,9 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from .config import ConfigError, RunConfig
+from .config import ConfigError, RunConfig, validate_run_config
 
 #: Field paths (``*`` for any task) that may differ between a run and its resumption.
 RESUMABLE = frozenset(
@@ -65,9 +63,10 @@ def check_resume_config(saved: Path, new: RunConfig) -> dict[str, tuple[Any, Any
     if not saved.is_file():
         return {}
     try:
-        old = RunConfig.model_validate(json.loads(saved.read_text()))
-    except (ValueError, ValidationError) as exc:  # JSONDecodeError is a ValueError
+        data = json.loads(saved.read_text())
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
         raise ConfigError(f"{saved}: cannot read the configuration the run was started with: {exc}") from None
+    old = validate_run_config(data, saved)
     changes = config_changes(old, new)
     refused = {k: v for k, v in changes.items() if _pattern(k) not in RESUMABLE}
     if refused:
