@@ -167,6 +167,13 @@ def make_specialist(arch: str, outputs: int, task: str = "") -> nn.Module:
         net = torchvision.models.resnet18(num_classes=outputs)
         net.layer4, net.fc = nn.Identity(), nn.Linear(256, outputs)
         return net
+    if arch == "resnet18_os16":  # PROTOTYPE: the fourth stage dilated (stride 16)
+        net = torchvision.models.resnet18(num_classes=outputs)
+        net.layer4[0].conv1.stride = net.layer4[0].downsample[0].stride = (1, 1)
+        for m in net.layer4.modules():
+            if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3):
+                m.dilation, m.padding = (2, 2), (2, 2)
+        return net
     if arch in FACEPTOR_ARCHS:
         return FaceptorSpecialist(task, outputs, **FACEPTOR_ARCHS[arch])
     depth = re.fullmatch(r"(vit_.+)_d([1-9][0-9]?)", arch)
@@ -177,9 +184,22 @@ def make_specialist(arch: str, outputs: int, task: str = "") -> nn.Module:
     if name.startswith("vit_conv_b") and name[len("vit_conv_b") :].isdigit():
         return ViTSpecialist(outputs, stem_blocks=int(name[len("vit_conv_b") :]), **extra)
     width, _, plain = name.removeprefix("vit_resnet").partition("_")
-    if name.startswith("vit_resnet") and width.isdigit() and plain in ("", "nols"):
-        ls = None if plain else 1e-5
-        return ViTSpecialist(outputs, stem="resnet", stem_width=int(width), layer_scale=ls, **extra)
+    opts = set(plain.split("_")) - {""}
+    stage4 = {"s4": "merge", "s4dil": "dilated", "s4seq": "dilated_seq"}
+    if name.startswith("vit_resnet") and width.isdigit() and opts <= {"nols", "nopre", "noln", "noblk", *stage4}:
+        ls = None if "nols" in opts else 1e-5
+        s4 = next((v for k, v in stage4.items() if k in opts), "none")
+        net = ViTSpecialist(outputs, stem="resnet", stem_width=int(width), layer_scale=ls, stem_stage4=s4, **extra)
+        if "nopre" in opts:
+            net.encoder.norm_pre = nn.Identity()
+        if "noln" in opts:
+            net.norm = nn.Identity()
+        if "noblk" in opts:  # every block exactly the identity: LayerScale held at zero
+            for block in net.encoder.blocks:
+                for ls in (block.ls1, block.ls2):
+                    nn.init.zeros_(ls.gamma)
+                    ls.gamma.requires_grad_(False)
+        return net
     raise SystemExit(f"unknown specialist {arch!r}: {ARCHS}")
 
 
