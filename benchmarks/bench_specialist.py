@@ -1,4 +1,5 @@
-"""The from-scratch specialist anchor: a torchvision ResNet-18 (``resnet18_3stage``: without its fourth stage; or,
+"""The from-scratch specialist anchor: a torchvision ResNet-18 (``resnet18_3stage``: without its fourth stage;
+``resnet18_os16``: with it dilated, at stride 16; or,
 ``--arch vit_conv``, the demo's encoder with a plain pooled head; ``vit_conv_bN`` and ``vit_resnetW[_nols][_dD]``,
 other stems; ``faceptor*``, the demo's whole model trained by this loop: see ``ARCHS``) trained on ONE SynthFaces
 task.
@@ -143,7 +144,8 @@ FACEPTOR_ARCHS: dict[str, dict[str, Any]] = {
 
 
 ARCHS = (
-    "resnet18, resnet18_3stage (without its fourth stage), vit_conv, vit_conv_bN (N residual blocks a stem stage), "
+    "resnet18, resnet18_3stage (without its fourth stage), resnet18_os16 (its fourth stage dilated: stride 16), "
+    "vit_conv, vit_conv_bN (N residual blocks a stem stage), "
     "vit_resnetW (the ResNet stem of width W and LayerScale 1e-5), vit_resnetW_nols (without LayerScale); a ViT's _dD "
     "suffix: D transformer blocks (default 6); or the demo's Faceptor: " + ", ".join(FACEPTOR_ARCHS) + " "
     "(FaceptorSpecialist; with --head-images the second stage trains everything but the encoder, as the demo's does)"
@@ -167,7 +169,7 @@ def make_specialist(arch: str, outputs: int, task: str = "") -> nn.Module:
         net = torchvision.models.resnet18(num_classes=outputs)
         net.layer4, net.fc = nn.Identity(), nn.Linear(256, outputs)
         return net
-    if arch == "resnet18_os16":  # PROTOTYPE: the fourth stage dilated (stride 16)
+    if arch == "resnet18_os16":  # the fourth stage dilated instead of strided: stride 16, the demo's token grid
         net = torchvision.models.resnet18(num_classes=outputs)
         net.layer4[0].conv1.stride = net.layer4[0].downsample[0].stride = (1, 1)
         for m in net.layer4.modules():
@@ -184,22 +186,9 @@ def make_specialist(arch: str, outputs: int, task: str = "") -> nn.Module:
     if name.startswith("vit_conv_b") and name[len("vit_conv_b") :].isdigit():
         return ViTSpecialist(outputs, stem_blocks=int(name[len("vit_conv_b") :]), **extra)
     width, _, plain = name.removeprefix("vit_resnet").partition("_")
-    opts = set(plain.split("_")) - {""}
-    stage4 = {"s4": "merge", "s4dil": "dilated", "s4seq": "dilated_seq"}
-    if name.startswith("vit_resnet") and width.isdigit() and opts <= {"nols", "nopre", "noln", "noblk", *stage4}:
-        ls = None if "nols" in opts else 1e-5
-        s4 = next((v for k, v in stage4.items() if k in opts), "none")
-        net = ViTSpecialist(outputs, stem="resnet", stem_width=int(width), layer_scale=ls, stem_stage4=s4, **extra)
-        if "nopre" in opts:
-            net.encoder.norm_pre = nn.Identity()
-        if "noln" in opts:
-            net.norm = nn.Identity()
-        if "noblk" in opts:  # every block exactly the identity: LayerScale held at zero
-            for block in net.encoder.blocks:
-                for ls in (block.ls1, block.ls2):
-                    nn.init.zeros_(ls.gamma)
-                    ls.gamma.requires_grad_(False)
-        return net
+    if name.startswith("vit_resnet") and width.isdigit() and plain in ("", "nols"):
+        ls = None if plain else 1e-5
+        return ViTSpecialist(outputs, stem="resnet", stem_width=int(width), layer_scale=ls, **extra)
     raise SystemExit(f"unknown specialist {arch!r}: {ARCHS}")
 
 

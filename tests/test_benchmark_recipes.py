@@ -89,6 +89,12 @@ def test_specialists_take_a_depth_or_drop_a_stage_and_refuse_unknown_names():
     assert len(bench.make_specialist("vit_resnet32_nols", 7).encoder.blocks) == 6
     three = bench.make_specialist("resnet18_3stage", 7)  # ResNet-18 to stride 16: the demo stem's depth
     assert three(torch.rand(2, 3, 112, 112)).shape == (2, 7) and not any(three.layer4.parameters())
+    os16 = bench.make_specialist("resnet18_os16", 7)  # the fourth stage kept, at stride 16 (7 x 7 at 112 px)
+    body = torch.nn.Sequential(*list(os16.children())[:-2])
+    assert body(torch.rand(2, 3, 112, 112)).shape == (2, 512, 7, 7) and os16(torch.rand(2, 3, 112, 112)).shape == (2, 7)
+    assert sum(p.numel() for p in os16.parameters()) == sum(
+        p.numel() for p in bench.make_specialist("resnet18", 7).parameters()
+    )
     for bad in ("vit_resnet48_d0", "vit_resnetx", "resnet18_d2"):
         with pytest.raises(SystemExit, match="unknown specialist"):
             bench.make_specialist(bad, 7)

@@ -31,7 +31,6 @@ class EncoderConfig(BaseModel):
     stem_width: int = Field(
         default=64, ge=8, le=1024, description="Channels of the ResNet stem's first stage (then 2x, 4x)."
     )
-    stem_stage4: Literal["none", "merge", "dilated", "dilated_seq"] = Field(default="none", description="PROTOTYPE")
     layer_scale: float | None = Field(
         default=None,
         gt=0,

@@ -102,7 +102,7 @@ class ViTEncoder(nn.Module):
         if config.stem == "patch":
             self.patch_embed: nn.Module = vit.patch_embed.proj
         elif config.stem == "resnet":
-            self.patch_embed = ResNetStem(self.patch_size, vit.embed_dim, config.stem_width, config.stem_stage4)
+            self.patch_embed = ResNetStem(self.patch_size, vit.embed_dim, config.stem_width)
         else:
             self.patch_embed = ConvStem(self.patch_size, vit.embed_dim, config.stem_blocks)
         self.cls_token = vit.cls_token

@@ -14,20 +14,12 @@ class ResidualBlock(nn.Module):
     width or the stride changes). With ``zero_init`` the second BatchNorm starts at zero, so a new block starts as
     its shortcut (the conv stem's blocks); without, it starts at one, as torchvision's ResNet (the ResNet stem)."""
 
-    def __init__(
-        self,
-        channels: int,
-        out_channels: int | None = None,
-        stride: int = 1,
-        zero_init: bool = True,
-        dilation: int = 1,
-    ):
+    def __init__(self, channels: int, out_channels: int | None = None, stride: int = 1, zero_init: bool = True):
         super().__init__()
         out = out_channels or channels
-        d = dilation
-        self.conv1 = nn.Conv2d(channels, out, 3, stride=stride, padding=d, dilation=d, bias=False)
+        self.conv1 = nn.Conv2d(channels, out, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(out)
-        self.conv2 = nn.Conv2d(out, out, 3, padding=d, dilation=d, bias=False)
+        self.conv2 = nn.Conv2d(out, out, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(out)
         if zero_init:
             nn.init.zeros_(self.bn2.weight)
@@ -108,7 +100,7 @@ class ResNetStem(nn.Module):
     every BatchNorm at one): with the residual branches started at zero instead, a ResNet-stem ViT-T learned no
     expression from 2,400 SynthFaces images (accuracy 0.134 against 0.240, docs/results.md)."""
 
-    def __init__(self, patch_size: int, embed_dim: int, width: int = 64, stage4: str = "none"):
+    def __init__(self, patch_size: int, embed_dim: int, width: int = 64):
         super().__init__()
         if patch_size != 16:
             raise ValueError(f"the ResNet stem has stride 16, so it needs patch size 16, got {patch_size}")
@@ -122,20 +114,10 @@ class ResNetStem(nn.Module):
         self.stage1 = nn.Sequential(ResidualBlock(w1, zero_init=False), ResidualBlock(w1, zero_init=False))
         self.stage2 = nn.Sequential(ResidualBlock(w1, w2, 2, False), ResidualBlock(w2, zero_init=False))
         self.stage3 = nn.Sequential(ResidualBlock(w2, w3, 2, False), ResidualBlock(w3, zero_init=False))
-        w4 = 8 * width
-        self.stage4: nn.Module | None = None
-        if stage4 == "merge":
-            self.stage4 = nn.Sequential(ResidualBlock(w3, w4, 2, False), ResidualBlock(w4, zero_init=False))
-        elif stage4 in ("dilated", "dilated_seq"):
-            self.stage4 = nn.Sequential(
-                ResidualBlock(w3, w4, 1, False, dilation=2), ResidualBlock(w4, zero_init=False, dilation=2)
-            )
-        self.stage4_mode = stage4
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        self.proj = nn.Conv2d(w3, embed_dim, 1) if stage4 != "dilated_seq" else nn.Identity()
-        self.proj4 = nn.Conv2d(w4, embed_dim, 1) if self.stage4 is not None else None
+        self.proj = nn.Conv2d(w3, embed_dim, 1)
         self.width = width
 
     #: The first stage's map is at a quarter of the patch size.
@@ -148,14 +130,7 @@ class ResNetStem(nn.Module):
     def forward_with_skip(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The tokens and the first stage's map (stride 4, the pixel decoder's resolution)."""
         skip = self.stage1(self.entry(x))
-        x3 = self.stage3(self.stage2(skip))
-        tokens = self.proj(x3) if self.stage4_mode != "dilated_seq" else x3
-        if self.stage4 is not None:
-            deep = self.proj4(self.stage4(x3))
-            if deep.shape[-2:] != tokens.shape[-2:]:
-                deep = F.interpolate(deep, size=tokens.shape[-2:], mode="bilinear", align_corners=False)
-            tokens = deep if self.stage4_mode == "dilated_seq" else tokens + deep
-        return tokens, skip
+        return self.proj(self.stage3(self.stage2(skip))), skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_skip(x)[0]

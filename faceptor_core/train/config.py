@@ -31,7 +31,6 @@ class ModelSection(_Strict):
     )
     stem_blocks: int = Field(default=0, ge=0, le=4, description="Residual blocks per conv-stem stage (EncoderConfig).")
     stem_width: int = Field(default=64, ge=8, le=1024, description="ResNet stem's first-stage width (EncoderConfig).")
-    stem_stage4: Literal["none", "merge", "dilated", "dilated_seq"] = "none"
     layer_scale: float | None = Field(default=None, gt=0, le=1, description="Encoder LayerScale (EncoderConfig).")
     depth: int | None = Field(default=None, ge=1, le=48, description="Encoder blocks (default: the preset's).")
     patch_size: int | None = Field(default=None, ge=2, le=64, description="Encoder patch size (default: preset's).")
