@@ -78,7 +78,7 @@ def test_specialist_second_stage_trains_only_its_last_layer(monkeypatch):
     assert 0.0 <= rec["metrics"]["accuracy"] <= 1.0
 
 
-def test_specialists_take_a_depth_or_drop_a_stage_and_refuse_unknown_names():
+def test_specialists_take_a_depth_or_change_a_stage_and_refuse_unknown_names():
     """``_dD`` gives the ViT specialists D transformer blocks (the demo's encoder has 2)."""
     bench = pytest.importorskip("bench_specialist")
     import torch

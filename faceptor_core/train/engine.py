@@ -52,6 +52,8 @@ class NonFiniteLossError(FaceptorError, FloatingPointError):
     task (or the weights) and the step. Nothing non-finite is ever written to a checkpoint."""
 
 
+#: The run's configuration in its output directory: written when training starts, compared with on resume.
+RUN_CONFIG = "config.json"
 #: What a run writes into its output directory (``--overwrite`` removes exactly these).
 RUN_OUTPUTS = ("checkpoints", "log.jsonl", "addon")
 
@@ -112,7 +114,7 @@ class Trainer:
         self.precision = resolve_precision(config.precision, self.device)
         self.out = Path(config.output_dir)
         # a changed configuration is refused before anything is built; the allowed changes are logged
-        changes = check_resume_config(self.out / "config.json", config) if resume else {}
+        changes = check_resume_config(self.out / RUN_CONFIG, config) if resume else {}
         torch.manual_seed(config.seed)
         self.specs: dict[str, TaskSpec] = {}
         for entry in config.tasks:
@@ -513,7 +515,7 @@ class Trainer:
         checkpoints on the way. Returns the last evaluation."""
         cfg = self.cfg
         if self.dist.is_main:
-            write_atomic(self.out / "config.json", cfg.model_dump_json(indent=2).encode())
+            write_atomic(self.out / RUN_CONFIG, cfg.model_dump_json(indent=2).encode())
         self._log({"step": self.step, "precision": self.precision, "device": str(self.device)})
         last_eval: dict[str, dict[str, float]] = {}
         end = cfg.schedule.steps if stop_after is None else min(cfg.schedule.steps, self.step + stop_after)
