@@ -79,7 +79,8 @@ def test_specialist_second_stage_trains_only_its_last_layer(monkeypatch):
 
 
 def test_specialists_take_a_depth_or_change_a_stage_and_refuse_unknown_names():
-    """``_dD`` gives the ViT specialists D transformer blocks (the demo's encoder has 2)."""
+    """``_dD`` gives the ViT specialists D transformer blocks (the demo's encoder has 2); ``resnet18_3stage`` drops
+    ResNet-18's fourth stage and ``resnet18_os16`` keeps it at stride 16."""
     bench = pytest.importorskip("bench_specialist")
     import torch
 
