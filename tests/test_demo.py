@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -18,15 +19,17 @@ from faceptor_tasks.synthfaces.demo import (
     PRESETS,
     _loss_series,
     demo_config,
+    demo_plan,
     heads_config,
     run_demo,
     stage1_config,
 )
 
 
-def test_demo_writes_metrics_curves_and_pictures(tmp_path):
+def test_demo_writes_metrics_curves_and_pictures(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--steps", "4", "--out", str(out)]) == 0
+    assert "demo: 4 steps training the whole model; forward pass in " in capsys.readouterr().out
     report = out / "report"
     metrics = json.loads((report / "metrics.json").read_text())
     assert set(metrics) == set(DEMO_TASKS)
@@ -44,9 +47,12 @@ def test_demo_writes_metrics_curves_and_pictures(tmp_path):
     assert [r["step"] for r in log if "loss" in r] == [4]
 
 
-def test_two_stage_demo_trains_the_decoders_on_the_frozen_stage1_encoder(tmp_path):
+def test_two_stage_demo_trains_the_decoders_on_the_frozen_stage1_encoder(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--steps", "2", "--heads-steps", "3", "--out", str(out)]) == 0
+    said = capsys.readouterr()
+    assert "demo: 2 steps training the whole model, then 3 training its decoders on the frozen encoder" in said.out
+    assert "train (full, " in said.err and "train (heads, " in said.err  # each stage's progress bar names it
     stage1 = load(out / "stage1" / "checkpoints" / "last").state_dict()
     final = load(out / "checkpoints" / "last").state_dict()
     for key, value in stage1.items():  # the demo's model keeps stage 1's encoder bit for bit; its decoders moved
@@ -61,6 +67,25 @@ def test_two_stage_demo_trains_the_decoders_on_the_frozen_stage1_encoder(tmp_pat
     assert main(["demo", "--quick", "--steps", "2", "--out", str(out)]) == 0  # one stage: no stale first stage left
     assert not (out / "stage1").exists() and not (out / "report" / "metrics_stage1.json").exists()
     assert "| task | metric | model | trivial answer | beats it? |" in (out / "report" / "metrics.md").read_text()
+
+
+def test_the_plan_says_why_a_cpu_without_bf16_trains_slower():
+    def plan(asked: str, used: str, device: str = "cpu") -> str:
+        trainer = SimpleNamespace(
+            cfg=SimpleNamespace(schedule=SimpleNamespace(steps=300), precision=asked),
+            precision=used,
+            device=torch.device(device),
+        )
+        return demo_plan(trainer, 450)
+
+    assert plan("auto", "fp32").endswith(
+        "forward pass in fp32 on cpu (precision auto: this CPU has no bf16 instructions, so the demo takes longer "
+        "than on one with them)"
+    )
+    assert plan("auto", "bf16").endswith("forward pass in bf16 on cpu")
+    assert plan("fp32", "fp32").endswith("forward pass in fp32 on cpu")  # asked for: nothing to explain
+    assert plan("auto", "fp32", "cuda").endswith("forward pass in fp32 on cuda")  # a GPU: not a CPU's instructions
+    assert plan("auto", "fp32").startswith("demo: 300 steps training the whole model, then 450 training its decoders")
 
 
 def test_stage2_config_starts_from_stage1_with_a_fresh_schedule_and_data_order(tmp_path):

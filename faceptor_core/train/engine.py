@@ -522,7 +522,7 @@ class Trainer:
         bar = tqdm(
             total=cfg.schedule.steps,
             initial=self.step,
-            desc="train",
+            desc=f"train ({cfg.train.mode}, {self.precision})",
             dynamic_ncols=True,
             disable=not (cfg.progress and self.dist.is_main),
         )

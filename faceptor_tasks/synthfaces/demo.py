@@ -78,7 +78,7 @@ class DemoPreset(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     steps: int = Field(gt=0)
-    minutes: str = Field(description="wall time on 2 idle CPU cores, for the help text")
+    minutes: str = Field(description="wall time on 2 idle CPU cores with bf16 instructions, for the help text")
     model: dict[str, Any]
     batch_sizes: dict[str, int] = Field(default_factory=dict, description="images a step where not BATCH")
     type_weights: dict[str, float] = Field(default_factory=lambda: dict(TYPE_WEIGHTS))
@@ -113,8 +113,8 @@ _RESNET_WEIGHTS = {**TYPE_WEIGHTS, "expression": 3.0, "attributes": 0.3}
 #: pass in bf16 where the CPU has bf16 instructions, then stage 2: 450 steps of everything but the frozen encoder at
 #: twice the rate (``train.mode: heads``). Stage 1 alone learned expression on about half of all runs (which ones is
 #: noise); the runs that miss it hold it in the encoder, and stage 2 reads it (docs/results.md, "Stage 2 on the
-#: frozen encoder"). 8 minutes end to end on 2 such cores. ``quick``: 2 minutes, the conv stem, one stage. ``full``
-#: (``--full``): 400 steps with identity at 32 and the same stage 2.
+#: frozen encoder"). 8 minutes end to end on 2 such cores, 36 in float32 on 2 AVX2 cores. ``quick``: 2 minutes, the
+#: conv stem, one stage. ``full`` (``--full``): 400 steps with identity at 32 and the same stage 2.
 PRESETS: dict[str, DemoPreset] = {
     "quick": DemoPreset(
         steps=32, minutes="under 2", model=CONV_MODEL, batch_sizes=_IDENTITY, eval_limit=64, baseline_limit=200
@@ -207,6 +207,18 @@ class DemoRun:
     seconds: float
 
 
+def demo_plan(trainer: Trainer, heads_steps: int) -> str:
+    """One line saying what the demo will train, for how many steps, and in which precision (and why float32)."""
+    steps = trainer.cfg.schedule.steps
+    plan = f"demo: {steps} steps training the whole model"
+    if heads_steps:
+        plan += f", then {heads_steps} training its decoders on the frozen encoder (stage 2)"
+    plan += f"; forward pass in {trainer.precision} on {trainer.device.type}"
+    if trainer.cfg.precision == "auto" and trainer.precision == "fp32" and trainer.device.type == "cpu":
+        plan += " (precision auto: this CPU has no bf16 instructions, so the demo takes longer than on one with them)"
+    return plan
+
+
 def train_demo(cfg: RunConfig, heads_steps: int = 0, heads_lr: float | None = None) -> DemoRun:
     """Train ``cfg`` (a :func:`demo_config`) and, with ``heads_steps``, a second stage on its frozen encoder
     (:func:`heads_config`, at ``heads_lr``).
@@ -219,9 +231,11 @@ def train_demo(cfg: RunConfig, heads_steps: int = 0, heads_lr: float | None = No
     if not heads_steps:
         shutil.rmtree(out / "stage1", ignore_errors=True)  # an earlier two-stage demo's first stage
         trainer = Trainer(cfg, overwrite=True)  # the demo owns its folder: each run starts over
+        print(demo_plan(trainer, 0), flush=True)
         results = trainer.fit()
         return DemoRun(trainer, results, None, None, [out / "log.jsonl"], time.perf_counter() - t0)
     stage1 = Trainer(stage1_config(cfg), overwrite=True)
+    print(demo_plan(stage1, heads_steps), flush=True)
     stage1_results = stage1.fit()
     trainer = Trainer(heads_config(cfg, heads_steps, heads_lr), overwrite=True)
     results = trainer.fit()
