@@ -61,26 +61,6 @@ def test_the_pooled_loss_joins_the_total_at_its_share(registry, tmp_path):
     assert pooled > 0
 
 
-def test_pooled_losses_count_until_the_step_asked_then_weigh_zero(registry, tmp_path):
-    trainer = Trainer(run_config(tmp_path, train={**POOLED, "pooled_heads_until": 2}), registry=registry)
-    w = trainer.weights
-    share = {}
-    for _ in range(4):
-        before = {k: v.clone() for k, v in trainer.pooled.state_dict().items()}
-        stats = trainer.train_step()
-        main = sum(w[t] * stats[f"loss/{t}"] for t in w) / sum(w.values())
-        share[trainer.step] = stats["loss"] - main
-        assert all(stats[f"pooled/{t}"] > 0 for t in w)  # logged at every step
-        moved = any(not torch.equal(v, before[k]) for k, v in trainer.pooled.state_dict().items())
-        assert moved == (trainer.step <= 2)  # trained while they count, then held
-    assert share[1] > 1e-3 and share[2] > 1e-3
-    assert share[3] == pytest.approx(0, abs=1e-6) and share[4] == pytest.approx(0, abs=1e-6)
-    with pytest.raises(ValidationError, match="pooled_heads_until.*asks for none"):
-        RunConfig.model_validate({"tasks": [{"name": "x"}], "train": {"pooled_heads_until": 10}})
-    with pytest.raises(ValidationError, match="pooled_heads_until"):
-        RunConfig.model_validate({"tasks": [{"name": "x"}], "train": {**POOLED, "pooled_heads_until": 0}})
-
-
 def test_a_token_wise_pooled_head_reads_more_than_the_mean_token():
     torch.manual_seed(0)
     tokens = torch.randn(2, 8, 4, 4)  # B x C x S x S

@@ -101,13 +101,6 @@ class TrainSection(_Strict):
         'docs/results.md, "A readout of the pooled heads\' own"); 0: LayerNorm and Linear on the mean token.',
     )
 
-    pooled_heads_until: int | None = Field(
-        default=None,
-        ge=1,
-        description="With pooled heads: their losses count for the first N steps of the run only, then weigh zero "
-        "(still logged), so that the encoder ends on the tasks' own losses; None: every step.",
-    )
-
     @model_validator(mode="after")
     def _options_of_the_mode(self) -> TrainSection:
         """An option that the chosen mode would ignore is an error, not a silent no-op."""
@@ -120,8 +113,6 @@ class TrainSection(_Strict):
             )
         if self.pooled_head_hidden and not self.wants_pooled_heads():
             raise ValueError("train.pooled_head_hidden shapes the pooled heads, and train.pooled_heads asks for none")
-        if self.pooled_heads_until is not None and not self.wants_pooled_heads():
-            raise ValueError("train.pooled_heads_until times the pooled heads, and train.pooled_heads asks for none")
         if not self.train_queries and self.mode in ("full", "heads"):
             raise ValueError(
                 f"train.train_queries: false has no effect in mode {self.mode!r}, which trains the queries"

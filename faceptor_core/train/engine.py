@@ -440,9 +440,7 @@ class Trainer:
         total = combine_losses(losses, self.weights)
         what = "the pooled head's loss (train.pooled_heads)"
         pooled_losses = {n: self._task_loss(n, o.float(), batches[n]["target"], what) for n, o in pooled.items()}
-        until = self.cfg.train.pooled_heads_until
-        if pooled_losses and (until is None or self.step < until):
-            # each task's pooled loss at its fraction of the task's weight, over the tasks' weight sum
+        if pooled_losses:  # each task's pooled loss at its fraction of the task's weight, over the tasks' weight sum
             pooled_total = sum(self.pooled.fractions[n] * self.weights[n] * p for n, p in pooled_losses.items())
             total = total + pooled_total / sum(self.weights[n] for n in losses)
         if not torch.isfinite(total):

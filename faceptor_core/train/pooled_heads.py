@@ -2,11 +2,10 @@
 
 Each attribute-type task of a run gets a LayerNorm and a Linear on the mean of the last encoder layer's tokens (with
 ``train.pooled_head_hidden: N``, each token through LayerNorm, Linear to N and GELU before the mean, then a Linear),
-trained on the task's own loss beside the decoder's output (for the run's first N steps only with
-``train.pooled_heads_until: N``). They are not part of the model (its checkpoint, its predictions): the trainer keeps
-them, in its checkpoints, to resume exactly. On 9,600 SynthFaces expression images the demo's encoder learns
-expression under such a head as ResNet-18 does (0.40 / 0.39 against 0.40 / 0.46) and, read through the decoder alone,
-to 0.25 / 0.18 (docs/results.md, "The decoder, not the encoder").
+trained on the task's own loss beside the decoder's output. They are not part of the model (its checkpoint, its
+predictions): the trainer keeps them, in its checkpoints, to resume exactly. On 9,600 SynthFaces expression images the
+demo's encoder learns expression under such a head as ResNet-18 does (0.40 / 0.39 against 0.40 / 0.46) and, read
+through the decoder alone, to 0.25 / 0.18 (docs/results.md, "The decoder, not the encoder").
 """
 
 from __future__ import annotations
