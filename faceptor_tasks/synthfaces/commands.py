@@ -86,7 +86,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         const="full",
         default=argparse.SUPPRESS,
         help=f"the recipe that learns every task, expression included ({full.minutes} minutes on 2 cores with bf16 "
-        "instructions, about 4 times as long without)",
+        "instructions, several times as long without)",
     )
     parser.add_argument(
         "--out", default="faceptor-demo", help="output folder (the demo only replaces its own earlier output)"
