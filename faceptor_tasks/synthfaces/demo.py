@@ -18,7 +18,7 @@ from faceptor_core.errors import RunDirectoryError
 from faceptor_core.evaluate import higher_is_better
 from faceptor_core.registry import default_registry
 from faceptor_core.train.config import RunConfig
-from faceptor_core.train.engine import Trainer
+from faceptor_core.train.engine import RUN_CONFIG, Trainer
 from faceptor_core.train.precision import Precision
 
 DEMO_TASKS = ("synth_landmarks", "synth_parsing", "synth_age", "synth_expression", "synth_attributes", "synth_identity")
@@ -331,7 +331,7 @@ def owned_by_demo(out: Path) -> bool:
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return True
     try:
-        tasks = tuple(t["name"] for t in json.loads((out / "config.json").read_text())["tasks"])
+        tasks = tuple(t["name"] for t in json.loads((out / RUN_CONFIG).read_text())["tasks"])
     except (OSError, ValueError, KeyError, TypeError):
         return False
     return tasks == DEMO_TASKS
