@@ -11,6 +11,8 @@ import functools
 import json
 from pathlib import Path
 
+from faceptor_core.margins import MIN_SHARE, practical_margin
+
 METRIC_NAMES = {
     "synth_landmarks": "NME (inter-ocular)",
     "synth_age": "MAE (years)",
@@ -22,7 +24,7 @@ METRIC_NAMES = {
 }
 #: A model "learned" a task when, on every seed, it closes more than this share of the distance from the trivial
 #: answer to a perfect score (1 for a fraction scored higher-is-better, 0 for an error).
-LEARNED_MARGIN = 0.05
+LEARNED_MARGIN = MIN_SHARE
 
 
 def _metric_name(task: str) -> str:
@@ -52,12 +54,12 @@ def _better(task: str, a: float, b: float) -> bool:
 
 def learned(task: str, metric: float, baseline: float) -> bool:
     """Whether ``metric`` closes more than :data:`LEARNED_MARGIN` of the distance from the trivial ``baseline`` to
-    a perfect score (without a known perfect score: beats it by that share of the baseline itself)."""
+    a perfect score (without a known perfect score: beats it by that share of the baseline itself): the margin the
+    demo's report calls a clear win (:func:`faceptor_core.margins.practical_margin`)."""
     _, meta = _meta(task)
-    if _higher(task):
-        perfect = 1.0 if meta is not None and meta.unit == "fraction" else baseline * 2
-        return metric - baseline > LEARNED_MARGIN * (perfect - baseline)
-    return baseline - metric > LEARNED_MARGIN * baseline
+    higher = _higher(task)
+    margin = metric - baseline if higher else baseline - metric
+    return margin > practical_margin(baseline, higher, meta is not None and meta.unit == "fraction")
 
 
 def _load(results: Path, name: str) -> list[dict]:

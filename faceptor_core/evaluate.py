@@ -16,6 +16,7 @@ from . import predictions as P
 from .data.collate import collate_items
 from .data.streams import data_report_line, open_dataset, unwrap_worker_error
 from .errors import FaceptorError, PluginContractError, contract_error, plugin_of
+from .margins import GroupedScores, margin_se
 from .model.base import FaceptorBase
 from .spec import Baseline, MetricMeta, TaskSpec
 
@@ -84,11 +85,22 @@ class TaskEvaluation:
     protocol: str = ""
     #: The metric's :class:`~faceptor_core.spec.MetricMeta` per value (direction, unit, description).
     meta: dict[str, MetricMeta] = field(default_factory=dict)
+    #: The metrics of each group of the items, and the baseline's (:mod:`faceptor_core.margins`); empty without
+    #: error bars, ``groups_error`` then says why.
+    groups: list[dict[str, float]] = field(default_factory=list)
+    baseline_groups: list[dict[str, float]] = field(default_factory=list)
+    groups_error: str = ""
+
+    def margin_se(self) -> dict[str, float]:
+        """Per metric, the standard error of (metric - baseline) on these items (empty without error bars)."""
+        return margin_se(self.groups, self.baseline_groups)
 
     def flat(self) -> dict[str, float]:
-        """``{metric: value, ..., "baseline/<metric>": value, ...}``."""
+        """``{metric: value, ..., "baseline/<metric>": value, ..., "margin_se/<metric>": value, ...}``: the
+        metrics, the trivial baseline's, and the standard error of each margin between them."""
         out = dict(self.metrics)
         out.update({f"baseline/{k}": v for k, v in (self.baseline or {}).items()})
+        out.update({f"margin_se/{k}": v for k, v in self.margin_se().items()})
         return out
 
 
@@ -185,6 +197,8 @@ def evaluate_with_baseline(
     metric = make_metric(spec)
     trivial_metric = make_metric(spec) if trivial is not None else None
     pairs = scores_pairs(spec, metric)
+    grouped = GroupedScores(lambda: make_metric(spec), len(ds))
+    trivial_grouped = GroupedScores(lambda: make_metric(spec), len(ds)) if trivial is not None else None
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate_items)
     device = model.pixel_mean.device
     was_training = model.training
@@ -197,19 +211,28 @@ def evaluate_with_baseline(
                 emb_b = embed_with_flip(model, spec.name, batch["image_b"].to(device))
                 _check_finite(spec, emb_a, split)
                 _check_finite(spec, emb_b, split)
-                metric.update_pairs(emb_a.cpu(), emb_b.cpu(), batch["issame"])
+                emb_a, emb_b, same = emb_a.cpu(), emb_b.cpu(), batch["issame"]
+                metric.update_pairs(emb_a, emb_b, same)
+                grouped.feed("update_pairs", emb_a, emb_b, same)
                 if trivial is not None:
                     emb = torch.as_tensor(trivial.predict(batch))
-                    trivial_metric.update_pairs(emb, emb, batch["issame"])
+                    trivial_metric.update_pairs(emb, emb, same)
+                    trivial_grouped.feed("update_pairs", emb, emb, same)
                 continue
             raw = model({size: batch["image"].to(device)}, [spec.name])[spec.name]
             values = _model_input(metric, model, spec.name, raw, size)
             _check_finite(spec, values, split)
-            metric.update(values, batch["target"], batch.get("meta"))
+            target, meta = batch["target"], batch.get("meta")
+            metric.update(values, target, meta)
+            grouped.feed("update", values, target, meta)
             if trivial is not None:
-                trivial_metric.update(trivial.predict(batch), batch["target"], batch.get("meta"))
+                guess = trivial.predict(batch)
+                trivial_metric.update(guess, target, meta)
+                trivial_grouped.feed("update", guess, target, meta)
     finally:
         model.train(was_training)
+    groups = grouped.compute()
+    baseline_groups = trivial_grouped.compute() if trivial_grouped is not None else []
     return TaskEvaluation(
         task=spec.name,
         split=split,
@@ -220,6 +243,9 @@ def evaluate_with_baseline(
         baseline_error=error,
         protocol=str(spec.extra.get("protocol", "")),
         meta=metric_meta(spec, metric),
+        groups=groups,
+        baseline_groups=baseline_groups,
+        groups_error=grouped.error or (trivial_grouped.error if trivial_grouped is not None else ""),
     )
 
 

@@ -212,3 +212,10 @@ def test_cli_eval_prints_metrics_beside_baselines_and_the_protocol(tmp_path: Pat
     assert {"accuracy", "baseline/accuracy"} <= set(data["synth_expression"])
     assert data["_about"]["synth_age"]["baseline"].startswith("mean training value")
     assert "protocol" in data["_about"]["synth_age"]
+    assert "no error bars: 8 items are too few for error bars" in text  # 8 items: said, not guessed
+    assert data["_about"]["synth_age"]["error_bars_error"] == "8 items are too few for error bars"
+    assert main(["eval", str(tmp_path / "ckpt"), "--limit", "20", "--baseline-limit", "8", "--json", str(out)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.strip().startswith("mae"))
+    assert "beats it? " in line and "±" in line  # lower is better: the verdict follows the metric's direction
+    data = json.loads(out.read_text())
+    assert data["synth_age"]["margin_se/mae"] >= 0 and data["_about"]["synth_age"]["error_bars_error"] is None

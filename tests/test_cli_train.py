@@ -46,6 +46,27 @@ def test_train_writes_checkpoints_and_log(trained):
     assert any("eval" in r for r in log)
 
 
+def test_train_says_why_precision_auto_trains_in_float32(tmp_path, capsys, monkeypatch):
+    from faceptor_core.train import engine
+
+    cfg = {
+        "output_dir": str(tmp_path / "run"),
+        "model": TINY_MODEL,
+        "progress": False,
+        "precision": "auto",
+        "eval_baselines": False,
+        "tasks": [{"name": "synth_expression", "batch_size": 4, "eval_limit": 4}],
+        "schedule": {"steps": 1, "warmup_steps": 1},
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    monkeypatch.setattr(engine, "resolve_precision", lambda asked, device: "fp32")  # a CPU without bf16
+    assert main(["train", str(path)]) == 0
+    assert "note: precision auto: this CPU has no bf16 instructions, so training runs in float32" in (
+        capsys.readouterr().err
+    )
+
+
 def test_train_reports_bad_config(tmp_path, capsys):
     path = tmp_path / "bad.yaml"
     path.write_text("tasks:\n  - name: synth_age\n    batch_size: -1\n")

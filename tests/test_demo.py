@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from faceptor_core import load
+from faceptor_core import get_task, load
 from faceptor_core.cli import main
 from faceptor_core.train.config import RunConfig
 from faceptor_core.train.engine import Trainer
@@ -38,6 +38,8 @@ def test_demo_writes_metrics_curves_and_pictures(tmp_path, capsys):
     assert "| synth_age | mae |" in text
     for task in DEMO_TASKS:  # every task's metrics stand beside its trivial answer on the same items
         assert any(k.startswith("baseline/") for k in metrics[task]), task
+        assert metrics[task][f"margin_se/{get_task(task).primary_metric}"] >= 0, task  # and an error bar
+    assert "margin ± two standard errors" in text and "±" in text.split("| --- |")[-1]
     assert 0.4 < metrics["synth_identity"]["baseline/verification_accuracy"] < 0.6
     for picture in ("loss_curves.png", "predictions.png"):
         with Image.open(report / picture) as im:
@@ -79,8 +81,8 @@ def test_the_plan_says_why_a_cpu_without_bf16_trains_slower():
         return demo_plan(trainer, 450)
 
     assert plan("auto", "fp32").endswith(
-        "forward pass in fp32 on cpu (precision auto: this CPU has no bf16 instructions, so the demo takes longer "
-        "than on one with them)"
+        "forward pass in fp32 on cpu (precision auto: this CPU has no bf16 instructions, so training runs in "
+        "float32, more slowly than on one with them)"
     )
     assert plan("auto", "bf16").endswith("forward pass in bf16 on cpu")
     assert plan("fp32", "fp32").endswith("forward pass in fp32 on cpu")  # asked for: nothing to explain

@@ -9,7 +9,7 @@ import torch
 
 from faceptor_core.train import RunConfig, Trainer
 from faceptor_core.train.config import ConfigError, load_run_config
-from faceptor_core.train.precision import forward_precision, native_bf16, resolve_precision
+from faceptor_core.train.precision import forward_precision, native_bf16, precision_note, resolve_precision
 from tests.conftest import TINY_DECODER
 
 CPU = torch.device("cpu")
@@ -36,6 +36,13 @@ def test_auto_follows_the_hardware_and_the_others_are_kept():
     assert resolve_precision("fp32", CPU) == "fp32"
     assert resolve_precision("bf16", CPU) == "bf16"
     assert native_bf16(torch.device("meta")) is False
+
+
+def test_the_note_says_why_auto_trains_in_float32_only_when_it_fell_back_on_a_cpu():
+    assert "this CPU has no bf16 instructions, so training runs in float32" in precision_note("auto", "fp32", CPU)
+    assert precision_note("auto", "bf16", CPU) == ""
+    assert precision_note("fp32", "fp32", CPU) == ""  # asked for: nothing to explain
+    assert precision_note("auto", "fp32", torch.device("cuda")) == ""  # a GPU: not a CPU's instructions
 
 
 def test_forward_precision_computes_in_bf16_only_inside():

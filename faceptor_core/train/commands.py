@@ -26,6 +26,7 @@ def _parse_pairs(values: list[str] | None, what: str) -> dict[str, str]:
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import ConfigError, load_run_config
     from .engine import Trainer
+    from .precision import precision_note
 
     overrides = {}
     for item in args.set or []:
@@ -37,6 +38,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     trainer = Trainer(cfg, resume=args.resume, overwrite=args.overwrite)
+    note = precision_note(cfg.precision, trainer.precision, trainer.device)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     results = trainer.fit()
     print(json.dumps(results, indent=2))
     return 0
@@ -53,16 +57,27 @@ def _json_number(v: float) -> float | None:
     return None if v != v else v
 
 
-def format_evaluation(result) -> str:
-    """A task's evaluation as text: protocol, baseline answer, then each metric beside its baseline."""
+def format_evaluation(result, spec=None) -> str:
+    """A task's evaluation as text: protocol, baseline answer, then each metric beside its baseline and, for a
+    score (``spec`` and the metric's meta give its direction), whether it beats the baseline beyond the noise."""
+    from ..evaluate import higher_is_better
+    from ..margins import verdict
+
     lines = [f"{result.task} (split {result.split}, {result.items:,} items)"]
     if result.protocol:
         lines.append(f"  protocol: {result.protocol}")
     lines.append(f"  baseline: {result.baseline_answer or 'n/a (' + result.baseline_error + ')'}")
+    if result.baseline is not None and result.groups_error:
+        lines.append(f"  no error bars: {result.groups_error}")
     width = max(len(k) for k in result.metrics) if result.metrics else 0
+    se = result.margin_se()
     for k, v in result.metrics.items():
         b = (result.baseline or {}).get(k)
-        lines.append(f"  {k:<{width}}  {v:.4f}" + (f"   baseline {b:.4f}" if b is not None else ""))
+        line = f"  {k:<{width}}  {v:.4f}" + (f"   baseline {b:.4f}" if b is not None else "")
+        higher = higher_is_better(spec, k, result.meta) if spec is not None else None
+        fraction = k in result.meta and result.meta[k].unit == "fraction"
+        said = verdict(v, b, se.get(k), higher, fraction)
+        lines.append(line + (f"   beats it? {said.replace('**', '')}" if said != "-" else ""))
     return "\n".join(lines)
 
 
@@ -97,8 +112,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
             "protocol": result.protocol,
             "baseline": result.baseline_answer or None,
             "baseline_error": result.baseline_error or None,
+            "error_bars_error": (result.groups_error or None) if result.baseline is not None else None,
         }
-        print(format_evaluation(result))
+        print(format_evaluation(result, spec))
     if args.json:
         Path(args.json).write_text(json.dumps({**results, "_about": about}, indent=2))
     return 0
@@ -170,7 +186,8 @@ def add_commands(sub) -> None:
     )
     p.add_argument(
         "--json",
-        help="also write the metrics (NaN as null; baselines as baseline/<metric>) to this file (default: no file)",
+        help="also write the metrics to this file (NaN as null; baselines as baseline/<metric>, the standard error "
+        "of each margin over its baseline as margin_se/<metric>; default: no file)",
     )
     p.add_argument("--no-baseline", action="store_true", help="skip the trivial baselines")
     p.add_argument("--baseline-split", default="train", help="split the baselines' statistics come from")

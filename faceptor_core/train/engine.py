@@ -34,6 +34,7 @@ from ..data.streams import TaskStream, data_report_line, open_dataset
 from ..durable import recover_dir, replace_dir, resolve_dir, write_atomic
 from ..errors import FaceptorError, RunDirectoryError, TaskNotFoundError, contract_error
 from ..evaluate import BaselineUnavailable, TaskEvaluation, evaluate_with_baseline, fit_baseline, primary_value
+from ..margins import margin_se
 from ..model.base import FaceptorBase
 from ..model.config import EncoderConfig
 from ..registry import TaskRegistry, default_registry
@@ -481,7 +482,8 @@ class Trainer:
 
     def evaluate(self, progress: bool = False) -> dict[str, dict[str, float]]:
         """Each task's metrics on its evaluation split; with ``eval_baselines``, beside them
-        ``baseline/<metric>`` of the task's trivial answer (fitted and scored once, then reused)."""
+        ``baseline/<metric>`` of the task's trivial answer (fitted and scored once, then reused) and
+        ``margin_se/<metric>``, the standard error of the margin between them (:mod:`faceptor_core.margins`)."""
         results = {}
         for name, spec in self.specs.items():
             if spec.metrics is None:
@@ -507,7 +509,12 @@ class Trainer:
                 self.baselines[name] = ev
             cached = self.baselines.get(name)
             base = (cached.baseline if cached is not None else None) or {}
-            results[name] = {**ev.metrics, **{f"baseline/{k}": v for k, v in base.items()}}
+            se = margin_se(ev.groups, cached.baseline_groups) if cached is not None else {}
+            results[name] = {
+                **ev.metrics,
+                **{f"baseline/{k}": v for k, v in base.items()},
+                **{f"margin_se/{k}": v for k, v in se.items()},
+            }
         return results
 
     def fit(self, stop_after: int | None = None) -> dict[str, dict[str, float]]:

@@ -36,6 +36,17 @@ def resolve_precision(precision: Precision, device: torch.device) -> Literal["fp
     return precision
 
 
+def precision_note(asked: Precision, used: Literal["fp32", "bf16"], device: torch.device) -> str:
+    """Why a run trains more slowly than it could: ``auto`` fell back to float32 on a CPU without bf16
+    instructions ("" otherwise: bf16, float32 asked for, or a GPU)."""
+    if asked == "auto" and used == "fp32" and device.type == "cpu":
+        return (
+            "precision auto: this CPU has no bf16 instructions, so training runs in float32, more slowly than on "
+            "one with them"
+        )
+    return ""
+
+
 @contextlib.contextmanager
 def forward_precision(precision: Literal["fp32", "bf16"], device: torch.device) -> Iterator[None]:
     """The context a training forward pass runs in. In bf16 on the CPU, attention takes the plain (math) kernel:
