@@ -16,7 +16,7 @@ from . import predictions as P
 from .data.collate import collate_items
 from .data.streams import data_report_line, open_dataset, unwrap_worker_error
 from .errors import FaceptorError, PluginContractError, contract_error, plugin_of
-from .margins import GroupedScores, margin_se
+from .margins import GroupedScores, margin_se, verdict
 from .model.base import FaceptorBase
 from .spec import Baseline, MetricMeta, TaskSpec
 
@@ -403,6 +403,21 @@ def higher_is_better(spec: TaskSpec, key: str, meta: Mapping[str, MetricMeta] | 
     if meta and key in meta:
         return meta[key].higher_is_better
     return spec.higher_is_better if key == spec.primary_metric else None
+
+
+def metric_verdict(
+    spec: TaskSpec,
+    key: str,
+    value: float,
+    baseline: float | None,
+    se: float | None,
+    meta: Mapping[str, MetricMeta] | None = None,
+) -> str:
+    """:func:`~faceptor_core.margins.verdict` for metric ``key`` of ``spec``: its direction and unit from the
+    metric's ``meta`` (``-`` for a value that is no score)."""
+    meta = meta or {}
+    fraction = key in meta and meta[key].unit == "fraction"
+    return verdict(value, baseline, se, higher_is_better(spec, key, meta), fraction)
 
 
 def primary_value(spec: TaskSpec, metrics: Mapping[str, float], meta: Mapping[str, MetricMeta] | None = None) -> float:

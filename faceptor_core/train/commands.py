@@ -60,8 +60,7 @@ def _json_number(v: float) -> float | None:
 def format_evaluation(result, spec=None) -> str:
     """A task's evaluation as text: protocol, baseline answer, then each metric beside its baseline and, for a
     score (``spec`` and the metric's meta give its direction), whether it beats the baseline beyond the noise."""
-    from ..evaluate import higher_is_better
-    from ..margins import verdict
+    from ..evaluate import metric_verdict
 
     lines = [f"{result.task} (split {result.split}, {result.items:,} items)"]
     if result.protocol:
@@ -74,9 +73,7 @@ def format_evaluation(result, spec=None) -> str:
     for k, v in result.metrics.items():
         b = (result.baseline or {}).get(k)
         line = f"  {k:<{width}}  {v:.4f}" + (f"   baseline {b:.4f}" if b is not None else "")
-        higher = higher_is_better(spec, k, result.meta) if spec is not None else None
-        fraction = k in result.meta and result.meta[k].unit == "fraction"
-        said = verdict(v, b, se.get(k), higher, fraction)
+        said = metric_verdict(spec, k, v, b, se.get(k), result.meta) if spec is not None else "-"
         lines.append(line + (f"   beats it? {said.replace('**', '')}" if said != "-" else ""))
     return "\n".join(lines)
 

@@ -15,8 +15,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from faceptor_core.errors import RunDirectoryError
-from faceptor_core.evaluate import higher_is_better
-from faceptor_core.margins import verdict
+from faceptor_core.evaluate import metric_verdict
 from faceptor_core.registry import default_registry
 from faceptor_core.train.config import RunConfig
 from faceptor_core.train.engine import RUN_CONFIG, Trainer
@@ -308,10 +307,7 @@ def write_report(run: DemoRun, out: Path) -> Path:
             if k.startswith(("baseline/", "margin_se/", "acc_")):  # per-attribute accuracies: in metrics.json
                 continue
             b = metrics.get(f"baseline/{k}")
-            meta = trainer.metric_meta.get(task) or {}
-            higher = higher_is_better(spec, k, meta)  # the metric's meta says
-            fraction = k in meta and meta[k].unit == "fraction"
-            better = verdict(v, b, metrics.get(f"margin_se/{k}"), higher, fraction)
+            better = metric_verdict(spec, k, v, b, metrics.get(f"margin_se/{k}"), trainer.metric_meta.get(task))
             first = "" if stage1 is None else f" {_cell(stage1.get(task, {}).get(k))} |"
             lines.append(f"| {task} | {k} | {v:.4f} |{first} {_cell(b)} | {better} |")
     answers = {t: ev.baseline_answer for t, ev in trainer.baselines.items() if ev.baseline_answer}
