@@ -86,7 +86,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         const="full",
         default=argparse.SUPPRESS,
         help=f"the recipe that learns every task, expression included ({full.minutes} minutes on 2 cores with bf16 "
-        "instructions, several times as long without)",
+        "instructions; 27 minutes on 2 AVX2 cores, in float32)",
     )
     parser.add_argument(
         "--out", default="faceptor-demo", help="output folder (the demo only replaces its own earlier output)"
@@ -116,8 +116,9 @@ def commands() -> list[CommandSpec]:
             help="train a small Faceptor on SynthFaces and write a report",
             description="Train a small Faceptor on every SynthFaces task on the CPU and write a report: metrics "
             "beside their trivial answers, loss curves and predictions (OUT/report/metrics.md). The standard run "
-            f"takes {PRESETS['standard'].minutes} minutes on 2 cores with bf16 instructions and about 4 times as long "
-            "on cores without them (36 minutes on 2 AVX2 cores, in float32); --quick and --full say theirs.",
+            f"takes {PRESETS['standard'].minutes} minutes on 2 cores with bf16 instructions and 3 to 4 times as long "
+            "on cores without them (23-36 minutes on 2 AVX2 cores, in float32, as the host's load varied); --quick "
+            "and --full say theirs.",
             add_arguments=add_demo_arguments,
             run=cmd_demo,
         ),

@@ -113,7 +113,7 @@ _RESNET_WEIGHTS = {**TYPE_WEIGHTS, "expression": 3.0, "attributes": 0.3}
 #: pass in bf16 where the CPU has bf16 instructions, then stage 2: 450 steps of everything but the frozen encoder at
 #: twice the rate (``train.mode: heads``). Stage 1 alone learned expression on about half of all runs (which ones is
 #: noise); the runs that miss it hold it in the encoder, and stage 2 reads it (docs/results.md, "Stage 2 on the
-#: frozen encoder"). 8 minutes end to end on 2 such cores, 36 in float32 on 2 AVX2 cores. ``quick``: 2 minutes, the
+#: frozen encoder"). 8 minutes end to end on 2 such cores, 23-36 in float32 on 2 AVX2 cores. ``quick``: 2 minutes, the
 #: conv stem, one stage. ``full`` (``--full``): 400 steps with identity at 32 and the same stage 2.
 PRESETS: dict[str, DemoPreset] = {
     # 64 steps: landmarks and parsing beat their trivial answers beyond two standard errors and a twentieth of the
