@@ -166,6 +166,7 @@ def evaluate_with_baseline(
     on_report: Callable[[str], None] | None = None,
     skip_invalid: bool = False,
     fitted_baseline: Baseline | None = None,
+    error_bars: bool = True,
 ) -> TaskEvaluation:
     """Run ``spec``'s metrics over its ``split`` and, when ``baseline``, score the task's trivial baseline
     (fitted on ``baseline_split``) on the same items with the same metric. A baseline that cannot be computed
@@ -175,7 +176,8 @@ def evaluate_with_baseline(
     ``{"image_a", "image_b", "issame"}`` as flip-augmented embeddings through ``update_pairs``.
     ``on_report`` receives the dataset's data report (records skipped, excluded or dropped) as one line when there
     is one; ``skip_invalid`` leaves unusable records out (reported) instead of stopping at the first;
-    ``fitted_baseline`` is a baseline already fitted on ``baseline_split`` (scored instead of fitting one). An empty
+    ``fitted_baseline`` is a baseline already fitted on ``baseline_split`` (scored instead of fitting one);
+    ``error_bars=False`` skips scoring the groups of items that the margins' standard errors come from. An empty
     split, NaN or infinite predictions and a metric that breaks its contract are errors naming the task.
     """
     if spec.metrics is None:
@@ -197,8 +199,8 @@ def evaluate_with_baseline(
     metric = make_metric(spec)
     trivial_metric = make_metric(spec) if trivial is not None else None
     pairs = scores_pairs(spec, metric)
-    grouped = GroupedScores(lambda: make_metric(spec), len(ds))
-    trivial_grouped = GroupedScores(lambda: make_metric(spec), len(ds)) if trivial is not None else None
+    grouped = GroupedScores(lambda: make_metric(spec), len(ds), error_bars)
+    trivial_grouped = GroupedScores(lambda: make_metric(spec), len(ds), error_bars) if trivial is not None else None
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate_items)
     device = model.pixel_mean.device
     was_training = model.training

@@ -54,20 +54,20 @@ class GroupedScores:
     to their groups by the items' running index. A metric that cannot score a group (it needs whole batches, or
     raises on few items) leaves the task without error bars: ``error`` says why, and the evaluation goes on."""
 
-    def __init__(self, make_metric: Callable[[], Any], items: int):
-        self.k = group_count(items)
+    def __init__(self, make_metric: Callable[[], Any], items: int, enabled: bool = True):
+        self.k = group_count(items) if enabled else 0
         self.metrics = [make_metric() for _ in range(self.k)]
         self.seen = 0
-        self.error = "" if self.k else f"{items} items are too few for error bars"
+        self.error = "" if self.k else f"{items} items are too few for error bars" if enabled else "not asked for"
 
     def feed(self, method: str, *batch: Any) -> None:
         """Deal the next batch's rows to their groups: each group's metric gets ``method(*its rows of batch)``
         (``update`` with prediction, target and meta; ``update_pairs`` with both embeddings and issame)."""
         rows = len(batch[0])
-        group = (torch.arange(rows) + self.seen) % self.k if self.k else None
-        self.seen += rows
-        if self.error or group is None:
+        first, self.seen = self.seen, self.seen + rows
+        if self.error:
             return
+        group = (torch.arange(rows) + first) % self.k
         try:
             for g in range(self.k):
                 index = torch.nonzero(group == g).flatten()

@@ -193,7 +193,9 @@ def check_metrics(spec: TaskSpec, root: str | None, tmp: Path, registry: TaskReg
     from .evaluate import evaluate_with_baseline
 
     model = _model(spec, registry)
-    result = evaluate_with_baseline(model, spec, root, "test", batch_size=BATCH, limit=2 * BATCH, baseline=False)
+    result = evaluate_with_baseline(
+        model, spec, root, "test", batch_size=BATCH, limit=2 * BATCH, baseline=False, error_bars=False
+    )
     values, meta = result.metrics, result.meta
     if not values or not all(math.isfinite(v) for v in values.values()):
         _fail(spec, "metrics", f"must compute finite values, got {values}")

@@ -136,6 +136,8 @@ def test_evaluation_gives_each_metric_an_error_bar_and_the_cli_a_verdict():
     assert {f"margin_se/{k}" for k in result.metrics} <= set(result.flat())
     text = format_evaluation(result, spec)
     assert "beats it? " in text and "±" in text and "**" not in text
+    quiet = evaluate_with_baseline(model, spec, None, "test", batch_size=8, limit=40, error_bars=False)
+    assert quiet.metrics == result.metrics and quiet.groups == [] and quiet.groups_error == "not asked for"
 
 
 class NeedsWholeBatches(Accuracy):

@@ -12,6 +12,7 @@ import math
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -34,7 +35,6 @@ from ..data.streams import TaskStream, data_report_line, open_dataset
 from ..durable import recover_dir, replace_dir, resolve_dir, write_atomic
 from ..errors import FaceptorError, RunDirectoryError, TaskNotFoundError, contract_error
 from ..evaluate import BaselineUnavailable, TaskEvaluation, evaluate_with_baseline, fit_baseline, primary_value
-from ..margins import margin_se
 from ..model.base import FaceptorBase
 from ..model.config import EncoderConfig
 from ..registry import TaskRegistry, default_registry
@@ -503,18 +503,15 @@ class Trainer:
                 baseline_limit=self.cfg.baseline_limit or None,
                 skip_invalid=e.skip_invalid,
                 fitted_baseline=self.fitted_baselines.get(name),
+                error_bars=self.cfg.eval_baselines,
             )
             self.metric_meta[name] = ev.meta
             if first:
                 self.baselines[name] = ev
             cached = self.baselines.get(name)
-            base = (cached.baseline if cached is not None else None) or {}
-            se = margin_se(ev.groups, cached.baseline_groups) if cached is not None else {}
-            results[name] = {
-                **ev.metrics,
-                **{f"baseline/{k}": v for k, v in base.items()},
-                **{f"margin_se/{k}": v for k, v in se.items()},
-            }
+            if cached is not None:  # the baseline scored at the first evaluation, on the same items
+                ev = replace(ev, baseline=cached.baseline, baseline_groups=cached.baseline_groups)
+            results[name] = ev.flat()
         return results
 
     def fit(self, stop_after: int | None = None) -> dict[str, dict[str, float]]:
