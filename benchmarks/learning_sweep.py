@@ -55,7 +55,6 @@ def sweep_config(job: dict, out: Path, workers: int) -> RunConfig:
     eval_every = ov.pop("eval_every", steps)  # evaluations on the way are returned as "evals"
     ov.pop("heads_steps", None)  # the second stage's steps and learning rate: run_faceptor reads them
     ov.pop("heads_lr", None)
-    ov.pop("heads_blocks", None)
     tasks = [t for t in DEMO_TASKS if t in job["tasks"]] if job.get("tasks") else DEMO_TASKS
     d = demo_config(out, preset, steps=steps, tasks=tasks).model_dump()
     if batch:
@@ -79,7 +78,7 @@ def run_faceptor(job: dict, out: Path, workers: int) -> dict:
     heads_steps, heads_lr = ov.get("heads_steps", preset.heads_steps), ov.get("heads_lr", preset.heads_lr)
     steps, eval_every = cfg.schedule.steps, cfg.eval_every
     shutil.rmtree(out, ignore_errors=True)
-    run = train_demo(cfg, heads_steps, heads_lr, ov.get("heads_blocks", 0))
+    run = train_demo(cfg, heads_steps, heads_lr)
     log = [json.loads(line) for line in run.logs[0].read_text().splitlines()]  # stage 1's: evaluated on the way
     evals = [{"step": r["step"], "results": r["eval"]} for r in log if "eval" in r]
     return {

@@ -158,25 +158,6 @@ def test_heads_mode_trains_everything_but_the_frozen_encoder(registry, tmp_path)
     )
 
 
-def test_heads_mode_can_train_the_encoders_last_blocks(registry, tmp_path):
-    model = {"encoder": "vit_t16", "decoder": TINY_DECODER, "stem": "resnet", "stem_width": 8, "depth": 2}
-    Trainer(run_config(tmp_path / "s1", model=model), registry=registry).fit()
-    s1 = tmp_path / "s1" / "run" / "checkpoints" / "last"
-    cfg = run_config(tmp_path / "s2", model=model, init_from=str(s1), train={"mode": "heads", "heads_blocks": 1})
-    trainer = Trainer(cfg, registry=registry)
-    encoder = [n for n in trainer.trainable_names if n.startswith("encoder.")]
-    assert encoder and all(n.startswith("encoder.blocks.1.") for n in encoder)
-    before = weights_of(trainer.model)
-    trainer.fit()
-    after = trainer.model.state_dict()
-    for k in before:
-        if k.startswith("encoder.") and not k.startswith("encoder.blocks.1."):
-            assert torch.equal(after[k], before[k]), k  # the stem, its batch-norm statistics and block 0 held
-    assert not torch.equal(after["encoder.blocks.1.attn.qkv.weight"], before["encoder.blocks.1.attn.qkv.weight"])
-    with pytest.raises(ValueError, match="heads_blocks is used by mode 'heads' only"):
-        run_config(tmp_path / "s3", model=model, train={"heads_blocks": 1})
-
-
 def test_task_weighting_formula():
     specs = {s.name: s for s in toy_specs()}
     a = specs["toy_channel"].model_copy(update={"loss_weight": 3.0, "family": "f"})

@@ -92,12 +92,6 @@ class TrainSection(_Strict):
         "such head); it supervises a from-scratch encoder as a specialist's head does (CPU presets; 0: none, as the "
         "reference).",
     )
-    heads_blocks: int = Field(
-        default=0,
-        ge=0,
-        description="Mode heads only: also train the encoder's last this many transformer blocks (the stem and the "
-        "rest stay frozen), so that stage 2's images reach the top of the encoder at little cost.",
-    )
     pooled_head_hidden: int = Field(
         default=0,
         ge=0,
@@ -117,8 +111,6 @@ class TrainSection(_Strict):
                 f"train.pooled_heads supervises the encoder, which mode {self.mode!r} keeps frozen: use it in mode "
                 "'full' only"
             )
-        if self.heads_blocks and self.mode != "heads":
-            raise ValueError(f"train.heads_blocks is used by mode 'heads' only, not {self.mode!r}")
         if self.pooled_head_hidden and not self.wants_pooled_heads():
             raise ValueError("train.pooled_head_hidden shapes the pooled heads, and train.pooled_heads asks for none")
         if not self.train_queries and self.mode in ("full", "heads"):

@@ -261,9 +261,7 @@ class Trainer:
         if cfg.train.mode == "full":
             return model, None
         if cfg.train.mode == "heads":
-            depth = model.encoder.depth
-            top = tuple(f"encoder.blocks.{i}." for i in range(depth - min(cfg.train.heads_blocks, depth), depth))
-            return model, [n for n, _ in model.named_parameters() if not n.startswith("encoder.") or n.startswith(top)]
+            return model, [n for n, _ in model.named_parameters() if not n.startswith("encoder.")]
         if cfg.train.mode == "layer_attention":
             if not hasattr(model, "add_memory_layers"):
                 raise ValueError("train.mode 'layer_attention' needs a Faceptor (not Naive) checkpoint")
@@ -415,9 +413,6 @@ class Trainer:
         self.model.train(not self.frozen_mode or heads)
         if heads:
             self.model.encoder.eval()
-            depth = self.model.encoder.depth
-            for block in self.model.encoder.blocks[depth - min(self.cfg.train.heads_blocks, depth) :]:
-                block.train()
 
     def _task_loss(self, name: str, raw: torch.Tensor, target, what: str) -> torch.Tensor:
         """Task ``name``'s loss of ``raw`` as a scalar: a contract error when the loss is not one, a

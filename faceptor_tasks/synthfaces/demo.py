@@ -178,7 +178,7 @@ def stage1_config(cfg: RunConfig) -> RunConfig:
     return cfg.model_copy(update={"output_dir": str(Path(cfg.output_dir) / "stage1"), "eval_baselines": False})
 
 
-def heads_config(cfg: RunConfig, steps: int, lr: float | None = None, blocks: int = 0) -> RunConfig:
+def heads_config(cfg: RunConfig, steps: int, lr: float | None = None) -> RunConfig:
     """The demo's stage 2 of ``cfg``, in its ``output_dir``: from stage 1's last checkpoint, the encoder frozen
     (``train.mode: heads``), ``steps`` steps of a fresh warm-up and cosine peaking at ``lr`` (``cfg``'s by default),
     on a fresh order of the training data (the seed after ``cfg``'s)."""
@@ -186,7 +186,7 @@ def heads_config(cfg: RunConfig, steps: int, lr: float | None = None, blocks: in
     d.update(
         init_from=str(Path(stage1_config(cfg).output_dir) / "checkpoints" / "last"),
         seed=cfg.seed + 1,
-        train={"mode": "heads", "heads_blocks": blocks},
+        train={"mode": "heads"},
         eval_every=steps,
         checkpoint_every=steps,
     )
@@ -220,9 +220,7 @@ def demo_plan(trainer: Trainer, heads_steps: int) -> str:
     return plan + (f" ({note})" if note else "")
 
 
-def train_demo(
-    cfg: RunConfig, heads_steps: int = 0, heads_lr: float | None = None, heads_blocks: int = 0
-) -> DemoRun:
+def train_demo(cfg: RunConfig, heads_steps: int = 0, heads_lr: float | None = None) -> DemoRun:
     """Train ``cfg`` (a :func:`demo_config`) and, with ``heads_steps``, a second stage on its frozen encoder
     (:func:`heads_config`, at ``heads_lr``).
 
@@ -240,7 +238,7 @@ def train_demo(
     stage1 = Trainer(stage1_config(cfg), overwrite=True)
     print(demo_plan(stage1, heads_steps), flush=True)
     stage1_results = stage1.fit()
-    trainer = Trainer(heads_config(cfg, heads_steps, heads_lr, heads_blocks), overwrite=True)
+    trainer = Trainer(heads_config(cfg, heads_steps, heads_lr), overwrite=True)
     results = trainer.fit()
     logs = [stage1.out / "log.jsonl", out / "log.jsonl"]
     return DemoRun(trainer, results, stage1.step, stage1_results, logs, time.perf_counter() - t0)
