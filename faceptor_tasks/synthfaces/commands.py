@@ -86,7 +86,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         const="full",
         default=argparse.SUPPRESS,
         help=f"the recipe that learns every task, expression included ({full.minutes} minutes on 2 cores with bf16 "
-        "instructions; 27 minutes on 2 AVX2 cores, in float32)",
+        f"instructions; {full.minutes_fp32} minutes on 2 AVX2 cores, in float32)",
     )
     parser.add_argument(
         "--out", default="faceptor-demo", help="output folder (the demo only replaces its own earlier output)"
@@ -117,7 +117,8 @@ def commands() -> list[CommandSpec]:
             description="Train a small Faceptor on every SynthFaces task on the CPU and write a report: metrics "
             "beside their trivial answers, loss curves and predictions (OUT/report/metrics.md). The standard run "
             f"takes {PRESETS['standard'].minutes} minutes on 2 cores with bf16 instructions and 3 to 4 times as long "
-            "on cores without them (23-36 minutes on 2 AVX2 cores, in float32, as the host's load varied); --quick "
+            f"on cores without them ({PRESETS['standard'].minutes_fp32} minutes on 2 AVX2 cores, in float32, as the "
+            "host's load varied); --quick "
             "and --full say theirs.",
             add_arguments=add_demo_arguments,
             run=cmd_demo,

@@ -79,6 +79,9 @@ class DemoPreset(BaseModel):
 
     steps: int = Field(gt=0)
     minutes: str = Field(description="wall time on 2 idle CPU cores with bf16 instructions, for the help text")
+    minutes_fp32: str = Field(
+        default="", description="wall time in float32 on 2 AVX2 cores without bf16, as measured, for the help text"
+    )
     model: dict[str, Any]
     batch_sizes: dict[str, int] = Field(default_factory=dict, description="images a step where not BATCH")
     type_weights: dict[str, float] = Field(default_factory=lambda: dict(TYPE_WEIGHTS))
@@ -113,7 +116,7 @@ _RESNET_WEIGHTS = {**TYPE_WEIGHTS, "expression": 3.0, "attributes": 0.3}
 #: pass in bf16 where the CPU has bf16 instructions, then stage 2: 450 steps of everything but the frozen encoder at
 #: twice the rate (``train.mode: heads``). Stage 1 alone learned expression on about half of all runs (which ones is
 #: noise); the runs that miss it hold it in the encoder, and stage 2 reads it (docs/results.md, "Stage 2 on the
-#: frozen encoder"). 8 minutes end to end on 2 such cores, 23-36 in float32 on 2 AVX2 cores. ``quick``: 2 minutes, the
+#: frozen encoder"). 8 minutes end to end on 2 such cores (``minutes_fp32`` in float32). ``quick``: 2 minutes, the
 #: conv stem, one stage. ``full`` (``--full``): 400 steps with identity at 32 and the same stage 2.
 PRESETS: dict[str, DemoPreset] = {
     # 64 steps: landmarks and parsing beat their trivial answers beyond two standard errors and a twentieth of the
@@ -126,6 +129,7 @@ PRESETS: dict[str, DemoPreset] = {
         heads_steps=450,
         heads_lr=1e-3,
         minutes="8-10",
+        minutes_fp32="23-36",
         model=RESNET_MODEL,
         batch_sizes={**_RESNET_BATCHES, "synth_identity": 2 * BATCH},
         type_weights=_RESNET_WEIGHTS,
@@ -135,6 +139,7 @@ PRESETS: dict[str, DemoPreset] = {
         heads_steps=450,
         heads_lr=1e-3,
         minutes="10-16",
+        minutes_fp32="27",
         model=RESNET_MODEL,
         batch_sizes={**_RESNET_BATCHES, **_IDENTITY},
         type_weights=_RESNET_WEIGHTS,
