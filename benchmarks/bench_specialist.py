@@ -8,8 +8,10 @@ It sees the same images, in the same order and with the same transforms, as that
 (``TaskStream`` with the demo's seed), is trained with the task's own loss where the output shapes allow it, and
 is scored by the task's own metric on the same test split. Heads: expression (7 logits, cross-entropy), age
 (101 logits, DLDL-v2), attributes (logits, masked BCE), landmarks (coordinates regressed directly, mean point
-distance). Parsing and identity have no ResNet anchor here (a dense decoder / margin head would be a second
-model to tune, not an anchor).
+distance), identity (a 512-d embedding from ``fc``, the task's CosFace loss, whose classifier trains with it; scored as
+the demo scores it: embedding(image) + embedding(flip), pairs by verification accuracy) and parsing (``resnet18``
+becomes :class:`ParsingSpecialist`: ResNet-18 under a light FPN decoder to stride 2, the task's cross-entropy + Dice
+loss, F1 as the demo scores it).
 
     python benchmarks/bench_specialist.py --task synth_expression --images 3200 [--batch 32] [--lr 1e-3]
 """
@@ -26,16 +28,26 @@ import torch
 import torchvision
 from torch import nn
 
+from faceptor_core.data.collate import collate_items
 from faceptor_core.data.streams import TaskStream
 from faceptor_core.evaluate import eval_dataset
 from faceptor_core.registry import default_registry
 
-SUPPORTED = ("synth_expression", "synth_age", "synth_attributes", "synth_landmarks")
+SUPPORTED = (
+    "synth_expression",
+    "synth_age",
+    "synth_attributes",
+    "synth_landmarks",
+    "synth_identity",
+    "synth_parsing",
+)
 
 
 def _outputs(spec) -> int:
     if spec.output == "landmarks":
         return spec.num_queries * 2
+    if spec.output == "embedding":
+        return spec.embedding_dim
     return spec.num_queries
 
 
@@ -47,6 +59,8 @@ def _raw_to_metric_input(spec, raw: torch.Tensor, size: int) -> torch.Tensor:
         return raw.view(raw.shape[0], -1, 2).sigmoid() * size - 0.5  # the (x + 0.5) / W convention
     if spec.output == "age_distribution":
         return expected_age(raw)
+    if spec.output == "segmentation":
+        return raw  # the metric takes the logits and upsamples them
     if spec.output == "classification":
         return raw.softmax(-1)
     return raw.sigmoid()
@@ -59,6 +73,44 @@ def _loss(spec, raw: torch.Tensor, target, loss_module: nn.Module) -> torch.Tens
         pred = raw.view(raw.shape[0], -1, 2).sigmoid()
         return (pred - (target + 0.5) / spec.input_size).norm(dim=-1).mean()
     return loss_module(raw, target)
+
+
+class ParsingSpecialist(nn.Module):
+    """The parsing anchor: torchvision's ResNet-18 body under a light FPN decoder (Panoptic FPN's semantic branch,
+    one output level). Each stage's map (strides 2, 4, 8, 16, 32: conv1 and the four stages) is projected to
+    ``width`` channels by a 1 x 1 convolution and added top-down with bilinear upsampling; a 3 x 3 convolution,
+    BatchNorm, ReLU and a 1 x 1 classifier give logits at stride 2, which the loss and the metric upsample, as the
+    demo's are. ``stride=4`` leaves conv1's map out: logits at stride 4, the demo's pixel decoder's resolution. Its
+    second stage trains the decoder (:attr:`decoder`), the backbone frozen."""
+
+    def __init__(self, classes: int, width: int = 64, stride: int = 2):
+        super().__init__()
+        if stride not in (2, 4):
+            raise ValueError(f"output stride 2 or 4, got {stride}")
+        self.stride = stride
+        r = torchvision.models.resnet18()
+        self.conv1 = nn.Sequential(r.conv1, r.bn1, r.relu)
+        self.stages = nn.ModuleList([nn.Sequential(r.maxpool, r.layer1), r.layer2, r.layer3, r.layer4])
+        channels = (64, 64, 128, 256, 512)[1 if stride == 4 else 0 :]  # conv1's map, then the four stages'
+        lateral = nn.ModuleList([nn.Conv2d(c, width, 1) for c in channels])
+        head = nn.Sequential(
+            nn.Conv2d(width, width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, classes, 1),
+        )
+        self.decoder = nn.ModuleDict({"lateral": lateral, "head": head})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        maps = [self.conv1(x)]
+        for stage in self.stages:
+            maps.append(stage(maps[-1]))
+        lateral = self.decoder["lateral"]
+        out = lateral[-1](maps[-1])
+        maps = maps[1:] if self.stride == 4 else maps
+        for m, project in zip(reversed(maps[:-1]), reversed(lateral[:-1]), strict=True):
+            out = nn.functional.interpolate(out, size=m.shape[-2:], mode="bilinear", align_corners=False) + project(m)
+        return self.decoder["head"](out)
 
 
 #: The demo's encoder.
@@ -144,7 +196,8 @@ FACEPTOR_ARCHS: dict[str, dict[str, Any]] = {
 
 
 ARCHS = (
-    "resnet18, resnet18_3stage (without its fourth stage), resnet18_os16 (its fourth stage dilated: stride 16), "
+    "resnet18, resnet18_out4 (parsing: logits at stride 4), resnet18_3stage (without its fourth stage), "
+    "resnet18_os16 (its fourth stage dilated: stride 16), "
     "vit_conv, vit_conv_bN (N residual blocks a stem stage), "
     "vit_resnetW (the ResNet stem of width W and LayerScale 1e-5), vit_resnetW_nols (without LayerScale); a ViT's _dD "
     "suffix: D transformer blocks (default 6); or the demo's Faceptor: " + ", ".join(FACEPTOR_ARCHS) + " "
@@ -159,10 +212,14 @@ def _last_layer(net: nn.Module) -> nn.Module:
         return nn.ModuleList([net.norm, net.fc])
     if isinstance(net, FaceptorSpecialist):
         return nn.ModuleList([m for name, m in net.model.named_children() if name != "encoder"])
+    if isinstance(net, ParsingSpecialist):
+        return net.decoder
     return net.fc
 
 
 def make_specialist(arch: str, outputs: int, task: str = "") -> nn.Module:
+    if arch in ("resnet18", "resnet18_out4") and task == "synth_parsing":
+        return ParsingSpecialist(outputs, stride=2 if arch == "resnet18" else 4)
     if arch == "resnet18":
         return torchvision.models.resnet18(num_classes=outputs)
     if arch == "resnet18_3stage":  # without its fourth stage: the depth of the demo's ResNet stem
@@ -192,6 +249,11 @@ def make_specialist(arch: str, outputs: int, task: str = "") -> nn.Module:
     raise SystemExit(f"unknown specialist {arch!r}: {ARCHS}")
 
 
+def make_loss(spec) -> nn.Module:
+    """The task's own loss module (identity's holds the CosFace classifier, trained with the specialist)."""
+    return spec.loss(spec)
+
+
 def train_specialist(
     task: str,
     images: int,
@@ -207,14 +269,16 @@ def train_specialist(
 ) -> dict:
     """Train the specialist on ``images`` images of ``task`` and score it on the test split. With ``head_images``, a
     second stage follows as the demo's does: the backbone frozen (eval mode: BatchNorm held), only its last layer
-    trained on that many more images, on a fresh warm-up and one-cycle schedule at ``head_lr`` (``lr`` by default)."""
+    trained on that many more images, on a fresh warm-up and one-cycle schedule at ``head_lr`` (``lr`` by default).
+    A loss with parameters of its own (identity's CosFace classifier) trains with the net in both stages, as the
+    demo's trainer trains it."""
     spec = default_registry().get_task(task)
     if task not in SUPPORTED:
         raise SystemExit(f"no specialist head for {task}; choose one of {', '.join(SUPPORTED)}")
     size = spec.input_size
     torch.manual_seed(seed)
     net = make_specialist(arch, _outputs(spec), task).to(device)
-    loss_module = spec.loss(spec).to(device)
+    loss_module = make_loss(spec).to(device)
     stream = TaskStream(
         spec.dataset(None, "train", transform=None), spec.transforms("train", size), batch, seed, task, num_workers
     )
@@ -239,7 +303,7 @@ def train_specialist(
 
     t0 = time.perf_counter()
     net.train()
-    steps = fit(list(net.parameters()), images, lr)
+    steps = fit(list(net.parameters()) + list(loss_module.parameters()), images, lr)
     head_steps, head_lr = 0, head_lr or lr
     if head_images:
         head = _last_layer(net)
@@ -248,16 +312,27 @@ def train_specialist(
         for p in head.parameters():
             p.requires_grad_(True)
         net.eval()  # the backbone's BatchNorm statistics stay as stage 1 left them
-        head_steps = fit(list(head.parameters()), head_images, head_lr)
+        head_steps = fit(list(head.parameters()) + list(loss_module.parameters()), head_images, head_lr)
     train_s = time.perf_counter() - t0
     net.eval()
     metric = spec.metrics(spec)
     ds = eval_dataset(spec, None, "test", size, eval_limit)
-    loader = torch.utils.data.DataLoader(ds, batch_size=64)
+    loader = torch.utils.data.DataLoader(ds, batch_size=64, collate_fn=collate_items)
+
+    def normalise(image: torch.Tensor) -> torch.Tensor:
+        return (image.to(device).float() / (255.0 if image.dtype == torch.uint8 else 1.0) - mean) / std
+
+    def embed(image: torch.Tensor) -> torch.Tensor:  # as the demo's evaluate.embed_with_flip
+        x = normalise(image)
+        return nn.functional.normalize((net(x) + net(x.flip(-1))).float(), dim=-1).cpu()
+
     with torch.no_grad():
         for b in loader:
-            x = (b["image"].to(device).float() / (255.0 if b["image"].dtype == torch.uint8 else 1.0) - mean) / std
-            metric.update(_raw_to_metric_input(spec, net(x), size).cpu(), b["target"], b.get("meta"))
+            if "image_a" in b:  # verification pairs
+                metric.update_pairs(embed(b["image_a"]), embed(b["image_b"]), b["issame"])
+                continue
+            values = _raw_to_metric_input(spec, net(normalise(b["image"])), size).cpu()
+            metric.update(values, b["target"], b.get("meta"))
     return {
         "task": task,
         "arch": arch,

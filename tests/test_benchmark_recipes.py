@@ -78,6 +78,44 @@ def test_specialist_second_stage_trains_only_its_last_layer(monkeypatch):
     assert 0.0 <= rec["metrics"]["accuracy"] <= 1.0
 
 
+@pytest.mark.parametrize(
+    ("task", "head", "metric"),
+    [("synth_identity", ("fc.",), "verification_accuracy"), ("synth_parsing", ("decoder.",), "f1")],
+)
+def test_identity_and_parsing_anchors_train_as_the_demo_does(monkeypatch, task, head, metric):
+    """The identity anchor trains CosFace's classifier with it in both stages; the parsing anchor gives stride-2
+    logits; in either, the second stage moves only what sits on the frozen backbone (BatchNorm statistics held)."""
+    bench = pytest.importorskip("bench_specialist")
+    import torch
+
+    nets: list[torch.nn.Module] = []
+    losses: list[torch.nn.Module] = []
+    make, real_last = bench.make_specialist, bench._last_layer
+    snapshots: dict[str, dict[str, torch.Tensor]] = {}
+    monkeypatch.setattr(bench, "make_specialist", lambda *a: nets.append(make(*a)) or nets[-1])
+
+    def snap_then_last(net):
+        snapshots["net"] = {k: v.clone() for k, v in net.state_dict().items()}
+        snapshots["loss"] = {k: v.clone() for k, v in losses[0].state_dict().items()} if losses else {}
+        return real_last(net)
+
+    monkeypatch.setattr(bench, "_last_layer", snap_then_last)
+    make_loss = bench.make_loss
+    monkeypatch.setattr(bench, "make_loss", lambda spec: losses.append(make_loss(spec)) or losses[-1])
+    rec = bench.train_specialist(task, 16, batch=8, seed=0, num_workers=0, eval_limit=20, head_images=16, head_lr=1e-2)
+    net = nets[0]
+    after = net.state_dict()
+    moved = {k for k, v in snapshots["net"].items() if not torch.equal(v, after[k])}
+    assert moved and all(k.startswith(head) for k in moved), moved
+    assert not any(k.endswith(("running_mean", "running_var")) for k in moved)
+    if task == "synth_identity":  # the classifier moved in both stages
+        assert not torch.equal(snapshots["loss"]["weight"], losses[0].weight)
+        assert net.eval()(torch.rand(2, 3, 112, 112)).shape == (2, 512)
+    else:
+        assert net.eval()(torch.rand(2, 3, 112, 112)).shape == (2, 11, 56, 56)
+    assert 0.0 <= rec["metrics"][metric] <= 1.0
+
+
 def test_specialists_take_a_depth_or_change_a_stage_and_refuse_unknown_names():
     """``_dD`` gives the ViT specialists D transformer blocks (the demo's encoder has 2); ``resnet18_3stage`` drops
     ResNet-18's fourth stage and ``resnet18_os16`` keeps it at stride 16."""

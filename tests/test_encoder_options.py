@@ -210,3 +210,48 @@ def test_resnet_stem_with_layer_scale_trains_and_round_trips(tmp_path) -> None:
     assert again.config.encoder.stem == "resnet" and again.config.encoder.layer_scale == 1e-5
     for k, v in model(x).items():
         torch.testing.assert_close(again(x)[k], v)
+
+
+#: The ResNet stem with a stride-4 skip, a stride-8 skip and the pixel refinement (``DecoderConfig.pixel_fpn``).
+FPN_DECODER = {**SKIP_DECODER, "pixel_fpn": True}
+
+
+def _fpn_model(decoder=FPN_DECODER):
+    enc = EncoderConfig(name="vit_t16", stem="resnet", stem_width=8, depth=1, drop_path_rate=0)
+    return faceptor_core.build(["synth_parsing", "synth_age"], encoder=enc, input_sizes=64, decoder=decoder)
+
+
+def test_pixel_fpn_adds_the_stride_8_map_and_a_refinement_that_starts_as_the_identity(tmp_path) -> None:
+    """The stem's stride-8 map enters after the first upsampling, the refinement starts at zero, both train from the
+    dense outputs (the stem's second stage through the new skip), and the model round-trips."""
+    torch.manual_seed(0)
+    model = _fpn_model().eval()
+    assert model.stem_mid_skip.in_channels == 16 and not model.pixel_refine.conv.weight.any()
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        feats = model.encode(model.prepare(x, [64]))[64]
+        assert feats.stem_mid.shape == (2, 16, 8, 8) and feats.stem.shape == (2, 8, 16, 16)
+        last = model.layer_attention.project(feats[-1], model.last_layer)
+        pd = model.pixel_decoder
+        expected = pd.up2(torch.nn.functional.gelu(pd.norm(pd.up1(last) + model.stem_mid_skip(feats.stem_mid))))
+        torch.testing.assert_close(model.pixel_embeddings(feats), expected + model.stem_skip(feats.stem))
+    out = model(x)
+    assert out["synth_parsing"].shape == (2, 11, 16, 16)
+    out["synth_parsing"].square().mean().backward()
+    stage2 = model.encoder.patch_embed.stage2[1].conv2.weight.grad
+    assert model.stem_mid_skip.weight.grad.abs().sum() > 0 and model.pixel_refine.conv.weight.grad.abs().sum() > 0
+    assert stage2.abs().sum() > 0
+    with torch.no_grad():
+        model.pixel_refine.conv.weight.normal_()
+    model.save_pretrained(tmp_path / "m")
+    again = faceptor_core.load(tmp_path / "m").eval()
+    assert again.config.decoder.pixel_fpn
+    torch.testing.assert_close(again(x)["synth_parsing"], model(x)["synth_parsing"])
+
+
+def test_pixel_fpn_needs_the_stem_skip_and_the_resnet_stem() -> None:
+    with pytest.raises(ValueError, match="pixel_fpn needs decoder stem_skip"):
+        _fpn_model({**FPN_DECODER, "stem_skip": False})
+    enc = EncoderConfig(name="vit_t16", stem="conv", depth=1, drop_path_rate=0)
+    with pytest.raises(ValueError, match="pixel_fpn needs the ResNet stem"):
+        faceptor_core.build(["synth_parsing"], encoder=enc, input_sizes=64, decoder=FPN_DECODER)

@@ -36,6 +36,26 @@ def test_export_matches_torch(tmp_path, variant):
     assert max(d.max_abs for d in diffs.values()) <= 1e-4, diffs
 
 
+@pytest.mark.parametrize("pixel_fpn", [False, True])
+def test_export_of_the_demos_resnet_stem_with_its_stem_skips(tmp_path, pixel_fpn):
+    """The demo's model (ResNet stem, the stem's maps into the pixel decoder) exports with its skips, not without."""
+    import faceptor_core
+    from faceptor_core.model.config import EncoderConfig
+
+    enc = EncoderConfig(name="vit_t16", stem="resnet", stem_width=8, depth=1, drop_path_rate=0)
+    decoder = {"hidden_dim": 32, "num_heads": 2, "ffn_dim": 64, "num_layers": 1, "stem_skip": True}
+    tasks = ["synth_parsing", "synth_landmarks", "synth_age"]
+    model = faceptor_core.build(tasks, encoder=enc, input_sizes=64, decoder={**decoder, "pixel_fpn": pixel_fpn})
+    if pixel_fpn:
+        with torch.no_grad():
+            model.pixel_refine.conv.weight.normal_(std=0.1)  # not the identity it starts as
+    path = tmp_path / "demo.onnx"
+    export_onnx(model.eval(), path)
+    diffs = verify_onnx(model, path, batch=3)
+    assert set(diffs) == set(tasks)
+    assert max(d.max_abs for d in diffs.values()) <= 1e-4, diffs
+
+
 def test_single_size_and_task_subset(tmp_path):
     model = tiny_build(TASKS, variant="naive").eval()
     path = tmp_path / "sub.onnx"

@@ -29,7 +29,7 @@ from torch import nn
 
 from ..model import naive_heads
 from ..model.base import FaceptorBase, Job
-from ..model.encoder import ViTEncoder, resize_pos_grid
+from ..model.encoder import EncoderFeatures, ViTEncoder, resize_pos_grid
 from ..spec import TaskHead
 
 
@@ -46,9 +46,9 @@ class ExportInfo:
 class FixedSizeEncoder(nn.Module):
     """:class:`ViTEncoder`'s forward at known input sizes, with the position table precomputed per size."""
 
-    def __init__(self, encoder: ViTEncoder, sizes: Sequence[int]):
+    def __init__(self, encoder: ViTEncoder, sizes: Sequence[int], stem_skip: bool = False):
         super().__init__()
-        self.encoder = encoder
+        self.encoder, self.stem_skip = encoder, stem_skip
         self.grids: dict[int, int] = {}
         for size in sizes:
             if size % encoder.patch_size:
@@ -60,12 +60,12 @@ class FixedSizeEncoder(nn.Module):
                 table = torch.cat((pos[:, :1], resize_pos_grid(pos[:, 1:], grid)), dim=1)
             self.register_buffer(f"pos_{size}", table, persistent=False)
 
-    def forward(self, x: torch.Tensor, size: int) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor, size: int) -> EncoderFeatures:
         enc, grid = self.encoder, self.grids[size]
-        tokens = enc.patch_embed(x).flatten(2).transpose(1, 2)
+        tokens, outs = enc.embed_patches(x, self.stem_skip)  # with the stem's maps for DecoderConfig.stem_skip
+        tokens = tokens.flatten(2).transpose(1, 2)
         cls = enc.cls_token.expand(tokens.shape[0], -1, -1)
         tokens = enc.norm_pre(torch.cat((cls, tokens), dim=1) + getattr(self, f"pos_{size}"))
-        outs = []
         for block in enc.blocks:
             tokens = block(tokens)
             outs.append(tokens[:, 1:].transpose(1, 2).reshape(-1, enc.embed_dim, grid, grid))
@@ -86,7 +86,7 @@ class ExportWrapper(nn.Module):
         self.groups = {s: tuple(groups[s]) for s in self.sizes}
         self.task_names = tuple(h.name for s in self.sizes for h in self.groups[s])
         self.single_input = image_size is not None
-        self.encoder = FixedSizeEncoder(model.encoder, self.sizes)
+        self.encoder = FixedSizeEncoder(model.encoder, self.sizes, model.config.decoder.stem_skip)
 
     @property
     def input_names(self) -> list[str]:

@@ -64,6 +64,13 @@ class DecoderConfig(BaseModel):
         description="Add the conv stem's map at a quarter of the patch size (1x1-projected) to the pixel decoder's "
         "output: fine detail for dense tasks of small from-scratch models (CPU presets; the paper's model has none).",
     )
+    pixel_fpn: bool = Field(
+        default=False,
+        description="With stem_skip and the ResNet stem: also add the stem's stride-8 map (1x1-projected) after the "
+        "pixel decoder's first upsampling, and refine its output with a residual 3x3 convolution started at zero "
+        "(FPN-style detail for dense tasks: parsing F1 0.662 -> 0.718 in the demo, docs/results.md; CPU presets, the "
+        "paper's model has none).",
+    )
     output_prior: tuple[Literal["dense", "attribute"], ...] = Field(
         default=(),
         max_length=2,

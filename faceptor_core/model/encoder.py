@@ -52,6 +52,8 @@ class EncoderFeatures(list):
     size (``B x C' x 4S x 4S``, the pixel decoder's resolution) when it was asked for, else None."""
 
     stem: torch.Tensor | None = None
+    #: The ResNet stem's second stage (stride 8, ``B x C'' x 2S x 2S``), with ``stem`` (``DecoderConfig.pixel_fpn``).
+    stem_mid: torch.Tensor | None = None
 
 
 class ViTEncoder(nn.Module):
@@ -129,24 +131,38 @@ class ViTEncoder(nn.Module):
             )
         return self.patch_embed.skip_channels()
 
-    def forward(self, x: torch.Tensor, layers: int | None = None, stem_skip: bool = False) -> EncoderFeatures:
-        """``B x 3 x H x W`` normalised images -> the outputs of the first ``layers`` blocks (default all); with
-        ``stem_skip`` (conv or ResNet stem) also the stem's map at a quarter of the patch size, as ``.stem``."""
-        if x.shape[-1] % self.patch_size or x.shape[-2] % self.patch_size:
-            raise ValueError(f"input {tuple(x.shape[-2:])} is not a multiple of the patch size {self.patch_size}")
-        skip = None
-        if stem_skip:
+    def stem_mid_channels(self, option: str) -> int:
+        """Channels of the ResNet stem's stride-8 map (``forward(..., stem_skip=True).stem_mid``); a ValueError
+        naming ``option`` for any other stem."""
+        if not isinstance(self.patch_embed, ResNetStem):
+            raise ValueError(f"{option} needs the ResNet stem (EncoderConfig stem='resnet')")
+        return 2 * self.patch_embed.width
+
+    def embed_patches(self, x: torch.Tensor, stem_skip: bool = False) -> tuple[torch.Tensor, EncoderFeatures]:
+        """The patch embedding's ``B x C x S x S`` token map, and an empty :class:`EncoderFeatures` that holds the
+        stem's maps when ``stem_skip`` asks for them (:meth:`forward`; the ONNX export's fixed-size encoder)."""
+        outs = EncoderFeatures()
+        if stem_skip and isinstance(self.patch_embed, ResNetStem):
+            tokens, outs.stem, outs.stem_mid = self.patch_embed.forward_with_skips(x)
+        elif stem_skip:
             self.stem_skip_channels()  # the stem must have a skip map
-            tokens, skip = self.patch_embed.forward_with_skip(x)
+            tokens, outs.stem = self.patch_embed.forward_with_skip(x)
         else:
             tokens = self.patch_embed(x)
+        return tokens, outs
+
+    def forward(self, x: torch.Tensor, layers: int | None = None, stem_skip: bool = False) -> EncoderFeatures:
+        """``B x 3 x H x W`` normalised images -> the outputs of the first ``layers`` blocks (default all); with
+        ``stem_skip`` (conv or ResNet stem) also the stem's map at a quarter of the patch size, as ``.stem``, and the
+        ResNet stem's stride-8 map as ``.stem_mid``."""
+        if x.shape[-1] % self.patch_size or x.shape[-2] % self.patch_size:
+            raise ValueError(f"input {tuple(x.shape[-2:])} is not a multiple of the patch size {self.patch_size}")
+        tokens, outs = self.embed_patches(x, stem_skip)
         b, c, h, w = tokens.shape
         tokens = tokens.flatten(2).transpose(1, 2)
         pos = torch.cat((self.pos_embed[:, :1], resize_pos_grid(self.pos_embed[:, 1:], (h, w))), dim=1)
         tokens = torch.cat((self.cls_token.expand(b, -1, -1), tokens), dim=1) + pos
         tokens = self.norm_pre(tokens)
-        outs = EncoderFeatures()
-        outs.stem = skip
         for block in self.blocks[: layers or self.depth]:
             tokens = block(tokens)
             outs.append(tokens[:, 1:].transpose(1, 2).reshape(b, c, h, w))

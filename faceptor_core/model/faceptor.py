@@ -19,7 +19,7 @@ from .config import ModelConfig
 from .encoder import EncoderFeatures
 from .interpreters import FeatureInterpreter, MapInterpreter, ValueInterpreter
 from .layer_attention import LayerAttention
-from .pixel_decoder import PixelDecoder
+from .pixel_decoder import PixelDecoder, PixelRefine
 from .queries import TaskQueries
 from .transformer_decoder import TransformerDecoder
 
@@ -50,6 +50,8 @@ class Faceptor(FaceptorBase):
         self.queries = nn.ModuleDict()
         self.pixel_decoder: PixelDecoder | None = None
         self.stem_skip: nn.Conv2d | None = None  # DecoderConfig.stem_skip: stem map -> pixel embeddings
+        self.stem_mid_skip: nn.Conv2d | None = None  # DecoderConfig.pixel_fpn: stride-8 stem map -> pixel decoder
+        self.pixel_refine: PixelRefine | None = None  # DecoderConfig.pixel_fpn
         self.map_interpreter: MapInterpreter | None = None
         self.value_interpreter: ValueInterpreter | None = None
         self.feature_interpreter: FeatureInterpreter | None = None
@@ -73,6 +75,11 @@ class Faceptor(FaceptorBase):
             self.pixel_decoder = PixelDecoder(dim)
             if self.config.decoder.stem_skip:
                 self.stem_skip = nn.Conv2d(self.encoder.stem_skip_channels("decoder stem_skip"), dim, 1)
+            if self.config.decoder.pixel_fpn:
+                if self.stem_skip is None:
+                    raise ValueError("decoder pixel_fpn needs decoder stem_skip")
+                self.stem_mid_skip = nn.Conv2d(self.encoder.stem_mid_channels("decoder pixel_fpn"), dim, 1)
+                self.pixel_refine = PixelRefine(dim)
             self.map_interpreter = MapInterpreter(dim)
         if head.head_type == "attribute" and self.value_interpreter is None:
             self.value_interpreter = ValueInterpreter(dim)
@@ -184,15 +191,18 @@ class Faceptor(FaceptorBase):
 
     def pixel_embeddings(self, feats: EncoderFeatures, projected_last: torch.Tensor | None = None) -> torch.Tensor:
         """The pixel decoder's ``B x D x 4S x 4S`` per-pixel embeddings of one input size's encoder outputs
-        (``encode(...)[size]``), the stem skip added when configured; ``projected_last`` reuses the last layer's
-        projection when it was already computed."""
+        (``encode(...)[size]``), the stem skips added and the refinement applied when configured; ``projected_last``
+        reuses the last layer's projection when it was already computed."""
         if self.pixel_decoder is None:
             raise ValueError("the model has no dense task, so no pixel decoder")
         if projected_last is None:
             projected_last = self.layer_attention.project(feats[-1], self.last_layer)
-        pixels = self.pixel_decoder(projected_last)
+        mid = self.stem_mid_skip(feats.stem_mid) if self.stem_mid_skip is not None else None
+        pixels = self.pixel_decoder(projected_last, mid)
         if self.stem_skip is not None:
             pixels = pixels + self.stem_skip(feats.stem)
+        if self.pixel_refine is not None:
+            pixels = self.pixel_refine(pixels)
         return pixels
 
     def _prior_like(self, task: str, raw: torch.Tensor) -> torch.Tensor:

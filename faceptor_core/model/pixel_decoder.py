@@ -17,7 +17,9 @@ class LayerNorm2d(nn.LayerNorm):
 
 
 class PixelDecoder(nn.Module):
-    """ConvT(k2, s2) -> channel LayerNorm -> GELU -> ConvT(k2, s2): ``S x S`` -> ``4S x 4S``."""
+    """ConvT(k2, s2) -> channel LayerNorm -> GELU -> ConvT(k2, s2): ``S x S`` -> ``4S x 4S``. ``mid``, a
+    ``B x C x 2S x 2S`` map (``DecoderConfig.pixel_fpn``: the stem's stride-8 map, projected), is added after the
+    first upsampling."""
 
     def __init__(self, dim: int):
         super().__init__()
@@ -25,5 +27,23 @@ class PixelDecoder(nn.Module):
         self.norm = LayerNorm2d(dim, eps=1e-6)  # the reference's channel LayerNorm eps
         self.up2 = nn.ConvTranspose2d(dim, dim, kernel_size=2, stride=2)
 
+    def forward(self, x: torch.Tensor, mid: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.up1(x)
+        if mid is not None:
+            x = x + mid
+        return self.up2(F.gelu(self.norm(x)))
+
+
+class PixelRefine(nn.Module):
+    """A residual 3 x 3 convolution on the pixel embeddings (``DecoderConfig.pixel_fpn``): ``x + Conv3x3(GELU(
+    LayerNorm(x)))``, the convolution started at zero so that the block starts as the identity."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.norm = LayerNorm2d(dim, eps=1e-6)
+        self.conv = nn.Conv2d(dim, dim, 3, padding=1)
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.up2(F.gelu(self.norm(self.up1(x))))
+        return x + self.conv(F.gelu(self.norm(x)))

@@ -129,8 +129,14 @@ class ResNetStem(nn.Module):
 
     def forward_with_skip(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The tokens and the first stage's map (stride 4, the pixel decoder's resolution)."""
+        tokens, skip, _ = self.forward_with_skips(x)
+        return tokens, skip
+
+    def forward_with_skips(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The tokens, the first stage's map (stride 4) and the second's (stride 8)."""
         skip = self.stage1(self.entry(x))
-        return self.proj(self.stage3(self.stage2(skip))), skip
+        mid = self.stage2(skip)
+        return self.proj(self.stage3(mid)), skip, mid
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_skip(x)[0]
