@@ -255,3 +255,19 @@ def test_pixel_fpn_needs_the_stem_skip_and_the_resnet_stem() -> None:
     enc = EncoderConfig(name="vit_t16", stem="conv", depth=1, drop_path_rate=0)
     with pytest.raises(ValueError, match="pixel_fpn needs the ResNet stem"):
         faceptor_core.build(["synth_parsing"], encoder=enc, input_sizes=64, decoder=FPN_DECODER)
+
+
+def test_the_pixel_decoder_runs_on_the_dense_tasks_rows_only() -> None:
+    """In a multi-task step the pixel decoder sees only the dense tasks' images (not every image of the size group),
+    and gives each task what it would give on the whole batch."""
+    torch.manual_seed(0)
+    model = _fpn_model().eval()
+    seen: list[int] = []
+    model.pixel_decoder.register_forward_hook(lambda mod, args, out: seen.append(args[0].shape[0]))
+    x = torch.rand(7, 3, 64, 64)
+    rows = {"synth_age": slice(0, 5), "synth_parsing": slice(5, 7)}
+    with torch.no_grad():
+        out = model.forward_multitask({64: x}, rows)
+        assert seen == [2]
+        whole = model(x[5:7], ["synth_parsing"])["synth_parsing"]
+    torch.testing.assert_close(out["synth_parsing"], whole)

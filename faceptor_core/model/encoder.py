@@ -55,6 +55,13 @@ class EncoderFeatures(list):
     #: The ResNet stem's second stage (stride 8, ``B x C'' x 2S x 2S``), with ``stem`` (``DecoderConfig.pixel_fpn``).
     stem_mid: torch.Tensor | None = None
 
+    def rows(self, rows: slice) -> EncoderFeatures:
+        """The same features for the images ``rows`` of the batch."""
+        out = EncoderFeatures(t[rows] for t in self)
+        out.stem = None if self.stem is None else self.stem[rows]
+        out.stem_mid = None if self.stem_mid is None else self.stem_mid[rows]
+        return out
+
 
 class ViTEncoder(nn.Module):
     """Patch embedding, position embedding, pre-norm and the transformer blocks of a timm ViT."""

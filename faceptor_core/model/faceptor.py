@@ -142,7 +142,7 @@ class Faceptor(FaceptorBase):
         out: dict[str, torch.Tensor] = {}
         projected: dict[int, torch.Tensor] = {}
         memory: dict[int, tuple[torch.Tensor, torch.Tensor, list]] = {}
-        pixels: dict[int, torch.Tensor] = {}
+        pixels: dict[tuple, torch.Tensor] = {}
         identity_cache: dict[tuple[int, int | None, int | None], torch.Tensor] = {}
         decoder_jobs: list[tuple[Job, list[TaskHead], tuple[int, bool]]] = []
         share = self.config.decoder.memory_grad
@@ -181,9 +181,13 @@ class Faceptor(FaceptorBase):
                 if head.head_type == "attribute":
                     raw = self.value_interpreter(q)
                 else:
-                    if job.size not in pixels:
-                        pixels[job.size] = self.pixel_embeddings(feats[job.size], projected.get(job.size))
-                    raw = self.map_interpreter(q, pixels[job.size][job.rows])
+                    key = (job.size, job.rows.start, job.rows.stop, job.rows.step)
+                    if key not in pixels:  # the pixel decoder runs on the job's rows only, not the whole batch
+                        last = projected.get(job.size)
+                        pixels[key] = self.pixel_embeddings(
+                            feats[job.size].rows(job.rows), None if last is None else last[job.rows]
+                        )
+                    raw = self.map_interpreter(q, pixels[key])
                 if head.name in self.output_prior:
                     raw = raw + self._prior_like(head.name, raw)
                 out[head.name] = raw
