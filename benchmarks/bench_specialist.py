@@ -285,13 +285,16 @@ def train_specialist(
     mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225], device=device).view(1, 3, 1, 1)
 
+    def normalise(image: torch.Tensor) -> torch.Tensor:
+        return (image.to(device).float() / (255.0 if image.dtype == torch.uint8 else 1.0) - mean) / std
+
     def fit(params: list[nn.Parameter], n_images: int, peak: float) -> int:
         opt = torch.optim.AdamW(params, lr=peak, weight_decay=0.05)
         steps = max(1, n_images // batch)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=peak, total_steps=steps, pct_start=0.1)
         for _ in range(steps):
             b = next(stream)
-            x = (b["image"].to(device).float() / (255.0 if b["image"].dtype == torch.uint8 else 1.0) - mean) / std
+            x = normalise(b["image"])
             target = b["target"]
             target = {k: v.to(device) for k, v in target.items()} if isinstance(target, dict) else target.to(device)
             loss = _loss(spec, net(x), target, loss_module)
@@ -318,9 +321,6 @@ def train_specialist(
     metric = spec.metrics(spec)
     ds = eval_dataset(spec, None, "test", size, eval_limit)
     loader = torch.utils.data.DataLoader(ds, batch_size=64, collate_fn=collate_items)
-
-    def normalise(image: torch.Tensor) -> torch.Tensor:
-        return (image.to(device).float() / (255.0 if image.dtype == torch.uint8 else 1.0) - mean) / std
 
     def embed(image: torch.Tensor) -> torch.Tensor:  # as the demo's evaluate.embed_with_flip
         x = normalise(image)
