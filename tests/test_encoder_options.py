@@ -257,6 +257,53 @@ def test_pixel_fpn_needs_the_stem_skip_and_the_resnet_stem() -> None:
         faceptor_core.build(["synth_parsing"], encoder=enc, input_sizes=64, decoder=FPN_DECODER)
 
 
+#: ``pixel_fpn`` and the stride-2 output (``DecoderConfig.pixel_stride``).
+FINE_DECODER = {**FPN_DECODER, "pixel_stride": 2}
+
+
+def test_pixel_stride_2_doubles_the_dense_maps_with_the_stems_entry_map(tmp_path) -> None:
+    """With ``pixel_stride`` 2 the dense tasks' maps are 8S x 8S: the stride-4 embeddings upsampled, the stem's
+    stride-2 map (before the max-pool) added, a residual bottleneck started at zero; the entry convolution trains
+    from the dense loss through the new skip, the model round-trips, and the loss and metric take the finer map."""
+    torch.manual_seed(0)
+    model = _fpn_model(FINE_DECODER).eval()
+    fine = model.pixel_fine
+    assert fine.lateral.in_channels == 8 and not fine.expand.weight.any()
+    assert model.raw_output_shape(model.tasks["synth_parsing"]) == (11, 32, 32)
+    x = torch.rand(2, 3, 64, 64)
+    seen: list[torch.Tensor] = []  # the entry convolution's map, before the max-pool
+    model.encoder.patch_embed.entry[3].register_forward_hook(lambda mod, args, out: seen.append(args[0]))
+    with torch.no_grad():
+        feats = model.encode(model.prepare(x, [64]))[64]
+        assert feats.stem_fine.shape == (2, 8, 32, 32) and feats.stem_fine is seen[0]
+        coarse = model.pixel_refine(
+            model.pixel_decoder(
+                model.layer_attention.project(feats[-1], model.last_layer), model.stem_mid_skip(feats.stem_mid)
+            )
+            + model.stem_skip(feats.stem)
+        )
+        up = torch.nn.functional.interpolate(coarse, scale_factor=2.0, mode="bilinear", align_corners=False)
+        torch.testing.assert_close(model.pixel_embeddings(feats), up + fine.lateral(feats.stem_fine))
+    model.train()
+    out = model(x)
+    assert out["synth_parsing"].shape == (2, 11, 32, 32)
+    out["synth_parsing"].square().mean().backward()
+    assert fine.lateral.weight.grad.abs().sum() > 0 and fine.expand.weight.grad.abs().sum() > 0
+    assert model.encoder.patch_embed.entry[0].weight.grad.abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        fine.expand.weight.normal_()
+    model.save_pretrained(tmp_path / "m")
+    again = faceptor_core.load(tmp_path / "m").eval()
+    assert again.config.decoder.pixel_stride == 2
+    torch.testing.assert_close(again(x)["synth_parsing"], model(x)["synth_parsing"])
+
+
+def test_pixel_stride_2_needs_pixel_fpn() -> None:
+    with pytest.raises(ValueError, match="pixel_stride 2 needs decoder pixel_fpn"):
+        _fpn_model({**FINE_DECODER, "pixel_fpn": False})
+
+
 def test_the_pixel_decoder_runs_on_the_dense_tasks_rows_only() -> None:
     """In a multi-task step the pixel decoder sees only the dense tasks' images (not every image of the size group),
     and gives each task what it would give on the whole batch."""

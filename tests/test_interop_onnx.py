@@ -36,8 +36,8 @@ def test_export_matches_torch(tmp_path, variant):
     assert max(d.max_abs for d in diffs.values()) <= 1e-4, diffs
 
 
-@pytest.mark.parametrize("pixel_fpn", [False, True])
-def test_export_of_the_demos_resnet_stem_with_its_stem_skips(tmp_path, pixel_fpn):
+@pytest.mark.parametrize(("pixel_fpn", "pixel_stride"), [(False, 4), (True, 4), (True, 2)])
+def test_export_of_the_demos_resnet_stem_with_its_stem_skips(tmp_path, pixel_fpn, pixel_stride):
     """The demo's model (ResNet stem, the stem's maps into the pixel decoder) exports with its skips, not without."""
     import faceptor_core
     from faceptor_core.model.config import EncoderConfig
@@ -45,10 +45,12 @@ def test_export_of_the_demos_resnet_stem_with_its_stem_skips(tmp_path, pixel_fpn
     enc = EncoderConfig(name="vit_t16", stem="resnet", stem_width=8, depth=1, drop_path_rate=0)
     decoder = {"hidden_dim": 32, "num_heads": 2, "ffn_dim": 64, "num_layers": 1, "stem_skip": True}
     tasks = ["synth_parsing", "synth_landmarks", "synth_age"]
-    model = faceptor_core.build(tasks, encoder=enc, input_sizes=64, decoder={**decoder, "pixel_fpn": pixel_fpn})
-    if pixel_fpn:
-        with torch.no_grad():
-            model.pixel_refine.conv.weight.normal_(std=0.1)  # not the identity it starts as
+    decoder = {**decoder, "pixel_fpn": pixel_fpn, "pixel_stride": pixel_stride}
+    model = faceptor_core.build(tasks, encoder=enc, input_sizes=64, decoder=decoder)
+    with torch.no_grad():  # not the identity they start as
+        for block in (model.pixel_refine and model.pixel_refine.conv, model.pixel_fine and model.pixel_fine.expand):
+            if block is not None:
+                block.weight.normal_(std=0.1)
     path = tmp_path / "demo.onnx"
     export_onnx(model.eval(), path)
     diffs = verify_onnx(model, path, batch=3)

@@ -71,6 +71,12 @@ class DecoderConfig(BaseModel):
         "(FPN-style detail for dense tasks: parsing F1 0.662 -> 0.718 in the demo, docs/results.md; CPU presets, the "
         "paper's model has none).",
     )
+    pixel_stride: Literal[2, 4] = Field(
+        default=4,
+        description="Output stride of the dense tasks' maps with patch size 16: 4 (the paper's, 4S x 4S) or 2 (needs "
+        "pixel_fpn: the pixel embeddings upsampled once more, the ResNet stem's stride-2 map added, and a residual "
+        "bottleneck; CPU presets, the paper's model has none).",
+    )
     output_prior: tuple[Literal["dense", "attribute"], ...] = Field(
         default=(),
         max_length=2,

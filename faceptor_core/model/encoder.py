@@ -54,12 +54,16 @@ class EncoderFeatures(list):
     stem: torch.Tensor | None = None
     #: The ResNet stem's second stage (stride 8, ``B x C'' x 2S x 2S``), with ``stem`` (``DecoderConfig.pixel_fpn``).
     stem_mid: torch.Tensor | None = None
+    #: The ResNet stem's entry convolution (stride 2, ``B x C' x 8S x 8S``), with ``stem``
+    #: (``DecoderConfig.pixel_stride``).
+    stem_fine: torch.Tensor | None = None
 
     def rows(self, rows: slice) -> EncoderFeatures:
         """The same features for the images ``rows`` of the batch."""
         out = EncoderFeatures(t[rows] for t in self)
         out.stem = None if self.stem is None else self.stem[rows]
         out.stem_mid = None if self.stem_mid is None else self.stem_mid[rows]
+        out.stem_fine = None if self.stem_fine is None else self.stem_fine[rows]
         return out
 
 
@@ -138,19 +142,27 @@ class ViTEncoder(nn.Module):
             )
         return self.patch_embed.skip_channels()
 
+    def _resnet_stem(self, option: str) -> ResNetStem:
+        if not isinstance(self.patch_embed, ResNetStem):
+            raise ValueError(f"{option} needs the ResNet stem (EncoderConfig stem='resnet')")
+        return self.patch_embed
+
     def stem_mid_channels(self, option: str) -> int:
         """Channels of the ResNet stem's stride-8 map (``forward(..., stem_skip=True).stem_mid``); a ValueError
         naming ``option`` for any other stem."""
-        if not isinstance(self.patch_embed, ResNetStem):
-            raise ValueError(f"{option} needs the ResNet stem (EncoderConfig stem='resnet')")
-        return 2 * self.patch_embed.width
+        return 2 * self._resnet_stem(option).width
+
+    def stem_fine_channels(self, option: str) -> int:
+        """Channels of the ResNet stem's stride-2 map (``forward(..., stem_skip=True).stem_fine``); a ValueError
+        naming ``option`` for any other stem."""
+        return self._resnet_stem(option).width
 
     def embed_patches(self, x: torch.Tensor, stem_skip: bool = False) -> tuple[torch.Tensor, EncoderFeatures]:
         """The patch embedding's ``B x C x S x S`` token map, and an empty :class:`EncoderFeatures` that holds the
         stem's maps when ``stem_skip`` asks for them (:meth:`forward`; the ONNX export's fixed-size encoder)."""
         outs = EncoderFeatures()
         if stem_skip and isinstance(self.patch_embed, ResNetStem):
-            tokens, outs.stem, outs.stem_mid = self.patch_embed.forward_with_skips(x)
+            tokens, outs.stem, outs.stem_mid, outs.stem_fine = self.patch_embed.forward_with_skips(x)
         elif stem_skip:
             self.stem_skip_channels()  # the stem must have a skip map
             tokens, outs.stem = self.patch_embed.forward_with_skip(x)
@@ -161,7 +173,7 @@ class ViTEncoder(nn.Module):
     def forward(self, x: torch.Tensor, layers: int | None = None, stem_skip: bool = False) -> EncoderFeatures:
         """``B x 3 x H x W`` normalised images -> the outputs of the first ``layers`` blocks (default all); with
         ``stem_skip`` (conv or ResNet stem) also the stem's map at a quarter of the patch size, as ``.stem``, and the
-        ResNet stem's stride-8 map as ``.stem_mid``."""
+        ResNet stem's stride-8 and stride-2 maps as ``.stem_mid`` and ``.stem_fine``."""
         if x.shape[-1] % self.patch_size or x.shape[-2] % self.patch_size:
             raise ValueError(f"input {tuple(x.shape[-2:])} is not a multiple of the patch size {self.patch_size}")
         tokens, outs = self.embed_patches(x, stem_skip)

@@ -19,7 +19,7 @@ from .config import ModelConfig
 from .encoder import EncoderFeatures
 from .interpreters import FeatureInterpreter, MapInterpreter, ValueInterpreter
 from .layer_attention import LayerAttention
-from .pixel_decoder import PixelDecoder, PixelRefine
+from .pixel_decoder import PixelDecoder, PixelFine, PixelRefine
 from .queries import TaskQueries
 from .transformer_decoder import TransformerDecoder
 
@@ -52,6 +52,7 @@ class Faceptor(FaceptorBase):
         self.stem_skip: nn.Conv2d | None = None  # DecoderConfig.stem_skip: stem map -> pixel embeddings
         self.stem_mid_skip: nn.Conv2d | None = None  # DecoderConfig.pixel_fpn: stride-8 stem map -> pixel decoder
         self.pixel_refine: PixelRefine | None = None  # DecoderConfig.pixel_fpn
+        self.pixel_fine: PixelFine | None = None  # DecoderConfig.pixel_stride 2
         self.map_interpreter: MapInterpreter | None = None
         self.value_interpreter: ValueInterpreter | None = None
         self.feature_interpreter: FeatureInterpreter | None = None
@@ -80,6 +81,10 @@ class Faceptor(FaceptorBase):
                     raise ValueError("decoder pixel_fpn needs decoder stem_skip")
                 self.stem_mid_skip = nn.Conv2d(self.encoder.stem_mid_channels("decoder pixel_fpn"), dim, 1)
                 self.pixel_refine = PixelRefine(dim)
+            if self.config.decoder.pixel_stride == 2:
+                if self.pixel_refine is None:
+                    raise ValueError("decoder pixel_stride 2 needs decoder pixel_fpn")
+                self.pixel_fine = PixelFine(dim, self.encoder.stem_fine_channels("decoder pixel_stride 2"))
             self.map_interpreter = MapInterpreter(dim)
         if head.head_type == "attribute" and self.value_interpreter is None:
             self.value_interpreter = ValueInterpreter(dim)
@@ -87,9 +92,10 @@ class Faceptor(FaceptorBase):
             self.output_prior[head.name] = nn.Parameter(torch.zeros(self.raw_output_shape(head)))
 
     def raw_output_shape(self, head: TaskHead) -> tuple[int, ...]:
-        """One image's raw output shape for a decoder task: ``(Q,)`` (attribute) or ``(Q, 4S, 4S)`` (dense)."""
+        """One image's raw output shape for a decoder task: ``(Q,)`` (attribute) or ``(Q, 4S, 4S)`` (dense; ``8S``
+        with ``DecoderConfig.pixel_stride`` 2)."""
         if head.head_type == "dense":
-            side = 4 * (head.input_size // self.encoder.patch_size)
+            side = (4 if self.pixel_fine is None else 8) * (head.input_size // self.encoder.patch_size)
             return (head.num_queries, side, side)
         return (head.num_queries,)
 
@@ -194,9 +200,9 @@ class Faceptor(FaceptorBase):
         return out, (weights, memory, decoder_jobs)
 
     def pixel_embeddings(self, feats: EncoderFeatures, projected_last: torch.Tensor | None = None) -> torch.Tensor:
-        """The pixel decoder's ``B x D x 4S x 4S`` per-pixel embeddings of one input size's encoder outputs
-        (``encode(...)[size]``), the stem skips added and the refinement applied when configured; ``projected_last``
-        reuses the last layer's projection when it was already computed."""
+        """The pixel decoder's ``B x D x 4S x 4S`` per-pixel embeddings (``8S`` with ``pixel_stride`` 2) of one input
+        size's encoder outputs (``encode(...)[size]``), the stem skips added and the refinement applied when
+        configured; ``projected_last`` reuses the last layer's projection when it was already computed."""
         if self.pixel_decoder is None:
             raise ValueError("the model has no dense task, so no pixel decoder")
         if projected_last is None:
@@ -207,6 +213,8 @@ class Faceptor(FaceptorBase):
             pixels = pixels + self.stem_skip(feats.stem)
         if self.pixel_refine is not None:
             pixels = self.pixel_refine(pixels)
+        if self.pixel_fine is not None:
+            pixels = self.pixel_fine(pixels, feats.stem_fine)
         return pixels
 
     def _prior_like(self, task: str, raw: torch.Tensor) -> torch.Tensor:

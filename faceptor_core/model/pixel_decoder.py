@@ -1,4 +1,5 @@
-"""The pixel decoder of the dual decoder: last-layer features upsampled x4 to per-pixel embeddings."""
+"""The pixel decoder of the dual decoder: last-layer features upsampled x4 to per-pixel embeddings (x8 with
+:class:`PixelFine`)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,24 @@ class PixelRefine(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv(F.gelu(self.norm(x)))
+
+
+class PixelFine(nn.Module):
+    """The pixel embeddings at twice the resolution (``DecoderConfig.pixel_stride`` 2): upsampled x2 (bilinear), the
+    ResNet stem's stride-2 map added (1x1-projected), then a residual bottleneck ``x + Conv1x1(GELU(Conv3x3(GELU(
+    LayerNorm(x)))))`` through a quarter of the channels, its last convolution started at zero (a full-width 3 x 3
+    convolution at this resolution would cost more than the encoder)."""
+
+    def __init__(self, dim: int, stem_channels: int):
+        super().__init__()
+        hidden = max(dim // 4, 8)
+        self.lateral = nn.Conv2d(stem_channels, dim, 1)
+        self.norm = LayerNorm2d(dim, eps=1e-6)
+        self.reduce = nn.Conv2d(dim, hidden, 3, padding=1)
+        self.expand = nn.Conv2d(hidden, dim, 1)
+        nn.init.zeros_(self.expand.weight)
+        nn.init.zeros_(self.expand.bias)
+
+    def forward(self, x: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False) + self.lateral(fine)
+        return x + self.expand(F.gelu(self.reduce(F.gelu(self.norm(x)))))

@@ -129,14 +129,16 @@ class ResNetStem(nn.Module):
 
     def forward_with_skip(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The tokens and the first stage's map (stride 4, the pixel decoder's resolution)."""
-        tokens, skip, _ = self.forward_with_skips(x)
+        tokens, skip, _, _ = self.forward_with_skips(x)
         return tokens, skip
 
-    def forward_with_skips(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The tokens, the first stage's map (stride 4) and the second's (stride 8)."""
-        skip = self.stage1(self.entry(x))
+    def forward_with_skips(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The tokens, the first stage's map (stride 4), the second's (stride 8) and the entry convolution's
+        (stride 2, before the max-pool)."""
+        fine = self.entry[:3](x)
+        skip = self.stage1(self.entry[3](fine))
         mid = self.stage2(skip)
-        return self.proj(self.stage3(mid)), skip, mid
+        return self.proj(self.stage3(mid)), skip, mid, fine
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_skip(x)[0]
