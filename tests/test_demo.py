@@ -125,6 +125,9 @@ def test_resnet_presets_train_the_resnet_stem_with_expression_at_32(tmp_path, pr
     trainer = Trainer(RunConfig.model_validate(d))
     enc = trainer.model.config.encoder
     assert (enc.stem, enc.stem_width, enc.depth, enc.layer_scale) == ("resnet", 48, 2, 1e-5)
+    dec = trainer.model.config.decoder
+    assert (dec.stem_skip, dec.pixel_fpn, dec.pixel_stride) == (True, True, 2)
+    assert trainer.model.raw_output_shape(trainer.model.tasks["synth_parsing"]) == (11, 56, 56)
     assert {head.input_size for head in trainer.model.config.tasks} == {112}
     assert trainer.cfg.precision == "auto" and trainer.precision == resolve_precision("auto", trainer.device)
     sizes = {t.name: t.batch_size for t in trainer.cfg.tasks}

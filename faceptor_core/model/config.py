@@ -68,7 +68,7 @@ class DecoderConfig(BaseModel):
         default=False,
         description="With stem_skip and the ResNet stem: also add the stem's stride-8 map (1x1-projected) after the "
         "pixel decoder's first upsampling, and refine its output with a residual 3x3 convolution started at zero "
-        "(FPN-style detail for dense tasks: parsing F1 0.662 -> 0.718 in the demo, docs/results.md; CPU presets, the "
+        "(FPN-style detail for dense tasks: parsing F1 0.644-0.662 -> 0.703-0.718 in the demo, docs/results.md; the "
         "paper's model has none).",
     )
     pixel_stride: Literal[2, 4] = Field(
