@@ -97,9 +97,13 @@ class DecoderConfig(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _heads_divide(self) -> DecoderConfig:
+    def _consistent(self) -> DecoderConfig:
         if self.hidden_dim % self.num_heads:
             raise ValueError(f"hidden_dim {self.hidden_dim} is not divisible by num_heads {self.num_heads}")
+        if self.pixel_fpn and not self.stem_skip:
+            raise ValueError("decoder pixel_fpn needs decoder stem_skip")
+        if self.pixel_stride == 2 and not self.pixel_fpn:
+            raise ValueError("decoder pixel_stride 2 needs decoder pixel_fpn")
         return self
 
 

@@ -76,14 +76,10 @@ class Faceptor(FaceptorBase):
             self.pixel_decoder = PixelDecoder(dim)
             if self.config.decoder.stem_skip:
                 self.stem_skip = nn.Conv2d(self.encoder.stem_skip_channels("decoder stem_skip"), dim, 1)
-            if self.config.decoder.pixel_fpn:
-                if self.stem_skip is None:
-                    raise ValueError("decoder pixel_fpn needs decoder stem_skip")
+            if self.config.decoder.pixel_fpn:  # with stem_skip (DecoderConfig checks the options' dependencies)
                 self.stem_mid_skip = nn.Conv2d(self.encoder.stem_mid_channels("decoder pixel_fpn"), dim, 1)
                 self.pixel_refine = PixelRefine(dim)
             if self.config.decoder.pixel_stride == 2:
-                if self.pixel_refine is None:
-                    raise ValueError("decoder pixel_stride 2 needs decoder pixel_fpn")
                 self.pixel_fine = PixelFine(dim, self.encoder.stem_fine_channels("decoder pixel_stride 2"))
             self.map_interpreter = MapInterpreter(dim)
         if head.head_type == "attribute" and self.value_interpreter is None:
