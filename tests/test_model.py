@@ -64,7 +64,50 @@ def test_one_encoder_pass_per_input_size(paper_model, images, monkeypatch):
     )
     paper_model(images)
     assert sorted(calls) == [(32, 32), (64, 64)]
-    assert len(decoder_calls) == 1
+    assert len(decoder_calls) == 2  # one pass per input size's job, each decoding all of that size's tasks
+
+
+def test_jobs_of_one_shape_share_a_decoder_pass_and_no_row_is_padded(paper_model, images, monkeypatch):
+    """A training step's jobs: rows of one task each. Those of equal query counts share a pass; no pass carries
+    more query rows than its jobs ask for."""
+    from faceptor_core.model.base import resize_images
+
+    shapes = []
+    original_dec = paper_model.decoder.forward
+    monkeypatch.setattr(
+        paper_model.decoder,
+        "forward",
+        lambda tgt, *a, **k: shapes.append(tuple(tgt.shape[:2])) or original_dec(tgt, *a, **k),
+    )
+    x32, x64 = resize_images(images, 32), resize_images(images, 64)
+    rows = {"expression_rafdb": slice(0, 1), "attributes_celeba": slice(1, 2), "landmarks_300w": slice(0, 2)}
+    out = paper_model.forward_multitask({32: x32, 64: x64}, rows)
+    queries = {t: paper_model.select(t)[0].num_queries for t in rows}
+    assert sorted(shapes) == sorted(
+        [(1, queries["expression_rafdb"]), (1, queries["attributes_celeba"]), (2, queries["landmarks_300w"])]
+    )
+    full = paper_model(images, list(rows))
+    for task, r in rows.items():
+        torch.testing.assert_close(out[task], full[task][r], atol=1e-5, rtol=1e-5)
+    shapes.clear()
+    paper_model.forward_multitask({32: x32}, {"expression_rafdb": slice(0, 1), "age_morph2": slice(1, 2)})
+    assert len(shapes) == 2  # 7 and 101 queries: two passes, neither padded
+
+    from faceptor_core.model.base import Job
+
+    expr, attr = paper_model.select("expression_rafdb")[0], paper_model.select("attributes_celeba")[0]
+    feats = paper_model.encode(paper_model.prepare(images, [32]))
+    shapes.clear()  # equal lengths share one pass, whatever order their tasks come in
+    shared = paper_model.run_jobs(feats, [Job(32, (expr, attr), slice(0, 1)), Job(32, (attr, expr), slice(1, 2))])
+    assert shapes == [(1 + 1, expr.num_queries + attr.num_queries)]
+    # run_jobs keeps each task's last job's rows: here row 1
+    alone = paper_model(images, ["expression_rafdb", "attributes_celeba"])
+    torch.testing.assert_close(shared["attributes_celeba"], alone["attributes_celeba"][1:2], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(shared["expression_rafdb"], alone["expression_rafdb"][1:2], atol=1e-5, rtol=1e-5)
+    shapes.clear()
+    same = paper_model.run_jobs(feats, [Job(32, (expr,), slice(0, 1)), Job(32, (expr,), slice(1, 2))])
+    assert shapes == [(2, expr.num_queries)]
+    torch.testing.assert_close(same["expression_rafdb"], alone["expression_rafdb"][1:2], atol=1e-5, rtol=1e-5)
 
 
 def test_mapping_input_matches_resized_input(paper_model, images):

@@ -1,9 +1,9 @@
 """Faceptor: shared encoder, dual decoder (transformer decoder + pixel decoder), task queries,
 Layer-Attention and the value / map / feature interpreters.
 
-All requested tasks' queries go through one batched transformer decoder pass: every job's queries become rows,
-padded to a common length, with a block-diagonal self-attention mask so that tasks never see each
-other, and padded memory masked out of the cross-attention.
+All the tasks of a job (one input size's images) go through one batched transformer decoder pass, a
+block-diagonal self-attention mask keeping the tasks apart; jobs of equal query and memory lengths share the
+pass, and no row is ever padded.
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ class Faceptor(FaceptorBase):
             return key.split(".")[1]
         return None
 
-    # -- running the heads (one transformer decoder pass) ---------------------------------------------
+    # -- running the heads (one transformer decoder pass per job shape) -----------------------------------------
     def run_jobs(
         self, feats: dict[int, list[torch.Tensor]], jobs: Sequence[Job], need_weights: bool = False
     ) -> dict[str, torch.Tensor]:
@@ -220,45 +220,52 @@ class Faceptor(FaceptorBase):
         return prior
 
     def _run_transformer_decoder(self, memory, decoder_jobs, need_weights):
-        """One transformer decoder pass over all jobs; returns each job's ``B_j x Q_j x D`` query outputs."""
-        mems, poss, tgts, qposs, counts = [], [], [], [], []
-        for job, heads, key in decoder_jobs:
+        """The transformer decoder over all jobs: each job's ``B_j x Q_j x D`` query outputs and, with ``need_weights``,
+        each layer's cross-attention weights (of one decoder pass: ask for one job's).
+
+        A job's tasks are decoded together, a block-diagonal self-attention mask keeping them apart. Jobs of equal
+        query and memory lengths share a pass and the others get one each, so no row is padded: a training step's
+        tasks are jobs of 7 to 101 queries, and padding them to one length made most of the decoder's work."""
+        inputs, groups = [], {}
+        for i, (job, heads, key) in enumerate(decoder_jobs):
             mem, pos, _ = memory[key]
             mem = mem[job.rows]
-            qf = torch.cat([self.queries[h.name].feat for h in heads])
-            qp = torch.cat([self.queries[h.name].pos for h in heads])
-            b = mem.shape[0]
-            mems.append(mem)
-            poss.append(pos.expand(b, -1, -1))
-            tgts.append(qf.unsqueeze(0).expand(b, -1, -1))
-            qposs.append(qp.unsqueeze(0).expand(b, -1, -1))
-            counts.append([h.num_queries for h in heads])
-        q_max = max(t.shape[1] for t in tgts)
-        l_max = max(m.shape[1] for m in mems)
-        single = len(decoder_jobs) == 1
-        self_masks, mem_masks = [], []
-        for tgt, mem, cnt in zip(tgts, mems, counts, strict=True):
-            self_masks.append(_block_mask(cnt, q_max, tgt.device).expand(tgt.shape[0], -1, -1))
-            mm = torch.zeros(mem.shape[0], l_max, dtype=torch.bool, device=mem.device)
-            mm[:, : mem.shape[1]] = True
-            mem_masks.append(mm)
-        if single:
-            self_mask = None if len(counts[0]) == 1 else self_masks[0][:1].unsqueeze(1)
-            memory_mask = None
-            tgt, qpos, mem, pos = tgts[0], qposs[0], mems[0], poss[0][:1]
-        else:
-            tgt = torch.cat([_pad(t, q_max) for t in tgts])
-            qpos = torch.cat([_pad(t, q_max) for t in qposs])
-            mem = torch.cat([_pad(m, l_max) for m in mems])
-            pos = torch.cat([_pad(p, l_max) for p in poss])
-            self_mask = torch.cat(self_masks).unsqueeze(1)
-            memory_mask = torch.cat(mem_masks)[:, None, None, :]
-        hs, weights = self.decoder(tgt, mem, pos, qpos, self_mask, memory_mask, need_weights)
-        outs, start = [], 0
-        for t in tgts:
-            b, q = t.shape[:2]
-            outs.append(hs[start : start + b, :q])
-            start += b
+            counts = tuple(h.num_queries for h in heads)
+            feat = torch.cat([self.queries[h.name].feat for h in heads])
+            qpos = torch.cat([self.queries[h.name].pos for h in heads])
+            inputs.append((feat, qpos, mem, pos, counts, key))
+            groups.setdefault((feat.shape[0], mem.shape[1]), []).append(i)
+        if need_weights and len(groups) > 1:
+            raise ValueError("cross-attention weights come from one decoder pass: ask for one job's at a time")
+        outs: list[torch.Tensor] = [torch.empty(0)] * len(decoder_jobs)
+        weights: list[torch.Tensor] = []
+        for members in groups.values():
+            feat, qpos, mem, pos, counts, key = inputs[members[0]]
+            sizes = [inputs[i][2].shape[0] for i in members]
+            batch = sum(sizes)
+            if len(members) > 1:
+                mem = torch.cat([inputs[i][2] for i in members])
+            if any(inputs[i][5] != key for i in members):  # memories of another input size or Layer-Attention
+                pos = torch.cat([inputs[i][3].expand(n, -1, -1) for i, n in zip(members, sizes, strict=True)])
+            self_mask = None
+            if any(len(inputs[i][4]) > 1 for i in members):
+                masks = [_block_mask(inputs[i][4], feat.shape[0], feat.device) for i in members]
+                if all(inputs[i][4] == counts for i in members):
+                    self_mask = masks[0].unsqueeze(1)
+                else:
+                    self_mask = torch.cat([m.expand(n, -1, -1) for m, n in zip(masks, sizes, strict=True)]).unsqueeze(1)
+            if all(inputs[i][4] == counts for i in members):
+                tgt, qp = feat.unsqueeze(0).expand(batch, -1, -1), qpos.unsqueeze(0).expand(batch, -1, -1)
+            else:
+                tgt = torch.cat(
+                    [inputs[i][0].unsqueeze(0).expand(n, -1, -1) for i, n in zip(members, sizes, strict=True)]
+                )
+                qp = torch.cat(
+                    [inputs[i][1].unsqueeze(0).expand(n, -1, -1) for i, n in zip(members, sizes, strict=True)]
+                )
+            hs, weights = self.decoder(tgt, mem, pos, qp, self_mask, None, need_weights)
+            for i, part in zip(members, hs.split(sizes), strict=True):
+                outs[i] = part
         return outs, weights
 
     @torch.no_grad()
@@ -297,12 +304,6 @@ class ScaleGrad(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         return grad * ctx.scale, None
-
-
-def _pad(x: torch.Tensor, n: int) -> torch.Tensor:
-    if x.shape[1] == n:
-        return x
-    return torch.cat([x, x.new_zeros(x.shape[0], n - x.shape[1], *x.shape[2:])], dim=1)
 
 
 def _block_mask(counts: Sequence[int], total: int, device) -> torch.Tensor:

@@ -135,7 +135,7 @@ class ResNetStem(nn.Module):
     def forward_with_skips(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The tokens, the first stage's map (stride 4), the second's (stride 8) and the entry convolution's
         (stride 2, before the max-pool)."""
-        fine = self.entry[:3](x)
+        fine = self.entry[:3](x.contiguous(memory_format=torch.channels_last))
         skip = self.stage1(self.entry[3](fine))
         mid = self.stage2(skip)
         return self.proj(self.stage3(mid)), skip, mid, fine
