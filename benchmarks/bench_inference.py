@@ -1,4 +1,4 @@
-"""All-task inference speed: Faceptor (shared encoder passes, one decoder pass) vs the same tasks one at a
+"""All-task inference speed: Faceptor (one encoder and one decoder pass per input size) vs the same tasks one at a
 time vs Naive Faceptor. Random weights; CPU by default.
 
     python benchmarks/bench_inference.py                      # FaRL ViT-B/16, reference sizes (112 / 512 px)

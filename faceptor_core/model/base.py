@@ -141,7 +141,8 @@ class FaceptorBase(nn.Module):
         self, batches: Mapping[int, torch.Tensor], rows: Mapping[str, slice]
     ) -> dict[str, torch.Tensor]:
         """Training pass: ``batches`` concatenates each size group's task batches; task ``t``'s output
-        covers only ``rows[t]`` of its group. One encoder pass per size, one decoder pass in all."""
+        covers only ``rows[t]`` of its group. One encoder pass per size; one decoder pass per task
+        query length (no padded rows)."""
         return self.forward_multitask_features(batches, rows)[0]
 
     def forward_multitask_features(

@@ -121,7 +121,7 @@ _RESNET_WEIGHTS = {**TYPE_WEIGHTS, "expression": 3.0, "attributes": 0.3}
 #: pass in bf16 where the CPU has bf16 instructions, then stage 2: 450 steps of everything but the frozen encoder at
 #: twice the rate (``train.mode: heads``). Stage 1 alone learned expression on about half of all runs (which ones is
 #: noise); the runs that miss it hold it in the encoder, and stage 2 reads it (docs/results.md, "Stage 2 on the
-#: frozen encoder"). 9:43 end to end on 2 such cores (``minutes_fp32`` in float32). ``quick``: 2 minutes, the
+#: frozen encoder"). 8:29 end to end on 2 such cores (``minutes_fp32`` in float32). ``quick``: 2 minutes, the
 #: conv stem, one stage. ``full`` (``--full``): 400 steps with identity at 32 and the same stage 2.
 PRESETS: dict[str, DemoPreset] = {
     # 64 steps: landmarks and parsing beat their trivial answers beyond two standard errors and a twentieth of the
@@ -133,7 +133,7 @@ PRESETS: dict[str, DemoPreset] = {
         steps=300,
         heads_steps=450,
         heads_lr=1e-3,
-        minutes="about 10",  # 9:43 measured (benchmarks/results/demo_bf16_amx_seed0.json)
+        minutes="about 8.5",  # 8:29 measured (benchmarks/results/demo_bf16_amx_seed0_unpadded.json)
         minutes_fp32="27-42",  # 23-36 measured before the stride-2 pixel decoder, whose step costs 1.16 times as much
         model=RESNET_MODEL,
         batch_sizes={**_RESNET_BATCHES, "synth_identity": 2 * BATCH},
