@@ -110,6 +110,25 @@ def test_jobs_of_one_shape_share_a_decoder_pass_and_no_row_is_padded(paper_model
     torch.testing.assert_close(same["expression_rafdb"], alone["expression_rafdb"][1:2], atol=1e-5, rtol=1e-5)
 
 
+def test_other_tasks_of_equal_query_count_share_a_pass_with_their_own_queries(images, monkeypatch):
+    """Two datasets of one task (7 expression queries each) in one training step: one decoder pass, and each task's
+    rows read its own queries."""
+    from faceptor_core.model.base import resize_images
+
+    tasks = ["expression_rafdb", "expression_affectnet"]
+    model = tiny_build(tasks).eval()
+    shapes = []
+    original_dec = model.decoder.forward
+    monkeypatch.setattr(
+        model.decoder, "forward", lambda tgt, *a, **k: shapes.append(tuple(tgt.shape[:2])) or original_dec(tgt, *a, **k)
+    )
+    rows = {"expression_rafdb": slice(0, 1), "expression_affectnet": slice(1, 2)}
+    out = model.forward_multitask({32: resize_images(images, 32)}, rows)
+    assert shapes == [(2, 7)]
+    for task, r in rows.items():
+        torch.testing.assert_close(out[task], model(images, [task])[task][r], atol=1e-5, rtol=1e-5)
+
+
 def test_mapping_input_matches_resized_input(paper_model, images):
     from faceptor_core.model.base import resize_images
 

@@ -223,50 +223,47 @@ class Faceptor(FaceptorBase):
         """The transformer decoder over all jobs: each job's ``B_j x Q_j x D`` query outputs and, with ``need_weights``,
         each layer's cross-attention weights (of one decoder pass: ask for one job's).
 
-        A job's tasks are decoded together, a block-diagonal self-attention mask keeping them apart. Jobs of equal
-        query and memory lengths share a pass and the others get one each, so no row is padded: a training step's
-        tasks are jobs of 7 to 101 queries, and padding them to one length made most of the decoder's work."""
-        inputs, groups = [], {}
-        for i, (job, heads, key) in enumerate(decoder_jobs):
-            mem, pos, _ = memory[key]
-            mem = mem[job.rows]
-            counts = tuple(h.num_queries for h in heads)
-            feat = torch.cat([self.queries[h.name].feat for h in heads])
-            qpos = torch.cat([self.queries[h.name].pos for h in heads])
-            inputs.append((feat, qpos, mem, pos, counts, key))
-            groups.setdefault((feat.shape[0], mem.shape[1]), []).append(i)
+        Jobs of equal query and memory lengths share a pass and the others get one each, so no row is padded: a
+        training step's tasks are jobs of 7 to 101 queries, and padding them to one length made most of the
+        decoder's work."""
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, (_, heads, key) in enumerate(decoder_jobs):
+            length = (sum(h.num_queries for h in heads), memory[key][0].shape[1])
+            groups.setdefault(length, []).append(i)
         if need_weights and len(groups) > 1:
             raise ValueError("cross-attention weights come from one decoder pass: ask for one job's at a time")
         outs: list[torch.Tensor] = [torch.empty(0)] * len(decoder_jobs)
         weights: list[torch.Tensor] = []
         for members in groups.values():
-            feat, qpos, mem, pos, counts, key = inputs[members[0]]
-            sizes = [inputs[i][2].shape[0] for i in members]
-            batch = sum(sizes)
-            if len(members) > 1:
-                mem = torch.cat([inputs[i][2] for i in members])
-            if any(inputs[i][5] != key for i in members):  # memories of another input size or Layer-Attention
-                pos = torch.cat([inputs[i][3].expand(n, -1, -1) for i, n in zip(members, sizes, strict=True)])
-            self_mask = None
-            if any(len(inputs[i][4]) > 1 for i in members):
-                masks = [_block_mask(inputs[i][4], feat.shape[0], feat.device) for i in members]
-                if all(inputs[i][4] == counts for i in members):
-                    self_mask = masks[0].unsqueeze(1)
-                else:
-                    self_mask = torch.cat([m.expand(n, -1, -1) for m, n in zip(masks, sizes, strict=True)]).unsqueeze(1)
-            if all(inputs[i][4] == counts for i in members):
-                tgt, qp = feat.unsqueeze(0).expand(batch, -1, -1), qpos.unsqueeze(0).expand(batch, -1, -1)
-            else:
-                tgt = torch.cat(
-                    [inputs[i][0].unsqueeze(0).expand(n, -1, -1) for i, n in zip(members, sizes, strict=True)]
-                )
-                qp = torch.cat(
-                    [inputs[i][1].unsqueeze(0).expand(n, -1, -1) for i, n in zip(members, sizes, strict=True)]
-                )
-            hs, weights = self.decoder(tgt, mem, pos, qp, self_mask, None, need_weights)
-            for i, part in zip(members, hs.split(sizes), strict=True):
+            parts, weights = self._decoder_pass([decoder_jobs[i] for i in members], memory, need_weights)
+            for i, part in zip(members, parts, strict=True):
                 outs[i] = part
         return outs, weights
+
+    def _decoder_pass(self, decoder_jobs, memory, need_weights):
+        """One transformer decoder pass over jobs of equal query and memory lengths: each job's query outputs and
+        the cross-attention weights. A job's tasks are decoded together, a block-diagonal self-attention mask keeping
+        them apart."""
+        mems, poss, tgts, qposs, counts = [], [], [], [], []
+        for job, heads, key in decoder_jobs:
+            mem, pos, _ = memory[key]
+            mem = mem[job.rows]
+            b = mem.shape[0]
+            mems.append(mem)
+            poss.append(pos.expand(b, -1, -1))
+            tgts.append(torch.cat([self.queries[h.name].feat for h in heads]).expand(b, -1, -1))
+            qposs.append(torch.cat([self.queries[h.name].pos for h in heads]).expand(b, -1, -1))
+            counts.append([h.num_queries for h in heads])
+        self_mask = None
+        if any(len(c) > 1 for c in counts):  # (a single task's block mask lets all its queries see each other)
+            masks = [_block_mask(c, t.device).expand(t.shape[0], -1, -1) for c, t in zip(counts, tgts, strict=True)]
+            self_mask = (masks[0][:1] if len(masks) == 1 else torch.cat(masks)).unsqueeze(1)
+        if len(decoder_jobs) == 1:
+            tgt, qpos, mem, pos = tgts[0], qposs[0], mems[0], poss[0][:1]
+        else:
+            tgt, qpos, mem, pos = torch.cat(tgts), torch.cat(qposs), torch.cat(mems), torch.cat(poss)
+        hs, weights = self.decoder(tgt, mem, pos, qpos, self_mask, None, need_weights)
+        return hs.split([t.shape[0] for t in tgts]), weights
 
     @torch.no_grad()
     def cross_attention(self, images, task: str) -> tuple[torch.Tensor, list[tuple[int, int, int]]]:
@@ -306,9 +303,7 @@ class ScaleGrad(torch.autograd.Function):
         return grad * ctx.scale, None
 
 
-def _block_mask(counts: Sequence[int], total: int, device) -> torch.Tensor:
-    """``1 x total x total`` bool mask: queries attend within their task; padding attends to itself."""
+def _block_mask(counts: Sequence[int], device) -> torch.Tensor:
+    """``1 x Q x Q`` bool mask (``Q = sum(counts)``): queries attend within their task."""
     ids = torch.repeat_interleave(torch.arange(len(counts), device=device), torch.tensor(counts, device=device))
-    pad = total - ids.numel()
-    ids = torch.cat([ids, torch.arange(len(counts), len(counts) + pad, device=device)])
     return (ids[:, None] == ids[None, :]).unsqueeze(0)
