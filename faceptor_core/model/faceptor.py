@@ -134,10 +134,8 @@ class Faceptor(FaceptorBase):
         return None
 
     # -- running the heads (one transformer decoder pass per job shape) -----------------------------------------
-    def run_jobs(
-        self, feats: dict[int, list[torch.Tensor]], jobs: Sequence[Job], need_weights: bool = False
-    ) -> dict[str, torch.Tensor]:
-        out, _ = self._run(feats, jobs, need_weights)
+    def run_jobs(self, feats: dict[int, list[torch.Tensor]], jobs: Sequence[Job]) -> dict[str, torch.Tensor]:
+        out, _ = self._run(feats, jobs, need_weights=False)  # attention weights: cross_attention()
         return out
 
     def _run(self, feats, jobs, need_weights):
