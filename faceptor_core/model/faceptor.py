@@ -254,8 +254,13 @@ class Faceptor(FaceptorBase):
             counts.append([h.num_queries for h in heads])
         self_mask = None
         if any(len(c) > 1 for c in counts):  # (a single task's block mask lets all its queries see each other)
-            masks = [_block_mask(c, t.device).expand(t.shape[0], -1, -1) for c, t in zip(counts, tgts, strict=True)]
-            self_mask = (masks[0][:1] if len(masks) == 1 else torch.cat(masks)).unsqueeze(1)
+            if all(c == counts[0] for c in counts):  # one mask broadcast over every row
+                self_mask = _block_mask(counts[0], tgts[0].device)
+            else:
+                self_mask = torch.cat(
+                    [_block_mask(c, t.device).expand(t.shape[0], -1, -1) for c, t in zip(counts, tgts, strict=True)]
+                )
+            self_mask = self_mask.unsqueeze(1)
         if len(decoder_jobs) == 1:
             tgt, qpos, mem, pos = tgts[0], qposs[0], mems[0], poss[0][:1]
         else:
