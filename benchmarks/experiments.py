@@ -90,8 +90,7 @@ class Claims:
         return dict(same)
 
     def save(self, name: str, record: dict) -> None:
-        weights = PRESETS[self.preset].type_weights
-        record = {"seed": self.seed, "preset": self.preset, "type_weights": weights, "recipe": self.recipe(), **record}
+        record = {"seed": self.seed, "preset": self.preset, "recipe": self.recipe(), **record}
         write_atomic(self.path(name), json.dumps(record, indent=2).encode())
 
     def base(self, run: str, experiment: str) -> Path:

@@ -246,7 +246,12 @@ def _claims(results: Path) -> list[str]:
     if not any(records.values()):
         return []
     lines = []
-    weights = {json.dumps(r.get("type_weights")) for found in records.values() for r in found}
+    # the recipe's type weights (older records name them at the top level)
+    weights = {
+        json.dumps(r.get("recipe", {}).get("type_weights", r.get("type_weights")))
+        for found in records.values()
+        for r in found
+    }
     if len(weights) == 1 and (w := json.loads(weights.pop())):
         lines += ["Type weights of every run: " + ", ".join(f"{k} {v:g}" for k, v in w.items()) + ".", ""]
     elif weights:

@@ -35,7 +35,7 @@ def _multitask(seed: int, landmarks: tuple[float, float], expression: tuple[floa
 
 def _render(tmp_path: Path, records: list[dict]) -> str:
     results = tmp_path / "claims"
-    results.mkdir()
+    results.mkdir(parents=True)
     for rec in records:
         (results / f"multitask_s{rec['seed']}.json").write_text(json.dumps(rec))
     out = tmp_path / "claims.md"
@@ -108,3 +108,13 @@ def test_each_preset_folder_gets_its_own_section_and_a_run_under_way_is_left_out
     assert "### Faceptor multi-task vs one model per task" in full and "seeds 0, 1)" in full
     assert _row(full, "synth_landmarks")[2] == "0.050 / 0.050"
     assert _row(standard, "synth_landmarks")[2] == "0.095 / 0.095"
+
+
+def test_the_recipes_type_weights_are_named_once_and_disagreeing_ones_are_flagged(tmp_path):
+    recs = [_multitask(0, (0.095, 0.100), (0.14, 0.15)), _multitask(1, (0.097, 0.102), (0.15, 0.14))]
+    for rec in recs:
+        rec["recipe"] = {"type_weights": {"landmarks": 40.0, "expression": 3.0}}
+    assert "Type weights of every run: landmarks 40, expression 3." in _render(tmp_path / "a", recs)
+    recs[1]["recipe"] = {"type_weights": {"landmarks": 15.0, "expression": 3.0}}
+    text = _render(tmp_path / "b", recs)
+    assert "measured with different type weights" in text and "Type weights of every run" not in text
