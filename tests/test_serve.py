@@ -432,6 +432,57 @@ def test_sigterm_lets_in_flight_requests_finish(checkpoint, photos, tmp_path):
         stop_server(proc)
 
 
+def gunicorn_block() -> str:
+    """The gunicorn command of docs/serving.md, as written there."""
+    text = (ROOT / "docs" / "serving.md").read_text()
+    blocks = [b.split("\n", 1)[1].split("```")[0] for b in text.split("```bash")[1:]]
+    (block,) = [b for b in blocks if "gunicorn" in b]
+    return block
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="gunicorn runs on Unix only")
+def test_the_documented_gunicorn_command_serves_and_stops_on_sigterm(checkpoint, photos, tmp_path):
+    pytest.importorskip("gunicorn")
+    pytest.importorskip("uvicorn_worker")
+    block = gunicorn_block()
+    assert "/opt/faceptor/faceptor-base" in block
+    port, pidfile, log = free_port(), tmp_path / "gunicorn.pid", tmp_path / "gunicorn.log"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+        "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port} --pid {pidfile}",
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    }
+    env.pop("FACEPTOR_API_KEY", None)
+    script = block.replace("/opt/faceptor/faceptor-base", checkpoint)
+    proc = subprocess.Popen(["bash", "-c", script], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"gunicorn exited with {proc.returncode}: {log.read_text()}"
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"gunicorn did not get ready: {log.read_text()}")
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/v1/analyze/upload",
+            files=[("photo", ("a.jpg", photos["astronaut.jpg"], "image/jpeg"))],
+            timeout=60,
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["records"][0]["faces"], "the documented config detects the astronaut's face"
+        os.kill(int(pidfile.read_text()), signal.SIGTERM)  # the master, as systemd or an orchestrator would
+        assert proc.wait(timeout=60) == 0, log.read_text()
+        assert "Shutting down: Master" in log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_serve_without_the_extra_says_so_in_one_line(monkeypatch, capsys, checkpoint):
     import importlib.util
 
