@@ -350,6 +350,10 @@ class TaskHead(_HeadTypeAlias, BaseModel):
     #: The task's face crop (None in manifests written before crops were declared: then the registered
     #: task's crop is used, else the default).
     crop: CropSpec | None = None
+    #: A task added onto a trained model: its raw output is ``gain * decoder output + bias``, per query, with the
+    #: gain started at zero and the bias at the trivial answer, so that the new task starts at its trivial answer
+    #: instead of wherever the trained interpreters send its untrained queries (Faceptor models; not for identity).
+    output_affine: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -359,6 +363,8 @@ class TaskHead(_HeadTypeAlias, BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> TaskHead:
         check_structure(self)
+        if self.output_affine and self.head_type == "identity":
+            raise ValueError("output_affine: identity tasks bypass the decoder and have no raw output to adjust")
         return self
 
 

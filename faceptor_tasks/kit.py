@@ -27,7 +27,7 @@ Transforms (raw item -> model-ready item)
 
 Losses, metrics, baselines
     :class:`Metric` (exact accumulation, refuses NaN predictions), :func:`as_tensor`, :class:`RegressionLoss`,
-    :class:`RegressionMAE`, :class:`MeanValueBaseline`, :func:`mean_value_baseline`.
+    :class:`RegressionMAE`, :class:`MeanValueBaseline`, :class:`RegressionMeanBaseline`, :func:`mean_value_baseline`.
 
 A transform that mirrors images applies the task's flip rule to the labels::
 
@@ -46,7 +46,7 @@ from faceptor_core.spec import MetricMeta, TaskSpec
 from .families.age import age_task
 from .families.attributes import attribute_task
 from .families.augment import EVAL_RNG, is_train_split, to_tensor_image, torch_rng
-from .families.baselines import MeanValueBaseline, mean_value_baseline
+from .families.baselines import MeanValueBaseline, RegressionMeanBaseline, mean_value_baseline
 from .families.common import (
     Collector,
     DatasetFormatError,
@@ -90,6 +90,7 @@ __all__ = [
     "FlipRule",
     "LabelFlip",
     "MeanValueBaseline",
+    "RegressionMeanBaseline",
     "Metric",
     "MetricMeta",
     "RegressionLoss",

@@ -157,7 +157,8 @@ def test_tune_adds_a_task_as_an_addon(trained, tmp_path, capsys):
         == 0
     )
     text = capsys.readouterr().out
-    assert "trainable parameters: 6,464 of" in text  # 101 queries x 32 wide x (content + position)
+    # 101 queries x 32 wide x (content + position), and a gain and a bias per query (TaskHead.output_affine)
+    assert "trainable parameters: 6,666 of" in text
     manifest = json.loads((out / "addon" / "addon.json").read_text())
     assert [t["name"] for t in manifest["tasks"]] == ["synth_age"]
     import faceptor_core

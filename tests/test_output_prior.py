@@ -14,7 +14,7 @@ from hypothesis import given, settings
 import faceptor_core
 from faceptor_core.model.config import EncoderConfig
 from faceptor_core.outputs import soft_argmax
-from faceptor_core.spec import PriorBaseline
+from faceptor_core.spec import PriorBaseline, TaskHead
 from faceptor_core.train.config import RunConfig
 from faceptor_core.train.engine import Trainer
 from faceptor_tasks.families.baselines import (
@@ -23,6 +23,7 @@ from faceptor_tasks.families.baselines import (
     MeanShapeBaseline,
     MeanValueBaseline,
     PixelMajorityBaseline,
+    RegressionMeanBaseline,
 )
 
 BOTH = ("dense", "attribute")
@@ -96,6 +97,46 @@ def test_attribute_prior_decodes_to_each_majority() -> None:
 def test_which_baselines_give_a_prior() -> None:
     assert isinstance(MeanShapeBaseline(), PriorBaseline)
     assert not isinstance(MeanValueBaseline("years"), PriorBaseline)  # age starts at zero: it learns unaided
+    assert isinstance(RegressionMeanBaseline("rad"), PriorBaseline)  # regression's raw outputs are its values
+
+
+def test_regression_prior_is_the_mean_value() -> None:
+    base = RegressionMeanBaseline("rad")
+    base.fit([{"target": torch.tensor([[0.1, -0.3], [0.3, 0.1]])}])
+    torch.testing.assert_close(base.raw_output((2,)), torch.tensor([0.2, -0.1]))
+    with pytest.raises(ValueError):
+        base.raw_output((3,))
+
+
+def test_a_task_added_with_output_affine_starts_at_its_prior_and_round_trips(tmp_path) -> None:
+    """A task added onto a trained model answers its prior, whatever the image, until its gain moves; the gain
+    and the prior are its own parameters and survive save and load."""
+    model = _model(tasks=("synth_parsing", "synth_attributes"), output_prior=())
+    spec = faceptor_core.get_task("synth_expression")
+    head = spec.head_config().model_copy(update={"input_size": 32, "output_affine": True})
+    new = model.add_task(head)
+    assert sorted(new) == [
+        "output_gain.synth_expression",
+        "output_prior.synth_expression",
+        "queries.synth_expression.feat",
+        "queries.synth_expression.pos",
+    ]
+    prior = torch.linspace(-1, 1, 7)
+    model.set_output_prior("synth_expression", prior)
+    x = torch.rand(3, 3, 32, 32)
+    out = model.eval()(x)["synth_expression"]
+    torch.testing.assert_close(out, prior.expand(3, 7))
+    with torch.no_grad():
+        model.output_gain["synth_expression"].fill_(0.5)
+    moved = model(x)["synth_expression"]
+    assert not torch.allclose(moved, prior.expand(3, 7)) and moved.std(0).gt(0).all()  # the image shows through
+    model.save_pretrained(tmp_path / "m")
+    again = faceptor_core.load(tmp_path / "m").eval()
+    assert again.tasks["synth_expression"].output_affine
+    torch.testing.assert_close(again(x)["synth_expression"], moved)
+    with pytest.raises(ValueError, match="identity tasks bypass the decoder"):
+        identity = faceptor_core.get_task("synth_identity").head_config().model_dump()
+        TaskHead.model_validate({**identity, "output_affine": True})
 
 
 def _model(tasks=("synth_parsing", "synth_expression", "synth_identity"), **decoder):
@@ -191,10 +232,36 @@ def test_prompt_tuning_fits_the_new_tasks_prior_only_and_saves_it_in_the_addon(t
     assert "output_prior.synth_expression" in trainer.trainable_names
     expected = trainer.fitted_baselines["synth_expression"].raw_output((7,))
     torch.testing.assert_close(trainer.model.output_prior["synth_expression"].detach(), expected)
+    assert "output_gain.synth_expression" in trainer.trainable_names
+    start = trainer.evaluate()["synth_expression"]  # the untrained queries do not show: the trivial answer exactly
+    assert start["accuracy"] == start["baseline/accuracy"]
     trainer.fit()
+    assert trainer.model.output_gain["synth_expression"].abs().sum() > 0
     tuned = trainer.model.state_dict()
     for k, v in base.state_dict().items():  # the base, its landmark prior included, stays bit-identical
         assert torch.equal(tuned[k], v), k
     restored = faceptor_core.load(base_dir, addons=[tmp_path / "tune" / "prior" / "addon"]).eval()
     x = torch.rand(2, 3, 32, 32)
     torch.testing.assert_close(restored(x)["synth_expression"], trainer.model.eval()(x)["synth_expression"])
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_only_new_attribute_tasks_get_the_affine_start(tmp_path, affine) -> None:
+    """A new attribute-type task starts at its trivial answer through a gain and bias of its own; a new dense task
+    keeps the decoder's prior rule (the map interpreter starts it near the trivial answer); ``train.output_affine:
+    false`` trains the queries alone, as the paper's prompt tuning."""
+    _model(tasks=("synth_landmarks",), output_prior=()).save_pretrained(tmp_path / "base")
+    cfg = _run(tmp_path / "tune", False)
+    cfg["tasks"] = [
+        {"name": "synth_parsing", "batch_size": 2, "eval_limit": 8},
+        {"name": "synth_expression", "batch_size": 2, "eval_limit": 8},
+    ]
+    cfg.update(init_from=str(tmp_path / "base"), train={"mode": "prompt", "output_affine": affine})
+    trainer = Trainer(RunConfig.model_validate(cfg))
+    tasks = trainer.model.tasks
+    assert tasks["synth_expression"].output_affine is affine and not tasks["synth_parsing"].output_affine
+    new = {n for n in trainer.trainable_names if n.startswith(("output_", "queries."))}
+    expected = {f"queries.{t}.{p}" for t in ("synth_parsing", "synth_expression") for p in ("feat", "pos")}
+    if affine:
+        expected |= {"output_gain.synth_expression", "output_prior.synth_expression"}
+    assert new == expected

@@ -92,8 +92,13 @@ def test_prompt_tuning_trains_only_new_queries(registry, tmp_path):
         checkpoint_every=30,
     )
     trainer = Trainer(cfg, registry=registry)
-    assert trainer.trainable_names == ["queries.toy_channel.feat", "queries.toy_channel.pos"]
-    assert trainer.num_trainable_parameters() == 2 * 3 * TINY_DECODER["hidden_dim"]
+    assert trainer.trainable_names == [
+        "output_gain.toy_channel",  # the new task's output starts at its prior (TaskHead.output_affine)
+        "output_prior.toy_channel",
+        "queries.toy_channel.feat",
+        "queries.toy_channel.pos",
+    ]
+    assert trainer.num_trainable_parameters() == 2 * 3 * TINY_DECODER["hidden_dim"] + 3 + 3
     before = trainer.evaluate()["toy_channel"]["accuracy"]
     trainer.fit()
     after = trainer.evaluate()["toy_channel"]["accuracy"]

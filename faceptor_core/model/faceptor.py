@@ -57,6 +57,7 @@ class Faceptor(FaceptorBase):
         self.value_interpreter: ValueInterpreter | None = None
         self.feature_interpreter: FeatureInterpreter | None = None
         self.output_prior = nn.ParameterDict()  # DecoderConfig.output_prior: per-task bias on the raw output
+        self.output_gain = nn.ParameterDict()  # TaskHead.output_affine: per-query gain on the raw output
         for head in config.tasks:
             self._add_head_modules(head)
 
@@ -84,8 +85,11 @@ class Faceptor(FaceptorBase):
             self.map_interpreter = MapInterpreter(dim)
         if head.head_type == "attribute" and self.value_interpreter is None:
             self.value_interpreter = ValueInterpreter(dim)
-        if head.head_type in self.config.decoder.output_prior:
+        if head.output_affine or head.head_type in self.config.decoder.output_prior:
             self.output_prior[head.name] = nn.Parameter(torch.zeros(self.raw_output_shape(head)))
+        if head.output_affine:  # starts at zero: the task starts at its output prior
+            shape = (head.num_queries,) if head.head_type == "attribute" else (head.num_queries, 1, 1)
+            self.output_gain[head.name] = nn.Parameter(torch.zeros(shape))
 
     def raw_output_shape(self, head: TaskHead) -> tuple[int, ...]:
         """One image's raw output shape for a decoder task: ``(Q,)`` (attribute) or ``(Q, 4S, 4S)`` (dense; ``8S``
@@ -129,7 +133,7 @@ class Faceptor(FaceptorBase):
 
     @staticmethod
     def task_of_key(key: str) -> str | None:
-        if key.startswith(("queries.", "output_prior.")):
+        if key.startswith(("queries.", "output_prior.", "output_gain.")):
             return key.split(".")[1]
         return None
 
@@ -188,6 +192,8 @@ class Faceptor(FaceptorBase):
                             feats[job.size].rows(job.rows), None if last is None else last[job.rows]
                         )
                     raw = self.map_interpreter(q, pixels[key])
+                if head.name in self.output_gain:
+                    raw = raw * self.output_gain[head.name]
                 if head.name in self.output_prior:
                     raw = raw + self._prior_like(head.name, raw)
                 out[head.name] = raw

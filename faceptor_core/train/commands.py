@@ -201,7 +201,10 @@ def add_commands(sub) -> None:
     )
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("tune", help="prompt-tune a new task onto a trained checkpoint (only its queries train)")
+    p = sub.add_parser(
+        "tune",
+        help="prompt-tune a new task onto a trained checkpoint (only its queries and output gain and bias train)",
+    )
     p.add_argument("checkpoint", help="the trained Faceptor checkpoint directory to tune on top of")
     p.add_argument("--task", required=True, help="the registered task to add")
     p.add_argument("--root", help="the task's dataset root (default: none; real datasets need one)")

@@ -84,6 +84,12 @@ class TrainSection(_Strict):
     train_queries: bool = Field(
         default=True, description="Also train the tasks' queries (modes layer_attention and prompt; the others do)."
     )
+    output_affine: bool = Field(
+        default=True,
+        description="Attribute-type tasks added onto a trained Faceptor (init_from) start at their trivial answer: "
+        "a per-query gain (from zero) and bias (from the trivial answer) on their raw output (TaskHead.output_affine). "
+        "False: only their queries, as the paper's prompt tuning.",
+    )
     pooled_heads: PooledFraction | dict[str, PooledFraction] = Field(
         default=0.0,
         description="Mode full only: attribute-type tasks also train a pooled head (LayerNorm and Linear on the mean "

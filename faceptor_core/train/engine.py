@@ -253,10 +253,15 @@ class Trainer:
         model = load(cfg.init_from, registry=self.registry)
         new_params: list[str] = []
         self.new_tasks = [n for n in self.specs if n not in model.tasks]
+        # Faceptor: new attribute-type tasks start at their trivial answer (the trained value interpreter sends
+        # untrained queries far from it; the map interpreter's answers for them start near it: docs/results.md)
+        affine = cfg.train.output_affine and hasattr(model, "output_gain")
         for name in self.new_tasks:
             head = self.specs[name].head_config()
             if name in sizes:
                 head = head.model_copy(update={"input_size": sizes[name]})
+            if affine and head.head_type == "attribute":
+                head = head.model_copy(update={"output_affine": True})
             new_params += model.add_task(head)
         if cfg.train.mode == "full":
             return model, None
@@ -332,8 +337,9 @@ class Trainer:
         return streams
 
     def _start_output_priors(self) -> None:
-        """``DecoderConfig.output_prior``: start each task's output prior at its trivial answer (the baseline fitted
-        on the training split, kept for evaluation). A checkpoint's tasks keep the priors they learned."""
+        """``DecoderConfig.output_prior`` and tasks added onto a checkpoint (``TaskHead.output_affine``): start each
+        task's output prior at its trivial answer (the baseline fitted on the training split, kept for evaluation).
+        A checkpoint's own tasks keep the priors they learned."""
         priors = getattr(self.model, "output_prior", None)
         if not priors:
             return

@@ -43,7 +43,7 @@ def param_groups(
             p.ndim <= 1
             or name.endswith(("cls_token", "pos_embed"))
             or ".queries." in f".{name}"
-            or name.startswith("output_prior.")
+            or name.startswith(("output_prior.", "output_gain."))
         )
         groups.setdefault((head, no_decay), []).append(p)
     out = []

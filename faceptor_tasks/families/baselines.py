@@ -199,6 +199,17 @@ class MeanValueBaseline(_Fitted):
         return f"mean training value {values}{unit} ({self.seen:,} training items)"
 
 
+class RegressionMeanBaseline(MeanValueBaseline):
+    """Regression, whose raw outputs are the values themselves: the mean training target, also as a raw output
+    (a :class:`~faceptor_core.spec.PriorBaseline`, so that an output prior starts there)."""
+
+    def raw_output(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """``K`` raw outputs: the mean training value of each."""
+        mean = self.mean.reshape(-1)
+        _check_shape(shape, tuple(mean.shape))
+        return mean.float()
+
+
 class MajorityClassBaseline(_Fitted):
     """Single-label classification: the majority training class (ties to the lower index), given as one-hot
     scores so that any top-1 rule picks it."""

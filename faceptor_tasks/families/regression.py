@@ -25,7 +25,7 @@ from faceptor_core.flip import FlipRule, LabelFlip, resolve_flip
 from faceptor_core.spec import MetricMeta, TaskSpec
 
 from .augment import EVAL_RNG, is_train_split, to_tensor_image, torch_rng
-from .baselines import MeanValueBaseline
+from .baselines import RegressionMeanBaseline
 from .common import Metric, Sample, as_tensor, build_dataset
 from .crop import base_meta, item_crop_matrix
 from .geometry import compose, random_affine, random_hflip, warp_image
@@ -174,9 +174,10 @@ def regression_metrics(spec: TaskSpec, unit: str | Sequence[str] = "") -> Regres
     return RegressionMAE(spec.label_names or tuple(str(i) for i in range(spec.num_queries)), unit)
 
 
-def regression_baseline(spec: TaskSpec, unit: str = "") -> MeanValueBaseline:
-    """``TaskSpec.baseline``: the mean training value of each output."""
-    return MeanValueBaseline(unit)
+def regression_baseline(spec: TaskSpec, unit: str = "") -> RegressionMeanBaseline:
+    """``TaskSpec.baseline``: the mean training value of each output (also the raw output an output prior starts
+    at: regression's raw outputs are its values)."""
+    return RegressionMeanBaseline(unit)
 
 
 # -- record check ----------------------------------------------------------------------------------------
