@@ -40,6 +40,7 @@ SUPPORTED = (
     "synth_landmarks",
     "synth_identity",
     "synth_parsing",
+    "gaze_synth",  # the example plugin's task (plugins_example/faceptor-task-gaze)
 )
 
 
@@ -63,6 +64,8 @@ def _raw_to_metric_input(spec, raw: torch.Tensor, size: int) -> torch.Tensor:
         return raw  # the metric takes the logits and upsamples them
     if spec.output == "classification":
         return raw.softmax(-1)
+    if spec.output == "regression":
+        return raw  # regression's raw outputs are its values
     return raw.sigmoid()
 
 

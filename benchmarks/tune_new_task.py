@@ -1,0 +1,68 @@
+"""A new task on a trained model: prompt tuning (``faceptor tune``'s own configuration) against full fine-tuning
+and the trivial answer, over several seeds. Appends one JSON line per seed to OUT.
+
+    python benchmarks/tune_new_task.py faceptor-demo/checkpoints/last gaze_synth OUT.jsonl --seeds 0 1 2
+
+Prompt tuning trains only the new task's queries (the base model stays bit-identical); full fine-tuning starts from
+the same model and trains everything on the same images at the claims' rate (``experiments.py prompt``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import faceptor_core
+from faceptor_core.train import RunConfig, Trainer
+from faceptor_core.train.prompt import prompt_tune_config
+
+METHODS = ("prompt_tuning", "full_fine_tuning")
+
+
+def run(cfg: RunConfig, task: str) -> tuple[dict, dict, float, int]:
+    trainer = Trainer(cfg, overwrite=True)
+    before = trainer.evaluate()[task]
+    t0 = time.perf_counter()
+    after = trainer.fit()[task]
+    return before, after, time.perf_counter() - t0, trainer.num_trainable_parameters()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoint")
+    ap.add_argument("task")
+    ap.add_argument("out", type=Path, help="JSON lines, one per seed (appended)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--steps", type=int, default=300, help="as faceptor tune (default: 300)")
+    ap.add_argument("--runs", type=Path, default=Path("runs/tune_new_task"), help="run folders (overwritten)")
+    ap.add_argument("--no-affine", action="store_true", help="train.output_affine false: the queries alone")
+    ap.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="which to run (default: both)")
+    args = ap.parse_args()
+    key = faceptor_core.get_task(args.task).primary_metric
+    for seed in args.seeds:
+        record: dict = {"checkpoint": args.checkpoint, "task": args.task, "seed": seed, "steps": args.steps}
+        record["output_affine"] = not args.no_affine
+        prompt = prompt_tune_config(
+            args.checkpoint, args.task, out=str(args.runs / f"prompt_s{seed}"), steps=args.steps, seed=seed
+        )
+        prompt.train.output_affine = not args.no_affine
+        full = prompt.model_copy(deep=True)
+        full.output_dir = str(args.runs / f"full_s{seed}")
+        full.train.mode = "full"
+        full.optimizer.lr, full.optimizer.head_lr_multiplier = 5e-4, 10.0
+        for name, cfg in (("prompt_tuning", prompt), ("full_fine_tuning", full)):
+            if name not in args.methods:
+                continue
+            before, after, secs, trainable = run(RunConfig.model_validate(cfg.model_dump()), args.task)
+            record["untrained"] = before[key]
+            record["baseline"] = after[f"baseline/{key}"]
+            record[name] = {"metric": after[key], "seconds": secs, "trainable_parameters": trainable}
+            print(f"seed {seed} {name}: {key} {after[key]:.4f} (trivial {after[f'baseline/{key}']:.4f})", flush=True)
+        with args.out.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+    main()
