@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -159,6 +160,8 @@ def test_tune_adds_a_task_as_an_addon(trained, tmp_path, capsys):
     text = capsys.readouterr().out
     # 101 queries x 32 wide x (content + position), and a gain and a bias per query (TaskHead.output_affine)
     assert "trainable parameters: 6,666 of" in text
+    before = re.search(r"before mae=([\d.]+), baseline/mae=([\d.]+)", text)
+    assert before and float(before[1]) == pytest.approx(float(before[2]), abs=0.01)  # starts at the mean age
     manifest = json.loads((out / "addon" / "addon.json").read_text())
     assert [t["name"] for t in manifest["tasks"]] == ["synth_age"]
     import faceptor_core

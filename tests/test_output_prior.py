@@ -18,6 +18,7 @@ from faceptor_core.spec import PriorBaseline, TaskHead
 from faceptor_core.train.config import RunConfig
 from faceptor_core.train.engine import Trainer
 from faceptor_tasks.families.baselines import (
+    AgeMeanBaseline,
     AttributeMajorityBaseline,
     MajorityClassBaseline,
     MeanShapeBaseline,
@@ -96,8 +97,22 @@ def test_attribute_prior_decodes_to_each_majority() -> None:
 
 def test_which_baselines_give_a_prior() -> None:
     assert isinstance(MeanShapeBaseline(), PriorBaseline)
-    assert not isinstance(MeanValueBaseline("years"), PriorBaseline)  # age starts at zero: it learns unaided
+    assert not isinstance(MeanValueBaseline("years"), PriorBaseline)  # a value with no known raw form
+    assert isinstance(AgeMeanBaseline("years"), PriorBaseline)
     assert isinstance(RegressionMeanBaseline("rad"), PriorBaseline)  # regression's raw outputs are its values
+
+
+@settings(max_examples=40, deadline=None)
+@given(ages=st.lists(st.floats(0, 100), min_size=1, max_size=40))
+def test_age_prior_decodes_to_the_mean_training_age(ages) -> None:
+    from faceptor_core.outputs import expected_age
+
+    base = AgeMeanBaseline("years", 101)
+    base.fit([{"target": torch.tensor(ages)}])
+    raw = base.raw_output((101,))
+    assert float(expected_age(raw[None])[0]) == pytest.approx(float(base.mean), abs=2e-3)
+    with pytest.raises(ValueError):
+        base.raw_output((100,))
 
 
 def test_regression_prior_is_the_mean_value() -> None:

@@ -199,6 +199,35 @@ class MeanValueBaseline(_Fitted):
         return f"mean training value {values}{unit} ({self.seen:,} training items)"
 
 
+class AgeMeanBaseline(MeanValueBaseline):
+    """Age: the mean training age, also as a raw output over the ``bins`` ages ``0..bins-1`` (a
+    :class:`~faceptor_core.spec.PriorBaseline`): the training ages' histogram, each age split between its two
+    neighbouring bins, whose expected age is the mean training age."""
+
+    def __init__(self, unit: str = "years", bins: int = 101) -> None:
+        super().__init__(unit)
+        self.histogram = torch.zeros(bins, dtype=torch.float64)
+
+    def fit(self, batches: Iterable[Mapping[str, Any]]) -> None:
+        top = len(self.histogram) - 1
+        for batch in batches:
+            raw = as_tensor(batch["target"], torch.float64).reshape(-1)
+            self.total = raw.sum() if self.total is None else self.total + raw.sum()
+            self.seen += len(raw)
+            ages = raw.clamp(0, top)  # the head's range
+            low = ages.floor()
+            upper = (low + 1).clamp_max(top)
+            self.histogram.index_add_(0, low.long(), 1 - (ages - low))
+            self.histogram.index_add_(0, upper.long(), ages - low)
+
+    def raw_output(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """``bins`` logits whose sigmoid, normalised as the age head decodes it, is the training histogram."""
+        self._check()
+        _check_shape(shape, tuple(self.histogram.shape))
+        share = (self.histogram / self.histogram.sum()).clamp(1e-7, 1 - 1e-7)  # shifts the mean by < 0.002
+        return torch.logit(share).float()
+
+
 class RegressionMeanBaseline(MeanValueBaseline):
     """Regression, whose raw outputs are the values themselves: the mean training target, also as a raw output
     (a :class:`~faceptor_core.spec.PriorBaseline`, so that an output prior starts there)."""
@@ -335,8 +364,8 @@ def mean_value_baseline(spec: TaskSpec, unit: str = "") -> MeanValueBaseline:
     return MeanValueBaseline(unit)
 
 
-def age_baseline(spec: TaskSpec) -> MeanValueBaseline:
-    return MeanValueBaseline("years")
+def age_baseline(spec: TaskSpec) -> AgeMeanBaseline:
+    return AgeMeanBaseline("years", spec.num_queries)
 
 
 def majority_class_baseline(spec: TaskSpec) -> MajorityClassBaseline:
