@@ -21,9 +21,11 @@ from faceptor_core.train.prompt import prompt_tune_config
 METHODS = ("prompt_tuning", "full_fine_tuning")
 
 
-def run(cfg: RunConfig, task: str) -> tuple[dict, dict, float, int]:
+def run(cfg: RunConfig, task: str, score_start: bool) -> tuple[dict | None, dict, float, int]:
+    """``cfg``'s scores before (with ``score_start``) and after training, its training seconds and trainable
+    parameters."""
     trainer = Trainer(cfg, overwrite=True)
-    before = trainer.evaluate()[task]
+    before = trainer.evaluate()[task] if score_start else None
     t0 = time.perf_counter()
     after = trainer.fit()[task]
     return before, after, time.perf_counter() - t0, trainer.num_trainable_parameters()
@@ -55,8 +57,11 @@ def main() -> None:
         for name, cfg in (("prompt_tuning", prompt), ("full_fine_tuning", full)):
             if name not in args.methods:
                 continue
-            before, after, secs, trainable = run(RunConfig.model_validate(cfg.model_dump()), args.task)
-            record["untrained"] = before[key]
+            # both start from the same model and seed: the untrained score is scored once
+            cfg = RunConfig.model_validate(cfg.model_dump())
+            before, after, secs, trainable = run(cfg, args.task, "untrained" not in record)
+            if before is not None:
+                record["untrained"] = before[key]
             record["baseline"] = after[f"baseline/{key}"]
             record[name] = {"metric": after[key], "seconds": secs, "trainable_parameters": trainable}
             print(f"seed {seed} {name}: {key} {after[key]:.4f} (trivial {after[f'baseline/{key}']:.4f})", flush=True)

@@ -42,13 +42,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(checkpoint: str, port: int, *args: str, log: Path) -> subprocess.Popen:
+def server_env(**extra: str) -> dict[str, str]:
+    """A server process's environment: this checkout importable, one thread, no API key from the caller."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
         "OMP_NUM_THREADS": "1",
+        **extra,
     }
     env.pop("FACEPTOR_API_KEY", None)
+    return env
+
+
+def wait_ready(proc: subprocess.Popen, port: int, log: Path, name: str = "server") -> None:
+    """Until ``/readyz`` answers 200; fails the test, with the log, when the process exits or 120 s pass."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"{name} exited with {proc.returncode}: {log.read_text()}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    proc.kill()
+    pytest.fail(f"{name} did not get ready: {log.read_text()}")
+
+
+def start_server(checkpoint: str, port: int, *args: str, log: Path) -> subprocess.Popen:
+    env = server_env()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -66,16 +87,8 @@ def start_server(checkpoint: str, port: int, *args: str, log: Path) -> subproces
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited with {proc.returncode}: {log.read_text()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return proc
-        time.sleep(0.2)
-    proc.kill()
-    pytest.fail(f"server did not get ready: {log.read_text()}")
+    wait_ready(proc, port, log)
+    return proc
 
 
 def stop_server(proc: subprocess.Popen) -> int:
@@ -447,26 +460,14 @@ def test_the_documented_gunicorn_command_serves_and_stops_on_sigterm(checkpoint,
     block = gunicorn_block()
     assert "/opt/faceptor/faceptor-base" in block
     port, pidfile, log = free_port(), tmp_path / "gunicorn.pid", tmp_path / "gunicorn.log"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-        "OMP_NUM_THREADS": "1",
-        "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port} --pid {pidfile}",
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-    }
-    env.pop("FACEPTOR_API_KEY", None)
+    env = server_env(
+        GUNICORN_CMD_ARGS=f"--bind 127.0.0.1:{port} --pid {pidfile}",
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    )
     script = block.replace("/opt/faceptor/faceptor-base", checkpoint)
     proc = subprocess.Popen(["bash", "-c", script], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, f"gunicorn exited with {proc.returncode}: {log.read_text()}"
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.2)
-        else:
-            pytest.fail(f"gunicorn did not get ready: {log.read_text()}")
+        wait_ready(proc, port, log, "gunicorn")
         r = httpx.post(
             f"http://127.0.0.1:{port}/v1/analyze/upload",
             files=[("photo", ("a.jpg", photos["astronaut.jpg"], "image/jpeg"))],

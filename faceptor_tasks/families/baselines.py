@@ -178,10 +178,12 @@ class MeanValueBaseline(_Fitted):
 
     def fit(self, batches: Iterable[Mapping[str, Any]]) -> None:
         for batch in batches:
-            values = as_tensor(batch["target"], torch.float64)
-            total = values.sum(0)
-            self.total = total if self.total is None else self.total + total
-            self.seen += len(values)
+            self._add(as_tensor(batch["target"], torch.float64))
+
+    def _add(self, values: torch.Tensor) -> None:
+        total = values.sum(0)
+        self.total = total if self.total is None else self.total + total
+        self.seen += len(values)
 
     @property
     def mean(self) -> torch.Tensor:
@@ -208,17 +210,14 @@ class AgeMeanBaseline(MeanValueBaseline):
         super().__init__(unit)
         self.histogram = torch.zeros(bins, dtype=torch.float64)
 
-    def fit(self, batches: Iterable[Mapping[str, Any]]) -> None:
+    def _add(self, values: torch.Tensor) -> None:
+        super()._add(values)
         top = len(self.histogram) - 1
-        for batch in batches:
-            raw = as_tensor(batch["target"], torch.float64).reshape(-1)
-            self.total = raw.sum() if self.total is None else self.total + raw.sum()
-            self.seen += len(raw)
-            ages = raw.clamp(0, top)  # the head's range
-            low = ages.floor()
-            upper = (low + 1).clamp_max(top)
-            self.histogram.index_add_(0, low.long(), 1 - (ages - low))
-            self.histogram.index_add_(0, upper.long(), ages - low)
+        ages = values.reshape(-1).clamp(0, top)  # the head's range
+        low = ages.floor()
+        upper = (low + 1).clamp_max(top)
+        self.histogram.index_add_(0, low.long(), 1 - (ages - low))
+        self.histogram.index_add_(0, upper.long(), ages - low)
 
     def raw_output(self, shape: tuple[int, ...]) -> torch.Tensor:
         """``bins`` logits whose sigmoid, normalised as the age head decodes it, is the training histogram."""
