@@ -40,14 +40,17 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300, help="as faceptor tune (default: 300)")
     ap.add_argument("--runs", type=Path, default=Path("runs/tune_new_task"), help="run folders (overwritten)")
     ap.add_argument("--no-affine", action="store_true", help="train.output_affine false: the queries alone")
+    ap.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="fp32", help="default: fp32, as recorded")
     ap.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="which to run (default: both)")
     args = ap.parse_args()
     key = faceptor_core.get_task(args.task).primary_metric
     for seed in args.seeds:
         record: dict = {"checkpoint": args.checkpoint, "task": args.task, "seed": seed, "steps": args.steps}
         record["output_affine"] = not args.no_affine
+        record["precision"] = args.precision
+        out = str(args.runs / f"prompt_s{seed}")
         prompt = prompt_tune_config(
-            args.checkpoint, args.task, out=str(args.runs / f"prompt_s{seed}"), steps=args.steps, seed=seed
+            args.checkpoint, args.task, out=out, steps=args.steps, seed=seed, precision=args.precision
         )
         prompt.train.output_affine = not args.no_affine
         full = prompt.model_copy(deep=True)

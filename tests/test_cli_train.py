@@ -10,7 +10,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from faceptor_core.cli import main
+from faceptor_core.cli import build_parser, main
 
 TINY_MODEL = {
     "encoder": "vit_t16",
@@ -151,6 +151,8 @@ def test_tune_adds_a_task_as_an_addon(trained, tmp_path, capsys):
                 "4",
                 "--eval-limit",
                 "8",
+                "--precision",
+                "fp32",
                 "--out",
                 str(out),
             ]
@@ -158,6 +160,8 @@ def test_tune_adds_a_task_as_an_addon(trained, tmp_path, capsys):
         == 0
     )
     text = capsys.readouterr().out
+    assert json.loads((out / "config.json").read_text())["precision"] == "fp32"
+    assert json.loads((out / "log.jsonl").read_text().splitlines()[0])["precision"] == "fp32"
     # 101 queries x 32 wide x (content + position), and a gain and a bias per query (TaskHead.output_affine)
     assert "trainable parameters: 6,666 of" in text
     before = re.search(r"before mae=([\d.]+), baseline/mae=([\d.]+)", text)
@@ -168,3 +172,11 @@ def test_tune_adds_a_task_as_an_addon(trained, tmp_path, capsys):
 
     model = faceptor_core.load(ckpt, addons=[out / "addon"])
     assert "synth_age" in model.task_names
+
+
+def test_tune_trains_in_the_demos_precision_by_default(trained):
+    from faceptor_core.train.prompt import prompt_tune_config
+
+    ckpt = str(trained / "run" / "checkpoints" / "last")
+    assert prompt_tune_config(ckpt, "synth_age").precision == "auto"  # bf16 where the CPU computes it natively
+    assert build_parser().parse_args(["tune", ckpt, "--task", "synth_age"]).precision == "auto"

@@ -130,6 +130,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         eval_limit=args.eval_limit,
+        precision=args.precision,
     )
     trainer = Trainer(cfg, overwrite=args.overwrite)
     before = trainer.evaluate()
@@ -212,6 +213,12 @@ def add_commands(sub) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="images per step")
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate of the new queries")
     p.add_argument("--eval-limit", type=int, default=500, help="items evaluated before and after tuning")
+    p.add_argument(
+        "--precision",
+        choices=["auto", "bf16", "fp32"],
+        default="auto",
+        help="training forward pass: auto (bf16 where the device computes it natively, else fp32), bf16 or fp32",
+    )
     p.add_argument("--out", help="run folder; the add-on goes to OUT/addon (default: runs/tune-TASK)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier tuning run in --out")
     p.set_defaults(func=cmd_tune)

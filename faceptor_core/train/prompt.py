@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import RunConfig
+from .precision import Precision
 
 
 def prompt_tune_config(
@@ -17,8 +18,10 @@ def prompt_tune_config(
     lr: float = 1e-3,
     eval_limit: int | None = 500,
     seed: int = 0,
+    precision: Precision = "auto",
 ) -> RunConfig:
-    """Add ``task`` to the model in ``checkpoint`` and train its queries only (everything else frozen)."""
+    """Add ``task`` to the model in ``checkpoint`` and train its queries only (everything else frozen), in
+    ``precision`` (``auto``, as the demo: bf16 where the device computes it natively)."""
     out = out or str(Path("runs") / f"tune-{task}")
     return RunConfig.model_validate(
         {
@@ -31,5 +34,6 @@ def prompt_tune_config(
             "schedule": {"steps": steps, "warmup_steps": min(20, steps // 10)},
             "eval_every": steps,
             "checkpoint_every": steps,
+            "precision": precision,
         }
     )
