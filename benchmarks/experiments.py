@@ -63,6 +63,8 @@ class Claims:
             entry["eval_limit"] = EVAL_LIMIT
         base["progress"] = False
         base["checkpoint_every"] = steps
+        if kw.get("train", {}).get("mode", "full") != "full":  # the preset's pooled heads train stage 1 only
+            base["train"] = {k: v for k, v in base["train"].items() if not k.startswith("pooled_head")}
         for key, value in kw.items():
             if isinstance(value, dict) and isinstance(base.get(key), dict):
                 base[key] = {**base[key], **value}
@@ -74,9 +76,9 @@ class Claims:
         return self.results / f"{name}_s{self.seed}.json"
 
     def recipe(self) -> dict:
-        """The preset's model, batches, type weights and precision as JSON values: a record resumes only under the
-        same."""
-        keys = {"model", "batch_sizes", "type_weights", "precision"}
+        """The preset's model, train section, batches, type weights and precision as JSON values: a record resumes
+        only under the same."""
+        keys = {"model", "train", "batch_sizes", "type_weights", "precision"}
         return json.loads(PRESETS[self.preset].model_dump_json(include=keys))
 
     def resume(self, name: str, **same) -> dict:

@@ -41,9 +41,16 @@ def test_a_claims_record_resumes_only_under_its_recipe(tmp_path, monkeypatch):
     assert claims.resume("multitask", steps=220)["single_age"] == {"metric": 12.0}
     assert claims.resume("multitask", steps=400) == {"steps": 400}  # other settings: start over
     same = experiments.PRESETS["standard"]
-    for change in ({"batch_sizes": {"synth_identity": 32}}, {"precision": "fp32"}):
+    for change in ({"batch_sizes": {"synth_identity": 16}}, {"precision": "fp32"}, {"train": {}}):
         monkeypatch.setitem(experiments.PRESETS, "standard", same.model_copy(update=change))
         assert claims.resume("multitask", steps=220) == {"steps": 220}, change  # the preset changed since: start over
+
+
+def test_claims_from_a_model_leave_the_presets_pooled_heads_to_stage_1(tmp_path):
+    claims = experiments.Claims("standard", seed=0)
+    assert claims.config(tmp_path / "mt", ["synth_age"], 10).train.pooled_heads == 1.0
+    prompt = claims.config(tmp_path / "p", ["synth_age"], 10, train={"mode": "prompt"}, init_from=str(tmp_path))
+    assert (prompt.train.mode, prompt.train.pooled_heads) == ("prompt", 0)
 
 
 def test_specialist_second_stage_trains_only_its_last_layer(monkeypatch):

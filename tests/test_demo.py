@@ -111,9 +111,9 @@ def test_loss_curves_run_stage_2_on_from_stage_1(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("preset", "steps", "heads_steps", "identity"), [("standard", 300, 450, 16), ("full", 400, 450, 32)]
+    ("preset", "steps", "heads_steps", "pooled"), [("standard", 300, 450, True), ("full", 400, 450, False)]
 )
-def test_resnet_presets_train_the_resnet_stem_with_expression_at_32(tmp_path, preset, steps, heads_steps, identity):
+def test_resnet_presets_train_the_resnet_stem_with_expression_at_32(tmp_path, preset, steps, heads_steps, pooled):
     """The standard demo and ``--full`` train the encoder that reads expression at 112 px: its batches, weights and
     precision reach the trainer, and a step runs."""
     assert demo_config(tmp_path / "default", preset).schedule.steps == steps
@@ -137,13 +137,26 @@ def test_resnet_presets_train_the_resnet_stem_with_expression_at_32(tmp_path, pr
         "synth_age": 8,
         "synth_expression": 32,
         "synth_attributes": 16,
-        "synth_identity": identity,
+        "synth_identity": 32,
     }
+    # the standard demo: pooled heads on the three attribute-type tasks, their queries' memory gradient at a tenth
+    assert (trainer.pooled is not None, dec.memory_grad) == ((True, 0.1) if pooled else (False, 1.0))
+    if pooled:
+        assert set(trainer.pooled.heads) == {"synth_age", "synth_expression", "synth_attributes"}
     conv = PRESETS["quick"].type_weights  # the conv stem's weights
     assert trainer.weights["synth_expression"] == 3 * conv["expression"]
     assert trainer.weights["synth_attributes"] == pytest.approx(3 * conv["attributes"])
     results = trainer.fit()
     assert trainer.step == 2 and set(results) == set(DEMO_TASKS)
+
+
+def test_the_standard_demos_pooled_heads_stay_with_stage_1_and_attribute_tasks(tmp_path):
+    demo = demo_config(tmp_path / "demo", "standard")
+    assert demo.train.pooled_heads == 1.0 and demo.train.mode == "full"
+    assert heads_config(demo, 450).train.pooled_heads == 0  # stage 2: the encoder is frozen, nothing to supervise
+    landmarks = demo_config(tmp_path / "lm", "standard", tasks=["synth_landmarks"])
+    assert landmarks.train.pooled_heads == 0  # no attribute-type task: no pooled head (the config would refuse one)
+    assert demo_config(tmp_path / "age", "standard", tasks=["synth_age"]).train.pooled_heads == 1.0
 
 
 def test_unknown_preset_names_the_presets(tmp_path):

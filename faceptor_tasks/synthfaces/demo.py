@@ -88,6 +88,9 @@ class DemoPreset(BaseModel):
         "measured step-time ratio, for the help text",
     )
     model: dict[str, Any]
+    train: dict[str, Any] = Field(
+        default_factory=dict, description="stage 1's train section (RunConfig.train); stage 2 trains in mode heads"
+    )
     batch_sizes: dict[str, int] = Field(default_factory=dict, description="images a step where not BATCH")
     type_weights: dict[str, float] = Field(default_factory=lambda: dict(TYPE_WEIGHTS))
     precision: Precision = Field(default="auto", description="training forward pass (RunConfig.precision)")
@@ -117,12 +120,17 @@ _IDENTITY = {"synth_identity": 4 * BATCH}
 #: attributes at 16 and weight 0.3 (0.824 -> 0.834): what the ResNet stem needs to read them (docs/results.md).
 _RESNET_BATCHES = {"synth_expression": 4 * BATCH, "synth_attributes": 2 * BATCH}
 _RESNET_WEIGHTS = {**TYPE_WEIGHTS, "expression": 3.0, "attributes": 0.3}
-#: ``standard`` (``faceptor demo``): 300 steps of the ResNet stem at 112 px with identity at 16 images, the forward
-#: pass in bf16 where the CPU has bf16 instructions, then stage 2: 450 steps of everything but the frozen encoder at
-#: twice the rate (``train.mode: heads``). Stage 1 alone learned expression on about half of all runs (which ones is
-#: noise); the runs that miss it hold it in the encoder, and stage 2 reads it (docs/results.md, "Stage 2 on the
-#: frozen encoder"). 8:29 end to end on 2 such cores (``minutes_fp32`` in float32). ``quick``: 2 minutes, the
-#: conv stem, one stage. ``full`` (``--full``): 400 steps with identity at 32 and the same stage 2.
+# Pooled heads supervise the encoder on the attribute-type tasks while their queries send it a tenth of their gradient
+# through the decoder (docs/results.md, "Pooled heads with identity at 32 a step").
+POOLED_MODEL = {**RESNET_MODEL, "decoder": {**RESNET_MODEL["decoder"], "memory_grad": 0.1}}
+POOLED_TRAIN = {"pooled_heads": 1.0}
+#: ``standard`` (``faceptor demo``): 300 steps of the ResNet stem at 112 px with identity at 32 images and pooled heads
+#: on the attribute-type tasks, the forward pass in bf16 where the CPU has bf16 instructions, then stage 2: 450 steps
+#: of everything but the frozen encoder at twice the rate (``train.mode: heads``). Expression is read on every seed
+#: measured, at the like-for-like ResNet-18 anchor (docs/results.md, "Pooled heads with identity at 32 a step").
+#: About 9:16 end to end on 2 such cores (``minutes_fp32`` in float32). ``quick``: 2 minutes, the conv stem, one
+#: stage. ``full`` (``--full``): 400 steps with identity at 32, no pooled heads (with them it trades verification for
+#: expression), and the same stage 2.
 PRESETS: dict[str, DemoPreset] = {
     # 64 steps: landmarks and parsing beat their trivial answers beyond two standard errors and a twentieth of the
     # way to perfect on 2 seeds (32 steps: "barely", parsing F1 0.1245 against 0.1223); 1:36 in float32 on 2 AVX2 cores
@@ -133,11 +141,15 @@ PRESETS: dict[str, DemoPreset] = {
         steps=300,
         heads_steps=450,
         heads_lr=1e-3,
-        minutes="about 8.5",  # 8:29 measured (benchmarks/results/demo_bf16_amx_seed0_unpadded.json)
-        minutes_fp32="22-35",  # 23-36 measured before the stride-2 pixel decoder (x1.16 a step) and the unpadded
-        # decoder passes (x0.83 a float32 step on a fixed batch, docs/results.md)
-        model=RESNET_MODEL,
-        batch_sizes={**_RESNET_BATCHES, "synth_identity": 2 * BATCH},
+        # 8:29 measured for the recipe without pooled heads and with identity at 16, times 1.093: the two recipes
+        # timed one after the other on a slower host (13:52 against 12:41; demo_bf16_amx_seed0_pooled.json)
+        minutes="about 9.5",
+        # 23-36 measured before the stride-2 pixel decoder (x1.16 a step), the unpadded decoder passes (x0.83 a
+        # float32 step on a fixed batch) and identity at 32 with pooled heads (x1.09), docs/results.md
+        minutes_fp32="24-38",
+        model=POOLED_MODEL,
+        train=POOLED_TRAIN,
+        batch_sizes={**_RESNET_BATCHES, **_IDENTITY},
         type_weights=_RESNET_WEIGHTS,
     ),
     "full": DemoPreset(
@@ -162,12 +174,16 @@ def demo_config(
         raise ValueError(f"unknown demo preset {preset!r}; expected one of {', '.join(PRESETS)}")
     p = PRESETS[preset]
     steps = steps or p.steps
-    families = {default_registry().get_task(t).family for t in tasks}
+    specs = [default_registry().get_task(t) for t in tasks]
+    families = {spec.family for spec in specs}
+    # pooled heads supervise attribute-type tasks: a run without one (landmarks alone) trains without them
+    train = p.train if any(spec.head_type == "attribute" for spec in specs) else {}
     return RunConfig.model_validate(
         {
             "output_dir": str(out),
             "seed": 0,
             "model": p.model,
+            **({"train": train} if train else {}),
             "tasks": [{"name": t, "batch_size": p.batch_size(t), "eval_limit": p.eval_limit} for t in tasks],
             "type_weights": {f: w for f, w in p.type_weights.items() if f in families},
             "baseline_limit": p.baseline_limit,
