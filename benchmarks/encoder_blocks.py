@@ -13,25 +13,23 @@ import torch
 
 import faceptor_core
 from faceptor_core.evaluate import evaluate
-from faceptor_core.model.encoder import resize_pos_grid
 
 
 def block_changes(model, images: torch.Tensor, size: int) -> list[dict[str, float]]:
-    """Per block: the norm of its change of the patch tokens over theirs, and the same for their mean token."""
-    enc = model.encoder
-    with torch.no_grad():
-        tokens, _ = enc.embed_patches(model.normalise(model.prepare(images, [size])[size], size))
-        b, _, h, w = tokens.shape
-        pos = torch.cat((enc.pos_embed[:, :1], resize_pos_grid(enc.pos_embed[:, 1:], (h, w))), dim=1)
-        t = enc.norm_pre(torch.cat((enc.cls_token.expand(b, -1, -1), tokens.flatten(2).transpose(1, 2)), 1) + pos)
-        out = []
-        for block in enc.blocks:
-            nxt = block(t)
-            d, p = (nxt - t)[:, 1:], t[:, 1:]
-            out.append(
-                {"tokens": (d.norm() / p.norm()).item(), "mean_token": (d.mean(1).norm() / p.mean(1).norm()).item()}
-            )
-            t = nxt
+    """Per block: the norm of its change of the patch tokens over theirs, and the same for their mean token (each
+    block's input and output caught by a hook during the model's own encoder pass)."""
+    pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
+    hooks = [b.register_forward_hook(lambda _, i, o: pairs.append((i[0], o))) for b in model.encoder.blocks]
+    try:
+        with torch.no_grad():
+            model.encode(model.prepare(images, [size]))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    out = []
+    for before, after in pairs:
+        d, p = (after - before)[:, 1:], before[:, 1:]  # patch tokens, the class token left out
+        out.append({"tokens": (d.norm() / p.norm()).item(), "mean_token": (d.mean(1).norm() / p.mean(1).norm()).item()})
     return out
 
 
