@@ -48,7 +48,7 @@ def test_a_claims_record_resumes_only_under_its_recipe(tmp_path, monkeypatch):
 
 def test_claims_from_a_model_leave_the_presets_pooled_heads_to_stage_1(tmp_path):
     claims = experiments.Claims("standard", seed=0)
-    assert claims.config(tmp_path / "mt", ["synth_age"], 10).train.pooled_heads == 1.0
+    assert claims.config(tmp_path / "mt", ["synth_age"], 10).train.pooled_heads == {"synth_age": 1.0}
     prompt = claims.config(tmp_path / "p", ["synth_age"], 10, train={"mode": "prompt"}, init_from=str(tmp_path))
     assert (prompt.train.mode, prompt.train.pooled_heads) == ("prompt", 0)
 

@@ -139,10 +139,11 @@ def test_resnet_presets_train_the_resnet_stem_with_expression_at_32(tmp_path, pr
         "synth_attributes": 16,
         "synth_identity": 32,
     }
-    # the standard demo: pooled heads on the three attribute-type tasks, their queries' memory gradient at a tenth
+    # the standard demo: pooled heads on the three attribute-type tasks (the attributes' at twice its share), their
+    # queries' memory gradient at a tenth
     assert (trainer.pooled is not None, dec.memory_grad) == ((True, 0.1) if pooled else (False, 1.0))
     if pooled:
-        assert set(trainer.pooled.heads) == {"synth_age", "synth_expression", "synth_attributes"}
+        assert trainer.pooled.fractions == {"synth_age": 1.0, "synth_expression": 1.0, "synth_attributes": 2.0}
     conv = PRESETS["quick"].type_weights  # the conv stem's weights
     assert trainer.weights["synth_expression"] == 3 * conv["expression"]
     assert trainer.weights["synth_attributes"] == pytest.approx(3 * conv["attributes"])
@@ -152,11 +153,15 @@ def test_resnet_presets_train_the_resnet_stem_with_expression_at_32(tmp_path, pr
 
 def test_the_standard_demos_pooled_heads_stay_with_stage_1_and_attribute_tasks(tmp_path):
     demo = demo_config(tmp_path / "demo", "standard")
-    assert demo.train.pooled_heads == 1.0 and demo.train.mode == "full"
+    fractions = {"synth_age": 1.0, "synth_expression": 1.0, "synth_attributes": 2.0}
+    assert demo.train.pooled_heads == fractions and demo.train.mode == "full"
     assert heads_config(demo, 450).train.pooled_heads == 0  # stage 2: the encoder is frozen, nothing to supervise
     landmarks = demo_config(tmp_path / "lm", "standard", tasks=["synth_landmarks"])
     assert landmarks.train.pooled_heads == 0  # no attribute-type task: no pooled head (the config would refuse one)
-    assert demo_config(tmp_path / "age", "standard", tasks=["synth_age"]).train.pooled_heads == 1.0
+    # a subset keeps its own tasks' fractions: the trainer refuses a pooled head for a task the run does not have
+    assert demo_config(tmp_path / "age", "standard", tasks=["synth_age"]).train.pooled_heads == {"synth_age": 1.0}
+    pair = demo_config(tmp_path / "pair", "standard", tasks=["synth_landmarks", "synth_attributes"])
+    assert pair.train.pooled_heads == {"synth_attributes": 2.0}
 
 
 def test_unknown_preset_names_the_presets(tmp_path):
