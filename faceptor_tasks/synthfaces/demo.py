@@ -123,7 +123,7 @@ _RESNET_BATCHES = {"synth_expression": 4 * BATCH, "synth_attributes": 2 * BATCH}
 _RESNET_WEIGHTS = {**TYPE_WEIGHTS, "expression": 3.0, "attributes": 0.3}
 # Pooled heads supervise the encoder on the attribute-type tasks while their queries send it a tenth of their gradient
 # through the decoder (docs/results.md, "Pooled heads with identity at 32 a step"). The attributes' head at twice its
-# share: 4 seeds, verification 0.90 against 0.82, attributes +0.006, expression 0.44 against 0.49 (docs/results.md,
+# share: 5 seeds, verification 0.90 against 0.81, attributes +0.005, expression 0.45 against 0.48 (docs/results.md,
 # "The attributes' gap").
 POOLED_MODEL = {**RESNET_MODEL, "decoder": {**RESNET_MODEL["decoder"], "memory_grad": 0.1}}
 POOLED_TRAIN = {"pooled_heads": {"synth_age": 1.0, "synth_expression": 1.0, "synth_attributes": 2.0}}
