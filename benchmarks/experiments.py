@@ -29,7 +29,7 @@ import torch
 import faceptor_core
 from faceptor_core.durable import write_atomic
 from faceptor_core.train import RunConfig, Trainer
-from faceptor_tasks.synthfaces.demo import DEMO_TASKS, PRESETS, demo_config
+from faceptor_tasks.synthfaces.demo import DEMO_TASKS, PRESETS, demo_config, without_pooled_heads
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "claims"
@@ -64,7 +64,7 @@ class Claims:
         base["progress"] = False
         base["checkpoint_every"] = steps
         if kw.get("train", {}).get("mode", "full") != "full":  # the preset's pooled heads train stage 1 only
-            base["train"] = {k: v for k, v in base["train"].items() if not k.startswith("pooled_head")}
+            base["train"] = without_pooled_heads(base["train"])
         for key, value in kw.items():
             if isinstance(value, dict) and isinstance(base.get(key), dict):
                 base[key] = {**base[key], **value}

@@ -202,18 +202,22 @@ def demo_config(
     )
 
 
+def without_pooled_heads(train: dict[str, Any]) -> dict[str, Any]:
+    """A train section without its pooled-head options (``pooled_heads``, ``pooled_head_hidden``)."""
+    return {k: v for k, v in train.items() if not k.startswith("pooled_head")}
+
+
 def _train_section(train: dict[str, Any], specs: Sequence[TaskSpec]) -> dict[str, Any]:
     """The preset's stage-1 train section for a run of ``specs``: pooled heads supervise attribute-type tasks, so
     per-task fractions keep the run's tasks only, and a run without an attribute-type task (landmarks alone) trains
     without them."""
     pooled = train.get("pooled_heads")
-    if pooled is None:
-        return train
     if isinstance(pooled, dict):
-        pooled = {name: f for name, f in pooled.items() if name in {spec.name for spec in specs}}
-    keep = any(spec.head_type == "attribute" for spec in specs) and (not isinstance(pooled, dict) or pooled)
-    rest = {k: v for k, v in train.items() if not k.startswith("pooled_head")}
-    return {**rest, "pooled_heads": pooled} if keep else rest
+        names = {spec.name for spec in specs}
+        pooled = {name: f for name, f in pooled.items() if name in names}
+    if pooled and any(spec.head_type == "attribute" for spec in specs):
+        return {**train, "pooled_heads": pooled}
+    return without_pooled_heads(train)
 
 
 def stage1_config(cfg: RunConfig) -> RunConfig:
