@@ -2,10 +2,14 @@
 
 A recipe is the demo's preset with learning-sweep overrides (``learning_sweep.py``'s job format). ``--fixed`` repeats
 one batch per task (no data loading: the model's cost alone); without it the tasks' data workers run beside the
-model, as in a real run (slower on 2 cores). Prints one JSON line, appended to ``--out`` when given.
+model, as in a real run (slower on 2 cores). ``--stage 2`` times the demo's second stage (the encoder frozen, on a
+stage-1 checkpoint of one step). ``--cache`` sets the SynthFaces render cache: ``cold`` (empty, as a run starts),
+``warm`` (every training image painted beforehand, as stage 2 mostly finds it) or ``off`` (every image painted when
+it is read). Prints one JSON line, appended to ``--out`` when given.
 
     python benchmarks/bench_step.py '{"preset": "full"}' --fixed
     python benchmarks/bench_step.py '{"preset": "full", "model": {"input_size": 96}}' --steps 20
+    python benchmarks/bench_step.py '{"preset": "standard"}' --stage 2 --cache warm
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.multiprocessing import Pool
 
 sys.path.insert(0, str(Path(__file__).parent))
 from learning_sweep import sweep_config  # noqa: E402
@@ -34,12 +39,49 @@ class _Repeat:
         return self.batch
 
 
-def step_times(overrides: dict, steps: int, warmup: int, fixed: bool, workers: int) -> tuple[list[float], str]:
+def _paint(args: tuple[str, range]) -> None:
+    from faceptor_tasks.synthfaces.dataset import SynthFacesDataset
+
+    root, indices = args
+    ds = SynthFacesDataset("train", cache=root)
+    for i in indices:
+        ds.sample(i)
+
+
+def fill_cache(root: str, processes: int) -> float:
+    """Paint every SynthFaces training image into the render cache at ``root``; the wall seconds it took."""
+    from faceptor_tasks.synthfaces.dataset import DEFAULT_LENGTHS
+
+    n = DEFAULT_LENGTHS["train"]
+    t0 = time.perf_counter()
+    with Pool(processes) as pool:
+        pool.map(_paint, [(root, range(k, n, processes)) for k in range(processes)])
+    return time.perf_counter() - t0
+
+
+def _with_cache(cfg, root: str | None):
+    return cfg.model_copy(update={"tasks": [t.model_copy(update={"root": root}) for t in cfg.tasks]})
+
+
+def step_times(
+    overrides: dict, steps: int, warmup: int, fixed: bool, workers: int, stage: int = 1, cache: str = "cold"
+) -> tuple[list[float], str]:
     """Wall seconds of each of ``steps`` training steps after ``warmup`` untimed ones, and the precision used."""
     from faceptor_core.train.engine import Trainer
+    from faceptor_tasks.synthfaces.demo import heads_config, stage1_config
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = sweep_config({"overrides": {"steps": warmup + steps, **overrides}}, Path(tmp) / "run", workers)
+        root = str(Path(tmp) / "cache") if cache != "off" else None
+        if cache == "warm":
+            fill_cache(root, torch.get_num_threads())
+        cfg = _with_cache(cfg, root)
+        if stage == 2:
+            first = Trainer(stage1_config(cfg))
+            first.train_step()
+            first.save_checkpoint("last")
+            del first
+            cfg = heads_config(cfg, warmup + steps).model_copy(update={"progress": False})
         trainer = Trainer(cfg)
         if fixed:
             trainer.streams = {n: _Repeat(next(s), s.consumed) for n, s in trainer.streams.items()}
@@ -61,15 +103,21 @@ def main() -> None:
     ap.add_argument("--fixed", action="store_true", help="repeat one batch per task: no data loading")
     ap.add_argument("--workers", type=int, default=1, help="data workers per task (without --fixed)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--stage", type=int, choices=(1, 2), default=1, help="2: the demo's second stage")
+    ap.add_argument("--cache", choices=("cold", "warm", "off"), default="cold", help="the SynthFaces render cache")
     ap.add_argument("--out", type=Path, help="append the result line to this JSON-lines file")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     overrides = json.loads(args.overrides)
-    times, precision = step_times(overrides, args.steps, args.warmup, args.fixed, args.workers)
+    times, precision = step_times(
+        overrides, args.steps, args.warmup, args.fixed, args.workers, args.stage, "off" if args.fixed else args.cache
+    )
     rec = {
         "overrides": overrides,
         "precision": precision,
+        "stage": args.stage,
         "fixed_batches": args.fixed,
+        **({} if args.fixed else {"render_cache": args.cache}),
         "threads": args.threads,
         "median_s": round(statistics.median(times), 3),
         "min_s": round(min(times), 3),

@@ -19,6 +19,7 @@ from .families import age_task, attribute_task, expression_task, inter_points, l
 from .families.landmarks import landmark_crop, landmark_loss
 from .families.parsing import parsing_loss
 from .families.recognition import recognition_task
+from .synthfaces.cache import RenderCache
 from .synthfaces.dataset import (
     TRAIN_IDENTITIES,
     SynthFacesDataset,
@@ -80,16 +81,18 @@ def _unused_reader(*args: Any, **kw: Any):  # the families' factories take a rea
 def synth_dataset(
     root: Any, split: str, transform=None, skip_invalid: bool = False, *, target: str, length: int | None = None
 ):
-    """``TaskSpec.dataset`` of a SynthFaces task (``root`` is unused: images are generated)."""
-    return SynthFacesDataset(split, size=SIZE, length=length, target=target, transform=transform)
+    """``TaskSpec.dataset`` of a SynthFaces task. Images are generated; ``root``, when given, is a folder in which
+    they are kept once painted (a render cache, shared by every SynthFaces task that names it)."""
+    return SynthFacesDataset(split, size=SIZE, length=length, target=target, transform=transform, cache=root)
 
 
 class SynthVerificationPairs:
     """Verification pairs on unseen SynthFaces identities, as the evaluation loop scores them (each pair rendered
     when it is read, so that evaluating the first N pairs renders only those)."""
 
-    def __init__(self, transform=None, count: int = VERIFICATION_PAIRS):
-        self.gen = verification_generator(SIZE)
+    def __init__(self, transform=None, count: int = VERIFICATION_PAIRS, cache: Any = None):
+        gen = verification_generator(SIZE)
+        self.gen = gen if cache is None else RenderCache(gen, cache)
         self.count = count
         self.issame = pair_is_same(np.arange(count))
         self.transform = transform
@@ -117,7 +120,7 @@ class SynthVerificationPairs:
 def synth_identity_dataset(root: Any, split: str, transform=None, skip_invalid: bool = False):
     if split == "train":
         return synth_dataset(root, split, transform, target="identity")
-    return SynthVerificationPairs(transform)
+    return SynthVerificationPairs(transform, cache=root)
 
 
 PROTOCOL = (

@@ -17,6 +17,7 @@ from faceptor_core.train.precision import resolve_precision
 from faceptor_tasks.synthfaces.demo import (
     DEMO_TASKS,
     PRESETS,
+    RENDER_CACHE,
     _loss_series,
     demo_config,
     demo_plan,
@@ -68,6 +69,7 @@ def test_two_stage_demo_trains_the_decoders_on_the_frozen_stage1_encoder(tmp_pat
     assert set(json.loads((out / "report" / "metrics_stage1.json").read_text())) == set(DEMO_TASKS)
     assert main(["demo", "--quick", "--steps", "2", "--out", str(out)]) == 0  # one stage: no stale first stage left
     assert not (out / "stage1").exists() and not (out / "report" / "metrics_stage1.json").exists()
+    assert not (out / RENDER_CACHE).exists()  # the painted images it kept while training are gone
     assert "| task | metric | model | trivial answer | beats it? |" in (out / "report" / "metrics.md").read_text()
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from torch.utils.data import Dataset
 
+from .cache import RenderCache
 from .generator import SynthFaces, SynthSample
 
 #: Split layout: test samples come from their own index range and their own people.
@@ -75,7 +77,8 @@ class SynthFacesDataset(Dataset):
 
     Splits: ``train`` (default 20,000 items) and ``test`` (default 500) use disjoint index ranges and
     disjoint people, so test scores are on unseen identities; both are fixed by ``seed`` (keep the default
-    0 for the canonical test set).
+    0 for the canonical test set). ``cache``: a folder in which rendered samples are kept and read back
+    (:class:`~.cache.RenderCache`), for runs that read the same images more than once.
     """
 
     def __init__(
@@ -86,6 +89,7 @@ class SynthFacesDataset(Dataset):
         seed: int = 0,
         target: str = "all",
         transform: Callable[[dict], Any] | None = None,
+        cache: str | os.PathLike | None = None,
         **generator_kw: Any,
     ):
         if target not in TARGETS:
@@ -95,6 +99,7 @@ class SynthFacesDataset(Dataset):
         self.length = DEFAULT_LENGTHS[split] if length is None else int(length)
         self.num_identities = self.generator.num_identities
         self.identity_offset = self.generator.identity_offset
+        self.source: SynthFaces | RenderCache = self.generator if cache is None else RenderCache(self.generator, cache)
 
     def __len__(self) -> int:
         return self.length
@@ -102,7 +107,7 @@ class SynthFacesDataset(Dataset):
     def sample(self, index: int) -> SynthSample:
         if not 0 <= index < self.length:
             raise IndexError(f"index {index} out of range for {self.length} items")
-        return self.generator.sample(self.offset + index)
+        return self.source.sample(self.offset + index)
 
     def __getitem__(self, index: int) -> Any:
         s = self.sample(index)
@@ -121,8 +126,9 @@ def pair_is_same(k: int | np.ndarray) -> bool | np.ndarray:
     return k % 2 == 0
 
 
-def verification_pair(gen: SynthFaces, k: int) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Pair ``k`` of :func:`synth_verification_pairs` (:func:`pair_is_same` says whether it shows one person)."""
+def verification_pair(gen: SynthFaces | RenderCache, k: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Pair ``k`` of :func:`synth_verification_pairs` (:func:`pair_is_same` says whether it shows one person), from
+    :func:`verification_generator` or a render cache of it."""
     n = gen.num_identities
     a = PAIRS_INDEX_OFFSET + k
     same = pair_is_same(k)

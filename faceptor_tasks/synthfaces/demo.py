@@ -22,6 +22,10 @@ from faceptor_core.train.config import RunConfig
 from faceptor_core.train.engine import RUN_CONFIG, Trainer
 from faceptor_core.train.precision import Precision, precision_note
 
+#: The demo's SynthFaces tasks keep their painted images here, in the output folder (every task's ``root``): the two
+#: stages draw 78,000 training images and paint 20,000 (docs/synthfaces.md, "Render cache"). About 1 GB while the
+#: demo trains; deleted when it ends.
+RENDER_CACHE = "synthfaces-cache"
 DEMO_TASKS = ("synth_landmarks", "synth_parsing", "synth_age", "synth_expression", "synth_attributes", "synth_identity")
 #: Images per task per step, unless a preset says otherwise (:data:`PRESETS`).
 BATCH = 8
@@ -131,7 +135,8 @@ POOLED_TRAIN = {"pooled_heads": {"synth_age": 1.0, "synth_expression": 1.0, "syn
 #: on the attribute-type tasks, the forward pass in bf16 where the CPU has bf16 instructions, then stage 2: 450 steps
 #: of everything but the frozen encoder at twice the rate (``train.mode: heads``). On every seed measured, expression
 #: is read within the like-for-like ResNet-18 anchor's seed range and verification above it (docs/results.md).
-#: About 9:16 end to end on 2 such cores, 10:21 on a host 10% slower (``minutes_fp32`` in float32). ``quick``: 2
+#: About 8:15 end to end on 2 such cores with the render cache, 12:49 on a much slower host (``minutes_fp32`` in
+#: float32). ``quick``: 2
 #: minutes, the conv stem, one stage. ``full`` (``--full``): 400 steps with identity at 32, no pooled heads (with them
 #: it trades verification for expression), and the same stage 2.
 PRESETS: dict[str, DemoPreset] = {
@@ -146,8 +151,10 @@ PRESETS: dict[str, DemoPreset] = {
         heads_lr=1e-3,
         # 8:29 measured for the recipe without pooled heads and with identity at 16, times 1.093: the two recipes
         # timed one after the other on a slower host (13:52 against 12:41; demo_bf16_amx_seed0_pooled.json); 10:21
-        # measured on a host about 10% slower than the 8:29 run's (demo_bf16_amx_seed0_pooled_attr2.json)
-        minutes="9-11",
+        # measured on a host about 10% slower than the 8:29 run's (demo_bf16_amx_seed0_pooled_attr2.json); the render
+        # cache takes about 60 s off on the 8:29 run's host (8:15) and measured 12:49 on a host 1.5 times as slow
+        # (demo_bf16_amx_seed0_render_cache.json)
+        minutes="8-13",
         # 23-36 measured before the stride-2 pixel decoder (x1.16 a step), the unpadded decoder passes (x0.83 a
         # float32 step on a fixed batch) and identity at 32 with pooled heads (x1.09), docs/results.md
         minutes_fp32="24-38",
@@ -187,7 +194,10 @@ def demo_config(
             "seed": 0,
             "model": p.model,
             **({"train": train} if train else {}),
-            "tasks": [{"name": t, "batch_size": p.batch_size(t), "eval_limit": p.eval_limit} for t in tasks],
+            "tasks": [
+                {"name": t, "batch_size": p.batch_size(t), "eval_limit": p.eval_limit, "root": str(out / RENDER_CACHE)}
+                for t in tasks
+            ],
             "type_weights": {f: w for f, w in p.type_weights.items() if f in families},
             "baseline_limit": p.baseline_limit,
             # measured with the conv stem: 2e-4 leaves age at its trivial answer; 5e-4 and 1e-3 learn it
@@ -200,6 +210,11 @@ def demo_config(
             "precision": p.precision,
         }
     )
+
+
+def remove_render_cache(out: Path) -> None:
+    """Delete the demo's render cache in ``out`` (:data:`RENDER_CACHE`), if there is one."""
+    shutil.rmtree(Path(out) / RENDER_CACHE, ignore_errors=True)
 
 
 def without_pooled_heads(train: dict[str, Any]) -> dict[str, Any]:
@@ -270,11 +285,19 @@ def demo_plan(trainer: Trainer, heads_steps: int) -> str:
 
 def train_demo(cfg: RunConfig, heads_steps: int = 0, heads_lr: float | None = None) -> DemoRun:
     """Train ``cfg`` (a :func:`demo_config`) and, with ``heads_steps``, a second stage on its frozen encoder
-    (:func:`heads_config`, at ``heads_lr``).
+    (:func:`heads_config`, at ``heads_lr``). The render cache is deleted afterwards, whether or not training ends well.
 
     With two stages, stage 1 runs in ``<output_dir>/stage1`` (:func:`stage1_config`) and stage 2 in ``output_dir``,
     whose ``checkpoints/last`` is the demo's model either way.
     """
+    out = Path(cfg.output_dir)
+    try:
+        return _train_stages(cfg, heads_steps, heads_lr)
+    finally:
+        remove_render_cache(out)
+
+
+def _train_stages(cfg: RunConfig, heads_steps: int, heads_lr: float | None) -> DemoRun:
     out = Path(cfg.output_dir)
     t0 = time.perf_counter()
     if not heads_steps:

@@ -18,8 +18,8 @@ MPII_CITATION = (
 
 
 def synth_gaze_dataset(root: Any, split: str, transform=None, length: int | None = None, size: int = 112):
-    """SynthFaces with its gaze labels (``root`` is unused: the data is generated)."""
-    return SynthFacesDataset(split, size=size, length=length, target="gaze", transform=transform)
+    """SynthFaces with its gaze labels (generated; ``root``, when given, keeps the painted images: a render cache)."""
+    return SynthFacesDataset(split, size=size, length=length, target="gaze", transform=transform, cache=root)
 
 
 #: MPIIFaceGaze's face boxes (2.4 x the six landmarks' extent, see ``mpiifacegaze.face_box``) are cropped whole;
