@@ -23,8 +23,8 @@ from faceptor_core.train.engine import RUN_CONFIG, Trainer
 from faceptor_core.train.precision import Precision, precision_note
 
 #: The demo's SynthFaces tasks keep their painted images here, in the output folder (every task's ``root``): the two
-#: stages draw 78,000 training images and paint 20,000 (docs/synthfaces.md, "Render cache"). About 1 GB while the
-#: demo trains; deleted when it ends.
+#: stages draw 78,000 training images and paint about 20,000 (docs/synthfaces.md, "Render cache"): 5% off the demo's
+#: time. About 1 GB while the demo trains; deleted when it ends.
 RENDER_CACHE = "synthfaces-cache"
 DEMO_TASKS = ("synth_landmarks", "synth_parsing", "synth_age", "synth_expression", "synth_attributes", "synth_identity")
 #: Images per task per step, unless a preset says otherwise (:data:`PRESETS`).
@@ -135,7 +135,7 @@ POOLED_TRAIN = {"pooled_heads": {"synth_age": 1.0, "synth_expression": 1.0, "syn
 #: on the attribute-type tasks, the forward pass in bf16 where the CPU has bf16 instructions, then stage 2: 450 steps
 #: of everything but the frozen encoder at twice the rate (``train.mode: heads``). On every seed measured, expression
 #: is read within the like-for-like ResNet-18 anchor's seed range and verification above it (docs/results.md).
-#: About 8:15 end to end on 2 such cores with the render cache, 12:49 on a much slower host (``minutes_fp32`` in
+#: About 8:50 end to end on 2 such cores with the render cache, 11:38-12:49 on a much slower host (``minutes_fp32`` in
 #: float32). ``quick``: 2
 #: minutes, the conv stem, one stage. ``full`` (``--full``): 400 steps with identity at 32, no pooled heads (with them
 #: it trades verification for expression), and the same stage 2.
@@ -152,9 +152,9 @@ PRESETS: dict[str, DemoPreset] = {
         # 8:29 measured for the recipe without pooled heads and with identity at 16, times 1.093: the two recipes
         # timed one after the other on a slower host (13:52 against 12:41; demo_bf16_amx_seed0_pooled.json); 10:21
         # measured on a host about 10% slower than the 8:29 run's (demo_bf16_amx_seed0_pooled_attr2.json); the render
-        # cache takes about 60 s off on the 8:29 run's host (8:15) and measured 12:49 on a host 1.5 times as slow
-        # (demo_bf16_amx_seed0_render_cache.json)
-        minutes="8-13",
+        # cache takes 5% off (12:14 -> 11:38 on a host 1.5 times as slow; demo_bf16_amx_seed0_render_cache.json):
+        # about 8:50 on the 8:29 run's host
+        minutes="9-13",
         # 23-36 measured before the stride-2 pixel decoder (x1.16 a step), the unpadded decoder passes (x0.83 a
         # float32 step on a fixed batch) and identity at 32 with pooled heads (x1.09), docs/results.md
         minutes_fp32="24-38",
