@@ -6,6 +6,7 @@ tests exercise the same transforms, losses and metrics as the real datasets.
 
 from __future__ import annotations
 
+import os
 from functools import partial
 from typing import Any
 
@@ -90,7 +91,7 @@ class SynthVerificationPairs:
     """Verification pairs on unseen SynthFaces identities, as the evaluation loop scores them (each pair rendered
     when it is read, so that evaluating the first N pairs renders only those)."""
 
-    def __init__(self, transform=None, count: int = VERIFICATION_PAIRS, cache: Any = None):
+    def __init__(self, transform=None, count: int = VERIFICATION_PAIRS, cache: str | os.PathLike | None = None):
         gen = verification_generator(SIZE)
         self.gen = gen if cache is None else RenderCache(gen, cache)
         self.count = count

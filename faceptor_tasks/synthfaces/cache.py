@@ -2,8 +2,9 @@
 same images paint each one once.
 
 Every SynthFaces task reads the same images (index ``i`` of a split is one picture with all its labels), so a run of
-six tasks over two stages draws the same training images many times: the demo draws 78,000 and paints 20,000 of
-them with the cache. Reading one back costs a file read; painting it, about 2 ms of a core (docs/synthfaces.md).
+six tasks over two stages draws the same training images many times: the demo draws 78,000 and paints about
+20,000 of them with the cache. Reading one back costs a file read; painting it, about 2 ms of a core
+(docs/synthfaces.md).
 
 Layout: ``<root>/<key>/<index>.bin``, one file a sample, written to a temporary name and renamed into place, so data
 workers of several tasks can fill one cache together. The key names the generator's settings and a fingerprint of
@@ -80,20 +81,20 @@ class _Layout:
         out, at = {}, 0
         for name, dtype, shape in self.fields:
             count = int(np.prod(shape))
-            out[name] = np.frombuffer(data, dtype, count, at).reshape(shape).copy()
+            out[name] = np.frombuffer(data, dtype, count, at).reshape(shape).astype(dtype.newbyteorder("="))
             at += count * dtype.itemsize
         age, yaw, roll, scale, sx, sy = out["floats"].tolist()
         expression, identity = out["ints"].tolist()
         return SynthSample(
             image=out["image"],
-            landmarks=out["landmarks"].astype(np.float32),
+            landmarks=out["landmarks"],
             visible=out["visible"],
             parsing=out["parsing"],
             age=age,
             expression=expression,
-            attributes=out["attributes"].astype(np.int64),
+            attributes=out["attributes"],
             identity=identity,
-            gaze=out["gaze"].astype(np.float32),
+            gaze=out["gaze"],
             pose=HeadPose(yaw, roll, scale, (sx, sy)),
         )
 
