@@ -10,7 +10,8 @@ or
 ``{"kind": "specialist", "name": ..., "task": ..., "images": N, "batch": B, "lr": LR, "seed": S, "arch": A}``
 (``arch``: ``resnet18``, the default, or one of the ViT specialists that ``bench_specialist.ARCHS`` lists; optional
 ``head_images`` and ``head_lr``: a second stage that trains the last layer alone on the frozen backbone, as the
-demo's stage 2 trains its decoders).
+demo's stage 2 trains its decoders; ``eval_limit``: test items scored, 500 by default, the demo's 300 to compare on
+its items).
 
     python benchmarks/learning_sweep.py jobs.json results.jsonl --parallel 6 --workers 2
     python benchmarks/learning_sweep.py jobs.json results.jsonl --parallel 1 --threads 2   # a demo's wall time
@@ -119,6 +120,7 @@ def _child(job_json: str, workers: int, threads: int) -> None:
             arch=job.get("arch", "resnet18"),
             head_images=job.get("head_images", 0),
             head_lr=job.get("head_lr"),
+            eval_limit=job.get("eval_limit", 500),
         )
     print("RESULT " + json.dumps({"job": job, **rec}), flush=True)
 
