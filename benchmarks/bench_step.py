@@ -59,8 +59,9 @@ def fill_cache(root: str, processes: int) -> float:
     return time.perf_counter() - t0
 
 
-def _with_cache(cfg, root: str | None):
-    return cfg.model_copy(update={"tasks": [t.model_copy(update={"root": root}) for t in cfg.tasks]})
+def _without_cache(cfg):
+    """``cfg`` with no task root: every SynthFaces image painted when it is read."""
+    return cfg.model_copy(update={"tasks": [t.model_copy(update={"root": None}) for t in cfg.tasks]})
 
 
 def step_times(
@@ -72,10 +73,10 @@ def step_times(
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = sweep_config({"overrides": {"steps": warmup + steps, **overrides}}, Path(tmp) / "run", workers)
-        root = str(Path(tmp) / "cache") if cache != "off" else None
-        if cache == "warm":
-            fill_cache(root, torch.get_num_threads())
-        cfg = _with_cache(cfg, root)
+        if cache == "off":
+            cfg = _without_cache(cfg)
+        elif cache == "warm":  # the demo's own cache folder (every task's root), filled beforehand
+            fill_cache(cfg.tasks[0].root, torch.get_num_threads())
         if stage == 2:
             first = Trainer(stage1_config(cfg))
             first.train_step()

@@ -99,9 +99,10 @@ class _Layout:
         )
 
 
-def cache_key(generator: SynthFaces) -> str:
-    """The folder name of ``generator``'s samples: its settings and a fingerprint of its first samples' bytes."""
-    layout = _Layout(generator.size)
+def cache_key(generator: SynthFaces, layout: _Layout | None = None) -> str:
+    """The folder name of ``generator``'s samples: its settings and a fingerprint of its first samples' bytes
+    (encoded by ``layout``, the generator's own by default)."""
+    layout = layout or _Layout(generator.size)
     digest = hashlib.sha256()
     for i in range(FINGERPRINT_SAMPLES):
         digest.update(layout.encode(generator.sample(i)))
@@ -117,8 +118,8 @@ class RenderCache:
 
     def __init__(self, generator: SynthFaces, root: str | os.PathLike):
         self.generator = generator
-        self.folder = Path(root) / cache_key(generator)
         self.layout = _Layout(generator.size)
+        self.folder = Path(root) / cache_key(generator, self.layout)
         self._writable = True
 
     @property

@@ -136,9 +136,8 @@ POOLED_TRAIN = {"pooled_heads": {"synth_age": 1.0, "synth_expression": 1.0, "syn
 #: of everything but the frozen encoder at twice the rate (``train.mode: heads``). On every seed measured, expression
 #: is read within the like-for-like ResNet-18 anchor's seed range and verification above it (docs/results.md).
 #: About 8:50 end to end on 2 such cores with the render cache, 11:38-12:49 on a much slower host (``minutes_fp32`` in
-#: float32). ``quick``: 2
-#: minutes, the conv stem, one stage. ``full`` (``--full``): 400 steps with identity at 32, no pooled heads (with them
-#: it trades verification for expression), and the same stage 2.
+#: float32). ``quick``: 2 minutes, the conv stem, one stage. ``full`` (``--full``): 400 steps with identity at 32, no
+#: pooled heads (with them it trades verification for expression), and the same stage 2.
 PRESETS: dict[str, DemoPreset] = {
     # 64 steps: landmarks and parsing beat their trivial answers beyond two standard errors and a twentieth of the
     # way to perfect on 2 seeds (32 steps: "barely", parsing F1 0.1245 against 0.1223); 1:36 in float32 on 2 AVX2 cores
