@@ -318,3 +318,63 @@ def test_the_pixel_decoder_runs_on_the_dense_tasks_rows_only() -> None:
         assert seen == [2]
         whole = model(x[5:7], ["synth_parsing"])["synth_parsing"]
     torch.testing.assert_close(out["synth_parsing"], whole)
+
+
+def test_the_stems_taken_rows_give_the_same_values_and_gradients_as_slices() -> None:
+    """The ResNet stem hands out rows of its stride-2 map taken with the max-pool (their gradient added in place):
+    the same values, and bit for bit the same gradients for the input and every weight, as slices of the map."""
+    torch.manual_seed(0)
+    stem = ResNetStem(16, 32, width=8).double()
+    x = torch.rand(7, 3, 64, 64, dtype=torch.double, requires_grad=True)
+    spans = [(5, 7), (1, 3)]
+    weights = [torch.rand(2, 8, 32, 32, dtype=torch.double) for _ in spans]
+
+    def grads(taken: bool) -> list[torch.Tensor]:
+        stem.zero_grad()
+        x.grad = None
+        tokens, skip, mid, fine, rows = stem.forward_with_skips(x, spans if taken else ())
+        parts = [rows[s] for s in spans] if taken else [fine[a:b] for a, b in spans]
+        for (a, b), part in zip(spans, parts, strict=True):
+            assert torch.equal(part, fine[a:b])
+        loss = tokens.square().sum() + skip.sum() + sum((w * p).sum() for w, p in zip(weights, parts, strict=True))
+        loss.backward()
+        return [x.grad.clone(), *(p.grad.clone() for p in stem.parameters())]
+
+    for a, b in zip(grads(True), grads(False), strict=True):
+        assert torch.equal(a, b)
+    with torch.no_grad():  # no gradient: views of the map, no copies
+        *_, fine, rows = stem.forward_with_skips(x, spans)
+        assert rows[(5, 7)]._base is fine or rows[(5, 7)]._base is fine._base
+
+
+def test_a_training_pass_gives_the_dense_tasks_the_stems_taken_rows() -> None:
+    """``forward_multitask`` asks the encoder for the dense tasks' rows at encode time: the outputs and every weight's
+    gradient are those of the same pass on slices of the stem's maps."""
+    torch.manual_seed(0)
+    model = _fpn_model(FINE_DECODER).double().train()
+    x = torch.rand(7, 3, 64, 64, dtype=torch.double)
+    rows = {"synth_age": slice(0, 5), "synth_parsing": slice(5, 7)}
+    taken: list[int] = []
+
+    def step(encode_rows: bool) -> tuple[dict, dict]:
+        model.zero_grad()
+        encode = model.encode
+        if not encode_rows:  # the encoder told nothing: every map sliced
+            model.encode = lambda batches, rows=None: encode(batches)
+        try:
+            torch.manual_seed(1)
+            out = model.forward_multitask({64: x}, rows)
+        finally:
+            model.__dict__.pop("encode", None)
+        sum(o.square().mean() for o in out.values()).backward()
+        return out, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    hook = model.encoder.register_forward_hook(
+        lambda mod, args, kw, out: taken.append(len(out.stem_fine_rows or {})), with_kwargs=True
+    )
+    out_a, grad_a = step(True)
+    out_b, grad_b = step(False)
+    hook.remove()
+    assert taken == [1, 0]
+    assert out_a.keys() == out_b.keys() and all(torch.equal(out_a[k], out_b[k]) for k in out_a)
+    assert grad_a.keys() == grad_b.keys() and all(torch.equal(grad_a[k], grad_b[k]) for k in grad_a)

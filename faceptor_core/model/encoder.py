@@ -6,6 +6,8 @@ FaRL at 512 px), resized at run time to the actual token grid with bicubic inter
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import timm
 import torch
 import torch.nn.functional as F
@@ -57,6 +59,9 @@ class EncoderFeatures(list):
     #: The ResNet stem's entry convolution (stride 2, ``B x C' x 8S x 8S``), with ``stem``
     #: (``DecoderConfig.pixel_stride``).
     stem_fine: torch.Tensor | None = None
+    #: Rows ``start:stop`` of ``stem_fine`` taken at encode time (``forward(..., rows=...)``), whose gradient the stem
+    #: adds in place; :meth:`rows` hands them out.
+    stem_fine_rows: dict[tuple[int, int], torch.Tensor] | None = None
 
     def rows(self, rows: slice) -> EncoderFeatures:
         """The same features for the images ``rows`` of the batch."""
@@ -64,6 +69,10 @@ class EncoderFeatures(list):
         out.stem = None if self.stem is None else self.stem[rows]
         out.stem_mid = None if self.stem_mid is None else self.stem_mid[rows]
         out.stem_fine = None if self.stem_fine is None else self.stem_fine[rows]
+        if self.stem_fine_rows and self.stem_fine is not None:
+            start, stop, step = rows.indices(len(self.stem_fine))
+            if step == 1 and (start, stop) in self.stem_fine_rows:
+                out.stem_fine = self.stem_fine_rows[(start, stop)]
         return out
 
 
@@ -157,12 +166,16 @@ class ViTEncoder(nn.Module):
         naming ``option`` for any other stem."""
         return self._resnet_stem(option).width
 
-    def embed_patches(self, x: torch.Tensor, stem_skip: bool = False) -> tuple[torch.Tensor, EncoderFeatures]:
+    def embed_patches(
+        self, x: torch.Tensor, stem_skip: bool = False, rows: Sequence[slice] = ()
+    ) -> tuple[torch.Tensor, EncoderFeatures]:
         """The patch embedding's ``B x C x S x S`` token map, and an empty :class:`EncoderFeatures` that holds the
         stem's maps when ``stem_skip`` asks for them (:meth:`forward`; the ONNX export's fixed-size encoder)."""
         outs = EncoderFeatures()
         if stem_skip and isinstance(self.patch_embed, ResNetStem):
-            tokens, outs.stem, outs.stem_mid, outs.stem_fine = self.patch_embed.forward_with_skips(x)
+            spans = [r.indices(len(x))[:2] for r in rows if r.indices(len(x))[2] == 1]
+            tokens, outs.stem, outs.stem_mid, outs.stem_fine, taken = self.patch_embed.forward_with_skips(x, spans)
+            outs.stem_fine_rows = taken or None
         elif stem_skip:
             self.stem_skip_channels()  # the stem must have a skip map
             tokens, outs.stem = self.patch_embed.forward_with_skip(x)
@@ -170,13 +183,16 @@ class ViTEncoder(nn.Module):
             tokens = self.patch_embed(x)
         return tokens, outs
 
-    def forward(self, x: torch.Tensor, layers: int | None = None, stem_skip: bool = False) -> EncoderFeatures:
+    def forward(
+        self, x: torch.Tensor, layers: int | None = None, stem_skip: bool = False, rows: Sequence[slice] = ()
+    ) -> EncoderFeatures:
         """``B x 3 x H x W`` normalised images -> the outputs of the first ``layers`` blocks (default all); with
         ``stem_skip`` (conv or ResNet stem) also the stem's map at a quarter of the patch size, as ``.stem``, and the
-        ResNet stem's stride-8 and stride-2 maps as ``.stem_mid`` and ``.stem_fine``."""
+        ResNet stem's stride-8 and stride-2 maps as ``.stem_mid`` and ``.stem_fine``. ``rows``: the slices of the
+        batch that :meth:`EncoderFeatures.rows` will be asked for (a faster backward; the same values)."""
         if x.shape[-1] % self.patch_size or x.shape[-2] % self.patch_size:
             raise ValueError(f"input {tuple(x.shape[-2:])} is not a multiple of the patch size {self.patch_size}")
-        tokens, outs = self.embed_patches(x, stem_skip)
+        tokens, outs = self.embed_patches(x, stem_skip, rows)
         b, c, h, w = tokens.shape
         tokens = tokens.flatten(2).transpose(1, 2)
         pos = torch.cat((self.pos_embed[:, :1], resize_pos_grid(self.pos_embed[:, 1:], (h, w))), dim=1)

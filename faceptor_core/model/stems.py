@@ -4,6 +4,8 @@ blocks) and the ResNet stem (ResNet-18's first three stages). Each maps ``B x 3 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -92,6 +94,31 @@ class ConvStem(nn.Sequential):
         return x, skip
 
 
+class _MaxPoolAndRows(torch.autograd.Function):
+    """``max_pool2d(x)`` and copies of the rows ``start:stop`` of ``x`` for each span; the backward adds the rows'
+    gradients into the max-pool's gradient in place (the same sums as autograd's, without a whole-batch zero
+    gradient per slice)."""
+
+    @staticmethod
+    def forward(ctx, x, spans, kernel, stride, padding):
+        pooled, indices = torch.ops.aten.max_pool2d_with_indices(x, kernel, stride, padding)
+        ctx.save_for_backward(x, indices)
+        ctx.spans, ctx.pool = spans, (kernel, stride, padding)
+        return (pooled, *(x[a:b].clone() for a, b in spans))
+
+    @staticmethod
+    def backward(ctx, grad_pooled, *grad_rows):
+        x, indices = ctx.saved_tensors
+        kernel, stride, padding = ctx.pool
+        grad = torch.ops.aten.max_pool2d_with_indices_backward(
+            grad_pooled, x, kernel, stride, padding, 1, False, indices
+        )
+        for (a, b), g in zip(ctx.spans, grad_rows, strict=True):
+            if g is not None:
+                grad[a:b] += g
+        return grad, None, None, None, None
+
+
 class ResNetStem(nn.Module):
     """ResNet-18's first three stages as a patch embedding (a hybrid ResNet-ViT front end, as in the ViT paper's
     hybrids): a 7x7 stride-2 conv and a stride-2 max-pool (stride 4), two basic blocks of ``width`` channels, two of
@@ -129,16 +156,26 @@ class ResNetStem(nn.Module):
 
     def forward_with_skip(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The tokens and the first stage's map (stride 4, the pixel decoder's resolution)."""
-        tokens, skip, _, _ = self.forward_with_skips(x)
+        tokens, skip, *_ = self.forward_with_skips(x)
         return tokens, skip
 
-    def forward_with_skips(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The tokens, the first stage's map (stride 4), the second's (stride 8) and the entry convolution's
-        (stride 2, before the max-pool)."""
+    def forward_with_skips(
+        self, x: torch.Tensor, fine_rows: Sequence[tuple[int, int]] = ()
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[tuple[int, int], torch.Tensor]]:
+        """The tokens, the first stage's map (stride 4), the second's (stride 8), the entry convolution's (stride 2,
+        before the max-pool), and that map's rows ``start:stop`` for each span of ``fine_rows`` (copies; while
+        gradients are recorded, the max-pool's backward adds theirs in place, where slices of the whole map would
+        each cost a whole-batch gradient: a tenth of a demo training step)."""
         fine = self.entry[:3](x.contiguous(memory_format=torch.channels_last))
-        skip = self.stage1(self.entry[3](fine))
+        pool: nn.MaxPool2d = self.entry[3]
+        spans = tuple(dict.fromkeys(fine_rows))
+        if spans and torch.is_grad_enabled() and fine.requires_grad:
+            pooled, *parts = _MaxPoolAndRows.apply(fine, spans, pool.kernel_size, pool.stride, pool.padding)
+        else:
+            pooled, parts = pool(fine), [fine[a:b] for a, b in spans]
+        skip = self.stage1(pooled)
         mid = self.stage2(skip)
-        return self.proj(self.stage3(mid)), skip, mid, fine
+        return self.proj(self.stage3(mid)), skip, mid, fine, dict(zip(spans, parts, strict=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_skip(x)[0]
