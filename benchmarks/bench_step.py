@@ -93,6 +93,7 @@ def step_times(
             t0 = time.perf_counter()
             trainer.train_step()
             times.append(time.perf_counter() - t0)
+        trainer.close_streams()  # the data workers stop before their cache folder is removed
         return times, trainer.precision
 
 

@@ -11,6 +11,7 @@ from PIL import Image
 
 from faceptor_core import get_task, load
 from faceptor_core.cli import main
+from faceptor_core.data.streams import TaskStream
 from faceptor_core.train.config import RunConfig
 from faceptor_core.train.engine import Trainer
 from faceptor_core.train.precision import resolve_precision
@@ -50,9 +51,13 @@ def test_demo_writes_metrics_curves_and_pictures(tmp_path, capsys):
     assert [r["step"] for r in log if "loss" in r] == [4]
 
 
-def test_two_stage_demo_trains_the_decoders_on_the_frozen_stage1_encoder(tmp_path, capsys):
+def test_two_stage_demo_trains_the_decoders_on_the_frozen_stage1_encoder(tmp_path, capsys, monkeypatch):
     out = tmp_path / "demo"
+    closed: list[str] = []
+    close = TaskStream.close
+    monkeypatch.setattr(TaskStream, "close", lambda self: (closed.append(self.name), close(self))[1])
     assert main(["demo", "--quick", "--steps", "2", "--heads-steps", "3", "--out", str(out)]) == 0
+    assert sorted(closed) == sorted(2 * DEMO_TASKS)  # each stage's data workers stop when it ends
     said = capsys.readouterr()
     assert "demo: 2 steps training the whole model, then 3 training its decoders on the frozen encoder" in said.out
     assert "train (full, " in said.err and "train (heads, " in said.err  # each stage's progress bar names it

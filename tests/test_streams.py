@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 import torch
 
-from faceptor_core.data.streams import SeededItems, seed_for
+from faceptor_core.data.streams import SeededItems, TaskStream, seed_for
 
 
 def draws(item):
@@ -31,3 +32,17 @@ def test_an_items_draws_are_those_of_its_seed_and_the_callers_rng_is_untouched()
     assert torch.equal(first["torch"], again["torch"]) and first["python"] == again["python"]
     other = items[(3, 5)]  # the next epoch draws afresh
     assert not torch.equal(first["torch"], other["torch"])
+
+
+def test_closing_a_stream_stops_its_workers_and_its_batches() -> None:
+    """``TaskStream.close`` ends the worker processes at once (the demo closes its streams before it deletes the
+    render cache they write into), and a closed stream says so instead of waiting on dead workers."""
+    stream = TaskStream([torch.full((2,), float(i)) for i in range(12)], None, 4, 0, "toy", num_workers=1)
+    first = next(stream)
+    assert first.shape == (4, 2)
+    workers = list(stream._it._workers)
+    assert workers and all(w.is_alive() for w in workers)
+    stream.close()
+    assert not any(w.is_alive() for w in workers)
+    with pytest.raises(RuntimeError, match="'toy': the data stream was closed"):
+        next(stream)

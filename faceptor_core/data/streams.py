@@ -195,8 +195,11 @@ class TaskStream:
             pin_memory=torch.cuda.is_available(),
         )
         self._it = iter(self.loader)
+        self.closed = False
 
     def __next__(self):
+        if self.closed:
+            raise RuntimeError(f"task {self.name!r}: the data stream was closed (TaskStream.close)")
         try:
             batch = next(self._it)
         except Exception as exc:  # an item failed in a worker: keep a user error's own message
@@ -209,3 +212,11 @@ class TaskStream:
 
     def __iter__(self):
         return self
+
+    def close(self) -> None:
+        """Stop the data workers (they also stop when the stream is garbage collected); the stream gives no more
+        batches."""
+        self.closed = True
+        shutdown = getattr(self._it, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()

@@ -520,6 +520,13 @@ class Trainer:
             results[name] = ev.flat()
         return results
 
+    def close_streams(self) -> None:
+        """Stop every task's data workers now; persistent workers otherwise wait, prefetched batches in hand, until
+        the trainer is garbage collected. The trainer takes no further steps (a new one resumes from a checkpoint)."""
+        for stream in self.streams.values():
+            if isinstance(stream, TaskStream):
+                stream.close()
+
     def fit(self, stop_after: int | None = None) -> dict[str, dict[str, float]]:
         """Train to ``schedule.steps`` (or stop after ``stop_after`` more steps), evaluating and saving
         checkpoints on the way. Returns the last evaluation."""

@@ -304,12 +304,15 @@ def _train_stages(cfg: RunConfig, heads_steps: int, heads_lr: float | None) -> D
         trainer = Trainer(cfg, overwrite=True)  # the demo owns its folder: each run starts over
         print(demo_plan(trainer, 0), flush=True)
         results = trainer.fit()
+        trainer.close_streams()  # no worker writes into the render cache once it is removed
         return DemoRun(trainer, results, None, None, [out / "log.jsonl"], time.perf_counter() - t0)
     stage1 = Trainer(stage1_config(cfg), overwrite=True)
     print(demo_plan(stage1, heads_steps), flush=True)
     stage1_results = stage1.fit()
+    stage1.close_streams()  # its workers would sit through stage 2 and outlive the render cache
     trainer = Trainer(heads_config(cfg, heads_steps, heads_lr), overwrite=True)
     results = trainer.fit()
+    trainer.close_streams()
     logs = [stage1.out / "log.jsonl", out / "log.jsonl"]
     return DemoRun(trainer, results, stage1.step, stage1_results, logs, time.perf_counter() - t0)
 
