@@ -135,9 +135,10 @@ POOLED_TRAIN = {"pooled_heads": {"synth_age": 1.0, "synth_expression": 1.0, "syn
 #: on the attribute-type tasks, the forward pass in bf16 where the CPU has bf16 instructions, then stage 2: 450 steps
 #: of everything but the frozen encoder at twice the rate (``train.mode: heads``). On every seed measured, expression
 #: is read within the like-for-like ResNet-18 anchor's seed range and verification above it (docs/results.md).
-#: About 8:50 end to end on 2 such cores with the render cache, 11:38-12:49 on a much slower host (``minutes_fp32`` in
-#: float32). ``quick``: 2 minutes, the conv stem, one stage. ``full`` (``--full``): 400 steps with identity at 32, no
-#: pooled heads (with them it trades verification for expression), and the same stage 2.
+#: About 8:50 end to end on 2 such cores with the render cache, 11:38-12:49 on a much slower host, 14:13 on AVX512-BF16
+#: without AMX (``minutes_fp32`` in float32). ``quick``: 2 minutes, the conv stem, one stage. ``full`` (``--full``):
+#: 400 steps with identity at 32, no pooled heads (with them it trades verification for expression), and the same
+#: stage 2.
 PRESETS: dict[str, DemoPreset] = {
     # 64 steps: landmarks and parsing beat their trivial answers beyond two standard errors and a twentieth of the
     # way to perfect on 2 seeds (32 steps: "barely", parsing F1 0.1245 against 0.1223); 1:36 in float32 on 2 AVX2 cores
@@ -152,8 +153,8 @@ PRESETS: dict[str, DemoPreset] = {
         # timed one after the other on a slower host (13:52 against 12:41; demo_bf16_amx_seed0_pooled.json); 10:21
         # measured on a host about 10% slower than the 8:29 run's (demo_bf16_amx_seed0_pooled_attr2.json); the render
         # cache takes 5% off (12:14 -> 11:38 on a host 1.5 times as slow; demo_bf16_amx_seed0_render_cache.json):
-        # about 8:50 on the 8:29 run's host
-        minutes="9-13",
+        # about 8:50 on the 8:29 run's host; 14:13 measured on AVX512-BF16 without AMX (demo_bf16_avx512bf16_seed0.json)
+        minutes="9-14",
         # 23-36 measured before the stride-2 pixel decoder (x1.16 a step), the unpadded decoder passes (x0.83 a
         # float32 step on a fixed batch) and identity at 32 with pooled heads (x1.09), docs/results.md
         minutes_fp32="24-38",
