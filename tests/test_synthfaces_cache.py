@@ -140,3 +140,25 @@ def test_the_demo_caches_in_its_folder_and_removes_the_cache_however_training_en
     with pytest.raises(RuntimeError, match="interrupted"):
         train_demo(cfg)
     assert not (out / RENDER_CACHE).exists()
+
+
+def test_each_demo_stage_stops_its_data_workers_however_it_ends() -> None:
+    """The demo stops a stage's data workers when its training ends or fails, before the render cache they paint
+    into is removed."""
+    from types import SimpleNamespace
+
+    import faceptor_tasks.synthfaces.demo as demo
+
+    closed: list[str] = []
+
+    def trainer(name: str, fit):
+        return SimpleNamespace(fit=fit, close_streams=lambda: closed.append(name))
+
+    assert demo._fit(trainer("ok", lambda: {"t": {"m": 1.0}})) == {"t": {"m": 1.0}}
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        demo._fit(trainer("failed", interrupted))
+    assert closed == ["ok", "failed"]

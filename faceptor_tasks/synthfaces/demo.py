@@ -304,18 +304,24 @@ def _train_stages(cfg: RunConfig, heads_steps: int, heads_lr: float | None) -> D
         shutil.rmtree(out / "stage1", ignore_errors=True)  # an earlier two-stage demo's first stage
         trainer = Trainer(cfg, overwrite=True)  # the demo owns its folder: each run starts over
         print(demo_plan(trainer, 0), flush=True)
-        results = trainer.fit()
-        trainer.close_streams()  # no worker writes into the render cache once it is removed
+        results = _fit(trainer)
         return DemoRun(trainer, results, None, None, [out / "log.jsonl"], time.perf_counter() - t0)
     stage1 = Trainer(stage1_config(cfg), overwrite=True)
     print(demo_plan(stage1, heads_steps), flush=True)
-    stage1_results = stage1.fit()
-    stage1.close_streams()  # its workers would sit through stage 2 and outlive the render cache
+    stage1_results = _fit(stage1)
     trainer = Trainer(heads_config(cfg, heads_steps, heads_lr), overwrite=True)
-    results = trainer.fit()
-    trainer.close_streams()
+    results = _fit(trainer)
     logs = [stage1.out / "log.jsonl", out / "log.jsonl"]
     return DemoRun(trainer, results, stage1.step, stage1_results, logs, time.perf_counter() - t0)
+
+
+def _fit(trainer: Trainer) -> dict[str, dict[str, float]]:
+    """``trainer.fit()``, its data workers stopped when it ends or fails: stage 1's would otherwise sit through stage
+    2, and no worker may still paint into the render cache when the demo removes it."""
+    try:
+        return trainer.fit()
+    finally:
+        trainer.close_streams()
 
 
 def _loss_series(logs: Sequence[Path]) -> dict[str, list[tuple[float, float]]]:
