@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_step import _Repeat, _without_cache  # noqa: E402
+from bench_step import _Repeat, _without_cache, emit  # noqa: E402
 from learning_sweep import sweep_config  # noqa: E402
 
 
@@ -71,11 +71,7 @@ def main() -> None:
         "saved_mean_s": round(statistics.mean(diff), 4),
         "saved_se_s": round(statistics.stdev(diff) / len(diff) ** 0.5, 4),
     }
-    line = json.dumps(rec)
-    print(line)
-    if args.out:
-        with open(args.out, "a") as fh:
-            fh.write(line + "\n")
+    emit(rec, args.out)
 
 
 if __name__ == "__main__":

@@ -97,6 +97,15 @@ def step_times(
         return times, trainer.precision
 
 
+def emit(rec: dict, out: Path | None) -> None:
+    """Print ``rec`` as one JSON line and append it to ``out`` when given."""
+    line = json.dumps(rec)
+    print(line)
+    if out:
+        with open(out, "a") as fh:
+            fh.write(line + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("overrides", nargs="?", default="{}", help="learning-sweep overrides as JSON (preset included)")
@@ -126,11 +135,7 @@ def main() -> None:
         "max_s": round(max(times), 3),
         "steps": args.steps,
     }
-    line = json.dumps(rec)
-    print(line)
-    if args.out:
-        with open(args.out, "a") as fh:
-            fh.write(line + "\n")
+    emit(rec, args.out)
 
 
 if __name__ == "__main__":

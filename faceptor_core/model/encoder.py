@@ -173,7 +173,7 @@ class ViTEncoder(nn.Module):
         stem's maps when ``stem_skip`` asks for them (:meth:`forward`; the ONNX export's fixed-size encoder)."""
         outs = EncoderFeatures()
         if stem_skip and isinstance(self.patch_embed, ResNetStem):
-            spans = [r.indices(len(x))[:2] for r in rows if r.indices(len(x))[2] == 1]
+            spans = [(start, stop) for start, stop, step in (r.indices(len(x)) for r in rows) if step == 1]
             tokens, outs.stem, outs.stem_mid, outs.stem_fine, taken = self.patch_embed.forward_with_skips(x, spans)
             outs.stem_fine_rows = taken or None
         elif stem_skip:

@@ -100,23 +100,21 @@ class _MaxPoolAndRows(torch.autograd.Function):
     gradient per slice)."""
 
     @staticmethod
-    def forward(ctx, x, spans, kernel, stride, padding):
-        pooled, indices = torch.ops.aten.max_pool2d_with_indices(x, kernel, stride, padding)
+    def forward(ctx, x, spans, pool: nn.MaxPool2d):
+        ctx.pool = (pool.kernel_size, pool.stride, pool.padding, pool.dilation, pool.ceil_mode)
+        pooled, indices = torch.ops.aten.max_pool2d_with_indices(x, *ctx.pool)
         ctx.save_for_backward(x, indices)
-        ctx.spans, ctx.pool = spans, (kernel, stride, padding)
+        ctx.spans = spans
         return (pooled, *(x[a:b].clone() for a, b in spans))
 
     @staticmethod
     def backward(ctx, grad_pooled, *grad_rows):
         x, indices = ctx.saved_tensors
-        kernel, stride, padding = ctx.pool
-        grad = torch.ops.aten.max_pool2d_with_indices_backward(
-            grad_pooled, x, kernel, stride, padding, 1, False, indices
-        )
+        grad = torch.ops.aten.max_pool2d_with_indices_backward(grad_pooled, x, *ctx.pool, indices)
         for (a, b), g in zip(ctx.spans, grad_rows, strict=True):
             if g is not None:
                 grad[a:b] += g
-        return grad, None, None, None, None
+        return grad, None, None
 
 
 class ResNetStem(nn.Module):
@@ -170,7 +168,7 @@ class ResNetStem(nn.Module):
         pool: nn.MaxPool2d = self.entry[3]
         spans = tuple(dict.fromkeys(fine_rows))
         if spans and torch.is_grad_enabled() and fine.requires_grad:
-            pooled, *parts = _MaxPoolAndRows.apply(fine, spans, pool.kernel_size, pool.stride, pool.padding)
+            pooled, *parts = _MaxPoolAndRows.apply(fine, spans, pool)
         else:
             pooled, parts = pool(fine), [fine[a:b] for a, b in spans]
         skip = self.stage1(pooled)
