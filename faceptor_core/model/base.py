@@ -37,8 +37,8 @@ class Job:
 
 
 def reads_pixels(job: Job) -> bool:
-    """Whether ``job`` has a head that reads the pixel decoder (one neither attribute- nor identity-type)."""
-    return any(h.head_type not in ("attribute", "identity") for h in job.tasks)
+    """Whether ``job`` has a head that reads the pixel decoder (a dense-type one)."""
+    return any(h.head_type == "dense" for h in job.tasks)
 
 
 class WeightsMismatchError(FaceptorError, RuntimeError):

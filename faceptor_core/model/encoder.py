@@ -69,11 +69,16 @@ class EncoderFeatures(list):
         out.stem = None if self.stem is None else self.stem[rows]
         out.stem_mid = None if self.stem_mid is None else self.stem_mid[rows]
         out.stem_fine = None if self.stem_fine is None else self.stem_fine[rows]
-        if self.stem_fine_rows and self.stem_fine is not None:
-            start, stop, step = rows.indices(len(self.stem_fine))
-            if step == 1 and (start, stop) in self.stem_fine_rows:
-                out.stem_fine = self.stem_fine_rows[(start, stop)]
+        if self.stem_fine_rows and out.stem_fine is not None:
+            out.stem_fine = self.stem_fine_rows.get(row_span(rows, len(self.stem_fine)), out.stem_fine)
         return out
+
+
+def row_span(rows: slice, n: int) -> tuple[int, int] | None:
+    """``rows`` of a batch of ``n`` as ``(start, stop)``, the key of :attr:`EncoderFeatures.stem_fine_rows`; None
+    for a slice with a step."""
+    start, stop, step = rows.indices(n)
+    return (start, stop) if step == 1 else None
 
 
 class ViTEncoder(nn.Module):
@@ -173,7 +178,7 @@ class ViTEncoder(nn.Module):
         stem's maps when ``stem_skip`` asks for them (:meth:`forward`; the ONNX export's fixed-size encoder)."""
         outs = EncoderFeatures()
         if stem_skip and isinstance(self.patch_embed, ResNetStem):
-            spans = [(start, stop) for start, stop, step in (r.indices(len(x)) for r in rows) if step == 1]
+            spans = [span for span in (row_span(r, len(x)) for r in rows) if span is not None]
             tokens, outs.stem, outs.stem_mid, outs.stem_fine, taken = self.patch_embed.forward_with_skips(x, spans)
             outs.stem_fine_rows = taken or None
         elif stem_skip:
