@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from pydantic import ValidationError
+from torch import nn
 
 import faceptor_core
 from faceptor_core.checkpoint import CheckpointError, read_weights
@@ -20,12 +21,16 @@ from tests.test_train import run_config, weights_of
 POOLED = {"mode": "full", "pooled_heads": 0.5}
 
 
-@pytest.mark.parametrize("hidden", [0, 16])
-def test_pooled_heads_train_beside_the_model_and_resume_exactly(registry, tmp_path, hidden):
-    train = {**POOLED, "pooled_head_hidden": hidden}
+def _last_linear(head: nn.Module) -> nn.Linear:
+    return [m for m in head.modules() if isinstance(m, nn.Linear)][-1]
+
+
+@pytest.mark.parametrize("readout", [{}, {"pooled_head_hidden": 16}, {"pooled_head_queries": 2}])
+def test_pooled_heads_train_beside_the_model_and_resume_exactly(registry, tmp_path, readout):
+    train = {**POOLED, **readout}
     full = Trainer(run_config(tmp_path / "a", train=train), registry=registry)
     assert set(full.pooled.heads) == {"toy_channel", "toy_brightness"}  # every attribute-type task
-    assert full.pooled.heads["toy_channel"][-1].out_features == 3  # the task's raw output: one logit a query
+    assert _last_linear(full.pooled.heads["toy_channel"]).out_features == 3  # the task's raw output: a logit a query
     start = {k: v.clone() for k, v in full.pooled.state_dict().items()}
     full.fit()
     moved = {k for k, v in full.pooled.state_dict().items() if not torch.equal(v, start[k])}
@@ -75,6 +80,34 @@ def test_a_token_wise_pooled_head_reads_more_than_the_mean_token():
     assert torch.allclose(out, token_wise({32: tokens.flip(-1)}, rows)["t"], atol=1e-5)  # ... but not where it is
 
 
+def test_an_attention_pooled_head_sends_its_gradient_where_it_attends():
+    """The mean token's readout asks every token for the same change; the attention readout asks it of the tokens its
+    queries attend to, so a cue in a few tokens (a beard) can be learned where it is."""
+    torch.manual_seed(0)
+    tokens = torch.randn(1, 8, 4, 4) * 0.1
+    tokens[0, 0] = -1.0
+    tokens[0, 0, 3, 1] = 5.0  # one token stands out along channel 0
+    rows = {"t": slice(0, 1)}
+    mean_head = PooledHeads({"t": (8, 3, 32)}, {"t": 1.0})
+    attention = PooledHeads({"t": (8, 3, 32)}, {"t": 1.0}, queries=2)
+    head = attention.heads["t"]
+    with torch.no_grad():  # every head's keys read channel 0, and the queries (passed as they are) ask for it
+        head.attn.in_proj_weight[:8] = torch.eye(8)
+        head.attn.in_proj_weight[8:16].zero_()
+        head.attn.in_proj_weight[8:16, 0] = 1.0
+        head.attn.in_proj_bias.zero_()
+        head.queries.fill_(20.0)
+    grads = []
+    for h in (mean_head, attention):
+        x = tokens.clone().requires_grad_(True)
+        h({32: x}, rows)["t"].sum().backward()
+        grads.append(x.grad[0].flatten(1).norm(dim=0))  # the gradient's size at each of the 16 tokens
+    mean_grad, attention_grad = grads
+    torch.testing.assert_close(mean_grad, mean_grad[:1].expand(16))  # the same at every token
+    assert attention_grad[13] > 10 * attention_grad[torch.arange(16) != 13].max()  # token (3, 1), where it attends
+    assert attention({32: tokens}, rows)["t"].shape == (1, 3)
+
+
 def test_a_run_without_pooled_heads_is_unchanged(registry, tmp_path):
     trainer = Trainer(run_config(tmp_path), registry=registry)
     assert trainer.pooled is None
@@ -116,6 +149,11 @@ def test_pooled_heads_need_mode_full_and_an_attribute_task(tmp_path):
             RunConfig.model_validate({"tasks": [{"name": "x"}], "train": {"mode": mode, "pooled_heads": 1.0}})
     with pytest.raises(ValidationError, match="pooled_head_hidden.*asks for none"):
         RunConfig.model_validate({"tasks": [{"name": "x"}], "train": {"pooled_head_hidden": 16}})
+    with pytest.raises(ValidationError, match="pooled_head_queries.*asks for none"):
+        RunConfig.model_validate({"tasks": [{"name": "x"}], "train": {"pooled_head_queries": 4}})
+    both = {"pooled_heads": 1.0, "pooled_head_queries": 4, "pooled_head_hidden": 16}
+    with pytest.raises(ValidationError, match="two readouts of the pooled heads: set one"):
+        RunConfig.model_validate({"tasks": [{"name": "x"}], "train": both})
     dense = {
         "output_dir": str(tmp_path / "dense"),
         "model": {"encoder": "vit_t16", "stem": "conv", "depth": 1, "input_size": 32, "decoder": TINY_DECODER},
@@ -137,6 +175,19 @@ def test_pooled_heads_for_some_tasks_at_their_own_fractions(registry, tmp_path):
     assert stats["loss"] == pytest.approx(main + 2.0 * w["toy_channel"] * stats["pooled/toy_channel"] / sum(w.values()))
     none = Trainer(run_config(tmp_path / "zero", train={"pooled_heads": {"toy_channel": 0.0}}), registry=registry)
     assert none.pooled is None  # a zero fraction asks for no head
+
+
+def test_an_attention_readout_for_some_pooled_heads(registry, tmp_path):
+    train = {"pooled_heads": 1.0, "pooled_head_queries": {"toy_channel": 3}}
+    trainer = Trainer(run_config(tmp_path, train=train), registry=registry)
+    attention = trainer.pooled.heads["toy_channel"]
+    assert attention.queries.shape[0] == 3 and isinstance(trainer.pooled.heads["toy_brightness"], nn.Sequential)
+    stats = trainer.train_step()
+    assert stats["pooled/toy_channel"] > 0 and stats["pooled/toy_brightness"] > 0
+    assert attention.queries.grad is not None and attention.queries.grad.abs().sum() > 0
+    wrong = {"pooled_heads": {"toy_brightness": 1.0}, "pooled_head_queries": {"toy_channel": 3}}
+    with pytest.raises(ConfigError, match=r"pooled_head_queries names 'toy_channel', which has no pooled head"):
+        Trainer(run_config(tmp_path / "wrong", train=wrong), registry=registry)
 
 
 def test_pooled_heads_name_tasks_of_the_run_with_attribute_heads(registry, tmp_path):

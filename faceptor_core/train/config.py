@@ -16,6 +16,7 @@ from .precision import Precision
 PositiveWeight = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 #: A pooled head's share of its task's weight (``train.pooled_heads``).
 PooledFraction = Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False)]
+PooledQueries = Annotated[int, Field(ge=0, le=64)]
 
 
 class _Strict(BaseModel):
@@ -106,6 +107,13 @@ class TrainSection(_Strict):
         "width and GELU before the mean, which a Linear reads (a readout of the heads' own; measured in "
         'docs/results.md, "A readout of the pooled heads\' own"); 0: LayerNorm and Linear on the mean token.',
     )
+    pooled_head_queries: PooledQueries | dict[str, PooledQueries] = Field(
+        default=0,
+        description="With pooled heads: this many learned queries pool the last encoder layer's LayerNorm-ed tokens by "
+        "attention (4 heads), and a Linear reads them, instead of the mean token (a local readout: its gradient "
+        "reaches the tokens it attends to); one number for every pooled head, or {task: queries} for some of them "
+        "(the others read the mean); 0: the mean. Not with pooled_head_hidden.",
+    )
 
     @model_validator(mode="after")
     def _options_of_the_mode(self) -> TrainSection:
@@ -119,11 +127,22 @@ class TrainSection(_Strict):
             )
         if self.pooled_head_hidden and not self.wants_pooled_heads():
             raise ValueError("train.pooled_head_hidden shapes the pooled heads, and train.pooled_heads asks for none")
+        if self.wants_pooled_queries() and not self.wants_pooled_heads():
+            raise ValueError("train.pooled_head_queries shapes the pooled heads, and train.pooled_heads asks for none")
+        if self.wants_pooled_queries() and self.pooled_head_hidden:
+            raise ValueError(
+                "train.pooled_head_queries and train.pooled_head_hidden are two readouts of the pooled heads: set one"
+            )
         if not self.train_queries and self.mode in ("full", "heads"):
             raise ValueError(
                 f"train.train_queries: false has no effect in mode {self.mode!r}, which trains the queries"
             )
         return self
+
+    def wants_pooled_queries(self) -> bool:
+        """Whether ``pooled_head_queries`` asks for an attention readout for any pooled head."""
+        queries = self.pooled_head_queries
+        return any(q > 0 for q in (queries.values() if isinstance(queries, dict) else [queries]))
 
     def wants_pooled_heads(self) -> bool:
         """Whether ``pooled_heads`` asks for any pooled head."""

@@ -308,9 +308,16 @@ class Trainer:
                     f"pooled heads supervise attribute-type tasks ({', '.join(attribute)})"
                 )
         fractions = {n: f for n, f in chosen.items() if f > 0}
+        queries = self.cfg.train.pooled_head_queries
+        for name in queries if isinstance(queries, dict) else ():
+            if name not in fractions:
+                raise ConfigError(
+                    f"train.pooled_head_queries names {name!r}, which has no pooled head (train.pooled_heads: "
+                    f"{', '.join(fractions)})"
+                )
         dim = self.model.encoder.embed_dim
         shapes = {n: (dim, self.model.tasks[n].num_queries, self.model.tasks[n].input_size) for n in fractions}
-        return PooledHeads(shapes, fractions, self.cfg.train.pooled_head_hidden).to(self.device)
+        return PooledHeads(shapes, fractions, self.cfg.train.pooled_head_hidden, queries).to(self.device)
 
     def _make_streams(self) -> dict[str, TaskStream]:
         streams = {}
@@ -644,7 +651,7 @@ class Trainer:
                     "it with the configuration it was started with"
                 )
             pooled = shapes_of(self.pooled.state_dict().items())
-            against = "this run's pooled heads (train.pooled_heads, train.pooled_head_hidden)"
+            against = "this run's pooled heads (train.pooled_heads, pooled_head_hidden, pooled_head_queries)"
             self.pooled.load_state_dict(read_weights(directory / POOLED_HEADS, pooled, against=against))
         try:
             state = torch.load(directory / "trainer.pt", map_location="cpu", weights_only=True)

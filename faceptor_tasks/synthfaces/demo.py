@@ -218,20 +218,23 @@ def remove_render_cache(out: Path) -> None:
 
 
 def without_pooled_heads(train: dict[str, Any]) -> dict[str, Any]:
-    """A train section without its pooled-head options (``pooled_heads``, ``pooled_head_hidden``)."""
+    """A train section without its pooled-head options (``pooled_heads``, ``pooled_head_hidden``,
+    ``pooled_head_queries``)."""
     return {k: v for k, v in train.items() if not k.startswith("pooled_head")}
 
 
 def _train_section(train: dict[str, Any], specs: Sequence[TaskSpec]) -> dict[str, Any]:
     """The preset's stage-1 train section for a run of ``specs``: pooled heads supervise attribute-type tasks, so
-    per-task fractions keep the run's tasks only, and a run without an attribute-type task (landmarks alone) trains
-    without them."""
-    pooled = train.get("pooled_heads")
+    per-task fractions and readouts keep the run's tasks only, and a run without an attribute-type task (landmarks
+    alone) trains without them."""
+    names = {spec.name for spec in specs}
+    pooled, queries = train.get("pooled_heads"), train.get("pooled_head_queries")
     if isinstance(pooled, dict):
-        names = {spec.name for spec in specs}
         pooled = {name: f for name, f in pooled.items() if name in names}
+    if isinstance(queries, dict):
+        queries = {name: q for name, q in queries.items() if name in names}
     if pooled and any(spec.head_type == "attribute" for spec in specs):
-        return {**train, "pooled_heads": pooled}
+        return {**train, "pooled_heads": pooled, **({} if queries is None else {"pooled_head_queries": queries})}
     return without_pooled_heads(train)
 
 
