@@ -171,6 +171,19 @@ def test_the_standard_demos_pooled_heads_stay_with_stage_1_and_attribute_tasks(t
     assert pair.train.pooled_heads == {"synth_attributes": 2.0}
 
 
+def test_a_presets_per_task_pooled_readouts_keep_the_runs_tasks(tmp_path, monkeypatch):
+    pooled = {"synth_age": 1.0, "synth_attributes": 2.0}
+    train = {"pooled_heads": pooled, "pooled_head_queries": {"synth_attributes": 4}}
+    monkeypatch.setitem(PRESETS, "standard", PRESETS["standard"].model_copy(update={"train": train}))
+    pair = demo_config(tmp_path / "pair", "standard", tasks=["synth_landmarks", "synth_attributes"])
+    assert pair.train.pooled_head_queries == {"synth_attributes": 4}
+    age = demo_config(tmp_path / "age", "standard", tasks=["synth_age"])  # the trainer would refuse a stray name
+    assert (age.train.pooled_heads, age.train.pooled_head_queries) == ({"synth_age": 1.0}, {})
+    landmarks = demo_config(tmp_path / "lm", "standard", tasks=["synth_landmarks"])
+    assert (landmarks.train.pooled_heads, landmarks.train.pooled_head_queries) == (0, 0)
+    assert heads_config(pair, 450).train.pooled_head_queries == 0  # stage 2 trains no pooled head
+
+
 def test_unknown_preset_names_the_presets(tmp_path):
     with pytest.raises(ValueError, match="unknown demo preset 'fast'; expected one of quick, standard, full"):
         demo_config(tmp_path, "fast")

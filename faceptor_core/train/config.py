@@ -16,6 +16,7 @@ from .precision import Precision
 PositiveWeight = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 #: A pooled head's share of its task's weight (``train.pooled_heads``).
 PooledFraction = Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False)]
+#: Learned queries of a pooled head's attention readout (``train.pooled_head_queries``; 0: the mean token).
 PooledQueries = Annotated[int, Field(ge=0, le=64)]
 
 
