@@ -7,8 +7,10 @@ import random
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from faceptor_core.data.streams import SeededItems, TaskStream, seed_for
+from faceptor_core.data.streams import EpochBatchSampler, SeededItems, TaskStream, seed_for
 
 
 def draws(item):
@@ -46,3 +48,37 @@ def test_closing_a_stream_stops_its_workers_and_its_batches() -> None:
     assert not any(w.is_alive() for w in workers)
     with pytest.raises(RuntimeError, match="'toy': the data stream was closed"):
         next(stream)
+
+
+def _batches(sampler: EpochBatchSampler, n: int) -> list[list[tuple[int, int]]]:
+    it = iter(sampler)
+    return [next(it) for _ in range(n)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    length=st.integers(4, 40),
+    batch=st.sampled_from([2, 4]),
+    start=st.integers(0, 25),
+    world=st.sampled_from([1, 2]),
+    shuffle=st.booleans(),
+)
+def test_the_batch_sampler_resumes_exactly_and_each_epoch_is_one_permutation(length, batch, start, world, shuffle):
+    make = lambda s, rank=0: EpochBatchSampler(length, batch, 3, "toy", s, rank, world, shuffle)  # noqa: E731
+    per_epoch = length // batch
+    n = start + 2 * per_epoch + 1
+    ranks = [_batches(make(0, rank), n) for rank in range(world)]
+    merged = [sorted(i for r in ranks for i in r[k]) for k in range(n)]
+    # a resumed sampler (start=k) yields what the first one yields from its k-th batch on, on every rank
+    for rank in range(world):
+        assert _batches(make(start, rank), n - start) == ranks[rank][start:]
+    for k, b in enumerate(merged):
+        epoch = k // per_epoch
+        assert len(b) == batch and {e for e, _ in b} == {epoch}
+        if shuffle:
+            g = torch.Generator().manual_seed(seed_for(3, "toy", "perm", epoch))
+            order = torch.randperm(length, generator=g).tolist()
+        else:
+            order = list(range(length))
+        pos = k % per_epoch
+        assert [i for _, i in b] == sorted(order[pos * batch : (pos + 1) * batch])

@@ -152,14 +152,12 @@ class EpochBatchSampler(Sampler):
         self.per_epoch = length // batch_size
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        consumed = self.start
+        consumed, order_epoch, order = self.start, -1, torch.arange(self.length)
         while True:
             epoch, pos = divmod(consumed, self.per_epoch)
-            if self.shuffle:
+            if self.shuffle and epoch != order_epoch:  # one permutation an epoch, drawn when the epoch starts
                 g = torch.Generator().manual_seed(seed_for(self.seed, self.name, "perm", epoch))
-                order = torch.randperm(self.length, generator=g)
-            else:
-                order = torch.arange(self.length)
+                order, order_epoch = torch.randperm(self.length, generator=g), epoch
             batch = order[pos * self.batch_size : (pos + 1) * self.batch_size]
             yield [(epoch, int(i)) for i in batch[self.rank :: self.world_size]]
             consumed += 1
