@@ -122,10 +122,11 @@ def test_resuming_without_the_pooled_heads_file_is_refused(registry, tmp_path):
         Trainer(run_config(tmp_path, train=POOLED), registry=registry, resume=True)
 
 
-def test_resuming_with_another_pooled_readout_is_refused_by_config_then_by_file(registry, tmp_path):
+@pytest.mark.parametrize("option", ["pooled_head_hidden", "pooled_head_queries"])
+def test_resuming_with_another_pooled_readout_is_refused_by_config_then_by_file(registry, tmp_path, option):
     Trainer(run_config(tmp_path, train=POOLED), registry=registry).fit(stop_after=2)
-    other = run_config(tmp_path, train={**POOLED, "pooled_head_hidden": 8})
-    with pytest.raises(ConfigError, match=r"config.json: .*\n  train.pooled_head_hidden: 0 -> 8"):
+    other = run_config(tmp_path, train={**POOLED, option: 8})
+    with pytest.raises(ConfigError, match=rf"config.json: .*\n  train.{option}: 0 -> 8"):
         Trainer(other, registry=registry, resume=True)
     # a checkpoint whose config.json says the other readout (copied between runs): its file is refused by name
     (tmp_path / "run" / "config.json").write_text(other.model_dump_json())
