@@ -5,11 +5,13 @@ one batch per task (no data loading: the model's cost alone); without it the tas
 model, as in a real run (slower on 2 cores). ``--stage 2`` times the demo's second stage (the encoder frozen, on a
 stage-1 checkpoint of one step). ``--cache`` sets the SynthFaces render cache: ``cold`` (empty, as a run starts),
 ``warm`` (every training image painted beforehand, as stage 2 mostly finds it) or ``off`` (every image painted when
-it is read). Prints one JSON line, appended to ``--out`` when given.
+it is read). ``--compile blocks`` wraps each encoder block in ``torch.compile`` (``encoder``: the whole encoder); the
+warm-up's seconds, compilation included, are then recorded too. Prints one JSON line, appended to ``--out`` when given.
 
     python benchmarks/bench_step.py '{"preset": "full"}' --fixed
     python benchmarks/bench_step.py '{"preset": "full", "model": {"input_size": 96}}' --steps 20
     python benchmarks/bench_step.py '{"preset": "standard"}' --stage 2 --cache warm
+    python benchmarks/bench_step.py '{"preset": "standard"}' --fixed --compile blocks
 """
 
 from __future__ import annotations
@@ -64,10 +66,30 @@ def _without_cache(cfg):
     return cfg.model_copy(update={"tasks": [t.model_copy(update={"root": None}) for t in cfg.tasks]})
 
 
+def compile_encoder(model: torch.nn.Module, what: str) -> None:
+    """Wrap ``model``'s encoder blocks (``what="blocks"``) or its whole encoder (``"encoder"``) in ``torch.compile``."""
+    if what == "blocks":
+        blocks = model.encoder.blocks
+        for i, block in enumerate(blocks):
+            blocks[i] = torch.compile(block, dynamic=False)
+    elif what == "encoder":
+        model.encoder = torch.compile(model.encoder, dynamic=False)
+    elif what != "none":
+        raise ValueError(f"--compile: 'none', 'blocks' or 'encoder', got {what!r}")
+
+
 def step_times(
-    overrides: dict, steps: int, warmup: int, fixed: bool, workers: int, stage: int = 1, cache: str = "cold"
-) -> tuple[list[float], str]:
-    """Wall seconds of each of ``steps`` training steps after ``warmup`` untimed ones, and the precision used."""
+    overrides: dict,
+    steps: int,
+    warmup: int,
+    fixed: bool,
+    workers: int,
+    stage: int = 1,
+    cache: str = "cold",
+    compile_what: str = "none",
+) -> tuple[list[float], str, float]:
+    """Wall seconds of each of ``steps`` training steps after ``warmup`` untimed ones, the precision used, and the
+    warm-up's seconds."""
     from faceptor_core.train.engine import Trainer
     from faceptor_tasks.synthfaces.demo import heads_config, stage1_config
 
@@ -86,15 +108,18 @@ def step_times(
         trainer = Trainer(cfg)
         if fixed:
             trainer.streams = {n: _Repeat(next(s), s.consumed) for n, s in trainer.streams.items()}
+        compile_encoder(trainer.model, compile_what)
+        t0 = time.perf_counter()
         for _ in range(warmup):
             trainer.train_step()
+        warmup_s = time.perf_counter() - t0
         times = []
         for _ in range(steps):
             t0 = time.perf_counter()
             trainer.train_step()
             times.append(time.perf_counter() - t0)
         trainer.close_streams()  # the data workers stop before their cache folder is removed
-        return times, trainer.precision
+        return times, trainer.precision, warmup_s
 
 
 def emit(rec: dict, out: Path | None) -> None:
@@ -116,12 +141,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--stage", type=int, choices=(1, 2), default=1, help="2: the demo's second stage")
     ap.add_argument("--cache", choices=("cold", "warm", "off"), default="cold", help="the SynthFaces render cache")
+    ap.add_argument("--compile", choices=("none", "blocks", "encoder"), default="none", help="torch.compile it")
     ap.add_argument("--out", type=Path, help="append the result line to this JSON-lines file")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     overrides = json.loads(args.overrides)
-    times, precision = step_times(
-        overrides, args.steps, args.warmup, args.fixed, args.workers, args.stage, "off" if args.fixed else args.cache
+    cache = "off" if args.fixed else args.cache
+    times, precision, warmup_s = step_times(
+        overrides, args.steps, args.warmup, args.fixed, args.workers, args.stage, cache, args.compile
     )
     rec = {
         "overrides": overrides,
@@ -130,6 +157,8 @@ def main() -> None:
         "fixed_batches": args.fixed,
         **({} if args.fixed else {"render_cache": args.cache}),
         "threads": args.threads,
+        **({} if args.compile == "none" else {"compile": args.compile, "warmup_s": round(warmup_s, 1)}),
+        "warmup_steps": args.warmup,
         "median_s": round(statistics.median(times), 3),
         "min_s": round(min(times), 3),
         "max_s": round(max(times), 3),
