@@ -182,6 +182,12 @@ def test_a_presets_per_task_pooled_readouts_keep_the_runs_tasks(tmp_path, monkey
     landmarks = demo_config(tmp_path / "lm", "standard", tasks=["synth_landmarks"])
     assert (landmarks.train.pooled_heads, landmarks.train.pooled_head_queries) == (0, 0)
     assert heads_config(pair, 450).train.pooled_head_queries == 0  # stage 2 trains no pooled head
+    mean = {**train, "pooled_head_mean": True}
+    monkeypatch.setitem(PRESETS, "standard", PRESETS["standard"].model_copy(update={"train": mean}))
+    pair = demo_config(tmp_path / "pair2", "standard", tasks=["synth_landmarks", "synth_attributes"])
+    assert pair.train.pooled_head_mean
+    age = demo_config(tmp_path / "age2", "standard", tasks=["synth_age"])  # no attention readout left to add it to
+    assert (age.train.pooled_head_queries, age.train.pooled_head_mean) == ({}, False)
 
 
 def test_unknown_preset_names_the_presets(tmp_path):

@@ -25,7 +25,10 @@ def _last_linear(head: nn.Module) -> nn.Linear:
     return [m for m in head.modules() if isinstance(m, nn.Linear)][-1]
 
 
-@pytest.mark.parametrize("readout", [{}, {"pooled_head_hidden": 16}, {"pooled_head_queries": 2}])
+@pytest.mark.parametrize(
+    "readout",
+    [{}, {"pooled_head_hidden": 16}, {"pooled_head_queries": 2}, {"pooled_head_queries": 2, "pooled_head_mean": True}],
+)
 def test_pooled_heads_train_beside_the_model_and_resume_exactly(registry, tmp_path, readout):
     train = {**POOLED, **readout}
     full = Trainer(run_config(tmp_path / "a", train=train), registry=registry)
@@ -108,6 +111,32 @@ def test_an_attention_pooled_head_sends_its_gradient_where_it_attends():
     assert attention({32: tokens}, rows)["t"].shape == (1, 3)
 
 
+def test_an_attention_readout_beside_the_mean_sums_the_two_readouts():
+    """With ``mean``, the head's output is the mean head's readout (LayerNorm + Linear on the mean token) plus the
+    attention readout: zero either part of the Linear and the other readout is left exactly."""
+    torch.manual_seed(0)
+    tokens = torch.randn(3, 8, 4, 4)
+    rows = {"t": slice(0, 3)}
+    both = PooledHeads({"t": (8, 3, 32)}, {"t": 1.0}, queries=2, mean=True)
+    mean_head = PooledHeads({"t": (8, 3, 32)}, {"t": 1.0})
+    attention = PooledHeads({"t": (8, 3, 32)}, {"t": 1.0}, queries=2)
+    head, out = both.heads["t"], both.heads["t"].out
+    assert out.in_features == 3 * 8  # two queries' outputs and the mean token
+    with torch.no_grad():
+        mean_head.heads["t"][0].load_state_dict(head.mean_norm.state_dict())
+        mean_head.heads["t"][1].weight.copy_(out.weight[:, 16:])
+        mean_head.heads["t"][1].bias.copy_(out.bias)
+        attention.heads["t"].load_state_dict({**head.state_dict(), "out.weight": out.weight[:, :16]}, strict=False)
+        attention.heads["t"].out.bias.zero_()
+    total = both({32: tokens}, rows)["t"]
+    torch.testing.assert_close(total, mean_head({32: tokens}, rows)["t"] + attention({32: tokens}, rows)["t"])
+    with torch.no_grad():
+        out.weight[:, :16] = 0  # the attention's part gone: the mean head's readout
+    torch.testing.assert_close(both({32: tokens}, rows)["t"], mean_head({32: tokens}, rows)["t"])
+    with pytest.raises(ValueError, match="needs an attention readout"):
+        PooledHeads({"t": (8, 3, 32)}, {"t": 1.0}, mean=True)
+
+
 def test_a_run_without_pooled_heads_is_unchanged(registry, tmp_path):
     trainer = Trainer(run_config(tmp_path), registry=registry)
     assert trainer.pooled is None
@@ -152,6 +181,9 @@ def test_pooled_heads_need_mode_full_and_an_attribute_task(tmp_path):
         RunConfig.model_validate({"tasks": [{"name": "x"}], "train": {"pooled_head_hidden": 16}})
     with pytest.raises(ValidationError, match="pooled_head_queries.*asks for none"):
         RunConfig.model_validate({"tasks": [{"name": "x"}], "train": {"pooled_head_queries": 4}})
+    mean_alone = {"pooled_heads": 1.0, "pooled_head_mean": True}
+    with pytest.raises(ValidationError, match="pooled_head_mean adds the mean token.*queries asks for none"):
+        RunConfig.model_validate({"tasks": [{"name": "x"}], "train": mean_alone})
     both = {"pooled_heads": 1.0, "pooled_head_queries": 4, "pooled_head_hidden": 16}
     with pytest.raises(ValidationError, match="two readouts of the pooled heads: set one"):
         RunConfig.model_validate({"tasks": [{"name": "x"}], "train": both})

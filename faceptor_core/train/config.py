@@ -115,6 +115,11 @@ class TrainSection(_Strict):
         "reaches the tokens it attends to); one number for every pooled head, or {task: queries} for some of them "
         "(the others read the mean); 0: the mean. Not with pooled_head_hidden.",
     )
+    pooled_head_mean: bool = Field(
+        default=False,
+        description="With pooled_head_queries: the attention readout's Linear also reads the mean token (through a "
+        "LayerNorm of its own), so each such head sums the mean head's readout and the attention's.",
+    )
 
     @model_validator(mode="after")
     def _options_of_the_mode(self) -> TrainSection:
@@ -130,6 +135,11 @@ class TrainSection(_Strict):
             raise ValueError("train.pooled_head_hidden shapes the pooled heads, and train.pooled_heads asks for none")
         if self.wants_pooled_queries() and not self.wants_pooled_heads():
             raise ValueError("train.pooled_head_queries shapes the pooled heads, and train.pooled_heads asks for none")
+        if self.pooled_head_mean and not self.wants_pooled_queries():
+            raise ValueError(
+                "train.pooled_head_mean adds the mean token to an attention readout, and train.pooled_head_queries "
+                "asks for none"
+            )
         if self.wants_pooled_queries() and self.pooled_head_hidden:
             raise ValueError(
                 "train.pooled_head_queries and train.pooled_head_hidden are two readouts of the pooled heads: set one"

@@ -317,7 +317,8 @@ class Trainer:
                 )
         dim = self.model.encoder.embed_dim
         shapes = {n: (dim, self.model.tasks[n].num_queries, self.model.tasks[n].input_size) for n in fractions}
-        return PooledHeads(shapes, fractions, self.cfg.train.pooled_head_hidden, queries).to(self.device)
+        train = self.cfg.train
+        return PooledHeads(shapes, fractions, train.pooled_head_hidden, queries, train.pooled_head_mean).to(self.device)
 
     def _make_streams(self) -> dict[str, TaskStream]:
         streams = {}
@@ -651,7 +652,10 @@ class Trainer:
                     "it with the configuration it was started with"
                 )
             pooled = shapes_of(self.pooled.state_dict().items())
-            against = "this run's pooled heads (train.pooled_heads, pooled_head_hidden, pooled_head_queries)"
+            against = (
+                "this run's pooled heads (train.pooled_heads, pooled_head_hidden, pooled_head_queries, "
+                "pooled_head_mean)"
+            )
             self.pooled.load_state_dict(read_weights(directory / POOLED_HEADS, pooled, against=against))
         try:
             state = torch.load(directory / "trainer.pt", map_location="cpu", weights_only=True)

@@ -2,7 +2,8 @@
 
 Each attribute-type task of a run gets a LayerNorm and a Linear on the mean of the last encoder layer's tokens (with
 ``train.pooled_head_hidden: N``, each token through LayerNorm, Linear to N and GELU before the mean, then a Linear;
-with ``train.pooled_head_queries: Q``, Q learned queries attending over the normalised tokens, then a Linear),
+with ``train.pooled_head_queries: Q``, Q learned queries attending over the normalised tokens, then a Linear, which
+``train.pooled_head_mean`` also gives the normalised mean token),
 trained on the task's own loss beside the decoder's output. They are not part of the model (its checkpoint, its
 predictions): the trainer keeps them, in its checkpoints, to resume exactly. On 9,600 SynthFaces expression images the
 demo's encoder learns expression under such a head as ResNet-18 does (0.40 / 0.39 against 0.40 / 0.46) and, read
@@ -17,11 +18,12 @@ import torch
 from torch import nn
 
 
-def _head(dim: int, out: int, hidden: int, queries: int = 0) -> nn.Module:
+def _head(dim: int, out: int, hidden: int, queries: int = 0, mean: bool = False) -> nn.Module:
     """``hidden`` and ``queries`` 0: LayerNorm + Linear on the mean token; ``hidden``: LayerNorm, Linear to ``hidden``
-    and GELU on each token, whose mean a Linear reads; ``queries``: :class:`_AttentionPool`."""
+    and GELU on each token, whose mean a Linear reads; ``queries``: :class:`_AttentionPool` (``mean``: beside the mean
+    token)."""
     if queries:
-        return _AttentionPool(dim, out, queries)
+        return _AttentionPool(dim, out, queries, mean)
     if not hidden:
         return nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, out))
     return nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.GELU(), _MeanToken(), nn.Linear(hidden, out))
@@ -36,21 +38,26 @@ class _AttentionPool(nn.Module):
     """``queries`` learned queries attend over the LayerNorm-ed tokens (multi-head attention, 4 heads where the width
     allows); a Linear reads their outputs side by side. Its gradient reaches the tokens that the queries attend to,
     where the mean's reaches every token alike: a local cue (a beard, a fringe) can be learned where it is. The queries
-    start small, so the attention starts near uniform: near the mean token's readout."""
+    start small, so the attention starts near uniform: near the mean token's readout. With ``mean``, the Linear also
+    reads the mean token through a LayerNorm of its own: the mean head's readout and the attention's, summed."""
 
-    def __init__(self, dim: int, out: int, queries: int):
+    def __init__(self, dim: int, out: int, queries: int, mean: bool = False):
         super().__init__()
         heads = next(h for h in (4, 2, 1) if dim % h == 0)
         self.norm = nn.LayerNorm(dim)
         self.queries = nn.Parameter(torch.randn(queries, dim) * 0.02)
         self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
-        self.out = nn.Linear(queries * dim, out)
+        self.mean_norm = nn.LayerNorm(dim) if mean else None
+        self.out = nn.Linear((queries + mean) * dim, out)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """``B x N x C`` tokens -> ``B x out``."""
         x = self.norm(tokens)
         pooled, _ = self.attn(self.queries.expand(len(x), -1, -1), x, x, need_weights=False)
-        return self.out(pooled.flatten(1))
+        pooled = pooled.flatten(1)
+        if self.mean_norm is not None:
+            pooled = torch.cat([pooled, self.mean_norm(tokens.mean(dim=1))], dim=1)
+        return self.out(pooled)
 
 
 class PooledHeads(nn.Module):
@@ -58,7 +65,7 @@ class PooledHeads(nn.Module):
     input size; ``fractions[task]``: the share of the task's weight its pooled loss gets; ``hidden``: the width of a
     token-wise projection before the mean (0: none, LayerNorm + Linear on the mean token); ``queries``: learned
     queries that pool the tokens by attention instead of the mean, for every task or ``{task: queries}`` (0 or a task
-    not named: the mean)."""
+    not named: the mean); ``mean``: an attention readout also reads the mean token."""
 
     def __init__(
         self,
@@ -66,14 +73,17 @@ class PooledHeads(nn.Module):
         fractions: Mapping[str, float],
         hidden: int = 0,
         queries: int | Mapping[str, int] = 0,
+        mean: bool = False,
     ):
         super().__init__()
         per_task = queries if isinstance(queries, Mapping) else dict.fromkeys(shapes, queries)
         per_task = {task: per_task.get(task, 0) for task in shapes}
         if hidden and any(per_task.values()):
             raise ValueError("a pooled head reads the tokens through a hidden projection or by attention, not both")
+        if mean and not any(per_task.values()):
+            raise ValueError("the mean token beside the attention's outputs needs an attention readout (queries)")
         self.heads = nn.ModuleDict(
-            {task: _head(dim, out, hidden, per_task[task]) for task, (dim, out, _) in shapes.items()}
+            {task: _head(dim, out, hidden, per_task[task], mean) for task, (dim, out, _) in shapes.items()}
         )
         self.sizes = {task: size for task, (_, _, size) in shapes.items()}
         self.fractions = {task: fractions[task] for task in shapes}

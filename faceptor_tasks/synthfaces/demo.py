@@ -225,17 +225,20 @@ def without_pooled_heads(train: dict[str, Any]) -> dict[str, Any]:
 
 def _train_section(train: dict[str, Any], specs: Sequence[TaskSpec]) -> dict[str, Any]:
     """The preset's stage-1 train section for a run of ``specs``: pooled heads supervise attribute-type tasks, so
-    per-task fractions and readouts keep the run's tasks only, and a run without an attribute-type task (landmarks
-    alone) trains without them."""
+    per-task fractions and readouts keep the run's tasks only (``pooled_head_mean`` only where an attention readout
+    is left), and a run without an attribute-type task (landmarks alone) trains without them."""
     names = {spec.name for spec in specs}
     pooled, queries = train.get("pooled_heads"), train.get("pooled_head_queries")
     if isinstance(pooled, dict):
         pooled = {name: f for name, f in pooled.items() if name in names}
     if isinstance(queries, dict):
         queries = {name: q for name, q in queries.items() if name in names}
-    if pooled and any(spec.head_type == "attribute" for spec in specs):
-        return {**train, "pooled_heads": pooled, **({} if queries is None else {"pooled_head_queries": queries})}
-    return without_pooled_heads(train)
+    if not pooled or not any(spec.head_type == "attribute" for spec in specs):
+        return without_pooled_heads(train)
+    section = {**train, "pooled_heads": pooled, **({} if queries is None else {"pooled_head_queries": queries})}
+    if isinstance(queries, dict) and not any(queries.values()):
+        section.pop("pooled_head_mean", None)  # it adds to an attention readout, which this run's heads do not have
+    return section
 
 
 def stage1_config(cfg: RunConfig) -> RunConfig:
