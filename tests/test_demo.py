@@ -162,9 +162,12 @@ def test_the_standard_demos_pooled_heads_stay_with_stage_1_and_attribute_tasks(t
     demo = demo_config(tmp_path / "demo", "standard")
     fractions = {"synth_age": 1.0, "synth_expression": 1.0, "synth_attributes": 2.0}
     assert demo.train.pooled_heads == fractions and demo.train.mode == "full"
-    assert heads_config(demo, 450).train.pooled_heads == 0  # stage 2: the encoder is frozen, nothing to supervise
-    landmarks = demo_config(tmp_path / "lm", "standard", tasks=["synth_landmarks"])
-    assert landmarks.train.pooled_heads == 0  # no attribute-type task: no pooled head (the config would refuse one)
+    assert (demo.train.pooled_head_queries, demo.train.pooled_head_mean) == (4, True)  # attention beside the mean
+    stage2 = heads_config(demo, 450).train  # stage 2: the encoder is frozen, nothing to supervise
+    assert (stage2.pooled_heads, stage2.pooled_head_queries, stage2.pooled_head_mean) == (0, 0, False)
+    landmarks = demo_config(tmp_path / "lm", "standard", tasks=["synth_landmarks"]).train
+    # no attribute-type task: no pooled head, nor its readout (the config would refuse either)
+    assert (landmarks.pooled_heads, landmarks.pooled_head_queries, landmarks.pooled_head_mean) == (0, 0, False)
     # a subset keeps its own tasks' fractions: the trainer refuses a pooled head for a task the run does not have
     assert demo_config(tmp_path / "age", "standard", tasks=["synth_age"]).train.pooled_heads == {"synth_age": 1.0}
     pair = demo_config(tmp_path / "pair", "standard", tasks=["synth_landmarks", "synth_attributes"])
