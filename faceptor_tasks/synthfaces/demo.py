@@ -129,8 +129,8 @@ _RESNET_WEIGHTS = {**TYPE_WEIGHTS, "expression": 3.0, "attributes": 0.3}
 # through the decoder (docs/results.md, "Pooled heads with identity at 32 a step"). The attributes' head at twice its
 # share: 5 seeds, verification 0.90 against 0.81, attributes +0.005, expression 0.45 against 0.48 (docs/results.md,
 # "The attributes' gap"). Each pooled head reads the tokens by 4 attention queries beside the mean token: 6 paired
-# seeds, attributes +0.006, expression +0.011, every other task better (docs/results.md, "The mean token beside
-# the attention readout").
+# seeds, attributes +0.006, expression +0.011, landmarks, parsing and age better (docs/results.md, "The mean token
+# beside the attention readout").
 POOLED_MODEL = {**RESNET_MODEL, "decoder": {**RESNET_MODEL["decoder"], "memory_grad": 0.1}}
 POOLED_TRAIN = {
     "pooled_heads": {"synth_age": 1.0, "synth_expression": 1.0, "synth_attributes": 2.0},
