@@ -2,10 +2,10 @@
 
 Used to choose the demo's CPU recipe (docs/results.md, "Why the demo did not learn"). Each job is a dict:
 ``{"kind": "faceptor", "name": ..., "overrides": {...demo config overrides...}, "tasks": [...] | null}`` (besides
-run-config keys, overrides take the demo's ``preset``, ``standard`` by default; ``steps``, ``batch`` for every task
-(identity at twice it), ``batch_sizes`` per task, ``eval_limit`` and ``eval_every``, which also keeps every
-evaluation on the way as ``evals``; ``heads_steps`` and ``heads_lr``, the second stage's steps and learning rate,
-the preset's by default)
+run-config keys, overrides take the demo's ``preset``, ``standard`` by default; ``steps``, the preset's by default
+(400 whatever the preset before 2026-12-04); ``batch`` for every task (identity at twice it), ``batch_sizes`` per
+task, ``eval_limit`` and ``eval_every``, which also keeps every evaluation on the way as ``evals``; ``heads_steps``
+and ``heads_lr``, the second stage's steps and learning rate, the preset's by default)
 or
 ``{"kind": "specialist", "name": ..., "task": ..., "images": N, "batch": B, "lr": LR, "seed": S, "arch": A}``
 (``arch``: ``resnet18``, the default, or one of the ViT specialists that ``bench_specialist.ARCHS`` lists; optional
@@ -45,11 +45,11 @@ def _merge(a: dict, b: dict) -> None:
 def sweep_config(job: dict, out: Path, workers: int) -> RunConfig:
     """The demo configuration with ``job['overrides']`` (the module docstring lists the keys), as a RunConfig."""
     from faceptor_core.train.config import RunConfig
-    from faceptor_tasks.synthfaces.demo import DEMO_TASKS, demo_config
+    from faceptor_tasks.synthfaces.demo import DEMO_TASKS, PRESETS, demo_config
 
     ov = dict(job.get("overrides", {}))
     preset = ov.pop("preset", "standard")
-    steps = ov.pop("steps", 400)
+    steps = ov.pop("steps", PRESETS[preset].steps)  # before 2026-12-04: 400 whatever the preset
     batch = ov.pop("batch", None)
     batch_sizes = ov.pop("batch_sizes", {})  # {task: batch size}, after "batch"
     eval_limit = ov.pop("eval_limit", None)  # test items per task (default: the demo's)

@@ -34,6 +34,12 @@ def test_sweep_overrides_reach_the_run_config(tmp_path):
     assert cfg.type_weights["attributes"] == experiments.PRESETS["full"].type_weights["attributes"]
 
 
+@pytest.mark.parametrize("preset", ["quick", "standard", "full"])
+def test_a_sweep_job_without_steps_trains_its_presets_stage_1(tmp_path, preset):
+    cfg = learning_sweep.sweep_config({"overrides": {"preset": preset}}, tmp_path / "run", workers=0)
+    assert cfg.schedule.steps == experiments.PRESETS[preset].steps
+
+
 def test_a_claims_record_resumes_only_under_its_recipe(tmp_path, monkeypatch):
     monkeypatch.setattr(experiments, "RESULTS", tmp_path)
     claims = experiments.Claims("standard", seed=0)
