@@ -269,12 +269,13 @@ def train_specialist(
     arch: str = "resnet18",
     head_images: int = 0,
     head_lr: float | None = None,
+    outputs: list[tuple[torch.Tensor, object]] | None = None,
 ) -> dict:
     """Train the specialist on ``images`` images of ``task`` and score it on the test split. With ``head_images``, a
     second stage follows as the demo's does: the backbone frozen (eval mode: BatchNorm held), only its last layer
     trained on that many more images, on a fresh warm-up and one-cycle schedule at ``head_lr`` (``lr`` by default).
     A loss with parameters of its own (identity's CosFace classifier) trains with the net in both stages, as the
-    demo's trainer trains it."""
+    demo's trainer trains it. ``outputs``: a list that each test batch's metric input and target are appended to."""
     spec = default_registry().get_task(task)
     if task not in SUPPORTED:
         raise SystemExit(f"no specialist head for {task}; choose one of {', '.join(SUPPORTED)}")
@@ -336,6 +337,8 @@ def train_specialist(
                 continue
             values = _raw_to_metric_input(spec, net(normalise(b["image"])), size).cpu()
             metric.update(values, b["target"], b.get("meta"))
+            if outputs is not None:
+                outputs.append((values, b["target"]))
     return {
         "task": task,
         "arch": arch,

@@ -142,10 +142,10 @@ POOLED_TRAIN = {
 #: instructions, then stage 2: 450 steps of everything but the frozen encoder at twice the rate (``train.mode:
 #: heads``). Over 6 seeds expression is read at the like-for-like ResNet-18 anchor's level (0.44 against 0.45 on the
 #: same items; two seeds just under its lowest), verification above it, the attributes 0.004 under (docs/results.md).
-#: About 8:50 end to end on 2 such cores with the render cache, 11:38-12:49 on a much slower host, 11:52-14:13 on
-#: AVX512-BF16 without AMX (``minutes_fp32`` in float32). ``quick``: 2 minutes, the conv stem, one stage. ``full``
-#: (``--full``): 400 steps with identity at 32, no pooled heads (with them it trades verification for expression),
-#: and the same stage 2.
+#: About 8:50 end to end on 2 such cores with the render cache, 11:38-12:49 on a much slower host; with AVX512-BF16 and
+#: no AMX, 7:04 on a Zen 5 host and 11:52-14:13 on an older one (``minutes_fp32`` in float32). ``quick``: 2 minutes,
+#: the conv stem, one stage. ``full`` (``--full``): 400 steps with identity at 32, no pooled heads (with them it trades
+#: verification for expression), and the same stage 2.
 PRESETS: dict[str, DemoPreset] = {
     # 64 steps: landmarks and parsing beat their trivial answers beyond two standard errors and a twentieth of the
     # way to perfect on 2 seeds (32 steps: "barely", parsing F1 0.1245 against 0.1223); 1:36 in float32 on 2 AVX2 cores
@@ -161,8 +161,9 @@ PRESETS: dict[str, DemoPreset] = {
         # measured on a host about 10% slower than the 8:29 run's (demo_bf16_amx_seed0_pooled_attr2.json); the render
         # cache takes 5% off (12:14 -> 11:38 on a host 1.5 times as slow; demo_bf16_amx_seed0_render_cache.json):
         # about 8:50 on the 8:29 run's host; 14:13 and, with the attention readout, 11:52 measured on AVX512-BF16
-        # without AMX on two days (demo_bf16_avx512bf16_seed0.json, demo_bf16_avx512bf16_seed0_attention_mean.json)
-        minutes="9-14",
+        # without AMX on two days (demo_bf16_avx512bf16_seed0.json, demo_bf16_avx512bf16_seed0_attention_mean.json);
+        # 7:04 on a Zen 5 host with AVX512-BF16, the same results to the last digit (demo_bf16_zen5_seed0.json)
+        minutes="7-14",
         # 23-36 measured before the stride-2 pixel decoder (x1.16 a step), the unpadded decoder passes (x0.83 a
         # float32 step on a fixed batch) and identity at 32 with pooled heads (x1.09), docs/results.md
         minutes_fp32="24-38",
