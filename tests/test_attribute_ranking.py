@@ -34,6 +34,17 @@ def test_the_auc_is_the_share_of_positive_negative_pairs_ranked_right_ties_half(
     assert ranking.roc_auc(-scores, labels) == pytest.approx(1 - ranking.roc_auc(scores, labels), abs=1e-12)
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.booleans()), min_size=1, max_size=40))
+def test_the_best_threshold_is_the_best_of_every_threshold_and_never_splits_ties(items):
+    scores = np.array([s for s, _ in items], np.float64) / 7
+    labels = np.array([label for _, label in items])
+    cuts = np.concatenate([[-1.0], np.unique(scores)])  # "scores > cut": nothing called, then each distinct value
+    brute = max(float(((scores > cut) == labels).mean()) for cut in cuts)
+    assert ranking.best_threshold_accuracy(scores, labels) == pytest.approx(brute, abs=1e-12)
+    assert ranking.best_threshold_accuracy(scores, labels) >= max(labels.mean(), 1 - labels.mean()) - 1e-12
+
+
 def test_the_auc_of_one_class_is_undefined():
     assert np.isnan(ranking.roc_auc(np.array([0.2, 0.7]), np.array([True, True])))
 
@@ -42,7 +53,13 @@ def test_rows_tell_a_well_ranked_attribute_read_at_its_majority_from_one_read_ri
     targets = np.array([[1, 0], [0, 0], [0, 1], [0, 0]], np.float64)
     probs = np.array([[0.4, 0.1], [0.1, 0.2], [0.2, 0.9], [0.3, 0.3]])  # first: ranked right, never over 0.5
     rows = ranking.attribute_rows(["A", "B"], probs, targets, np.array([0, 0]))
-    assert rows[0] == {"attribute": "A", "majority": 0.75, "above_majority": 0.0, "auc": 1.0}
-    assert rows[1] == {"attribute": "B", "majority": 0.75, "above_majority": 0.25, "auc": 1.0}
+    assert rows[0] == {
+        "attribute": "A",
+        "majority": 0.75,
+        "above_majority": 0.0,
+        "best_threshold_above_majority": 0.25,  # a threshold under 0.4 would call it right
+        "auc": 1.0,
+    }
+    assert rows[1]["above_majority"] == 0.25 and rows[1]["auc"] == 1.0
     flipped = ranking.attribute_rows(["A", "B"], probs, targets, np.array([1, 0]))
     assert flipped[0]["majority"] == 0.25 and flipped[0]["above_majority"] == 0.5
