@@ -117,9 +117,14 @@ def primary(task: str, metrics: dict) -> float:
 
 
 def scored(task: str, metrics: dict) -> dict[str, float]:
-    """The task's primary metric and, beside it, its trivial answer's on the same split."""
+    """The task's primary metric, its trivial answer's on the same split and, when the evaluation gave error bars, the
+    standard error of the margin between them (``se``: what the report weighs a difference between two models
+    against)."""
     key = faceptor_core.get_task(task).primary_metric
-    return {"metric": metrics[key], "baseline": metrics[f"baseline/{key}"]}
+    out = {"metric": metrics[key], "baseline": metrics[f"baseline/{key}"]}
+    if f"margin_se/{key}" in metrics:
+        out["se"] = metrics[f"margin_se/{key}"]
+    return out
 
 
 def inference_ms(model, tasks: list[str], batch: int = 8, repeats: int = 3) -> float:

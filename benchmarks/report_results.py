@@ -1,8 +1,8 @@
 """Render docs/paper_claims.md from benchmarks/results/claims/<preset>/<experiment>_s<seed>.json (experiments.py).
 
 Every number is shown per seed ("a / b") beside the trivial answer on the same split, and every comparison says
-whether it held on every seed, and whether either side learned at all: when both sides sit at the trivial answer
-the comparison says nothing, and the table says so.
+whether it held beyond the noise on every seed, and whether either side learned at all: when both sides sit at the
+trivial answer the comparison says nothing, and the table says so.
 """
 
 from __future__ import annotations
@@ -76,18 +76,43 @@ def _digits(task: str) -> int:
     return 2 if task in ("synth_age", "gaze_synth") else 3
 
 
+#: A difference between two models counts on a seed when it exceeds this many standard errors of the difference.
+NOISE_SE = 2.0
+
+
+def seed_outcome(task: str, a: dict, b: dict) -> str:
+    """``"yes"`` when ``a`` beats ``b`` on the task's primary metric, ``"no"`` when ``b`` beats ``a``, ``"within
+    noise"`` when both entries carry standard errors (``se``) and the difference is within :data:`NOISE_SE` of the
+    difference's (the two combined as if independent; the models were scored on the same items, so this errs towards
+    "within noise"). Without standard errors the values alone decide."""
+    if a.get("se") is not None and b.get("se") is not None:
+        gain = a["metric"] - b["metric"] if _higher(task) else b["metric"] - a["metric"]
+        noise = NOISE_SE * (a["se"] ** 2 + b["se"] ** 2) ** 0.5
+        if abs(gain) <= noise:
+            return "within noise"
+        return "yes" if gain > 0 else "no"
+    return "yes" if _better(task, a["metric"], b["metric"]) else "no"
+
+
 def _verdict(task: str, a: list[dict], b: list[dict]) -> str:
-    """Does side ``a`` beat side ``b`` on every seed, and did either learn at all?"""
+    """Does side ``a`` beat side ``b`` beyond the noise on every seed, and did either learn at all?"""
     learned_a = all(learned(task, r["metric"], r["baseline"]) for r in a)
     learned_b = all(learned(task, r["metric"], r["baseline"]) for r in b)
     if not (learned_a or learned_b):
         return "neither beats the trivial answer: says nothing"
-    wins = [_better(task, x["metric"], y["metric"]) for x, y in zip(a, b, strict=True)]
-    if all(wins):
-        return "yes, every seed"
-    if not any(wins):
-        return "no, every seed"
-    return "mixed across seeds"
+    outcomes = [seed_outcome(task, x, y) for x, y in zip(a, b, strict=True)]
+    if len(set(outcomes)) == 1:
+        return f"{outcomes[0]}, every seed"
+    return f"mixed across seeds ({' / '.join(outcomes)})"
+
+
+def _without_error_bars(record: object) -> bool:
+    """Whether a record holds a scored entry (``metric`` beside ``baseline``) without its standard error."""
+    if isinstance(record, dict):
+        if "metric" in record and "baseline" in record and record.get("se") is None:
+            return True
+        return any(_without_error_bars(v) for v in record.values())
+    return False
 
 
 def _mean(values: list[float]) -> float:
@@ -256,6 +281,8 @@ def _claims(results: Path) -> list[str]:
         lines += ["Type weights of every run: " + ", ".join(f"{k} {v:g}" for k, v in w.items()) + ".", ""]
     elif weights:
         lines += ["The records were measured with different type weights; each file names its own.", ""]
+    if any(_without_error_bars(r) for found in records.values() for r in found):
+        lines += ["These records carry no error bars: each comparison below reads the values alone.", ""]
     for name, section in sections.items():
         if records[name]:
             lines += section(records[name])
@@ -273,7 +300,9 @@ def render(results: Path, out: Path) -> None:
         "preset's model and recipe, one section per preset. Each number is given per seed (seed 0 / seed 1 ...) beside",
         "the trivial answer fitted on the same training split and scored on the same test split. A comparison is",
         f"only read when at least one side closes more than {LEARNED_MARGIN:.0%} of the distance from the trivial",
-        "answer to a perfect score (1 for accuracies and F1, 0 for errors) on every seed.",
+        "answer to a perfect score (1 for accuracies and F1, 0 for errors) on every seed, and a difference counts on a",
+        f"seed only beyond {NOISE_SE:g} standard errors of the difference (each model's from its evaluation's error",
+        "bars, combined as if independent); records without error bars compare the values alone, and say so.",
         "SynthFaces is a smoke dataset: these numbers say whether the machinery behaves as the paper claims on",
         "easy synthetic faces, not how a model does on real ones.",
         "",

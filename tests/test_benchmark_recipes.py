@@ -220,3 +220,10 @@ def test_faceptor_specialist_gradient_options():
     _, g_nokey = encoder_grads("faceptor_keydetach")
     assert not torch.allclose(g_nokey["encoder.patch_embed.proj.weight"], g_plain["encoder.patch_embed.proj.weight"])
     assert g_nokey["decoder.layers.0.cross_attn.in_proj_weight"].abs().sum() > 0
+
+
+def test_a_claims_entry_keeps_the_error_bars_its_evaluation_gave():
+    metrics = {"mae": 12.5, "baseline/mae": 23.9, "margin_se/mae": 1.3}
+    assert experiments.scored("synth_age", metrics) == {"metric": 12.5, "baseline": 23.9, "se": 1.3}
+    del metrics["margin_se/mae"]  # an evaluation without error bars: none invented
+    assert experiments.scored("synth_age", metrics) == {"metric": 12.5, "baseline": 23.9}

@@ -1,5 +1,5 @@
-"""docs/paper_claims.md's renderer: per-seed numbers beside the trivial answer, and no verdict read from a
-comparison in which neither side learned."""
+"""docs/paper_claims.md's renderer: per-seed numbers beside the trivial answer, no verdict read from a comparison in
+which neither side learned, and no win read from a difference within the noise."""
 
 from __future__ import annotations
 
@@ -13,22 +13,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 report_results = pytest.importorskip("report_results")
 
 
-def _side(metric: float, baseline: float) -> dict:
-    return {"metric": metric, "baseline": baseline, "seconds": 1.0}
+def _side(metric: float, baseline: float, se: float | None) -> dict:
+    return {"metric": metric, "baseline": baseline, "seconds": 1.0, **({} if se is None else {"se": se})}
 
 
-def _multitask(seed: int, landmarks: tuple[float, float], expression: tuple[float, float]) -> dict:
+def _multitask(
+    seed: int, landmarks: tuple[float, float], expression: tuple[float, float], se: float | None = 0.001
+) -> dict:
+    """Multi-task and single-task values per task; ``se``: every entry's standard error (None: records without)."""
     tasks = {"synth_landmarks": (landmarks, 0.119), "synth_expression": (expression, 0.150)}
     return {
         "seed": seed,
         "steps": 240,
         "multi": {
-            "metrics": {t: _side(v[0], b) for t, (v, b) in tasks.items()},
+            "metrics": {t: _side(v[0], b, se) for t, (v, b) in tasks.items()},
             "seconds": 500.0,
             "parameters": 4_400_000,
             "inference_ms_all_tasks": 60.0,
         },
-        "single": {t: _side(v[1], b) for t, (v, b) in tasks.items()},
+        "single": {t: _side(v[1], b, se) for t, (v, b) in tasks.items()},
         "single_total": {"parameters": 20_000_000, "inference_ms_all_tasks": 300.0, "seconds": 700.0},
     }
 
@@ -70,7 +73,27 @@ def test_both_sides_at_the_trivial_answer_say_nothing(tmp_path):
 
 def test_seeds_that_disagree_are_reported_as_mixed(tmp_path):
     text = _render(tmp_path, [_multitask(0, (0.095, 0.100), (0.14, 0.15)), _multitask(1, (0.104, 0.100), (0.15, 0.14))])
-    assert _row(text, "synth_landmarks")[5] == "mixed across seeds"
+    assert _row(text, "synth_landmarks")[5] == "mixed across seeds (yes / no)"
+
+
+def test_a_difference_within_twice_its_standard_error_is_no_win(tmp_path):
+    """0.005 better on each seed, each model's standard error 0.004: within 2 x 0.0057 of the difference."""
+    recs = [_multitask(s, (0.095, 0.100), (0.30, 0.25), se=0.004) for s in (0, 1)]
+    assert _row(_render(tmp_path / "a", recs), "synth_landmarks")[5] == "within noise, every seed"
+    recs[1]["multi"]["metrics"]["synth_landmarks"]["metric"] = 0.080  # 0.020 better: beyond the noise
+    assert _row(_render(tmp_path / "b", recs), "synth_landmarks")[5] == "mixed across seeds (within noise / yes)"
+    parsing = report_results.seed_outcome("synth_parsing", {"metric": 0.60, "se": 0.01}, {"metric": 0.55, "se": 0.01})
+    assert parsing == "yes"
+    assert report_results.seed_outcome("synth_age", {"metric": 14.0, "se": 0.5}, {"metric": 12.0, "se": 0.5}) == "no"
+
+
+def test_records_without_error_bars_compare_the_values_alone_and_say_so(tmp_path):
+    recs = [_multitask(s, (0.0995, 0.100), (0.30, 0.25), se=None) for s in (0, 1)]
+    text = _render(tmp_path / "a", recs)
+    assert _row(text, "synth_landmarks")[5] == "yes, every seed"
+    assert "These records carry no error bars: each comparison below reads the values alone." in text
+    with_bars = _render(tmp_path / "b", [_multitask(s, (0.0995, 0.100), (0.30, 0.25)) for s in (0, 1)])
+    assert "no error bars" not in with_bars and _row(with_bars, "synth_landmarks")[5] == "within noise, every seed"
 
 
 def test_learned_means_closing_part_of_the_gap_to_a_perfect_score():
@@ -85,7 +108,7 @@ def test_learned_means_closing_part_of_the_gap_to_a_perfect_score():
 
 def test_the_multitask_verdicts_are_counted_over_the_tasks(tmp_path):
     text = _render(tmp_path, [_multitask(0, (0.095, 0.100), (0.30, 0.25)), _multitask(1, (0.104, 0.100), (0.31, 0.26))])
-    counts = "mixed across seeds on 1 of 2 (synth_landmarks); yes, every seed on 1 of 2 (synth_expression)"
+    counts = "mixed across seeds (yes / no) on 1 of 2 (synth_landmarks); yes, every seed on 1 of 2 (synth_expression)"
     assert f"Multi-task better? {counts}." in text
 
 
