@@ -84,7 +84,8 @@ def attribute_rows(
     return rows
 
 
-def test_loader(limit: int, size: int) -> DataLoader:
+def scored_items(limit: int, size: int) -> DataLoader:
+    """The first ``limit`` test items through the task's evaluation transform, as the demo's evaluation reads them."""
     spec = default_registry().get_task(TASK)
     return DataLoader(eval_dataset(spec, None, "test", size, limit), batch_size=50, collate_fn=collate_items)
 
@@ -95,7 +96,7 @@ def model_probabilities(checkpoint: Path, limit: int) -> tuple[np.ndarray, np.nd
     model = faceptor_core.load(checkpoint).eval()
     size = model.tasks[TASK].input_size
     probs, targets = [], []
-    for batch in test_loader(limit, size):
+    for batch in scored_items(limit, size):
         raw = model({size: batch["image"]}, [TASK])[TASK]
         probs.append(prediction_tensor(model.decode(TASK, raw, (size, size))).float().numpy())
         targets.append(np.asarray(batch["target"], np.float64))
@@ -106,7 +107,7 @@ def majority_values(size: int) -> np.ndarray:
     """The task's trivial baseline (each attribute's majority value on the training items), as 0/1 per attribute."""
     spec = default_registry().get_task(TASK)
     baseline = fit_baseline(spec, None, size)
-    batch = next(iter(test_loader(1, size)))  # the baseline's answer is the same for every item
+    batch = next(iter(scored_items(1, size)))  # the baseline's answer is the same for every item
     return (np.asarray(baseline.predict(batch), np.float64)[0] > 0.5).astype(np.int64)
 
 
