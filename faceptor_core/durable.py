@@ -16,8 +16,8 @@ present, else ``D``) and :func:`recover_dir` finishes the interrupted swap with 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -56,32 +56,32 @@ def fsync_tree(path: str | os.PathLike) -> None:
         fsync_dir(base)
 
 
-def new_file_mode() -> int:
-    """The permissions ``open()`` gives a new file: ``0o666`` less the process umask. Read from Linux's
-    ``/proc/self/status`` where it reports it, so that no other thread sees the umask changed."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return 0o666 & ~int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
+def _new_temporary(folder: Path, name: str) -> tuple[int, str]:
+    """A new, uniquely named temporary file for ``name`` in ``folder``, and its descriptor. It is created as
+    ``open()`` creates files (``0o666`` less the umask, applied by the system), where ``tempfile.mkstemp`` makes
+    them owner-only."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = folder / f".{name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), str(tmp)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{folder}: no free temporary name for {name!r}")
 
 
 def write_atomic(path: str | os.PathLike, data: bytes | Callable[[str], None]) -> Path:
     """Write ``path`` through a temporary file in the same folder, fsynced, then renamed over it: a reader
     (or a crash) sees the old content or the new one, never a mixture. ``data`` is the bytes, or a
     function that writes the file at the path it is given. The file keeps the permissions of the one it
-    replaces; a new one gets those of a plain ``open()`` (the temporary file's own are owner-only)."""
+    replaces; a new one gets those of a plain ``open()``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        mode = path.stat().st_mode & 0o7777
+        mode: int | None = path.stat().st_mode & 0o7777
     except FileNotFoundError:
-        mode = new_file_mode()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        mode = None
+    fd, tmp = _new_temporary(path.parent, path.name)
     try:
         if callable(data):
             os.close(fd)
@@ -89,7 +89,8 @@ def write_atomic(path: str | os.PathLike, data: bytes | Callable[[str], None]) -
         else:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-        os.chmod(tmp, mode)
+        if mode is not None:
+            os.chmod(tmp, mode)
         fsync_file(tmp)
         os.replace(tmp, path)
     except BaseException:
