@@ -130,13 +130,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, help="write the rows here as JSON")
     args = ap.parse_args()
+    if args.labels and len(args.labels) != len(args.checkpoints):
+        ap.error(f"--labels: {len(args.labels)} given for {len(args.checkpoints)} checkpoints")
     torch.set_num_threads(args.threads)
     names = list(SYNTH_ATTRIBUTES)  # the order of the task's target columns
     size = default_registry().get_task(TASK).input_size
     majority = majority_values(size)
     result: dict = {"test_items": args.test, "models": {}}
-    if args.labels and len(args.labels) != len(args.checkpoints):
-        ap.error(f"--labels: {len(args.labels)} given for {len(args.checkpoints)} checkpoints")
     for checkpoint, label in zip(args.checkpoints, args.labels or map(str, args.checkpoints), strict=True):
         probs, targets = model_probabilities(checkpoint, args.test)
         result["models"][label] = attribute_rows(names, probs, targets, majority)
