@@ -117,9 +117,9 @@ def commands() -> list[CommandSpec]:
             help="train a small Faceptor on SynthFaces and write a report",
             description="Train a small Faceptor on every SynthFaces task on the CPU and write a report: metrics "
             "beside their trivial answers, loss curves and predictions (OUT/report/metrics.md). The standard run "
-            f"takes {PRESETS['standard'].minutes} minutes on 2 cores with bf16 instructions and 2.5 to 4 times as long "
-            f"on cores without them ({PRESETS['standard'].minutes_fp32} minutes on 2 AVX2 cores, in float32, "
-            "estimated); --quick and --full say theirs.",
+            f"takes {PRESETS['standard'].minutes} minutes on 2 cores with bf16 instructions and "
+            f"{PRESETS['standard'].minutes_fp32} on 2 AVX2 cores without them (in float32); --quick and --full say "
+            "theirs.",
             add_arguments=add_demo_arguments,
             run=cmd_demo,
         ),
