@@ -13,6 +13,9 @@ or
 demo's stage 2 trains its decoders; ``eval_limit``: test items scored, 500 by default, the demo's 300 to compare on
 its items).
 
+Each job's record is appended to the results as the job ends (so in the order they end), and a line says when each
+job starts and ends.
+
     python benchmarks/learning_sweep.py jobs.json results.jsonl --parallel 6 --workers 2
     python benchmarks/learning_sweep.py jobs.json results.jsonl --parallel 1 --threads 2   # a demo's wall time
 """
@@ -26,7 +29,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -138,24 +142,35 @@ def main() -> None:
         _child(args.child, args.workers, args.threads)
         return
     jobs = json.loads(Path(args.jobs).read_text())
+    start = time.monotonic()
 
     def one(job: dict) -> str:
         cmd = [sys.executable, __file__, "-", "-", "--workers", str(args.workers), "--threads", str(args.threads)]
         cmd += ["--child", json.dumps(job)]
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+        print(f"[{_clock(start)}] started {job.get('name')}", flush=True)
         p = subprocess.run(cmd, capture_output=True, text=True, env=env)
         lines = [x for x in p.stdout.splitlines() if x.startswith("RESULT ")]
         if not lines:
             return json.dumps({"job": job, "error": p.stderr[-2000:]})
         return lines[-1][len("RESULT ") :]
 
+    # each record is written as its job ends: one finished early is neither held back behind a slower one nor lost
+    # when the sweep is stopped before the rest end
     with ThreadPoolExecutor(args.parallel) as pool, open(args.results, "a") as fh:
-        for line in pool.map(one, jobs):
+        for done, future in enumerate(as_completed([pool.submit(one, job) for job in jobs]), 1):
+            line = future.result()
             fh.write(line + "\n")
             fh.flush()
             rec = json.loads(line)
             summary = "ERROR" if "error" in rec else json.dumps(rec.get("results", rec.get("metrics")))[:400]
-            print(rec["job"].get("name"), summary, flush=True)
+            print(f"[{_clock(start)}] {done}/{len(jobs)} done: {rec['job'].get('name')} {summary}", flush=True)
+
+
+def _clock(start: float) -> str:
+    """Minutes and seconds since ``start`` (``time.monotonic()``)."""
+    minutes, seconds = divmod(int(time.monotonic() - start), 60)
+    return f"{minutes}:{seconds:02d}"
 
 
 if __name__ == "__main__":

@@ -3,7 +3,10 @@ the preset recipe it was measured with."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -227,3 +230,33 @@ def test_a_claims_entry_keeps_the_error_bars_its_evaluation_gave():
     assert experiments.scored("synth_age", metrics) == {"metric": 12.5, "baseline": 23.9, "se": 1.3}
     del metrics["margin_se/mae"]  # an evaluation without error bars: none invented
     assert experiments.scored("synth_age", metrics) == {"metric": 12.5, "baseline": 23.9}
+
+
+def test_sweep_writes_each_record_as_its_job_ends(tmp_path, monkeypatch, capsys):
+    """A job that ends first is on disk before a slower one ends: stopping a sweep loses only unfinished jobs."""
+    results = tmp_path / "results.jsonl"
+    jobs = tmp_path / "jobs.json"
+    jobs.write_text(json.dumps([{"kind": "faceptor", "name": "slow"}, {"kind": "faceptor", "name": "fast"}]))
+
+    def fake_run(cmd, **kwargs):
+        job = json.loads(cmd[cmd.index("--child") + 1])
+        seen_fast = True
+        if job["name"] == "slow":  # ends only once the fast job's record is on disk (or gives up after 10 s)
+            deadline = time.monotonic() + 10
+            while "fast" not in (results.read_text() if results.exists() else ""):
+                if time.monotonic() > deadline:
+                    seen_fast = False
+                    break
+                time.sleep(0.02)
+        rec = {"job": job, "results": {"seen_fast": seen_fast}}
+        return subprocess.CompletedProcess(cmd, 0, stdout="RESULT " + json.dumps(rec) + "\n", stderr="")
+
+    monkeypatch.setattr(learning_sweep.subprocess, "run", fake_run)
+    monkeypatch.setattr(sys, "argv", ["learning_sweep.py", str(jobs), str(results), "--parallel", "2"])
+    learning_sweep.main()
+    recs = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [r["job"]["name"] for r in recs] == ["fast", "slow"]
+    assert recs[1]["results"]["seen_fast"]
+    out = capsys.readouterr().out
+    assert "started slow" in out and "started fast" in out
+    assert "1/2 done: fast" in out and "2/2 done: slow" in out
