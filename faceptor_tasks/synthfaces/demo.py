@@ -143,9 +143,9 @@ POOLED_TRAIN = {
 #: heads``). Over 6 seeds expression is read at the like-for-like ResNet-18 anchor's level (0.44 against 0.45 on the
 #: same items; two seeds just under its lowest), verification above it, the attributes 0.004 under (docs/results.md).
 #: About 8:50 end to end on 2 such cores with the render cache, 11:38-12:49 on a much slower host; with AVX512-BF16 and
-#: no AMX, 7:04 on a Zen 5 host and 11:52-14:13 on an older one (``minutes_fp32`` in float32). ``quick``: 2 minutes,
-#: the conv stem, one stage. ``full`` (``--full``): 400 steps with identity at 32, no pooled heads (with them it trades
-#: verification for expression), and the same stage 2.
+#: no AMX, 7:04 on a Zen 5 host and 11:52-14:13 on older ones (13:36 on a Zen 4; ``minutes_fp32`` in float32).
+#: ``quick``: 2 minutes, the conv stem, one stage. ``full`` (``--full``): 400 steps with identity at 32, no pooled
+#: heads (with them it trades verification for expression), and the same stage 2.
 PRESETS: dict[str, DemoPreset] = {
     # 64 steps: landmarks and parsing beat their trivial answers beyond two standard errors and a twentieth of the
     # way to perfect on 2 seeds (32 steps: "barely", parsing F1 0.1245 against 0.1223); 1:36 and 1:42 in float32 on 2
@@ -163,7 +163,8 @@ PRESETS: dict[str, DemoPreset] = {
         # cache takes 5% off (12:14 -> 11:38 on a host 1.5 times as slow; demo_bf16_amx_seed0_render_cache.json):
         # about 8:50 on the 8:29 run's host; 14:13 and, with the attention readout, 11:52 measured on AVX512-BF16
         # without AMX on two days (demo_bf16_avx512bf16_seed0.json, demo_bf16_avx512bf16_seed0_attention_mean.json);
-        # 7:04 on a Zen 5 host with AVX512-BF16, the same results to the last digit (demo_bf16_zen5_seed0.json)
+        # 7:04 on a Zen 5 host with AVX512-BF16, the same results to the last digit (demo_bf16_zen5_seed0.json); 13:36
+        # on a Zen 4 host with AVX512-BF16, the same results again (demo_bf16_zen4_seed0.json)
         minutes="7-14",
         # 21:19 measured on a Zen 2 host (demo_fp32_zen2_seed0.json); its fixed-batch step is 1.44-1.63 times as fast
         # as that of the AVX2 host that took 36:02 for the previous recipe, whose step costs the same: about 31-35 there
