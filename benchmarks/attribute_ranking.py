@@ -90,10 +90,15 @@ def scored_items(limit: int, size: int) -> DataLoader:
     return DataLoader(eval_dataset(spec, None, "test", size, limit), batch_size=50, collate_fn=collate_items)
 
 
-@torch.no_grad()
 def model_probabilities(checkpoint: Path, limit: int) -> tuple[np.ndarray, np.ndarray]:
     """A saved model's attribute probabilities on the first ``limit`` test items, and their targets."""
-    model = faceptor_core.load(checkpoint).eval()
+    return probabilities(faceptor_core.load(checkpoint), limit)
+
+
+@torch.no_grad()
+def probabilities(model, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """A model's attribute probabilities on the first ``limit`` test items (in eval mode), and their targets."""
+    model.eval()
     size = model.tasks[TASK].input_size
     probs, targets = [], []
     for batch in scored_items(limit, size):

@@ -22,20 +22,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from faceptor_core.evaluate import prediction_tensor
 from faceptor_core.model import faceptor as faceptor_module
 from faceptor_core.train import engine
 from faceptor_core.train.config import load_run_config
+from faceptor_tasks.synthfaces.labels import SYNTH_ATTRIBUTES
 
 sys.path.insert(0, str(Path(__file__).parent))
-from attribute_ranking import attribute_rows, majority_values, scored_items  # noqa: E402
+from attribute_ranking import TASK, attribute_rows, majority_values, probabilities  # noqa: E402
 
 RARE = ("Goatee", "No_Beard", "Mustache", "Bangs", "Wearing_Lipstick", "Receding_Hairline")
 
 
-def patch(tasks: list[str], tokens: int) -> None:
-    """Give the trainer's model a ``cross_bias`` per task in ``tasks`` and the decoder pass the bias as its
-    cross-attention mask."""
+def patched_methods(tasks: list[str], tokens: int):
+    """The trainer's ``_build_model`` giving its model a ``cross_bias`` per task in ``tasks``, and Faceptor's
+    ``_decoder_pass`` handing the biases to the decoder as its cross-attention mask (zero for other tasks)."""
     build = engine.Trainer._build_model
 
     def build_with_bias(self):
@@ -78,8 +78,12 @@ def patch(tasks: list[str], tokens: int) -> None:
         hs, weights = self.decoder(tgt, mem, pos, qpos, self_mask, torch.cat(biases), need_weights)
         return hs.split([t.shape[0] for t in tgts]), weights
 
-    engine.Trainer._build_model = build_with_bias
-    faceptor_module.Faceptor._decoder_pass = decoder_pass
+    return build_with_bias, decoder_pass
+
+
+def patch(tasks: list[str], tokens: int) -> None:
+    """Install :func:`patched_methods` for this process."""
+    engine.Trainer._build_model, faceptor_module.Faceptor._decoder_pass = patched_methods(tasks, tokens)
 
 
 def regroup(trainer: engine.Trainer, scale: float) -> float:
@@ -98,20 +102,10 @@ def regroup(trainer: engine.Trainer, scale: float) -> float:
     return multiplier
 
 
-@torch.no_grad()
 def attribute_ranks(model, limit: int) -> dict:
     """Mean AUC, the rare six's mean AUC and their rows, on the first ``limit`` test items."""
-    task = "synth_attributes"
-    model.eval()
-    size = model.tasks[task].input_size
-    probs, targets = [], []
-    for batch in scored_items(limit, size):
-        raw = model({size: batch["image"]}, [task])[task]
-        probs.append(prediction_tensor(model.decode(task, raw, (size, size))).float().numpy())
-        targets.append(np.asarray(batch["target"], np.float64))
-    from faceptor_tasks.synthfaces.labels import SYNTH_ATTRIBUTES
-
-    rows = attribute_rows(list(SYNTH_ATTRIBUTES), np.concatenate(probs), np.concatenate(targets), majority_values(size))
+    probs, targets = probabilities(model, limit)
+    rows = attribute_rows(list(SYNTH_ATTRIBUTES), probs, targets, majority_values(model.tasks[TASK].input_size))
     rare = {r["attribute"]: r for r in rows if r["attribute"] in RARE}
     return {
         "mean_auc": round(float(np.nanmean([r["auc"] for r in rows])), 4),
