@@ -149,13 +149,13 @@ def main() -> None:
         probs, targets, rec = anchor_probabilities(seed, args.test)
         result["models"][f"ResNet-18 anchor, seed {seed}"] = attribute_rows(names, probs, targets, majority)
         result.setdefault("anchor_records", []).append(rec)
+    if args.out is not None:  # before printing: a reader that stops early (| head) must not cost the record
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
     for label, rows in result["models"].items():
         print(f"{label}: mean AUC {np.nanmean([r['auc'] for r in rows]):.3f}")
         for r in sorted(rows, key=lambda r: r["auc"]):
             name, above = r["attribute"], r["above_majority"]
             print(f"  {name:22s} majority {r['majority']:.3f}  {above:+.3f}  AUC {r['auc']:.3f}")
-    if args.out is not None:
-        args.out.write_text(json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -137,9 +137,9 @@ def main() -> None:
         "bias_abs_mean": {t: float(p.abs().mean()) for t, p in trainer.model.cross_bias.items()},
     }
     text = json.dumps(record, indent=1)
-    print(text)
-    if args.out is not None:
+    if args.out is not None:  # before printing: a reader that stops early (| head) must not cost the record
         args.out.write_text(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":

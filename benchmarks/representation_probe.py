@@ -185,9 +185,9 @@ def main() -> None:
     args = ap.parse_args()
     result = {"label": args.label, **probe(args.checkpoint, args.train, args.test)}
     text = json.dumps(result, indent=2)
-    print(text)
-    if args.out is not None:
+    if args.out is not None:  # before printing: a reader that stops early (| head) must not cost the record
         args.out.write_text(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":
