@@ -29,65 +29,44 @@ from torch.utils.data import DataLoader
 import faceptor_core
 from faceptor_core.build import from_config
 from faceptor_core.checkpoint import read_manifest
-from faceptor_core.data.collate import collate_items
-from faceptor_core.evaluate import eval_dataset
-from faceptor_core.registry import default_registry
 from faceptor_tasks.synthfaces.labels import SYNTH_ATTRIBUTES
 
 sys.path.insert(0, str(Path(__file__).parent))
-from attribute_ranking import majority_values, roc_auc  # noqa: E402
+from attribute_ranking import RARE, TASK, majority_values, roc_auc, scored_items  # noqa: E402
+from representation_probe import probe_logits  # noqa: E402
 
-TASK = "synth_attributes"
-#: The attributes the demo reads at or near their majority value (docs/results.md).
-RARE = ("Goatee", "No_Beard", "Mustache", "Bangs", "Wearing_Lipstick", "Receding_Hairline")
 POOLS = (1, 3)
-
-
-def items(split: str, limit: int, size: int) -> DataLoader:
-    spec = default_registry().get_task(TASK)
-    return DataLoader(eval_dataset(spec, None, split, size, limit), batch_size=50, collate_fn=collate_items)
 
 
 @torch.no_grad()
 def level_features(model, loader: DataLoader, size: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """``{level (pool): N x features}`` for every level of the encoder, and the ``N x A`` targets."""
+    """``{level (pool): N x features}`` for every level of the encoder, and the ``N x A`` targets. The stem's maps
+    are those of the model's own encoder pass; only its third stage, before the projection to the tokens, is run
+    again from the second's."""
     stem = model.encoder.patch_embed
     parts: dict[str, list[np.ndarray]] = {}
     targets = []
     for batch in loader:
-        x = model.normalise(model.prepare({size: batch["image"]}, [size])[size], size).float()
-        fine = stem.entry[:3](x)
-        s1 = stem.stage1(stem.entry[3](fine))
-        s2 = stem.stage2(s1)
-        s3 = stem.stage3(s2)
-        feats = model.encode({size: batch["image"]})[size]
-        maps = {"pixels": x, "stem entry (stride 2)": fine, "stem stage 1 (stride 4)": s1}
-        maps |= {"stem stage 2 (stride 8)": s2, "stem stage 3 (stride 16)": s3}
-        maps |= {f"block {i + 1} (stride 16)": f.float() for i, f in enumerate(feats)}
+        x = model.prepare({size: batch["image"]}, [size])
+        feats = model.encode(x)[size]
+        if feats.stem_fine is None or feats.stem_mid is None:
+            raise ValueError("the probes need the ResNet stem's maps: a model with pixel_fpn and pixel_stride 2")
+        maps = {"pixels": model.normalise(x[size], size).float(), "stem entry (stride 2)": feats.stem_fine}
+        maps |= {"stem stage 1 (stride 4)": feats.stem, "stem stage 2 (stride 8)": feats.stem_mid}
+        maps |= {"stem stage 3 (stride 16)": stem.stage3(feats.stem_mid)}
+        maps |= {f"block {i + 1} (stride 16)": f for i, f in enumerate(feats)}
         for name, value in maps.items():
             for pool in POOLS:
                 parts.setdefault(f"{name}, {pool} x {pool}", []).append(
-                    F.adaptive_avg_pool2d(value, pool).flatten(1).numpy()
+                    F.adaptive_avg_pool2d(value.float(), pool).flatten(1).numpy()
                 )
         targets.append(np.asarray(batch["target"], np.float64))
     return {k: np.concatenate(v) for k, v in parts.items()}, np.concatenate(targets)
 
 
 def probe_probabilities(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, seed: int = 0) -> np.ndarray:
-    """A multilabel linear probe's test probabilities (``N_test x A``)."""
-    mu, sd = x_train.mean(0), x_train.std(0) + 1e-6
-    xt = torch.tensor((x_train - mu) / sd, dtype=torch.float32)
-    xe = torch.tensor((x_test - mu) / sd, dtype=torch.float32)
-    yt = torch.tensor(y_train, dtype=torch.float32)
-    torch.manual_seed(seed)
-    head = torch.nn.Linear(xt.shape[1], yt.shape[1])
-    opt = torch.optim.AdamW(head.parameters(), lr=1e-2, weight_decay=0.1)
-    for _ in range(500):
-        opt.zero_grad()
-        F.binary_cross_entropy_with_logits(head(xt), yt).backward()
-        opt.step()
-    with torch.no_grad():
-        return torch.sigmoid(head(xe)).numpy()
+    """A multilabel linear probe's test probabilities (``N_test x A``): ``representation_probe``'s probe."""
+    return torch.sigmoid(probe_logits(x_train, y_train, x_test, y_train.shape[1], True, seed)).numpy()
 
 
 def level_scores(probs: np.ndarray, targets: np.ndarray, majority: np.ndarray, names: list[str]) -> dict:
@@ -114,8 +93,8 @@ def level_scores(probs: np.ndarray, targets: np.ndarray, majority: np.ndarray, n
 
 
 def probe_model(model, size: int, n_train: int, n_test: int, majority: np.ndarray, names: list[str]) -> dict:
-    train_feats, train_y = level_features(model, items("train", n_train, size), size)
-    test_feats, test_y = level_features(model, items("test", n_test, size), size)
+    train_feats, train_y = level_features(model, scored_items(n_train, size, "train"), size)
+    test_feats, test_y = level_features(model, scored_items(n_test, size), size)
     out = {}
     for level in train_feats:
         probs = probe_probabilities(train_feats[level], train_y, test_feats[level])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_specialist import train_specialist  # noqa: E402
 
 TASK = "synth_attributes"
+#: The attributes the demo reads at or near their majority value (docs/results.md).
+RARE = ("Goatee", "No_Beard", "Mustache", "Bangs", "Wearing_Lipstick", "Receding_Hairline")
 
 
 def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -84,10 +87,11 @@ def attribute_rows(
     return rows
 
 
-def scored_items(limit: int, size: int) -> DataLoader:
-    """The first ``limit`` test items through the task's evaluation transform, as the demo's evaluation reads them."""
+def scored_items(limit: int, size: int, split: str = "test") -> DataLoader:
+    """The first ``limit`` items of ``split`` through the task's evaluation transform, as the demo's evaluation reads
+    the test items."""
     spec = default_registry().get_task(TASK)
-    return DataLoader(eval_dataset(spec, None, "test", size, limit), batch_size=50, collate_fn=collate_items)
+    return DataLoader(eval_dataset(spec, None, split, size, limit), batch_size=50, collate_fn=collate_items)
 
 
 def model_probabilities(checkpoint: Path, limit: int) -> tuple[np.ndarray, np.ndarray]:
@@ -96,14 +100,21 @@ def model_probabilities(checkpoint: Path, limit: int) -> tuple[np.ndarray, np.nd
 
 
 @torch.no_grad()
-def probabilities(model, limit: int) -> tuple[np.ndarray, np.ndarray]:
-    """A model's attribute probabilities on the first ``limit`` test items (in eval mode), and their targets."""
+def probabilities(
+    model, limit: int, read: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A model's attribute probabilities on the first ``limit`` test items (in eval mode), and their targets;
+    ``read``: a batch of images -> ``B x A`` probabilities by another readout (default: the model's own head)."""
     model.eval()
     size = model.tasks[TASK].input_size
+
+    def own_head(images: torch.Tensor) -> torch.Tensor:
+        return prediction_tensor(model.decode(TASK, model({size: images}, [TASK])[TASK], (size, size)))
+
+    read = read or own_head
     probs, targets = [], []
     for batch in scored_items(limit, size):
-        raw = model({size: batch["image"]}, [TASK])[TASK]
-        probs.append(prediction_tensor(model.decode(TASK, raw, (size, size))).float().numpy())
+        probs.append(read(batch["image"]).float().numpy())
         targets.append(np.asarray(batch["target"], np.float64))
     return np.concatenate(probs), np.concatenate(targets)
 

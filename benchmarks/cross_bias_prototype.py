@@ -28,15 +28,15 @@ from faceptor_core.train.config import load_run_config
 from faceptor_tasks.synthfaces.labels import SYNTH_ATTRIBUTES
 
 sys.path.insert(0, str(Path(__file__).parent))
-from attribute_ranking import TASK, attribute_rows, majority_values, probabilities  # noqa: E402
-
-RARE = ("Goatee", "No_Beard", "Mustache", "Bangs", "Wearing_Lipstick", "Receding_Hairline")
+from attribute_ranking import RARE, TASK, attribute_rows, majority_values, probabilities  # noqa: E402
 
 
 def patched_methods(tasks: list[str], tokens: int):
     """The trainer's ``_build_model`` giving its model a ``cross_bias`` per task in ``tasks``, and Faceptor's
-    ``_decoder_pass`` handing the biases to the decoder as its cross-attention mask (zero for other tasks)."""
+    ``_decoder_pass`` running the plain pass with the biases handed to the decoder as its cross-attention mask (zero
+    for other tasks)."""
     build = engine.Trainer._build_model
+    plain_pass = faceptor_module.Faceptor._decoder_pass
 
     def build_with_bias(self):
         model, trainable = build(self)
@@ -49,34 +49,30 @@ def patched_methods(tasks: list[str], tokens: int):
         return model, trainable
 
     def decoder_pass(self, decoder_jobs, memory, need_weights):
-        mems, poss, tgts, qposs, biases = [], [], [], [], []
         heads = self.decoder.layers[0].cross_attn.num_heads
-        for job, job_heads, key in decoder_jobs:
-            mem, pos, _ = memory[key]
-            mem = mem[job.rows]
-            b, length = mem.shape[:2]
-            if length != tokens:
-                raise ValueError(f"the prototype's bias covers {tokens} tokens; this memory has {length}")
-            mems.append(mem)
-            poss.append(pos.expand(b, -1, -1))
-            tgts.append(torch.cat([self.queries[h.name].feat for h in job_heads]).expand(b, -1, -1))
-            qposs.append(torch.cat([self.queries[h.name].pos for h in job_heads]).expand(b, -1, -1))
+        biases = []
+        for job, job_heads, key in decoder_jobs:  # the rows in the order the plain pass concatenates them
+            mem = memory[key][0][job.rows]
+            if mem.shape[1] != tokens:
+                raise ValueError(f"the prototype's bias covers {tokens} tokens; this memory has {mem.shape[1]}")
             parts = [
                 self.cross_bias[h.name] if h.name in self.cross_bias else mem.new_zeros(heads, h.num_queries, tokens)
                 for h in job_heads
             ]
-            biases.append(torch.cat(parts, dim=1).to(mem.dtype).expand(b, -1, -1, -1))
-        self_mask = None
-        if any(len(h) > 1 for _, h, _ in decoder_jobs):  # several tasks a job: each task's queries see their own
-            self_mask = torch.cat(
-                [
-                    faceptor_module._block_mask([h.num_queries for h in job_heads], t.device).expand(t.shape[0], -1, -1)
-                    for (_, job_heads, _), t in zip(decoder_jobs, tgts, strict=True)
-                ]
-            ).unsqueeze(1)
-        tgt, qpos, mem, pos = torch.cat(tgts), torch.cat(qposs), torch.cat(mems), torch.cat(poss)
-        hs, weights = self.decoder(tgt, mem, pos, qpos, self_mask, torch.cat(biases), need_weights)
-        return hs.split([t.shape[0] for t in tgts]), weights
+            biases.append(torch.cat(parts, dim=1).to(mem.dtype).expand(mem.shape[0], -1, -1, -1))
+        mask, decoder = torch.cat(biases), self.decoder
+        plain_forward = decoder.forward
+
+        def forward(tgt, mem, pos, qpos, self_mask, memory_mask, weights=False):
+            if memory_mask is not None:
+                raise ValueError("the plain pass now gives a memory mask of its own; the prototype would replace it")
+            return plain_forward(tgt, mem, pos, qpos, self_mask, mask, weights)
+
+        decoder.forward = forward  # for this pass only
+        try:
+            return plain_pass(self, decoder_jobs, memory, need_weights)
+        finally:
+            del decoder.forward
 
     return build_with_bias, decoder_pass
 

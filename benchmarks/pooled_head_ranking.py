@@ -21,40 +21,32 @@ import faceptor_core
 from faceptor_core.checkpoint import read_weights
 from faceptor_core.train.config import load_run_config
 from faceptor_core.train.engine import POOLED_HEADS
-from faceptor_core.train.pooled_heads import PooledHeads
+from faceptor_core.train.pooled_heads import PooledHeads, pooled_heads_for
 from faceptor_tasks.synthfaces.labels import SYNTH_ATTRIBUTES
 
 sys.path.insert(0, str(Path(__file__).parent))
-from attribute_ranking import TASK, attribute_rows, majority_values, scored_items  # noqa: E402
+from attribute_ranking import TASK, attribute_rows, majority_values, probabilities  # noqa: E402
 
 
 def load_pooled_heads(model, run: Path, checkpoint: Path) -> PooledHeads:
     """The run's pooled heads as its trainer built them, with the checkpoint's weights."""
-    train = load_run_config(run / "config.json").train
-    chosen = train.pooled_heads
-    names = [n for n, h in model.tasks.items() if h.head_type == "attribute"]
-    fractions = {
-        n: f for n, f in (chosen if isinstance(chosen, dict) else dict.fromkeys(names, chosen)).items() if f > 0
-    }
-    dim = model.encoder.embed_dim
-    shapes = {n: (dim, model.tasks[n].num_queries, model.tasks[n].input_size) for n in fractions}
-    heads = PooledHeads(shapes, fractions, train.pooled_head_hidden, train.pooled_head_queries, train.pooled_head_mean)
+    heads = pooled_heads_for(model, load_run_config(run / "config.json").train, list(model.tasks))
+    if heads is None:
+        raise ValueError(f"{run / 'config.json'}: the run trained no pooled heads (train.pooled_heads)")
     expected = {k: tuple(v.shape) for k, v in heads.state_dict().items()}
     heads.load_state_dict(read_weights(checkpoint / POOLED_HEADS, expected, against="the run's pooled heads"))
     return heads.eval()
 
 
-@torch.no_grad()
 def pooled_probabilities(model, heads: PooledHeads, limit: int) -> tuple[np.ndarray, np.ndarray]:
     """The attributes' pooled head's probabilities on the first ``limit`` test items, and their targets."""
     size = model.tasks[TASK].input_size
-    probs, targets = [], []
-    for batch in scored_items(limit, size):
-        last = {size: model.encode(model.prepare({size: batch["image"]}, [size]))[size][-1].float()}
-        out = heads(last, dict.fromkeys(heads.heads, slice(None)))[TASK]
-        probs.append(torch.sigmoid(out).numpy())
-        targets.append(np.asarray(batch["target"], np.float64))
-    return np.concatenate(probs), np.concatenate(targets)
+
+    def read(images: torch.Tensor) -> torch.Tensor:
+        last = {size: model.encode(model.prepare({size: images}, [size]))[size][-1].float()}
+        return torch.sigmoid(heads(last, dict.fromkeys(heads.heads, slice(None)))[TASK])
+
+    return probabilities(model, limit, read)
 
 
 def main() -> None:

@@ -44,7 +44,7 @@ def test_every_level_is_pooled_to_each_grid_and_the_stem_path_is_the_models_own(
     encoder = EncoderConfig(name=m["encoder"], **{k: m[k] for k in keys})
     torch.manual_seed(0)
     model = faceptor_core.build(["synth_attributes"], encoder=encoder, input_sizes=112, decoder=m["decoder"]).eval()
-    loader = levels.items("test", 4, 112)
+    loader = levels.scored_items(4, 112)
     feats, targets = levels.level_features(model, loader, 112)
     assert targets.shape == (4, 26) and set(np.unique(targets)) <= {0.0, 1.0}
     width, dim = m["stem_width"], model.encoder.embed_dim

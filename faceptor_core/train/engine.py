@@ -33,7 +33,7 @@ from ..checkpoint import (
 from ..data.collate import group_by_size
 from ..data.streams import TaskStream, data_report_line, open_dataset
 from ..durable import recover_dir, replace_dir, resolve_dir, write_atomic
-from ..errors import FaceptorError, RunDirectoryError, TaskNotFoundError, contract_error
+from ..errors import FaceptorError, RunDirectoryError, contract_error
 from ..evaluate import BaselineUnavailable, TaskEvaluation, evaluate_with_baseline, fit_baseline, primary_value
 from ..model.base import FaceptorBase
 from ..model.config import EncoderConfig
@@ -41,7 +41,7 @@ from ..registry import TaskRegistry, default_registry
 from ..spec import Baseline, PriorBaseline, TaskSpec
 from .config import ConfigError, ModelSection, RunConfig
 from .distributed import DistInfo, average_gradients, barrier, device_for, init_distributed
-from .pooled_heads import PooledHeads
+from .pooled_heads import PooledHeads, pooled_heads_for
 from .precision import forward_precision, resolve_precision
 from .resume import check_resume_config
 from .schedule import lr_at, param_groups
@@ -139,7 +139,9 @@ class Trainer:
         }
         self.losses = nn.ModuleDict({n: self._make_loss(s) for n, s in self.specs.items()}).to(self.device)
         self._freeze(trainable)
-        self.pooled = self._make_pooled_heads()
+        self.pooled = pooled_heads_for(self.model, self.cfg.train, list(self.specs))
+        if self.pooled is not None:
+            self.pooled.to(self.device)
         self.weights = task_weights(list(self.specs.values()), config.type_weights)
         self.sizes = {n: self.model.tasks[n].input_size for n in self.specs}
         self.main_task = config.main_task or config.tasks[0].name
@@ -285,40 +287,6 @@ class Trainer:
         for name, p in self.model.named_parameters():
             p.requires_grad_(name in keep)
         self.trainable_names = sorted(keep)
-
-    def _make_pooled_heads(self) -> PooledHeads | None:
-        """``train.pooled_heads``: a pooled head for each attribute-type task it names (a number: all of them), None
-        without."""
-        chosen = self.cfg.train.pooled_heads
-        if not self.cfg.train.wants_pooled_heads():
-            return None
-        attribute = [n for n in self.specs if self.model.tasks[n].head_type == "attribute"]
-        if not attribute:
-            raise ConfigError(
-                "train.pooled_heads: no task of this run has an attribute-type head (pooled heads supervise those)"
-            )
-        if not isinstance(chosen, dict):
-            chosen = dict.fromkeys(attribute, chosen)
-        for name in chosen:
-            if name not in self.specs:
-                raise ConfigError(f"train.pooled_heads: {TaskNotFoundError(name, self.specs, 'in this run')}")
-            if name not in attribute:
-                raise ConfigError(
-                    f"train.pooled_heads: task {name!r} has a {self.model.tasks[name].head_type}-type head; "
-                    f"pooled heads supervise attribute-type tasks ({', '.join(attribute)})"
-                )
-        fractions = {n: f for n, f in chosen.items() if f > 0}
-        queries = self.cfg.train.pooled_head_queries
-        for name in queries if isinstance(queries, dict) else ():
-            if name not in fractions:
-                raise ConfigError(
-                    f"train.pooled_head_queries names {name!r}, which has no pooled head (train.pooled_heads: "
-                    f"{', '.join(fractions)})"
-                )
-        dim = self.model.encoder.embed_dim
-        shapes = {n: (dim, self.model.tasks[n].num_queries, self.model.tasks[n].input_size) for n in fractions}
-        train = self.cfg.train
-        return PooledHeads(shapes, fractions, train.pooled_head_hidden, queries, train.pooled_head_mean).to(self.device)
 
     def _make_streams(self) -> dict[str, TaskStream]:
         streams = {}

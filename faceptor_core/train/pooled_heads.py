@@ -12,10 +12,18 @@ through the decoder alone, to 0.25 / 0.18 (docs/results.md, "The decoder, not th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+from ..errors import TaskNotFoundError
+from .config import ConfigError
+
+if TYPE_CHECKING:
+    from ..model.base import FaceptorBase
+    from .config import TrainSection
 
 
 def _head(dim: int, out: int, hidden: int, queries: int = 0, mean: bool = False) -> nn.Module:
@@ -96,3 +104,38 @@ class PooledHeads(nn.Module):
             tokens = last[self.sizes[task]][rows[task]].flatten(2).float()  # B x C x N
             out[task] = head(tokens.transpose(1, 2) if self.tokenwise[task] else tokens.mean(-1))
         return out
+
+
+def pooled_heads_for(model: FaceptorBase, train: TrainSection, tasks: Sequence[str]) -> PooledHeads | None:
+    """``train.pooled_heads`` for a run of ``tasks`` on ``model``: a pooled head for each attribute-type task it names
+    (a number: all of them; a fraction of 0: none), None without. The trainer's heads, and what a saved run's pooled
+    heads are rebuilt from."""
+    chosen = train.pooled_heads
+    if not train.wants_pooled_heads():
+        return None
+    attribute = [n for n in tasks if model.tasks[n].head_type == "attribute"]
+    if not attribute:
+        raise ConfigError(
+            "train.pooled_heads: no task of this run has an attribute-type head (pooled heads supervise those)"
+        )
+    if not isinstance(chosen, dict):
+        chosen = dict.fromkeys(attribute, chosen)
+    for name in chosen:
+        if name not in tasks:
+            raise ConfigError(f"train.pooled_heads: {TaskNotFoundError(name, tasks, 'in this run')}")
+        if name not in attribute:
+            raise ConfigError(
+                f"train.pooled_heads: task {name!r} has a {model.tasks[name].head_type}-type head; "
+                f"pooled heads supervise attribute-type tasks ({', '.join(attribute)})"
+            )
+    fractions = {n: f for n, f in chosen.items() if f > 0}
+    queries = train.pooled_head_queries
+    for name in queries if isinstance(queries, dict) else ():
+        if name not in fractions:
+            raise ConfigError(
+                f"train.pooled_head_queries names {name!r}, which has no pooled head (train.pooled_heads: "
+                f"{', '.join(fractions)})"
+            )
+    dim = model.encoder.embed_dim
+    shapes = {n: (dim, model.tasks[n].num_queries, model.tasks[n].input_size) for n in fractions}
+    return PooledHeads(shapes, fractions, train.pooled_head_hidden, queries, train.pooled_head_mean)
