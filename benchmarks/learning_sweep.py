@@ -4,8 +4,8 @@ Used to choose the demo's CPU recipe (docs/results.md, "Why the demo did not lea
 ``{"kind": "faceptor", "name": ..., "overrides": {...demo config overrides...}, "tasks": [...] | null}`` (besides
 run-config keys, overrides take the demo's ``preset``, ``standard`` by default; ``steps``, the preset's by default
 (400 whatever the preset before 2026-12-04); ``batch`` for every task (identity at twice it), ``batch_sizes`` per
-task, ``eval_limit`` and ``eval_every``, which also keeps every evaluation on the way as ``evals``; ``heads_steps``
-and ``heads_lr``, the second stage's steps and learning rate, the preset's by default)
+task, ``eval_limit`` and ``eval_every``, which also keeps every evaluation on the way as ``evals``; ``heads_steps``,
+``heads_lr`` and ``heads_train``, the second stage's steps, learning rate and train options, the preset's by default)
 or
 ``{"kind": "specialist", "name": ..., "task": ..., "images": N, "batch": B, "lr": LR, "seed": S, "arch": A}``
 (``arch``: ``resnet18``, the default, or one of the ViT specialists that ``bench_specialist.ARCHS`` lists; optional
@@ -60,6 +60,7 @@ def sweep_config(job: dict, out: Path, workers: int) -> RunConfig:
     eval_every = ov.pop("eval_every", steps)  # evaluations on the way are returned as "evals"
     ov.pop("heads_steps", None)  # the second stage's steps and learning rate: run_faceptor reads them
     ov.pop("heads_lr", None)
+    ov.pop("heads_train", None)
     tasks = [t for t in DEMO_TASKS if t in job["tasks"]] if job.get("tasks") else DEMO_TASKS
     d = demo_config(out, preset, steps=steps, tasks=tasks).model_dump()
     if batch:
@@ -81,9 +82,10 @@ def run_faceptor(job: dict, out: Path, workers: int) -> dict:
     ov = job.get("overrides", {})
     preset = PRESETS[ov.get("preset", "standard")]
     heads_steps, heads_lr = ov.get("heads_steps", preset.heads_steps), ov.get("heads_lr", preset.heads_lr)
+    heads_train = ov.get("heads_train", preset.heads_train)
     steps, eval_every = cfg.schedule.steps, cfg.eval_every
     shutil.rmtree(out, ignore_errors=True)
-    run = train_demo(cfg, heads_steps, heads_lr)
+    run = train_demo(cfg, heads_steps, heads_lr, heads_train)
     log = [json.loads(line) for line in run.logs[0].read_text().splitlines()]  # stage 1's: evaluated on the way
     evals = [{"step": r["step"], "results": r["eval"]} for r in log if "eval" in r]
     return {
@@ -93,7 +95,12 @@ def run_faceptor(job: dict, out: Path, workers: int) -> dict:
         "parameters": run.trainer.model.num_parameters(),
         "results": run.results,
         **(
-            {"heads_steps": heads_steps, "heads_lr": heads_lr, "stage1_results": run.stage1_results}
+            {
+                "heads_steps": heads_steps,
+                "heads_lr": heads_lr,
+                **({"heads_train": heads_train} if heads_train else {}),
+                "stage1_results": run.stage1_results,
+            }
             if heads_steps
             else {}
         ),

@@ -106,6 +106,9 @@ def test_stage2_config_starts_from_stage1_with_a_fresh_schedule_and_data_order(t
     assert (cfg.schedule.steps, cfg.schedule.warmup_steps, cfg.eval_every) == (450, 22, 450)
     assert cfg.tasks == stage1.tasks and cfg.type_weights == stage1.type_weights
     assert heads_config(demo, 450).optimizer.lr == stage1.optimizer.lr
+    assert heads_config(demo, 450, train={"add_grid_readout": 3}).train.add_grid_readout == 3
+    landmarks = demo_config(tmp_path / "lm", "standard", tasks=["synth_landmarks"])
+    assert heads_config(landmarks, 450, train={"add_grid_readout": 3}).train.add_grid_readout == 0  # nothing to read
     assert (stage1.output_dir, cfg.output_dir) == (str(tmp_path / "demo" / "stage1"), demo.output_dir)
     assert (stage1.eval_baselines, cfg.eval_baselines) == (False, True)
 

@@ -58,6 +58,20 @@ def test_export_of_the_demos_resnet_stem_with_its_stem_skips(tmp_path, pixel_fpn
     assert max(d.max_abs for d in diffs.values()) <= 1e-4, diffs
 
 
+def test_export_of_a_grid_readout_on_a_grid_it_does_not_divide(tmp_path):
+    """7 x 7 tokens pooled to 3 x 3 cells (overlapping bins) export through the constant pooling."""
+    import faceptor_core
+
+    decoder = {"hidden_dim": 32, "num_heads": 2, "ffn_dim": 64, "num_layers": 1, "grid_readout": 3}
+    model = faceptor_core.build(["synth_attributes"], encoder="vit_t16", input_sizes=112, decoder=decoder)
+    with torch.no_grad():  # not the zero it starts at
+        model.grid_readout["synth_attributes"].fc.weight.normal_(std=0.1)
+    path = tmp_path / "grid.onnx"
+    export_onnx(model.eval(), path)
+    diffs = verify_onnx(model, path, batch=3)
+    assert max(d.max_abs for d in diffs.values()) <= 1e-4, diffs
+
+
 def test_single_size_and_task_subset(tmp_path):
     model = tiny_build(TASKS, variant="naive").eval()
     path = tmp_path / "sub.onnx"

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model import naive_heads
+from ..model import grid_readout, naive_heads
 from ..model.base import FaceptorBase, Job
 from ..model.encoder import EncoderFeatures, ViTEncoder, resize_pos_grid
 from ..spec import TaskHead
@@ -128,7 +128,12 @@ class _ExportFunctional:
 
 @contextmanager
 def _export_patches():
-    with mock.patch.object(naive_heads, "F", _ExportFunctional()), warnings.catch_warnings():
+    functional = _ExportFunctional()
+    with (
+        mock.patch.object(naive_heads, "F", functional),
+        mock.patch.object(grid_readout, "F", functional),
+        warnings.catch_warnings(),
+    ):
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message=".*(dynamo|TorchScript|legacy).*")
         warnings.filterwarnings("ignore", category=DeprecationWarning)

@@ -85,6 +85,15 @@ class DecoderConfig(BaseModel):
         "raw output): a from-scratch model then starts at the mean shape and the majority map instead of noise "
         "(CPU presets; the paper's model has none).",
     )
+    grid_readout: int = Field(
+        default=0,
+        ge=0,
+        le=8,
+        description="Attribute-type tasks also read the last encoder layer average-pooled to this many cells a side, "
+        "through a LayerNorm and a Linear started at zero, added to what their queries give (a readout of where "
+        'things are that needs fewer images; docs/results.md, "A grid readout for the attributes"); 0: none, as '
+        "the paper's model. Training adds one to a trained model with train.add_grid_readout.",
+    )
 
     memory_grad: float = Field(
         default=1.0,

@@ -17,6 +17,7 @@ from ..spec import TaskHead
 from .base import FaceptorBase, Job
 from .config import ModelConfig
 from .encoder import EncoderFeatures
+from .grid_readout import GridReadout
 from .interpreters import FeatureInterpreter, MapInterpreter, ValueInterpreter
 from .layer_attention import LayerAttention
 from .pixel_decoder import PixelDecoder, PixelFine, PixelRefine
@@ -58,6 +59,7 @@ class Faceptor(FaceptorBase):
         self.feature_interpreter: FeatureInterpreter | None = None
         self.output_prior = nn.ParameterDict()  # DecoderConfig.output_prior: per-task bias on the raw output
         self.output_gain = nn.ParameterDict()  # TaskHead.output_affine: per-query gain on the raw output
+        self.grid_readout = nn.ModuleDict()  # DecoderConfig.grid_readout: attribute tasks' reading of the last layer
         for head in config.tasks:
             self._add_head_modules(head)
 
@@ -85,6 +87,9 @@ class Faceptor(FaceptorBase):
             self.map_interpreter = MapInterpreter(dim)
         if head.head_type == "attribute" and self.value_interpreter is None:
             self.value_interpreter = ValueInterpreter(dim)
+        if head.head_type == "attribute" and self.config.decoder.grid_readout:
+            cells = self.config.decoder.grid_readout
+            self.grid_readout[head.name] = GridReadout(self.encoder.embed_dim, head.num_queries, cells)
         if head.output_affine or head.head_type in self.config.decoder.output_prior:
             self.output_prior[head.name] = nn.Parameter(torch.zeros(self.raw_output_shape(head)))
         if head.output_affine:  # starts at zero: the task starts at its output prior
@@ -131,9 +136,25 @@ class Faceptor(FaceptorBase):
         self.config = self.config.model_copy(update={"memory_layers": tuple(self.layer_attention.layers)})
         return [n for n in dict(self.named_parameters()) if n not in before]
 
+    def add_grid_readout(self, cells: int) -> list[str]:
+        """Give every attribute-type task a grid readout of ``cells`` a side (``DecoderConfig.grid_readout``), started
+        at zero so that the outputs stay as they are; returns the names of the new parameters."""
+        if cells < 1:
+            raise ValueError(f"a grid readout needs at least 1 cell a side, got {cells}")
+        if self.config.decoder.grid_readout:
+            raise ValueError(f"the model already has a grid readout ({self.config.decoder.grid_readout} cells a side)")
+        decoder = self.config.decoder.model_copy(update={"grid_readout": cells})
+        self.config = self.config.model_copy(update={"decoder": decoder})
+        before = set(dict(self.named_parameters()))
+        for head in self.config.tasks:
+            if head.head_type == "attribute":
+                self.grid_readout[head.name] = GridReadout(self.encoder.embed_dim, head.num_queries, cells)
+        self.grid_readout.to(self.pixel_mean.device)
+        return [n for n in dict(self.named_parameters()) if n not in before]
+
     @staticmethod
     def task_of_key(key: str) -> str | None:
-        if key.startswith(("queries.", "output_prior.", "output_gain.")):
+        if key.startswith(("queries.", "output_prior.", "output_gain.", "grid_readout.")):
             return key.split(".")[1]
         return None
 
@@ -194,6 +215,11 @@ class Faceptor(FaceptorBase):
                     raw = self.map_interpreter(q, pixels[key])
                 if head.name in self.output_gain:
                     raw = raw * self.output_gain[head.name]
+                if head.name in self.grid_readout:
+                    last = feats[job.size][-1][job.rows]
+                    if self.training and share != 1.0:  # it reads the encoder as the task's queries do
+                        last = ScaleGrad.apply(last, share)
+                    raw = raw + self.grid_readout[head.name](last)
                 if head.name in self.output_prior:
                     raw = raw + self._prior_like(head.name, raw)
                 out[head.name] = raw

@@ -83,6 +83,14 @@ class TrainSection(_Strict):
     add_memory_layers: list[int] = Field(
         default_factory=list, description="Encoder layers Layer-Attention adds as memory (mode layer_attention only)."
     )
+    add_grid_readout: int = Field(
+        default=0,
+        ge=0,
+        le=8,
+        description="With init_from: give the trained Faceptor's attribute-type tasks a grid readout of this many "
+        "cells a side (model decoder.grid_readout), started at zero, which trains with them (modes full, heads and "
+        "layer_attention); 0: none.",
+    )
     train_queries: bool = Field(
         default=True, description="Also train the tasks' queries (modes layer_attention and prompt; the others do)."
     )
@@ -126,6 +134,10 @@ class TrainSection(_Strict):
         """An option that the chosen mode would ignore is an error, not a silent no-op."""
         if self.add_memory_layers and self.mode != "layer_attention":
             raise ValueError(f"train.add_memory_layers is used by mode 'layer_attention' only, not {self.mode!r}")
+        if self.add_grid_readout and self.mode == "prompt":
+            raise ValueError(
+                "train.add_grid_readout would stay frozen in mode 'prompt' (only new tasks' queries train)"
+            )
         if self.wants_pooled_heads() and self.mode != "full":
             raise ValueError(
                 f"train.pooled_heads supervises the encoder, which mode {self.mode!r} keeps frozen: use it in mode "
@@ -202,6 +214,11 @@ class RunConfig(_Strict):
             raise ValueError(f"main_task {self.main_task!r} is not one of the tasks {names}")
         if self.train.mode != "full" and self.init_from is None:
             raise ValueError(f"train.mode {self.train.mode!r} needs init_from (a trained checkpoint)")
+        if self.train.add_grid_readout and self.init_from is None:
+            raise ValueError(
+                "train.add_grid_readout adds to a trained model (init_from); a model trained from scratch takes "
+                "model.decoder.grid_readout"
+            )
         return self
 
 

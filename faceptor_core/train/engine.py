@@ -265,6 +265,8 @@ class Trainer:
             if affine and head.head_type == "attribute":
                 head = head.model_copy(update={"output_affine": True})
             new_params += model.add_task(head)
+        if cfg.train.add_grid_readout:
+            new_params += self._add_grid_readout(model, cfg.train.add_grid_readout)
         if cfg.train.mode == "full":
             return model, None
         if cfg.train.mode == "heads":
@@ -276,6 +278,23 @@ class Trainer:
         if cfg.train.train_queries:
             new_params += [n for n, _ in model.named_parameters() if model.task_of_key(n) in self.specs]
         return model, sorted(set(new_params))
+
+    def _add_grid_readout(self, model: FaceptorBase, cells: int) -> list[str]:
+        """``train.add_grid_readout``: the trained model's attribute-type tasks gain a grid readout."""
+        where = f"train.add_grid_readout: {self.cfg.init_from}"
+        if self.new_tasks:
+            raise ConfigError(
+                f"{where}: this run adds tasks ({', '.join(self.new_tasks)}), saved as an add-on on the unchanged "
+                "model, which a grid readout of its own tasks would change: add the readout in a run of its own"
+            )
+        if not hasattr(model, "add_grid_readout"):
+            raise ConfigError(f"{where} is a Naive Faceptor; grid readouts read for Faceptor's attribute queries")
+        if not any(h.head_type == "attribute" for h in model.config.tasks if h.name in self.specs):
+            raise ConfigError(f"{where}: no task of this run has an attribute-type head to read for")
+        try:
+            return model.add_grid_readout(cells)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
 
     def _freeze(self, trainable: list[str] | None) -> None:
         """``None``: train everything. Otherwise only the named parameters train; the rest stays frozen and

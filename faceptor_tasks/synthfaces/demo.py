@@ -110,6 +110,11 @@ class DemoPreset(BaseModel):
         gt=0,
         description="stage 2's base learning rate (the decoders train at head_lr_multiplier times it); None: stage 1's",
     )
+    heads_train: dict[str, Any] = Field(
+        default_factory=dict,
+        description="stage 2's train section besides its mode (heads), e.g. add_grid_readout; dropped for a run "
+        "without an attribute-type task",
+    )
     eval_limit: int = Field(default=300, gt=0, description="test items scored per task")
     baseline_limit: int = Field(default=300, gt=0, description="training items the trivial answers are fitted on")
 
@@ -258,15 +263,20 @@ def stage1_config(cfg: RunConfig) -> RunConfig:
     return cfg.model_copy(update={"output_dir": str(Path(cfg.output_dir) / "stage1"), "eval_baselines": False})
 
 
-def heads_config(cfg: RunConfig, steps: int, lr: float | None = None) -> RunConfig:
+def heads_config(cfg: RunConfig, steps: int, lr: float | None = None, train: dict[str, Any] | None = None) -> RunConfig:
     """The demo's stage 2 of ``cfg``, in its ``output_dir``: from stage 1's last checkpoint, the encoder frozen
-    (``train.mode: heads``), ``steps`` steps of a fresh warm-up and cosine peaking at ``lr`` (``cfg``'s by default),
-    on a fresh order of the training data (the seed after ``cfg``'s)."""
+    (``train.mode: heads``, with the options ``train``), ``steps`` steps of a fresh warm-up and cosine peaking at
+    ``lr`` (``cfg``'s by default), on a fresh order of the training data (the seed after ``cfg``'s). A grid readout
+    (``add_grid_readout``) is left out of a run without an attribute-type task, which would have nothing to read for."""
+    train = dict(train or {})
+    registry = default_registry()
+    if not any(registry.get_task(t.name).head_type == "attribute" for t in cfg.tasks):
+        train.pop("add_grid_readout", None)
     d = cfg.model_dump()
     d.update(
         init_from=str(Path(stage1_config(cfg).output_dir) / "checkpoints" / "last"),
         seed=cfg.seed + 1,
-        train={"mode": "heads"},
+        train={**train, "mode": "heads"},
         eval_every=steps,
         checkpoint_every=steps,
     )
@@ -300,21 +310,26 @@ def demo_plan(trainer: Trainer, heads_steps: int) -> str:
     return plan + (f" ({note})" if note else "")
 
 
-def train_demo(cfg: RunConfig, heads_steps: int = 0, heads_lr: float | None = None) -> DemoRun:
+def train_demo(
+    cfg: RunConfig, heads_steps: int = 0, heads_lr: float | None = None, heads_train: dict[str, Any] | None = None
+) -> DemoRun:
     """Train ``cfg`` (a :func:`demo_config`) and, with ``heads_steps``, a second stage on its frozen encoder
-    (:func:`heads_config`, at ``heads_lr``). The render cache is deleted afterwards, whether or not training ends well.
+    (:func:`heads_config`, at ``heads_lr``, with the train options ``heads_train``). The render cache is deleted
+    afterwards, whether or not training ends well.
 
     With two stages, stage 1 runs in ``<output_dir>/stage1`` (:func:`stage1_config`) and stage 2 in ``output_dir``,
     whose ``checkpoints/last`` is the demo's model either way.
     """
     out = Path(cfg.output_dir)
     try:
-        return _train_stages(cfg, heads_steps, heads_lr)
+        return _train_stages(cfg, heads_steps, heads_lr, heads_train)
     finally:
         remove_render_cache(out)
 
 
-def _train_stages(cfg: RunConfig, heads_steps: int, heads_lr: float | None) -> DemoRun:
+def _train_stages(
+    cfg: RunConfig, heads_steps: int, heads_lr: float | None, heads_train: dict[str, Any] | None
+) -> DemoRun:
     out = Path(cfg.output_dir)
     t0 = time.perf_counter()
     if not heads_steps:
@@ -326,7 +341,7 @@ def _train_stages(cfg: RunConfig, heads_steps: int, heads_lr: float | None) -> D
     stage1 = Trainer(stage1_config(cfg), overwrite=True)
     print(demo_plan(stage1, heads_steps), flush=True)
     stage1_results = _fit(stage1)
-    trainer = Trainer(heads_config(cfg, heads_steps, heads_lr), overwrite=True)
+    trainer = Trainer(heads_config(cfg, heads_steps, heads_lr, heads_train), overwrite=True)
     results = _fit(trainer)
     logs = [stage1.out / "log.jsonl", out / "log.jsonl"]
     return DemoRun(trainer, results, stage1.step, stage1_results, logs, time.perf_counter() - t0)
@@ -454,7 +469,7 @@ def run_demo(out: Path, preset: str = "standard", steps: int | None = None, head
     p = PRESETS[preset]
     if heads_steps is not None and heads_steps < 0:
         raise ValueError(f"--heads-steps {heads_steps}: expected 0 (no stage 2) or a positive number of steps")
-    run = train_demo(cfg, p.heads_steps if heads_steps is None else heads_steps, p.heads_lr)
+    run = train_demo(cfg, p.heads_steps if heads_steps is None else heads_steps, p.heads_lr, p.heads_train)
     for task, metrics in run.results.items():
         print(f"{task}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
     return write_report(run, out)
