@@ -3,10 +3,11 @@
 A recipe is the demo's preset with learning-sweep overrides (``learning_sweep.py``'s job format). ``--fixed`` repeats
 one batch per task (no data loading: the model's cost alone); without it the tasks' data workers run beside the
 model, as in a real run (slower on 2 cores). ``--stage 2`` times the demo's second stage (the encoder frozen, on a
-stage-1 checkpoint of one step). ``--cache`` sets the SynthFaces render cache: ``cold`` (empty, as a run starts),
-``warm`` (every training image painted beforehand, as stage 2 mostly finds it) or ``off`` (every image painted when
-it is read). ``--compile blocks`` wraps each encoder block in ``torch.compile`` (``encoder``: the whole encoder); the
-warm-up's seconds, compilation included, are then recorded too. Prints one JSON line, appended to ``--out`` when given.
+stage-1 checkpoint of one step; ``heads_train`` in the overrides: its train options, the preset's by default).
+``--cache`` sets the SynthFaces render cache: ``cold`` (empty, as a run starts), ``warm`` (every training image
+painted beforehand, as stage 2 mostly finds it) or ``off`` (every image painted when it is read). ``--compile
+blocks`` wraps each encoder block in ``torch.compile`` (``encoder``: the whole encoder); the warm-up's seconds,
+compilation included, are then recorded too. Prints one JSON line, appended to ``--out`` when given.
 
     python benchmarks/bench_step.py '{"preset": "full"}' --fixed
     python benchmarks/bench_step.py '{"preset": "full", "model": {"input_size": 96}}' --steps 20
@@ -91,7 +92,7 @@ def step_times(
     """Wall seconds of each of ``steps`` training steps after ``warmup`` untimed ones, the precision used, and the
     warm-up's seconds."""
     from faceptor_core.train.engine import Trainer
-    from faceptor_tasks.synthfaces.demo import heads_config, stage1_config
+    from faceptor_tasks.synthfaces.demo import PRESETS, heads_config, stage1_config
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = sweep_config({"overrides": {"steps": warmup + steps, **overrides}}, Path(tmp) / "run", workers)
@@ -104,7 +105,8 @@ def step_times(
             first.train_step()
             first.save_checkpoint("last")
             del first
-            cfg = heads_config(cfg, warmup + steps).model_copy(update={"progress": False})
+            train = overrides.get("heads_train", PRESETS[overrides.get("preset", "standard")].heads_train)
+            cfg = heads_config(cfg, warmup + steps, train=train).model_copy(update={"progress": False})
         trainer = Trainer(cfg)
         if fixed:
             trainer.streams = {n: _Repeat(next(s), s.consumed) for n, s in trainer.streams.items()}

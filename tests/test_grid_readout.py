@@ -137,3 +137,35 @@ def test_add_grid_readout_refuses_what_it_cannot_do(registry, tmp_path) -> None:
     adds = run_config(tmp_path / "a", model=model, init_from=str(s1), train={"add_grid_readout": 3})
     with pytest.raises(ConfigError, match=r"adds tasks \(toy_brightness\)"):  # an add-on on the unchanged model
         Trainer(adds, registry=registry)
+
+
+def test_a_task_prompt_tuned_onto_a_model_with_readouts_gets_its_own_in_the_add_on(registry, tmp_path) -> None:
+    """A model trained with ``decoder.grid_readout`` from scratch: a task added by prompt tuning gets a readout of
+    its own, which trains with its queries and travels in its add-on; the base stays as it was."""
+    model = {"encoder": "vit_t16", "decoder": {**TINY_DECODER, "grid_readout": 2}, "depth": 2}
+    Trainer(
+        run_config(tmp_path / "base", model=model, tasks=[{"name": "toy_brightness", "batch_size": 4}]),
+        registry=registry,
+    ).fit()
+    base_dir = tmp_path / "base" / "run" / "checkpoints" / "last"
+    base = faceptor_core.load(base_dir, registry=registry)
+    assert list(base.grid_readout) == ["toy_brightness"]
+    cfg = run_config(
+        tmp_path / "tune",
+        model=model,
+        init_from=str(base_dir),
+        tasks=[{"name": "toy_channel", "batch_size": 8}],
+        train={"mode": "prompt"},
+        optimizer={"lr": 1e-2},
+    )
+    trainer = Trainer(cfg, registry=registry)
+    assert {"grid_readout.toy_channel.fc.weight", "grid_readout.toy_channel.norm.weight"} <= set(
+        trainer.trainable_names
+    )
+    trainer.fit()
+    assert trainer.model.grid_readout["toy_channel"].fc.weight.abs().sum() > 0
+    for k, v in base.state_dict().items():
+        assert torch.equal(trainer.model.state_dict()[k], v), k
+    restored = faceptor_core.load(base_dir, registry=registry, addons=[tmp_path / "tune" / "run" / "addon"]).eval()
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(6))
+    torch.testing.assert_close(restored(x, ["toy_channel"])["toy_channel"], trainer.model.eval()(x)["toy_channel"])
