@@ -47,6 +47,8 @@ def test_an_added_readout_starts_where_the_model_was_and_round_trips(registry, t
         assert torch.equal(loaded(images, TOY)[task], moved[task])
     with pytest.raises(ValueError, match="already has a grid readout"):
         model.add_grid_readout(2)
+    with pytest.raises(ValueError, match="less than or equal to 8"):
+        tiny_build(TOY, registry=registry).add_grid_readout(9)
 
 
 def test_a_readout_reads_for_attribute_tasks_only() -> None:

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..spec import TaskHead
 from .base import FaceptorBase, Job
-from .config import ModelConfig
+from .config import DecoderConfig, ModelConfig
 from .encoder import EncoderFeatures
 from .grid_readout import GridReadout
 from .interpreters import FeatureInterpreter, MapInterpreter, ValueInterpreter
@@ -143,7 +143,7 @@ class Faceptor(FaceptorBase):
             raise ValueError(f"a grid readout needs at least 1 cell a side, got {cells}")
         if self.config.decoder.grid_readout:
             raise ValueError(f"the model already has a grid readout ({self.config.decoder.grid_readout} cells a side)")
-        decoder = self.config.decoder.model_copy(update={"grid_readout": cells})
+        decoder = DecoderConfig.model_validate({**self.config.decoder.model_dump(), "grid_readout": cells})
         self.config = self.config.model_copy(update={"decoder": decoder})
         before = set(dict(self.named_parameters()))
         for head in self.config.tasks:

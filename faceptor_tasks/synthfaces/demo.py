@@ -112,8 +112,8 @@ class DemoPreset(BaseModel):
     )
     heads_train: dict[str, Any] = Field(
         default_factory=dict,
-        description="stage 2's train section besides its mode (heads), e.g. add_grid_readout; dropped for a run "
-        "without an attribute-type task",
+        description="stage 2's train section besides its mode (heads), e.g. add_grid_readout (left out of a run "
+        "without an attribute-type task)",
     )
     eval_limit: int = Field(default=300, gt=0, description="test items scored per task")
     baseline_limit: int = Field(default=300, gt=0, description="training items the trivial answers are fitted on")
