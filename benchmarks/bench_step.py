@@ -29,7 +29,7 @@ import torch
 from torch.multiprocessing import Pool
 
 sys.path.insert(0, str(Path(__file__).parent))
-from learning_sweep import sweep_config  # noqa: E402
+from learning_sweep import heads_options, sweep_config  # noqa: E402
 
 
 class _Repeat:
@@ -92,7 +92,7 @@ def step_times(
     """Wall seconds of each of ``steps`` training steps after ``warmup`` untimed ones, the precision used, and the
     warm-up's seconds."""
     from faceptor_core.train.engine import Trainer
-    from faceptor_tasks.synthfaces.demo import PRESETS, heads_config, stage1_config
+    from faceptor_tasks.synthfaces.demo import heads_config, stage1_config
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = sweep_config({"overrides": {"steps": warmup + steps, **overrides}}, Path(tmp) / "run", workers)
@@ -105,7 +105,7 @@ def step_times(
             first.train_step()
             first.save_checkpoint("last")
             del first
-            train = overrides.get("heads_train", PRESETS[overrides.get("preset", "standard")].heads_train)
+            _, _, train = heads_options(overrides)
             cfg = heads_config(cfg, warmup + steps, train=train).model_copy(update={"progress": False})
         trainer = Trainer(cfg)
         if fixed:

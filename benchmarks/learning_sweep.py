@@ -74,15 +74,25 @@ def sweep_config(job: dict, out: Path, workers: int) -> RunConfig:
     return RunConfig.model_validate(d)
 
 
+def heads_options(overrides: dict) -> tuple[int, float | None, dict]:
+    """The second stage's steps, learning rate and train options of a job's ``overrides``, its preset's where they do
+    not say."""
+    from faceptor_tasks.synthfaces.demo import PRESETS
+
+    preset = PRESETS[overrides.get("preset", "standard")]
+    return (
+        overrides.get("heads_steps", preset.heads_steps),
+        overrides.get("heads_lr", preset.heads_lr),
+        overrides.get("heads_train", preset.heads_train),
+    )
+
+
 def run_faceptor(job: dict, out: Path, workers: int) -> dict:
     """Train the demo configuration with ``job['overrides']`` and return its last evaluation."""
-    from faceptor_tasks.synthfaces.demo import PRESETS, train_demo
+    from faceptor_tasks.synthfaces.demo import train_demo
 
     cfg = sweep_config(job, out, workers)
-    ov = job.get("overrides", {})
-    preset = PRESETS[ov.get("preset", "standard")]
-    heads_steps, heads_lr = ov.get("heads_steps", preset.heads_steps), ov.get("heads_lr", preset.heads_lr)
-    heads_train = ov.get("heads_train", preset.heads_train)
+    heads_steps, heads_lr, heads_train = heads_options(job.get("overrides", {}))
     steps, eval_every = cfg.schedule.steps, cfg.eval_every
     shutil.rmtree(out, ignore_errors=True)
     run = train_demo(cfg, heads_steps, heads_lr, heads_train)
