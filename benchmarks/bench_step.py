@@ -3,7 +3,8 @@
 A recipe is the demo's preset with learning-sweep overrides (``learning_sweep.py``'s job format). ``--fixed`` repeats
 one batch per task (no data loading: the model's cost alone); without it the tasks' data workers run beside the
 model, as in a real run (slower on 2 cores). ``--stage 2`` times the demo's second stage (the encoder frozen, on a
-stage-1 checkpoint of one step; ``heads_train`` in the overrides: its train options, the preset's by default).
+stage-1 checkpoint of one step; ``heads_train`` and ``heads_type_weights`` in the overrides: its train options and
+type weights, the preset's by default).
 ``--cache`` sets the SynthFaces render cache: ``cold`` (empty, as a run starts), ``warm`` (every training image
 painted beforehand, as stage 2 mostly finds it) or ``off`` (every image painted when it is read). ``--compile
 blocks`` wraps each encoder block in ``torch.compile`` (``encoder``: the whole encoder); the warm-up's seconds,
@@ -105,8 +106,8 @@ def step_times(
             first.train_step()
             first.save_checkpoint("last")
             del first
-            _, _, train = heads_options(overrides)
-            cfg = heads_config(cfg, warmup + steps, train=train).model_copy(update={"progress": False})
+            stage = heads_options(overrides).model_copy(update={"steps": warmup + steps, "lr": None})
+            cfg = heads_config(cfg, stage).model_copy(update={"progress": False})
         trainer = Trainer(cfg)
         if fixed:
             trainer.streams = {n: _Repeat(next(s), s.consumed) for n, s in trainer.streams.items()}

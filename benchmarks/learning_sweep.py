@@ -5,8 +5,10 @@ Used to choose the demo's CPU recipe (docs/results.md, "Why the demo did not lea
 run-config keys, overrides take the demo's ``preset``, ``standard`` by default; ``steps``, the preset's by default
 (400 whatever the preset before 2026-12-04); ``batch`` for every task (identity at twice it), ``batch_sizes`` per
 task, ``eval_limit`` and ``eval_every``, which also keeps every evaluation on the way as ``evals``; ``heads_steps``,
-``heads_lr`` and ``heads_train``, the second stage's steps, learning rate and train options, the preset's by default)
-or
+``heads_lr``, ``heads_train`` and ``heads_type_weights``, the second stage's steps, learning rate, train options and
+type weights, the preset's by default; optional ``"variants": {name: {heads_* overrides}}``: more second stages from the
+same first stage, each recorded under ``variants`` with its results, so that each differs from the job's own second
+stage in its overrides alone) or
 ``{"kind": "specialist", "name": ..., "task": ..., "images": N, "batch": B, "lr": LR, "seed": S, "arch": A}``
 (``arch``: ``resnet18``, the default, or one of the ViT specialists that ``bench_specialist.ARCHS`` lists; optional
 ``head_images`` and ``head_lr``: a second stage that trains the last layer alone on the frozen backbone, as the
@@ -36,6 +38,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from faceptor_core.train.config import RunConfig
+    from faceptor_tasks.synthfaces.demo import HeadsStage
 
 
 def _merge(a: dict, b: dict) -> None:
@@ -61,6 +64,7 @@ def sweep_config(job: dict, out: Path, workers: int) -> RunConfig:
     ov.pop("heads_steps", None)  # the second stage's steps and learning rate: run_faceptor reads them
     ov.pop("heads_lr", None)
     ov.pop("heads_train", None)
+    ov.pop("heads_type_weights", None)
     tasks = [t for t in DEMO_TASKS if t in job["tasks"]] if job.get("tasks") else DEMO_TASKS
     d = demo_config(out, preset, steps=steps, tasks=tasks).model_dump()
     if batch:
@@ -74,28 +78,41 @@ def sweep_config(job: dict, out: Path, workers: int) -> RunConfig:
     return RunConfig.model_validate(d)
 
 
-def heads_options(overrides: dict) -> tuple[int, float | None, dict]:
-    """The second stage's steps, learning rate and train options of a job's ``overrides``, its preset's where they do
-    not say."""
-    from faceptor_tasks.synthfaces.demo import PRESETS
+def heads_options(overrides: dict) -> HeadsStage:
+    """The second stage of a job's ``overrides``: its ``heads_*`` keys, the preset's where they do not say."""
+    from faceptor_tasks.synthfaces.demo import PRESETS, HeadsStage
 
     preset = PRESETS[overrides.get("preset", "standard")]
-    return (
-        overrides.get("heads_steps", preset.heads_steps),
-        overrides.get("heads_lr", preset.heads_lr),
-        overrides.get("heads_train", preset.heads_train),
+    return HeadsStage(
+        steps=overrides.get("heads_steps", preset.heads_steps),
+        lr=overrides.get("heads_lr", preset.heads_lr),
+        train=overrides.get("heads_train", preset.heads_train),
+        type_weights=overrides.get("heads_type_weights", preset.heads_type_weights),
     )
 
 
+def _heads_record(heads: HeadsStage) -> dict:
+    return {
+        "heads_steps": heads.steps,
+        "heads_lr": heads.lr,
+        **({"heads_train": heads.train} if heads.train else {}),
+        **({"heads_type_weights": heads.type_weights} if heads.type_weights else {}),
+    }
+
+
 def run_faceptor(job: dict, out: Path, workers: int) -> dict:
-    """Train the demo configuration with ``job['overrides']`` and return its last evaluation."""
+    """Train the demo configuration with ``job['overrides']`` and return its last evaluation (and each variant's)."""
     from faceptor_tasks.synthfaces.demo import train_demo
 
+    overrides = job.get("overrides", {})
+    heads = heads_options(overrides)
+    variants = job.get("variants", {})
+    if variants and not heads.steps:
+        raise ValueError(f"job {job.get('name')}: variants are second stages, and this job has none (heads_steps 0)")
     cfg = sweep_config(job, out, workers)
-    heads_steps, heads_lr, heads_train = heads_options(job.get("overrides", {}))
     steps, eval_every = cfg.schedule.steps, cfg.eval_every
     shutil.rmtree(out, ignore_errors=True)
-    run = train_demo(cfg, heads_steps, heads_lr, heads_train)
+    run = train_demo(cfg, heads)
     log = [json.loads(line) for line in run.logs[0].read_text().splitlines()]  # stage 1's: evaluated on the way
     evals = [{"step": r["step"], "results": r["eval"]} for r in log if "eval" in r]
     return {
@@ -104,17 +121,40 @@ def run_faceptor(job: dict, out: Path, workers: int) -> dict:
         "precision": run.trainer.precision,
         "parameters": run.trainer.model.num_parameters(),
         "results": run.results,
+        **({**_heads_record(heads), "stage1_results": run.stage1_results} if heads.steps else {}),
+        **({"evals": evals} if eval_every < steps else {}),
         **(
-            {
-                "heads_steps": heads_steps,
-                "heads_lr": heads_lr,
-                **({"heads_train": heads_train} if heads_train else {}),
-                "stage1_results": run.stage1_results,
-            }
-            if heads_steps
+            {"variants": {name: run_variant(cfg, {**overrides, **v}) for name, v in variants.items()}}
+            if variants
             else {}
         ),
-        **({"evals": evals} if eval_every < steps else {}),
+    }
+
+
+def run_variant(cfg: RunConfig, overrides: dict) -> dict:
+    """A second stage with ``overrides``' ``heads_*`` keys from the first stage that :func:`run_faceptor` trained for
+    ``cfg``, in a folder of its own; its seconds, results, parameters and second-stage options."""
+    from faceptor_core.train.engine import Trainer
+    from faceptor_tasks.synthfaces.demo import heads_config, remove_render_cache
+
+    heads = heads_options(overrides)
+    out = Path(cfg.output_dir)
+    stage2 = heads_config(cfg, heads).model_copy(update={"output_dir": str(out / "variant")})
+    t0 = time.perf_counter()
+    try:
+        trainer = Trainer(stage2, overwrite=True)
+        try:
+            results = trainer.fit()
+        finally:
+            trainer.close_streams()
+    finally:
+        remove_render_cache(out)  # the first stage's tasks' cache, which the variant's tasks share
+    shutil.rmtree(out / "variant", ignore_errors=True)
+    return {
+        "seconds": round(time.perf_counter() - t0, 1),
+        "parameters": trainer.model.num_parameters(),
+        "results": results,
+        **_heads_record(heads),
     }
 
 

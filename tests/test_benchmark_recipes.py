@@ -260,3 +260,26 @@ def test_sweep_writes_each_record_as_its_job_ends(tmp_path, monkeypatch, capsys)
     out = capsys.readouterr().out
     assert "started slow" in out and "started fast" in out
     assert "1/2 done: fast" in out and "2/2 done: slow" in out
+
+
+def test_sweep_variants_share_stage_1_and_pair_exactly(tmp_path):
+    """A job's variants are second stages from its own first stage: a variant without changes reproduces the job's
+    second stage to the last digit, and one with other type weights records them and moves the results."""
+    job = {
+        "name": "v",
+        "overrides": {"preset": "quick", "steps": 2, "heads_steps": 2, "eval_limit": 8, "baseline_limit": 16},
+        "variants": {"same": {}, "heavier": {"heads_type_weights": {"landmarks": 4000.0}}},
+    }
+    from faceptor_tasks.synthfaces.demo import RENDER_CACHE
+
+    rec = learning_sweep.run_faceptor(job, tmp_path / "run", workers=0)
+    same, heavier = rec["variants"]["same"], rec["variants"]["heavier"]
+    assert same["results"] == rec["results"] and same["heads_steps"] == 2 and "heads_type_weights" not in same
+    assert heavier["heads_type_weights"] == {"landmarks": 4000.0}
+    nme = "nme_inter_ocular"
+    assert heavier["results"]["synth_landmarks"][nme] != rec["results"]["synth_landmarks"][nme]
+    assert not (tmp_path / "run" / "variant").exists() and not (tmp_path / "run" / RENDER_CACHE).exists()
+    with pytest.raises(ValueError, match="job w: variants are second stages"):
+        learning_sweep.run_faceptor(
+            {**job, "name": "w", "overrides": {**job["overrides"], "heads_steps": 0}}, tmp_path / "w", workers=0
+        )

@@ -19,6 +19,7 @@ from faceptor_tasks.synthfaces.demo import (
     DEMO_TASKS,
     PRESETS,
     RENDER_CACHE,
+    HeadsStage,
     _loss_series,
     demo_config,
     demo_plan,
@@ -100,17 +101,30 @@ def test_the_plan_says_why_a_cpu_without_bf16_trains_slower():
 def test_stage2_config_starts_from_stage1_with_a_fresh_schedule_and_data_order(tmp_path):
     demo = demo_config(tmp_path / "demo", "standard")
     stage1 = stage1_config(demo)
-    cfg = heads_config(demo, 450, lr=1e-3)
+    cfg = heads_config(demo, HeadsStage(steps=450, lr=1e-3))
     assert cfg.init_from == str(tmp_path / "demo" / "stage1" / "checkpoints" / "last")
     assert (cfg.train.mode, cfg.seed, cfg.optimizer.lr) == ("heads", stage1.seed + 1, 1e-3)
     assert (cfg.schedule.steps, cfg.schedule.warmup_steps, cfg.eval_every) == (450, 22, 450)
     assert cfg.tasks == stage1.tasks and cfg.type_weights == stage1.type_weights
-    assert heads_config(demo, 450).optimizer.lr == stage1.optimizer.lr
-    assert heads_config(demo, 450, train={"add_grid_readout": 3}).train.add_grid_readout == 3
+    assert heads_config(demo, HeadsStage(steps=450)).optimizer.lr == stage1.optimizer.lr
+    readout = HeadsStage(steps=450, train={"add_grid_readout": 3})
+    assert heads_config(demo, readout).train.add_grid_readout == 3
     landmarks = demo_config(tmp_path / "lm", "standard", tasks=["synth_landmarks"])
-    assert heads_config(landmarks, 450, train={"add_grid_readout": 3}).train.add_grid_readout == 0  # nothing to read
+    assert heads_config(landmarks, readout).train.add_grid_readout == 0  # nothing to read
     assert (stage1.output_dir, cfg.output_dir) == (str(tmp_path / "demo" / "stage1"), demo.output_dir)
     assert (stage1.eval_baselines, cfg.eval_baselines) == (False, True)
+
+
+def test_stage2_type_weights_change_stage2_only_and_the_preset_gives_its_stage2(tmp_path):
+    demo = demo_config(tmp_path / "demo", "standard")
+    cfg = heads_config(demo, HeadsStage(steps=450, type_weights={"attributes": 0.9, "gaze": 2.0}))
+    assert cfg.type_weights == {**demo.type_weights, "attributes": 0.9}  # a family not in the run is left out
+    assert stage1_config(demo).type_weights["attributes"] == PRESETS["standard"].type_weights["attributes"]
+    p = PRESETS["standard"].model_copy(update={"heads_type_weights": {"attributes": 0.9}})
+    assert p.heads() == HeadsStage(
+        steps=p.heads_steps, lr=p.heads_lr, train=p.heads_train, type_weights={"attributes": 0.9}
+    )
+    assert p.heads(0).steps == 0 and p.heads(7).type_weights == {"attributes": 0.9}
 
 
 def test_loss_curves_run_stage_2_on_from_stage_1(tmp_path):
@@ -166,7 +180,7 @@ def test_the_standard_demos_pooled_heads_stay_with_stage_1_and_attribute_tasks(t
     fractions = {"synth_age": 1.0, "synth_expression": 1.0, "synth_attributes": 2.0}
     assert demo.train.pooled_heads == fractions and demo.train.mode == "full"
     assert (demo.train.pooled_head_queries, demo.train.pooled_head_mean) == (4, True)  # attention beside the mean
-    stage2 = heads_config(demo, 450).train  # stage 2: the encoder is frozen, nothing to supervise
+    stage2 = heads_config(demo, HeadsStage(steps=450)).train  # stage 2: the encoder is frozen, nothing to supervise
     assert (stage2.pooled_heads, stage2.pooled_head_queries, stage2.pooled_head_mean) == (0, 0, False)
     landmarks = demo_config(tmp_path / "lm", "standard", tasks=["synth_landmarks"]).train
     # no attribute-type task: no pooled head, nor its readout (the config would refuse either)
@@ -187,7 +201,7 @@ def test_a_presets_per_task_pooled_readouts_keep_the_runs_tasks(tmp_path, monkey
     assert (age.train.pooled_heads, age.train.pooled_head_queries) == ({"synth_age": 1.0}, {})
     landmarks = demo_config(tmp_path / "lm", "standard", tasks=["synth_landmarks"])
     assert (landmarks.train.pooled_heads, landmarks.train.pooled_head_queries) == (0, 0)
-    assert heads_config(pair, 450).train.pooled_head_queries == 0  # stage 2 trains no pooled head
+    assert heads_config(pair, HeadsStage(steps=450)).train.pooled_head_queries == 0  # stage 2 trains no pooled head
     mean = {**train, "pooled_head_mean": True}
     monkeypatch.setitem(PRESETS, "standard", PRESETS["standard"].model_copy(update={"train": mean}))
     pair = demo_config(tmp_path / "pair2", "standard", tasks=["synth_landmarks", "synth_attributes"])

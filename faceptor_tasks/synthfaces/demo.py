@@ -115,12 +115,37 @@ class DemoPreset(BaseModel):
         description="stage 2's train section besides its mode (heads), e.g. add_grid_readout (left out of a run "
         "without an attribute-type task)",
     )
+    heads_type_weights: dict[str, float] = Field(
+        default_factory=dict, description="stage 2's type weights where they differ from stage 1's (type_weights)"
+    )
     eval_limit: int = Field(default=300, gt=0, description="test items scored per task")
     baseline_limit: int = Field(default=300, gt=0, description="training items the trivial answers are fitted on")
 
     def batch_size(self, task: str) -> int:
         """Images of ``task`` per step."""
         return self.batch_sizes.get(task, BATCH)
+
+    def heads(self, steps: int | None = None) -> HeadsStage:
+        """This preset's stage 2 (``steps`` instead of its ``heads_steps`` when given)."""
+        return HeadsStage(
+            steps=self.heads_steps if steps is None else steps,
+            lr=self.heads_lr,
+            train=self.heads_train,
+            type_weights=self.heads_type_weights,
+        )
+
+
+class HeadsStage(BaseModel):
+    """The demo's stage 2: the decoders trained on the frozen encoder (``train.mode: heads``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    steps: int = Field(ge=0, description="0: no stage 2")
+    lr: float | None = Field(default=None, gt=0, description="base learning rate; None: stage 1's")
+    train: dict[str, Any] = Field(default_factory=dict, description="train options besides the mode")
+    type_weights: dict[str, float] = Field(
+        default_factory=dict, description="type weights where they differ from stage 1's"
+    )
 
 
 #: Identity takes 4 x BATCH with the conv stem: verification gains most from more images (2 seeds: 0.60 / 0.68 with
@@ -263,12 +288,14 @@ def stage1_config(cfg: RunConfig) -> RunConfig:
     return cfg.model_copy(update={"output_dir": str(Path(cfg.output_dir) / "stage1"), "eval_baselines": False})
 
 
-def heads_config(cfg: RunConfig, steps: int, lr: float | None = None, train: dict[str, Any] | None = None) -> RunConfig:
+def heads_config(cfg: RunConfig, stage: HeadsStage) -> RunConfig:
     """The demo's stage 2 of ``cfg``, in its ``output_dir``: from stage 1's last checkpoint, the encoder frozen
-    (``train.mode: heads``, with the options ``train``), ``steps`` steps of a fresh warm-up and cosine peaking at
-    ``lr`` (``cfg``'s by default), on a fresh order of the training data (the seed after ``cfg``'s). A grid readout
-    (``add_grid_readout``) is left out of a run without an attribute-type task, which would have nothing to read for."""
-    train = dict(train or {})
+    (``train.mode: heads``, with ``stage.train``), ``stage.steps`` steps of a fresh warm-up and cosine peaking at
+    ``stage.lr`` (``cfg``'s by default), with ``cfg``'s type weights updated by ``stage.type_weights``, on a fresh
+    order of the training data (the seed after ``cfg``'s). A grid readout (``add_grid_readout``) is left out of a run
+    without an attribute-type task, which would have nothing to read for, and type weights of families not in the run
+    are left out."""
+    train = dict(stage.train)
     registry = default_registry()
     if not any(registry.get_task(t.name).head_type == "attribute" for t in cfg.tasks):
         train.pop("add_grid_readout", None)
@@ -277,12 +304,13 @@ def heads_config(cfg: RunConfig, steps: int, lr: float | None = None, train: dic
         init_from=str(Path(stage1_config(cfg).output_dir) / "checkpoints" / "last"),
         seed=cfg.seed + 1,
         train={**train, "mode": "heads"},
-        eval_every=steps,
-        checkpoint_every=steps,
+        eval_every=stage.steps,
+        checkpoint_every=stage.steps,
     )
-    d["schedule"] = {**d["schedule"], "steps": steps, "warmup_steps": max(1, steps // 20)}
-    if lr is not None:
-        d["optimizer"] = {**d["optimizer"], "lr": lr}
+    d["type_weights"] = {**d["type_weights"], **{f: w for f, w in stage.type_weights.items() if f in d["type_weights"]}}
+    d["schedule"] = {**d["schedule"], "steps": stage.steps, "warmup_steps": max(1, stage.steps // 20)}
+    if stage.lr is not None:
+        d["optimizer"] = {**d["optimizer"], "lr": stage.lr}
     return RunConfig.model_validate(d)
 
 
@@ -310,38 +338,33 @@ def demo_plan(trainer: Trainer, heads_steps: int) -> str:
     return plan + (f" ({note})" if note else "")
 
 
-def train_demo(
-    cfg: RunConfig, heads_steps: int = 0, heads_lr: float | None = None, heads_train: dict[str, Any] | None = None
-) -> DemoRun:
-    """Train ``cfg`` (a :func:`demo_config`) and, with ``heads_steps``, a second stage on its frozen encoder
-    (:func:`heads_config`, at ``heads_lr``, with the train options ``heads_train``). The render cache is deleted
-    afterwards, whether or not training ends well.
+def train_demo(cfg: RunConfig, heads: HeadsStage | None = None) -> DemoRun:
+    """Train ``cfg`` (a :func:`demo_config`) and, with ``heads`` of some steps, a second stage on its frozen encoder
+    (:func:`heads_config`). The render cache is deleted afterwards, whether or not training ends well.
 
     With two stages, stage 1 runs in ``<output_dir>/stage1`` (:func:`stage1_config`) and stage 2 in ``output_dir``,
     whose ``checkpoints/last`` is the demo's model either way.
     """
     out = Path(cfg.output_dir)
     try:
-        return _train_stages(cfg, heads_steps, heads_lr, heads_train)
+        return _train_stages(cfg, heads or HeadsStage(steps=0))
     finally:
         remove_render_cache(out)
 
 
-def _train_stages(
-    cfg: RunConfig, heads_steps: int, heads_lr: float | None, heads_train: dict[str, Any] | None
-) -> DemoRun:
+def _train_stages(cfg: RunConfig, heads: HeadsStage) -> DemoRun:
     out = Path(cfg.output_dir)
     t0 = time.perf_counter()
-    if not heads_steps:
+    if not heads.steps:
         shutil.rmtree(out / "stage1", ignore_errors=True)  # an earlier two-stage demo's first stage
         trainer = Trainer(cfg, overwrite=True)  # the demo owns its folder: each run starts over
         print(demo_plan(trainer, 0), flush=True)
         results = _fit(trainer)
         return DemoRun(trainer, results, None, None, [out / "log.jsonl"], time.perf_counter() - t0)
     stage1 = Trainer(stage1_config(cfg), overwrite=True)
-    print(demo_plan(stage1, heads_steps), flush=True)
+    print(demo_plan(stage1, heads.steps), flush=True)
     stage1_results = _fit(stage1)
-    trainer = Trainer(heads_config(cfg, heads_steps, heads_lr, heads_train), overwrite=True)
+    trainer = Trainer(heads_config(cfg, heads), overwrite=True)
     results = _fit(trainer)
     logs = [stage1.out / "log.jsonl", out / "log.jsonl"]
     return DemoRun(trainer, results, stage1.step, stage1_results, logs, time.perf_counter() - t0)
@@ -469,7 +492,7 @@ def run_demo(out: Path, preset: str = "standard", steps: int | None = None, head
     p = PRESETS[preset]
     if heads_steps is not None and heads_steps < 0:
         raise ValueError(f"--heads-steps {heads_steps}: expected 0 (no stage 2) or a positive number of steps")
-    run = train_demo(cfg, p.heads_steps if heads_steps is None else heads_steps, p.heads_lr, p.heads_train)
+    run = train_demo(cfg, p.heads(heads_steps))
     for task, metrics in run.results.items():
         print(f"{task}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
     return write_report(run, out)
