@@ -12,7 +12,7 @@ from PIL import Image
 from faceptor_core import get_task, load
 from faceptor_core.cli import main
 from faceptor_core.data.streams import TaskStream
-from faceptor_core.train.config import RunConfig
+from faceptor_core.train.config import ConfigError, RunConfig
 from faceptor_core.train.engine import Trainer
 from faceptor_core.train.precision import resolve_precision
 from faceptor_tasks.synthfaces.demo import (
@@ -117,8 +117,15 @@ def test_stage2_config_starts_from_stage1_with_a_fresh_schedule_and_data_order(t
 
 def test_stage2_type_weights_change_stage2_only_and_the_preset_gives_its_stage2(tmp_path):
     demo = demo_config(tmp_path / "demo", "standard")
-    cfg = heads_config(demo, HeadsStage(steps=450, type_weights={"attributes": 0.9, "gaze": 2.0}))
-    assert cfg.type_weights == {**demo.type_weights, "attributes": 0.9}  # a family not in the run is left out
+    cfg = heads_config(demo, HeadsStage(steps=450, type_weights={"attributes": 0.9}))
+    assert cfg.type_weights == {**demo.type_weights, "attributes": 0.9}
+    landmarks = demo_config(tmp_path / "lm", "standard", tasks=["synth_landmarks"])
+    assert heads_config(landmarks, HeadsStage(steps=4, type_weights={"attributes": 0.9})).type_weights == {
+        "landmarks": 40.0
+    }  # a demo family the run does not train is left out
+    misspelt = heads_config(demo, HeadsStage(steps=4, type_weights={"atributes": 0.9}))
+    with pytest.raises(ConfigError, match="type_weights.atributes: no task of this run has family"):
+        Trainer(misspelt)  # kept, and refused by name
     assert stage1_config(demo).type_weights["attributes"] == PRESETS["standard"].type_weights["attributes"]
     p = PRESETS["standard"].model_copy(update={"heads_type_weights": {"attributes": 0.9}})
     assert p.heads() == HeadsStage(
