@@ -85,8 +85,8 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_const",
         const="full",
         default=argparse.SUPPRESS,
-        help=f"100 more stage-1 steps without pooled heads: better on the dense tasks and age, level on the attributes "
-        f"and verification, worse on expression ({full.minutes} "
+        help=f"100 more stage-1 steps without pooled heads, and stage 2 without the grid readout: better on the dense "
+        f"tasks and age, close on verification, worse on the attributes and expression ({full.minutes} "
         f"minutes on 2 cores with bf16 instructions; {full.minutes_fp32} minutes on 2 AVX2 cores, in float32)",
     )
     parser.add_argument(
