@@ -135,7 +135,7 @@ def run_variant(cfg: RunConfig, overrides: dict) -> dict:
     """A second stage with ``overrides``' ``heads_*`` keys from the first stage that :func:`run_faceptor` trained for
     ``cfg``, in a folder of its own; its seconds, results, parameters and second-stage options."""
     from faceptor_core.train.engine import Trainer
-    from faceptor_tasks.synthfaces.demo import heads_config, remove_render_cache
+    from faceptor_tasks.synthfaces.demo import fit_stage, heads_config, remove_render_cache
 
     heads = heads_options(overrides)
     out = Path(cfg.output_dir)
@@ -143,10 +143,7 @@ def run_variant(cfg: RunConfig, overrides: dict) -> dict:
     t0 = time.perf_counter()
     try:
         trainer = Trainer(stage2, overwrite=True)
-        try:
-            results = trainer.fit()
-        finally:
-            trainer.close_streams()
+        results = fit_stage(trainer)
     finally:
         remove_render_cache(out)  # the first stage's tasks' cache, which the variant's tasks share
     shutil.rmtree(out / "variant", ignore_errors=True)

@@ -154,11 +154,11 @@ def test_each_demo_stage_stops_its_data_workers_however_it_ends() -> None:
     def trainer(name: str, fit):
         return SimpleNamespace(fit=fit, close_streams=lambda: closed.append(name))
 
-    assert demo._fit(trainer("ok", lambda: {"t": {"m": 1.0}})) == {"t": {"m": 1.0}}
+    assert demo.fit_stage(trainer("ok", lambda: {"t": {"m": 1.0}})) == {"t": {"m": 1.0}}
 
     def interrupted():
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        demo._fit(trainer("failed", interrupted))
+        demo.fit_stage(trainer("failed", interrupted))
     assert closed == ["ok", "failed"]

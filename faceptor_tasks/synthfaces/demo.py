@@ -369,18 +369,18 @@ def _train_stages(cfg: RunConfig, heads: HeadsStage) -> DemoRun:
         shutil.rmtree(out / "stage1", ignore_errors=True)  # an earlier two-stage demo's first stage
         trainer = Trainer(cfg, overwrite=True)  # the demo owns its folder: each run starts over
         print(demo_plan(trainer, 0), flush=True)
-        results = _fit(trainer)
+        results = fit_stage(trainer)
         return DemoRun(trainer, results, None, None, [out / "log.jsonl"], time.perf_counter() - t0)
     stage1 = Trainer(stage1_config(cfg), overwrite=True)
     print(demo_plan(stage1, heads.steps), flush=True)
-    stage1_results = _fit(stage1)
+    stage1_results = fit_stage(stage1)
     trainer = Trainer(heads_config(cfg, heads), overwrite=True)
-    results = _fit(trainer)
+    results = fit_stage(trainer)
     logs = [stage1.out / "log.jsonl", out / "log.jsonl"]
     return DemoRun(trainer, results, stage1.step, stage1_results, logs, time.perf_counter() - t0)
 
 
-def _fit(trainer: Trainer) -> dict[str, dict[str, float]]:
+def fit_stage(trainer: Trainer) -> dict[str, dict[str, float]]:
     """``trainer.fit()``, its data workers stopped when it ends or fails: stage 1's would otherwise sit through stage
     2, and no worker may still paint into the render cache when the demo removes it."""
     try:
