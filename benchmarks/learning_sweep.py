@@ -52,7 +52,7 @@ def _merge(a: dict, b: dict) -> None:
 def sweep_config(job: dict, out: Path, workers: int) -> RunConfig:
     """The demo configuration with ``job['overrides']`` (the module docstring lists the keys), as a RunConfig."""
     from faceptor_core.train.config import RunConfig
-    from faceptor_tasks.synthfaces.demo import DEMO_TASKS, PRESETS, demo_config
+    from faceptor_tasks.synthfaces.demo import DEMO_TASKS, PRESETS, HeadsStage, demo_config
 
     ov = dict(job.get("overrides", {}))
     preset = ov.pop("preset", "standard")
@@ -61,10 +61,8 @@ def sweep_config(job: dict, out: Path, workers: int) -> RunConfig:
     batch_sizes = ov.pop("batch_sizes", {})  # {task: batch size}, after "batch"
     eval_limit = ov.pop("eval_limit", None)  # test items per task (default: the demo's)
     eval_every = ov.pop("eval_every", steps)  # evaluations on the way are returned as "evals"
-    ov.pop("heads_steps", None)  # the second stage's steps and learning rate: run_faceptor reads them
-    ov.pop("heads_lr", None)
-    ov.pop("heads_train", None)
-    ov.pop("heads_type_weights", None)
+    for field in HeadsStage.model_fields:  # the second stage's heads_* keys: run_faceptor reads them
+        ov.pop(f"heads_{field}", None)
     tasks = [t for t in DEMO_TASKS if t in job["tasks"]] if job.get("tasks") else DEMO_TASKS
     d = demo_config(out, preset, steps=steps, tasks=tasks).model_dump()
     if batch:
@@ -79,25 +77,18 @@ def sweep_config(job: dict, out: Path, workers: int) -> RunConfig:
 
 
 def heads_options(overrides: dict) -> HeadsStage:
-    """The second stage of a job's ``overrides``: its ``heads_*`` keys, the preset's where they do not say."""
+    """The second stage of a job's ``overrides``: its ``heads_*`` keys (``heads_steps`` for ``HeadsStage.steps``, and
+    so on), the preset's where they do not say."""
     from faceptor_tasks.synthfaces.demo import PRESETS, HeadsStage
 
     preset = PRESETS[overrides.get("preset", "standard")]
-    return HeadsStage(
-        steps=overrides.get("heads_steps", preset.heads_steps),
-        lr=overrides.get("heads_lr", preset.heads_lr),
-        train=overrides.get("heads_train", preset.heads_train),
-        type_weights=overrides.get("heads_type_weights", preset.heads_type_weights),
-    )
+    given = {f: overrides[f"heads_{f}"] for f in HeadsStage.model_fields if f"heads_{f}" in overrides}
+    return HeadsStage.model_validate({**preset.heads.model_dump(), **given})
 
 
 def _heads_record(heads: HeadsStage) -> dict:
-    return {
-        "heads_steps": heads.steps,
-        "heads_lr": heads.lr,
-        **({"heads_train": heads.train} if heads.train else {}),
-        **({"heads_type_weights": heads.type_weights} if heads.type_weights else {}),
-    }
+    """``heads`` under the overrides' ``heads_*`` names, the empty train options and type weights left out."""
+    return {f"heads_{f}": v for f, v in heads.model_dump().items() if f in ("steps", "lr") or v}
 
 
 def run_faceptor(job: dict, out: Path, workers: int) -> dict:

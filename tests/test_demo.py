@@ -127,11 +127,7 @@ def test_stage2_type_weights_change_stage2_only_and_the_preset_gives_its_stage2(
     with pytest.raises(ConfigError, match="type_weights.atributes: no task of this run has family"):
         Trainer(misspelt)  # kept, and refused by name
     assert stage1_config(demo).type_weights["attributes"] == PRESETS["standard"].type_weights["attributes"]
-    p = PRESETS["standard"].model_copy(update={"heads_type_weights": {"attributes": 0.9}})
-    assert p.heads() == HeadsStage(
-        steps=p.heads_steps, lr=p.heads_lr, train=p.heads_train, type_weights={"attributes": 0.9}
-    )
-    assert p.heads(0).steps == 0 and p.heads(7).type_weights == {"attributes": 0.9}
+    assert PRESETS["standard"].heads.type_weights == {"attributes": 0.9}  # stage 2's, not stage 1's (0.3)
 
 
 def test_loss_curves_run_stage_2_on_from_stage_1(tmp_path):
@@ -148,7 +144,7 @@ def test_resnet_presets_train_the_resnet_stem_with_expression_at_32(tmp_path, pr
     """The standard demo and ``--full`` train the encoder that reads expression at 112 px: its batches, weights and
     precision reach the trainer, and a step runs."""
     assert demo_config(tmp_path / "default", preset).schedule.steps == steps
-    assert (PRESETS[preset].heads_steps, PRESETS[preset].heads_lr) == (heads_steps, 1e-3)
+    assert (PRESETS[preset].heads.steps, PRESETS[preset].heads.lr) == (heads_steps, 1e-3)
     d = demo_config(tmp_path / "run", preset, steps=2).model_dump()
     for entry in d["tasks"]:
         entry["eval_limit"] = 4

@@ -95,8 +95,8 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     steps = f"training steps (default: {standard.steps}; {quick.steps} with --quick, {full.steps} with --full)"
     parser.add_argument("--steps", type=int, help=steps)
     heads = (
-        f"steps of stage 2, which trains the decoders on the frozen encoder (default: {standard.heads_steps}; "
-        f"{quick.heads_steps} with --quick, {full.heads_steps} with --full; 0: no stage 2)"
+        f"steps of stage 2, which trains the decoders on the frozen encoder (default: {standard.heads.steps}; "
+        f"{quick.heads.steps} with --quick, {full.heads.steps} with --full; 0: no stage 2)"
     )
     parser.add_argument("--heads-steps", type=int, help=heads)
 

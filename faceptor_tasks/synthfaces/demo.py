@@ -80,6 +80,27 @@ RESNET_MODEL = {
 }
 
 
+class HeadsStage(BaseModel):
+    """The demo's stage 2: the decoders trained on the frozen encoder (``train.mode: heads``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    steps: int = Field(default=0, ge=0, description="steps of stage 2; 0: one stage")
+    lr: float | None = Field(
+        default=None,
+        gt=0,
+        description="stage 2's base learning rate (the decoders train at head_lr_multiplier times it); None: stage 1's",
+    )
+    train: dict[str, Any] = Field(
+        default_factory=dict,
+        description="stage 2's train section besides its mode (heads), e.g. add_grid_readout (left out of a run "
+        "without an attribute-type task)",
+    )
+    type_weights: dict[str, float] = Field(
+        default_factory=dict, description="stage 2's type weights where they differ from stage 1's (type_weights)"
+    )
+
+
 class DemoPreset(BaseModel):
     """One way to run the demo: how long, which model, how many images of each task a step."""
 
@@ -99,53 +120,13 @@ class DemoPreset(BaseModel):
     batch_sizes: dict[str, int] = Field(default_factory=dict, description="images a step where not BATCH")
     type_weights: dict[str, float] = Field(default_factory=lambda: dict(TYPE_WEIGHTS))
     precision: Precision = Field(default="auto", description="training forward pass (RunConfig.precision)")
-    heads_steps: int = Field(
-        default=0,
-        ge=0,
-        description="steps of a second stage in which the encoder is frozen and the decoders train on (train.mode "
-        "heads); 0: one stage",
-    )
-    heads_lr: float | None = Field(
-        default=None,
-        gt=0,
-        description="stage 2's base learning rate (the decoders train at head_lr_multiplier times it); None: stage 1's",
-    )
-    heads_train: dict[str, Any] = Field(
-        default_factory=dict,
-        description="stage 2's train section besides its mode (heads), e.g. add_grid_readout (left out of a run "
-        "without an attribute-type task)",
-    )
-    heads_type_weights: dict[str, float] = Field(
-        default_factory=dict, description="stage 2's type weights where they differ from stage 1's (type_weights)"
-    )
+    heads: HeadsStage = Field(default_factory=HeadsStage, description="stage 2 (none by default)")
     eval_limit: int = Field(default=300, gt=0, description="test items scored per task")
     baseline_limit: int = Field(default=300, gt=0, description="training items the trivial answers are fitted on")
 
     def batch_size(self, task: str) -> int:
         """Images of ``task`` per step."""
         return self.batch_sizes.get(task, BATCH)
-
-    def heads(self, steps: int | None = None) -> HeadsStage:
-        """This preset's stage 2 (``steps`` instead of its ``heads_steps`` when given)."""
-        return HeadsStage(
-            steps=self.heads_steps if steps is None else steps,
-            lr=self.heads_lr,
-            train=self.heads_train,
-            type_weights=self.heads_type_weights,
-        )
-
-
-class HeadsStage(BaseModel):
-    """The demo's stage 2: the decoders trained on the frozen encoder (``train.mode: heads``)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    steps: int = Field(ge=0, description="0: no stage 2")
-    lr: float | None = Field(default=None, gt=0, description="base learning rate; None: stage 1's")
-    train: dict[str, Any] = Field(default_factory=dict, description="train options besides the mode")
-    type_weights: dict[str, float] = Field(
-        default_factory=dict, description="type weights where they differ from stage 1's"
-    )
 
 
 #: Identity takes 4 x BATCH with the conv stem: verification gains most from more images (2 seeds: 0.60 / 0.68 with
@@ -187,8 +168,6 @@ PRESETS: dict[str, DemoPreset] = {
     ),
     "standard": DemoPreset(
         steps=300,
-        heads_steps=450,
-        heads_lr=1e-3,
         # 8:29 measured for the recipe without pooled heads and with identity at 16, times 1.093: the two recipes
         # timed one after the other on a slower host (13:52 against 12:41; demo_bf16_amx_seed0_pooled.json); 10:21
         # measured on a host about 10% slower than the 8:29 run's (demo_bf16_amx_seed0_pooled_attr2.json); the render
@@ -208,13 +187,11 @@ PRESETS: dict[str, DemoPreset] = {
         # stage 2 reads the attributes through a 3 x 3 grid readout beside their queries, at 3 times their stage-1
         # weight: 6 fresh paired seeds, attributes 0.866 -> 0.871 (+0.004 +- 0.0015, 5 better, 1 equal), no task worse
         # beyond its error (docs/results.md, "The grid readout and a larger share together")
-        heads_train={"add_grid_readout": 3},
-        heads_type_weights={"attributes": 0.9},
+        heads=HeadsStage(steps=450, lr=1e-3, train={"add_grid_readout": 3}, type_weights={"attributes": 0.9}),
     ),
     "full": DemoPreset(
         steps=400,
-        heads_steps=450,
-        heads_lr=1e-3,
+        heads=HeadsStage(steps=450, lr=1e-3),
         minutes="about 11.5",  # 11:30 measured (benchmarks/results/demo_full_bf16_amx_seed0_unpadded.json)
         minutes_fp32="25-41",  # 25:12 measured on the Zen 2 host, times 1.44-1.63 on the slower one (as above)
         model=RESNET_MODEL,
@@ -502,7 +479,7 @@ def run_demo(out: Path, preset: str = "standard", steps: int | None = None, head
     p = PRESETS[preset]
     if heads_steps is not None and heads_steps < 0:
         raise ValueError(f"--heads-steps {heads_steps}: expected 0 (no stage 2) or a positive number of steps")
-    run = train_demo(cfg, p.heads(heads_steps))
+    run = train_demo(cfg, p.heads if heads_steps is None else p.heads.model_copy(update={"steps": heads_steps}))
     for task, metrics in run.results.items():
         print(f"{task}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
     return write_report(run, out)
