@@ -19,6 +19,7 @@ from faceptor_tasks.synthfaces.demo import (
     DEMO_TASKS,
     PRESETS,
     RENDER_CACHE,
+    TYPE_WEIGHTS,
     HeadsStage,
     _loss_series,
     demo_config,
@@ -128,6 +129,18 @@ def test_stage2_type_weights_change_stage2_only_and_the_preset_gives_its_stage2(
         Trainer(misspelt)  # kept, and refused by name
     assert stage1_config(demo).type_weights["attributes"] == PRESETS["standard"].type_weights["attributes"]
     assert PRESETS["standard"].heads.type_weights == {"attributes": 0.9}  # stage 2's, not stage 1's (0.3)
+
+
+def test_stage1_type_weights_leave_out_families_not_trained_and_keep_a_misspelt_name(tmp_path, monkeypatch):
+    """Stage 1 filters a preset's type weights by the same rule as stage 2: a misspelt family is refused by name."""
+    landmarks = demo_config(tmp_path / "lm", "standard", tasks=["synth_landmarks"])
+    assert landmarks.type_weights == {"landmarks": 40.0}
+    typo = PRESETS["standard"].model_copy(update={"type_weights": {**TYPE_WEIGHTS, "atributes": 0.3}})
+    monkeypatch.setitem(PRESETS, "typo", typo)
+    cfg = demo_config(tmp_path / "typo", "typo", tasks=["synth_landmarks"])
+    assert cfg.type_weights == {"landmarks": 40.0, "atributes": 0.3}
+    with pytest.raises(ConfigError, match="type_weights.atributes: no task of this run has family"):
+        Trainer(cfg)
 
 
 def test_loss_curves_run_stage_2_on_from_stage_1(tmp_path):

@@ -205,13 +205,12 @@ def demo_config(
     out: Path, preset: str = "standard", steps: int | None = None, tasks: Sequence[str] = DEMO_TASKS
 ) -> RunConfig:
     """The demo's run with ``preset`` (one of :data:`PRESETS`) on every SynthFaces task (or the subset ``tasks``,
-    with the type weights of their families only)."""
+    with the type weights of their families only; a name that is no demo family is kept, for the Trainer to refuse)."""
     if preset not in PRESETS:
         raise ValueError(f"unknown demo preset {preset!r}; expected one of {', '.join(PRESETS)}")
     p = PRESETS[preset]
     steps = steps or p.steps
     specs = [default_registry().get_task(t) for t in tasks]
-    families = {spec.family for spec in specs}
     train = _train_section(p.train, specs)
     return RunConfig.model_validate(
         {
@@ -223,7 +222,7 @@ def demo_config(
                 {"name": t, "batch_size": p.batch_size(t), "eval_limit": p.eval_limit, "root": str(out / RENDER_CACHE)}
                 for t in tasks
             ],
-            "type_weights": {f: w for f, w in p.type_weights.items() if f in families},
+            "type_weights": _run_type_weights(p.type_weights, specs),
             "baseline_limit": p.baseline_limit,
             # measured with the conv stem: 2e-4 leaves age at its trivial answer; 5e-4 and 1e-3 learn it
             "optimizer": {"lr": 5e-4, "weight_decay": 0.05, "head_lr_multiplier": 2.0},
@@ -235,6 +234,13 @@ def demo_config(
             "precision": p.precision,
         }
     )
+
+
+def _run_type_weights(weights: dict[str, float], specs: Sequence[TaskSpec]) -> dict[str, float]:
+    """``weights`` for a run of ``specs``, in either stage: a demo family (:data:`TYPE_WEIGHTS`) that the run does not
+    train is left out; any other name is kept, for the Trainer to refuse by name."""
+    families = {spec.family for spec in specs}
+    return {f: w for f, w in weights.items() if f in families or f not in TYPE_WEIGHTS}
 
 
 def remove_render_cache(out: Path) -> None:
@@ -284,8 +290,6 @@ def heads_config(cfg: RunConfig, stage: HeadsStage) -> RunConfig:
     specs = [registry.get_task(t.name) for t in cfg.tasks]
     if not any(spec.head_type == "attribute" for spec in specs):
         train.pop("add_grid_readout", None)
-    families = {spec.family for spec in specs}
-    weights = {f: w for f, w in stage.type_weights.items() if f in families or f not in TYPE_WEIGHTS}
     d = cfg.model_dump()
     d.update(
         init_from=str(Path(stage1_config(cfg).output_dir) / "checkpoints" / "last"),
@@ -294,7 +298,7 @@ def heads_config(cfg: RunConfig, stage: HeadsStage) -> RunConfig:
         eval_every=stage.steps,
         checkpoint_every=stage.steps,
     )
-    d["type_weights"] = {**d["type_weights"], **weights}
+    d["type_weights"] = {**d["type_weights"], **_run_type_weights(stage.type_weights, specs)}
     d["schedule"] = {**d["schedule"], "steps": stage.steps, "warmup_steps": max(1, stage.steps // 20)}
     if stage.lr is not None:
         d["optimizer"] = {**d["optimizer"], "lr": stage.lr}
